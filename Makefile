@@ -1,0 +1,36 @@
+# tern: `make run` builds and starts the demo, `make test` builds and passes
+# every test (ASan+UBSan build with clang, ctest as the runner).
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc)
+ARGS       ?=
+
+.PHONY: all run test bench soak install clean deps format valgrind
+
+all:
+	@scripts/deps.sh build
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTERN_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: all
+	./$(BUILD)/tern-demo $(ARGS)
+
+test:
+	@scripts/deps.sh test
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DTERN_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j 2
+
+bench: all
+	@scripts/deps.sh bench
+	bench/run.sh
+
+install: all
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i include/*.h src/*/*.[ch] examples/*.c tests/unit/*/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

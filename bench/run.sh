@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# tern benchmarks (`make bench`): tern-demo against nginx, the floor, h2o and
+# tokio-hyper, method of ARCHITECTURE.md "Benchmark method". Each server is
+# pinned to CPU 0 with one worker, the load generator to CPU 1, loopback only.
+# Servers alternate inside every round (order rotated per round so none always
+# runs first); RESULTS.md reports every round and the medians.
+#
+# Environment knobs:
+#   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7"  TERN_BIN=build/tern-demo
+#   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
+#   these in scenarios 1-4; h2o is then asked for "/", its only file)
+set -u -o pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONC_DURATION=${CONC_DURATION:-10s}
+WARMUP=${WARMUP:-1s}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+CONC_CONNS=${CONC_CONNS:-5000}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7}
+TERN_BIN=${TERN_BIN:-build/tern-demo}
+TERN_PORT=${TERN_PORT:-18080}
+ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
+    echo "bench: anchors not found at ${ANCHORS:-../shared/anchors} (set ANCHORS)" >&2
+    exit 1
+}
+EXTRA=${EXTRA:-}
+OUT=$ROOT/bench/out
+RES=$OUT/results.tsv
+NOTES=$OUT/notes.txt
+
+log() { echo "bench: $*" >&2; }
+note() { echo "$*" >>"$NOTES"; log "$*"; }
+
+for tool in wrk taskset python3 ps; do
+    command -v $tool >/dev/null || { log "$tool missing (run scripts/deps.sh bench)"; exit 1; }
+done
+
+# ---- process bookkeeping: everything started here is killed on exit ------
+TRACKED=()
+descendants() {
+    local p c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+kill_tree() {
+    # TERM the root first (nginx/h2o masters stop their workers themselves), KILL
+    # whatever is left after 5 s. Only pids this script started and their children.
+    local pid=$1 kids i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kids=$(descendants "$pid")
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        # A reaped child no longer answers kill -0; an unreaped zombie still does.
+        case $(ps -o stat= -p "$pid" 2>/dev/null) in Z*) break ;; esac
+        sleep 0.1
+    done
+    kill -KILL "$pid" $kids 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+cleanup() {
+    local p
+    for p in "${TRACKED[@]}"; do kill_tree "$p"; done
+    TRACKED=()
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM HUP
+untrack() {
+    local p keep=()
+    for p in "${TRACKED[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+    TRACKED=("${keep[@]}")
+}
+
+# Servers and the 10k-connection client need more than the default 1024 fds.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 20000 ]; then
+    log "warning: RLIMIT_NOFILE is $(ulimit -n) (< 20000): scenarios 5 and 6 may fail"
+fi
+
+mkdir -p "$OUT/logs" "$OUT/bin"
+rm -f "$OUT"/*.txt "$OUT"/logs/*.log "$RES"
+: >"$RES"
+: >"$NOTES"
+
+# ---- anchors ---------------------------------------------------------------
+FLOOR=$ANCHORS/floor/floor
+if [ ! -x "$FLOOR" ]; then
+    FLOOR=$OUT/bin/floor
+    if [ ! -x "$FLOOR" ] || [ "$ANCHORS/floor/floor.c" -nt "$FLOOR" ]; then
+        log "building the floor"
+        gcc -O2 -o "$FLOOR" "$ANCHORS/floor/floor.c" || { note "floor: build failed"; FLOOR=""; }
+    fi
+fi
+
+TOKIO=$ANCHORS/tokio-hyper/target/release/tokio-hyper-anchor
+if [ ! -x "$TOKIO" ]; then
+    # The anchors tree may be read-only: build a copy under bench/out.
+    TOKIO=$OUT/bin/tokio-hyper/target/release/tokio-hyper-anchor
+    if [ ! -x "$TOKIO" ]; then
+        log "building tokio-hyper (offline, Debian crates; ~1 min)"
+        rm -rf "$OUT/bin/tokio-hyper"
+        cp -r "$ANCHORS/tokio-hyper" "$OUT/bin/tokio-hyper" && chmod -R u+w "$OUT/bin/tokio-hyper"
+        if ! timeout 900 sh "$OUT/bin/tokio-hyper/build.sh" >"$OUT/logs/tokio-build.log" 2>&1; then
+            note "tokio-hyper: build failed (offline?), skipped; see bench/out/logs/tokio-build.log"
+            TOKIO=""
+        fi
+    fi
+fi
+
+H2O=$(command -v h2o || true)
+if [ -z "$H2O" ] && [ "$(id -u)" = 0 ]; then
+    log "trying apt-get install h2o"
+    DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -qq --no-install-recommends \
+        h2o >/dev/null 2>&1
+    H2O=$(command -v h2o || true)
+fi
+[ -n "$H2O" ] || note "h2o: not installed, skipped"
+
+NGINX=$(command -v nginx || true)
+[ -n "$NGINX" ] || note "nginx: not installed (scripts/deps.sh bench), skipped"
+
+if [ -x "$TERN_BIN" ]; then
+    TERN=$ROOT/$TERN_BIN
+    [ "${TERN_BIN#/}" != "$TERN_BIN" ] && TERN=$TERN_BIN
+else
+    TERN=""
+    note "tern: $TERN_BIN not found (build it with \`make\`): tern rows skipped"
+fi
+
+# ---- servers ---------------------------------------------------------------
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server NAME: sets SRV_PID SRV_PORT SRV_PATH; returns 1 if unavailable.
+start_server() {
+    local name=$1 cmd
+    SRV_PATH=/plaintext
+    case $name in
+    tern)
+        [ -n "$TERN" ] || return 1
+        SRV_PORT=$TERN_PORT
+        cmd=("$TERN" --workers 1 --port "$SRV_PORT" --host 127.0.0.1) ;;
+    nginx)
+        [ -n "$NGINX" ] || return 1
+        SRV_PORT=18081
+        cmd=("$NGINX" -e /tmp/anchor-nginx.err -c "$ANCHORS/nginx.conf") ;;
+    h2o)
+        [ -n "$H2O" ] || return 1
+        SRV_PORT=18082 SRV_PATH=/
+        mkdir -p /tmp/h2o-root && printf 'Hello, World!' >/tmp/h2o-root/index.txt
+        # h2o's defaults (max-connections 1024, 10 s idle timeout) cannot hold the
+        # 10,000 idle connections of scenario 5: raise both, nothing else changes.
+        { cat "$ANCHORS/h2o.conf"
+          printf 'max-connections: 20000\nhttp1-request-timeout: 120\n'; } >"$OUT/h2o.conf"
+        cmd=("$H2O" -c "$OUT/h2o.conf") ;;
+    tokio)
+        [ -n "$TOKIO" ] || return 1
+        SRV_PORT=18083
+        cmd=("$TOKIO" 18083 1) ;;
+    floor)
+        [ -n "$FLOOR" ] || return 1
+        SRV_PORT=18086
+        cmd=("$FLOOR" 18086) ;;
+    esac
+    if port_busy "$SRV_PORT"; then
+        note "$name: port $SRV_PORT already in use by a process this script did not start; skipped"
+        return 1
+    fi
+    echo "== $(date +%T) taskset -c 0 ${cmd[*]}" >>"$OUT/logs/$name.log"
+    taskset -c 0 "${cmd[@]}" >>"$OUT/logs/$name.log" 2>&1 </dev/null &
+    SRV_PID=$!
+    TRACKED+=("$SRV_PID")
+    local i
+    for ((i = 0; i < 200; i++)); do
+        if ! kill -0 "$SRV_PID" 2>/dev/null; then
+            note "$name: exited at start-up, see bench/out/logs/$name.log"
+            untrack "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
+            return 1
+        fi
+        port_busy "$SRV_PORT" && return 0
+        sleep 0.05
+    done
+    note "$name: not listening on $SRV_PORT after 10 s"
+    stop_server
+    return 1
+}
+stop_server() {
+    kill_tree "$SRV_PID"
+    untrack "$SRV_PID"
+}
+
+# Server CPU time (user+system clock ticks) and VmRSS (kB), summed over the
+# server and its descendants (nginx/h2o master + worker).
+tree_pids() { echo "$1"; descendants "$1"; }
+cpu_ticks() {
+    local p s t=0 f
+    for p in $(tree_pids "$1"); do
+        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        s=${s##*) }           # comm may contain spaces; fields restart at 3 (state)
+        read -r -a f <<<"$s"
+        t=$((t + f[11] + f[12])) # fields 14 utime, 15 stime
+    done
+    echo "$t"
+}
+rss_kb() {
+    local p t=0 v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+CLK_TCK=$(getconf CLK_TCK)
+# cpu0_ticks: "busy total" clock ticks of CPU 0 from /proc/stat. CPU 0 busy time
+# not charged to the server is interference from other processes (the machine
+# may be shared): RESULTS.md shows it per run as "CPU0 other %".
+cpu0_ticks() {
+    awk '$1 == "cpu0" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
+}
+other_pct() { # other_pct "B0 T0" "B1 T1" SERVER_TICKS
+    echo "$1 $2 $3" | awk '{ t = $4 - $2; if (t > 0) printf "%.1f", 100 * ($3 - $1 - $5) / t }'
+}
+
+# run_wrk FILE ARGS...: wrk pinned to CPU 1, in the background so the trap can
+# stop it; the exact command line is the first line of FILE.
+run_wrk() {
+    local file=$1; shift
+    echo "\$ taskset -c 1 wrk $(quote "$@")" >"$file"
+    taskset -c 1 wrk "$@" >>"$file" 2>&1 &
+    WRK_PID=$!
+    TRACKED+=("$WRK_PID")
+    wait "$WRK_PID"
+    local rc=$?
+    untrack "$WRK_PID"
+    return $rc
+}
+record() { local IFS=$'\t'; echo "$*" >>"$RES"; }
+# quote ARGS...: the command line as one would type it (args with spaces in '').
+quote() {
+    local a s=""
+    for a in "$@"; do
+        case $a in *[[:space:]]* | "") s+=" '$a'" ;; *) s+=" $a" ;; esac
+    done
+    echo "${s# }"
+}
+
+rotate() { # rotate ROUND LIST...: LIST rotated left by ROUND-1
+    local r=$1; shift
+    local a=("$@") n=$#
+    local i
+    for ((i = 0; i < n; i++)); do echo "${a[(i + r - 1) % n]}"; done
+}
+
+# ---- scenarios ---------------------------------------------------------------
+# wrk_scenario ID NAME ROUND SERVER WRK-ARGS... (URL appended by "@URL@")
+wrk_scenario() {
+    local id=$1 server=$2 round=$3; shift 3
+    start_server "$server" || return 0
+    local url="http://127.0.0.1:$SRV_PORT$SRV_PATH" args=() a
+    for a in "$@"; do args+=("${a//@URL@/$url}"); done
+    # Warm-up run (not measured): faults in code and buffers, fills caches.
+    taskset -c 1 wrk -t1 -c64 -d"$WARMUP" "$url" >/dev/null 2>&1
+    local file=$OUT/s$id-$server-r$round.txt t0 t1 c0 c1
+    c0=$(cpu0_ticks)
+    t0=$(cpu_ticks "$SRV_PID")
+    run_wrk "$file" "${args[@]}"
+    t1=$(cpu_ticks "$SRV_PID")
+    c1=$(cpu0_ticks)
+    record "scenario=$id" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
+        "cpu_ticks=$((t1 - t0))" "clk_tck=$CLK_TCK" "cpu0_other=$(other_pct "$c0" "$c1" $((t1 - t0)))"
+    stop_server
+}
+
+idle_scenario() {
+    local server=$1 round=$2 line
+    start_server "$server" || return 0
+    local file=$OUT/s5-$server-r$round.txt
+    echo "\$ taskset -c 1 python3 bench/idle_conns.py --port $SRV_PORT --pid $SRV_PID" \
+        "--path $SRV_PATH --conns $IDLE_CONNS" >"$file"
+    taskset -c 1 timeout 120 python3 bench/idle_conns.py --port "$SRV_PORT" --pid "$SRV_PID" \
+        --path "$SRV_PATH" --conns "$IDLE_CONNS" >>"$file" 2>&1 &
+    local cpid=$!
+    TRACKED+=("$cpid")
+    wait "$cpid"
+    untrack "$cpid"
+    line=$(grep '^conns=' "$file" | tail -1)
+    [ -n "$line" ] || line="error=client_failed"
+    record "scenario=5" "server=$server" "round=$round" "out=${file#$ROOT/bench/}" "$line"
+    stop_server
+}
+
+conc_scenario() {
+    local server=$1 round=$2
+    start_server "$server" || return 0
+    local url="http://127.0.0.1:$SRV_PORT/concurrent"
+    # Small warm-up (16 connections), then the idle baseline.
+    taskset -c 1 wrk -t1 -c16 -d"$WARMUP" "$url" >/dev/null 2>&1
+    sleep 0.5
+    local idle mid file=$OUT/s6-$server-r$round.txt secs t0 t1 c0 c1
+    idle=$(rss_kb "$SRV_PID")
+    secs=${CONC_DURATION%s}
+    t0=$(cpu_ticks "$SRV_PID")
+    c0=$(cpu0_ticks)
+    echo "\$ taskset -c 1 wrk -t1 -c$CONC_CONNS -d$CONC_DURATION --latency $url" >"$file"
+    taskset -c 1 wrk -t1 -c"$CONC_CONNS" -d"$CONC_DURATION" --latency "$url" >>"$file" 2>&1 &
+    WRK_PID=$!
+    TRACKED+=("$WRK_PID")
+    sleep "$(awk -v s="$secs" 'BEGIN { print s / 2 }')"
+    mid=$(rss_kb "$SRV_PID")
+    wait "$WRK_PID"
+    untrack "$WRK_PID"
+    t1=$(cpu_ticks "$SRV_PID")
+    c1=$(cpu0_ticks)
+    record "scenario=6" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
+        "cpu_ticks=$((t1 - t0))" "clk_tck=$CLK_TCK" "rss_idle_kb=$idle" "rss_mid_kb=$mid" \
+        "inflight=$CONC_CONNS" "cpu0_other=$(other_pct "$c0" "$c1" $((t1 - t0)))"
+    stop_server
+}
+
+micro_scenario() {
+    local src name bin first srcs flags w file
+    for src in bench/micro_*.c; do
+        [ -e "$src" ] || { note "micro: no bench/micro_*.c yet"; return 0; }
+        name=$(basename "$src" .c)
+        bin=$OUT/bin/$name
+        file=$OUT/s7-$name.txt
+        # The leading comment names the other sources (and any -D/-l flags) it
+        # needs; keep the files that exist, skip other architectures' assembly.
+        first=$(awk '{ print } /\*\// { exit }' "$src")
+        srcs=() flags=()
+        for w in $first; do
+            w=${w%,}
+            case $w in
+            *_aarch64.S | *_x86_64.S | *_arm64.S)
+                case $w in *"_$(uname -m)".S) ;; *) continue ;; esac ;;&
+            *.c | *.S | *.s)
+                if [ -f "$w" ] && [ "$w" != "$src" ]; then
+                    case " ${srcs[*]} " in *" $w "*) ;; *) srcs+=("$w") ;; esac
+                fi ;;
+            -l* | -D*)
+                case " ${flags[*]} " in *" $w "*) ;; *) flags+=("$w") ;; esac ;;
+            esac
+        done
+        echo "\$ cc -O2 -Iinclude -Isrc ${flags[*]} $src ${srcs[*]} -o bench/out/bin/$name -lpthread" \
+            >"$file"
+        if ! cc -O2 -Iinclude -Isrc "${flags[@]}" "$src" "${srcs[@]}" -o "$bin" -lpthread \
+            >>"$file" 2>&1; then
+            record "scenario=7" "server=$name" "round=1" "out=${file#$ROOT/bench/}" "error=build"
+            continue
+        fi
+        echo "\$ taskset -c 0 bench/out/bin/$name" >>"$file"
+        local rc=0
+        taskset -c 0 timeout 300 "$bin" >>"$file" 2>&1 || rc=$?
+        record "scenario=7" "server=$name" "round=1" "out=${file#$ROOT/bench/}" "rc=$rc"
+    done
+}
+
+MAIN=(tern nginx floor)
+for e in $EXTRA; do MAIN+=("$e"); done
+
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "nproc=$(nproc)"
+    echo "kernel=$(uname -sr)"
+    echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "wrk=$(wrk -v 2>&1 | head -n 1)"
+    [ -n "$NGINX" ] && echo "nginx=$("$NGINX" -v 2>&1)"
+    [ -n "$H2O" ] && echo "h2o=$("$H2O" --version 2>&1 | head -n 1)"
+    [ -n "$TERN" ] && echo "tern=$TERN_BIN ($(stat -c '%y' "$TERN" | cut -d. -f1))"
+    echo "rounds=$ROUNDS duration=$DURATION conc_duration=$CONC_DURATION warmup=$WARMUP"
+    echo "ulimit_n=$(ulimit -n)"
+} >"$OUT/machine.txt"
+
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+PIPE_LUA=$ANCHORS/pipeline.lua
+for ((r = 1; r <= ROUNDS; r++)); do
+    mapfile -t ORDER < <(rotate "$r" "${MAIN[@]}")
+    log "round $r/$ROUNDS: ${ORDER[*]}"
+    for s in "${ORDER[@]}"; do
+        has 1 && wrk_scenario 1 "$s" "$r" -t1 -c256 -d"$DURATION" --latency @URL@
+        has 2 && wrk_scenario 2 "$s" "$r" -t1 -c256 -d"$DURATION" --latency -s "$PIPE_LUA" @URL@ -- 16
+        has 3 && wrk_scenario 3 "$s" "$r" -t1 -c64 -d"$DURATION" --latency -H 'Connection: close' @URL@
+        has 4 && wrk_scenario 4 "$s" "$r" -t1 -c1 -d"$DURATION" --latency @URL@
+    done
+    if has 5; then
+        for s in $(rotate "$r" tern nginx h2o tokio); do idle_scenario "$s" "$r"; done
+    fi
+    if has 6; then
+        for s in $(rotate "$r" tern tokio); do conc_scenario "$s" "$r"; done
+    fi
+done
+has 7 && micro_scenario
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+
+python3 bench/report.py "$OUT" "$ROOT/bench/RESULTS.md" "$ANCHORS"
+log "wrote bench/RESULTS.md (raw outputs in bench/out/)"

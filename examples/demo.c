@@ -1,0 +1,146 @@
+/* tern-demo: every feature of tern behind one command (`make run`).
+ * Endpoints are listed in README.md and by --help. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tern.h>
+
+static atomic_uint_fast64_t request_counter;
+
+static void plaintext(tern_ctx *ctx) {
+    tern_set_header(ctx, "Content-Type", "text/plain");
+    tern_set_body_static(ctx, "Hello, World!", 13);
+}
+
+static void json(tern_ctx *ctx) {
+    static const char body[] = "{\"message\":\"Hello, World!\"}";
+    tern_set_header(ctx, "Content-Type", "application/json");
+    tern_set_body_static(ctx, body, sizeof body - 1);
+}
+
+/* A request that waits on three things in turn (a database query, an API
+ * call, a file read), simulated by timer sleeps: the worker serves other
+ * requests meanwhile. */
+static void concurrent(tern_ctx *ctx) {
+    uint64_t t0 = tern_clock_ns();
+    uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
+    if (tern_sleep(10) < 0 || tern_sleep(5) < 0 || tern_sleep(3) < 0) {
+        tern_text(ctx, 503, "cancelled\n");
+        return;
+    }
+    char id[24], took[24];
+    snprintf(id, sizeof id, "%" PRIu64, n);
+    snprintf(took, sizeof took, "%" PRIu64, (tern_clock_ns() - t0) / 1000);
+    tern_set_header(ctx, "Content-Type", "text/plain");
+    tern_set_header(ctx, "X-Request-ID", id);
+    tern_set_header(ctx, "X-Process-Time", took);
+    tern_printf_body(ctx, "Request %" PRIu64 ": DB=db_data_%" PRIu64 ", API=api_response_%" PRIu64
+                          ", File=file_content_%" PRIu64,
+                     n, n, n, n);
+}
+
+static void echo(tern_ctx *ctx) {
+    const char *type = tern_header(ctx, "Content-Type");
+    tern_str body = tern_body(ctx);
+    tern_set_header(ctx, "Content-Type", type ? type : "application/octet-stream");
+    /* the request body lives until the response is sent: no copy needed */
+    tern_set_body_static(ctx, body.ptr, body.len);
+}
+
+static void user(tern_ctx *ctx) {
+    const char *id = tern_json_quote(ctx, tern_param(ctx, "id"));
+    tern_set_header(ctx, "Content-Type", "application/json");
+    tern_printf_body(ctx, "{\"id\":%s}", id ? id : "null");
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tern-demo [--host ADDR] [--port PORT] [--workers N]\n"
+            "  --host ADDR    address to listen on (default 0.0.0.0)\n"
+            "  --port PORT    port (default 8080; 0 picks a free one)\n"
+            "  --workers N    worker threads (default: online CPUs)\n"
+            "endpoints: GET / /plaintext /json /concurrent /users/:id, POST /echo\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'h'}, {"port", required_argument, NULL, 'p'},
+        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0}};
+    const char *host = "0.0.0.0";
+    unsigned long port = 8080, workers = 0;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'h': host = optarg; break;
+        case 'p':
+            if (parse_uint(optarg, 65535, &port) < 0) {
+                fprintf(stderr, "tern-demo: bad --port '%s' (0-65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (parse_uint(optarg, 1024, &workers) < 0 || workers == 0) {
+                fprintf(stderr, "tern-demo: bad --workers '%s' (1-1024)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'H': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tern-demo: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    tern_server *s = tern_server_new();
+    if (!s) {
+        fprintf(stderr, "tern-demo: out of memory\n");
+        return 1;
+    }
+    tern_server_listen(s, host, (uint16_t)port);
+    if (workers) tern_server_set_workers(s, (int)workers);
+    tern_route(s, TERN_GET, "/", plaintext);
+    tern_route(s, TERN_GET, "/plaintext", plaintext);
+    tern_route(s, TERN_GET, "/json", json);
+    tern_route(s, TERN_GET, "/concurrent", concurrent);
+    tern_route(s, TERN_POST, "/echo", echo);
+    tern_route(s, TERN_GET, "/users/:id", user);
+
+    int r = tern_server_bind(s);
+    if (r < 0) {
+        fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
+        tern_server_free(s);
+        return 1;
+    }
+    printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
+           tern_server_workers(s));
+    fflush(stdout);
+    r = tern_server_run(s);
+    tern_server_free(s);
+    if (r < 0) {
+        fprintf(stderr, "tern-demo: %s\n", strerror(-r));
+        return 1;
+    }
+    return 0;
+}

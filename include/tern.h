@@ -1,0 +1,192 @@
+/* tern — a high-concurrency HTTP/1.1 server framework for C.
+ *
+ * Handlers are plain sequential C functions that run on stackful coroutines:
+ * tern_sleep(), tern_join() or tern_wait_fd() park the current request only,
+ * while the worker's epoll loop keeps serving every other connection.
+ *
+ * Error convention: functions that can fail return 0 (or a non-negative
+ * value) on success and a negative errno on failure; constructors return NULL.
+ */
+#ifndef TERN_H
+#define TERN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TERN_VERSION "0.1.0"
+
+/* ---- methods (bit flags, so a route can accept several) ---------------- */
+enum tern_method {
+    TERN_GET = 1u << 0,
+    TERN_HEAD = 1u << 1,
+    TERN_POST = 1u << 2,
+    TERN_PUT = 1u << 3,
+    TERN_DELETE = 1u << 4,
+    TERN_PATCH = 1u << 5,
+    TERN_OPTIONS = 1u << 6,
+    TERN_CONNECT = 1u << 7,
+    TERN_TRACE = 1u << 8,
+    TERN_ANY = (1u << 9) - 1,
+};
+
+typedef struct tern_server tern_server;
+typedef struct tern_ctx tern_ctx;
+typedef void (*tern_handler)(tern_ctx *ctx);
+
+/* A view of bytes that is not NUL-terminated. */
+typedef struct tern_str {
+    const char *ptr;
+    size_t len;
+} tern_str;
+
+/* ---- server configuration ------------------------------------------------ */
+typedef struct tern_config {
+    const char *host;           /* default "0.0.0.0" */
+    uint16_t port;              /* default 8080; 0 picks a free port */
+    int workers;                /* default: online CPUs */
+    int backlog;                /* default 4096 */
+    size_t max_request_head;    /* request line + headers, default 16 KiB (431/414) */
+    size_t max_target;          /* request-target length, default 8 KiB (414) */
+    unsigned max_headers;       /* default 100 (431) */
+    size_t max_body;            /* default 16 MiB (413) */
+    size_t stack_size;          /* coroutine stack, default 256 KiB (virtual; pages on touch) */
+    unsigned max_connections;   /* per server, default 0 = limited by RLIMIT_NOFILE */
+    unsigned max_in_flight;     /* handlers running or parked, default 0 = unlimited (503) */
+    /* timeouts in milliseconds; 0 disables */
+    unsigned keepalive_timeout_ms;   /* idle keep-alive connection, default 60000 */
+    unsigned header_timeout_ms;      /* whole request head, default 10000 (408) */
+    unsigned body_timeout_ms;        /* between body reads, default 10000 (408) */
+    unsigned write_timeout_ms;       /* no write progress, default 30000 */
+    unsigned drain_timeout_ms;       /* graceful shutdown deadline, default 10000 */
+    const char *server_name;    /* Server header, default "tern" */
+} tern_config;
+
+/* Fills cfg with the defaults documented above. */
+void tern_config_init(tern_config *cfg);
+
+/* Creates a server with default configuration (or a copy of cfg). */
+tern_server *tern_server_new(void);
+tern_server *tern_server_new_config(const tern_config *cfg);
+void tern_server_free(tern_server *s);
+
+/* Address and workers; return 0 or -EINVAL. */
+int tern_server_listen(tern_server *s, const char *host, uint16_t port);
+int tern_server_set_workers(tern_server *s, int workers);
+
+/* Registers handler h for the methods in `methods` on `pattern`.
+ * Patterns: "/static/path", "/users/:id" (one segment), and a last
+ * segment "*path" that takes the rest of the path (as in "/files/" + "*path"). Static segments win over
+ * :params, which win over *wildcards. Returns 0, -EINVAL (bad pattern),
+ * -EEXIST (same method and shape already registered) or -ENOMEM. */
+int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h);
+
+/* Binds the listeners (one per worker, SO_REUSEPORT) without serving yet.
+ * Called by tern_server_run if not called before. Returns 0 or -errno
+ * (-EADDRINUSE when the port is taken). */
+int tern_server_bind(tern_server *s);
+/* The bound port (useful with port 0), or 0 before binding. */
+uint16_t tern_server_port(const tern_server *s);
+/* Worker threads the server runs (the resolved default once bound). */
+int tern_server_workers(const tern_server *s);
+
+/* Serves until SIGINT/SIGTERM or tern_server_stop(); then stops accepting,
+ * lets in-flight requests finish (drain_timeout_ms) and returns 0, or a
+ * negative errno if the server could not start. */
+int tern_server_run(tern_server *s);
+/* Asks a running server to stop; async-signal-safe and thread-safe. */
+void tern_server_stop(tern_server *s);
+
+/* ---- request ------------------------------------------------------------- */
+unsigned tern_method(const tern_ctx *ctx);           /* one TERN_* bit, 0 if other */
+tern_str tern_method_str(const tern_ctx *ctx);
+tern_str tern_target(const tern_ctx *ctx);           /* raw request-target */
+const char *tern_path(const tern_ctx *ctx);          /* decoded, normalised path */
+tern_str tern_query_string(const tern_ctx *ctx);     /* raw, without '?' */
+/* Decoded query parameter (first occurrence), NULL when absent. */
+const char *tern_query(tern_ctx *ctx, const char *name);
+/* Header value, case-insensitive name; NULL when absent. */
+const char *tern_header(const tern_ctx *ctx, const char *name);
+/* Iterates headers: returns 0 and fills name/value for index i, -1 past end. */
+int tern_header_at(const tern_ctx *ctx, size_t i, tern_str *name, tern_str *value);
+/* Route parameter (":id" or "*path"), decoded; NULL when absent. */
+const char *tern_param(const tern_ctx *ctx, const char *name);
+tern_str tern_body(const tern_ctx *ctx);
+int tern_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
+/* Peer address; returns 0 or -errno. */
+int tern_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);
+/* The worker index this request runs on. */
+int tern_worker_id(void);
+
+/* ---- response ------------------------------------------------------------ */
+void tern_set_status(tern_ctx *ctx, int status);
+int tern_status(const tern_ctx *ctx);
+/* Header names must be tokens and values must not hold CR, LF or NUL:
+ * invalid input is refused with -EINVAL (no response splitting). */
+int tern_set_header(tern_ctx *ctx, const char *name, const char *value);
+int tern_add_header(tern_ctx *ctx, const char *name, const char *value);
+int tern_remove_header(tern_ctx *ctx, const char *name);
+/* Body copied into the request arena. */
+int tern_set_body(tern_ctx *ctx, const void *data, size_t len);
+int tern_append_body(tern_ctx *ctx, const void *data, size_t len);
+/* Body not copied: data must stay valid until the response is sent
+ * (a string literal or other static data). */
+void tern_set_body_static(tern_ctx *ctx, const void *data, size_t len);
+int tern_printf_body(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap);
+/* status + "text/plain; charset=utf-8" + body copy */
+int tern_text(tern_ctx *ctx, int status, const char *text);
+/* status + "application/json" + body copy */
+int tern_json(tern_ctx *ctx, int status, const char *json);
+/* s escaped as a JSON string literal, quotes included, in the arena. */
+const char *tern_json_quote(tern_ctx *ctx, const char *s);
+
+/* Per-request arena: freed when the request ends. NULL on out of memory
+ * (the request then gets a 503). */
+void *tern_alloc(tern_ctx *ctx, size_t n);
+char *tern_strdup(tern_ctx *ctx, const char *s);
+char *tern_sprintf(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- runtime (callable from any handler or task) -------------------------
+ * Parking calls return -ECANCELED when the task or request was cancelled
+ * (for a request: the client went away), so the caller can clean up. */
+typedef struct tern_task tern_task;
+
+int tern_sleep(uint64_t ms);
+int tern_sleep_us(uint64_t us);
+/* Lets other ready coroutines and pending IO run; returns 0 or -ECANCELED. */
+int tern_yield(void);
+/* Waits until fd is ready for `events` (EPOLLIN/EPOLLOUT bits). Returns the
+ * ready events (> 0), 0 on timeout, or -errno. timeout_ms < 0: no timeout. */
+int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms);
+
+/* Starts fn(arg) as a new task on the current worker. The task must be
+ * joined (or detached). NULL on out of memory or outside a worker. */
+tern_task *tern_spawn(void *(*fn)(void *arg), void *arg);
+/* Waits for t to finish, stores its return value in *result (may be NULL)
+ * and frees t. Returns 0 or -ECANCELED (t is then still joinable). */
+int tern_join(tern_task *t, void **result);
+/* Like tern_join with a deadline: -ETIMEDOUT leaves t joinable. */
+int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms);
+/* Joins every task; results may be NULL. Returns 0 or the first error. */
+int tern_join_all(tern_task **tasks, size_t n, void **results);
+/* The task frees itself when it finishes. */
+void tern_detach(tern_task *t);
+/* Requests cancellation: t's current or next park returns -ECANCELED. */
+void tern_cancel(tern_task *t);
+/* Non-zero when the current task or request has been cancelled. */
+int tern_cancelled(void);
+
+/* Monotonic clock read once per loop pass (cheap), and a fresh reading. */
+uint64_t tern_now_ms(void);
+uint64_t tern_clock_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

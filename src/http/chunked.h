@@ -1,0 +1,33 @@
+/* Incremental decoder for chunked request bodies (RFC 9112 §7.1), in place:
+ * decoded bytes are compacted to the front of the caller's buffer. Chunk
+ * extensions are skipped, trailer fields are read and discarded (bounded),
+ * chunk sizes are hex without sign or whitespace and checked for overflow. */
+#ifndef TERN_HTTP_CHUNKED_H
+#define TERN_HTTP_CHUNKED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct tern_chunked {
+    uint64_t remaining;      /* bytes left in the current chunk */
+    uint64_t total;          /* decoded bytes so far */
+    uint64_t max_body;       /* decoded size limit (413) */
+    uint32_t state;          /* private */
+    uint32_t line_len;       /* private: bytes of the current size/trailer line */
+    uint32_t trailer_bytes;  /* private: bound on the trailer section */
+} tern_chunked;
+
+void tern_chunked_init(tern_chunked *d, uint64_t max_body);
+
+/* Decodes from in[0..in_len), writing body bytes to out (out may equal in:
+ * output never overtakes input, so in-place decoding is safe; memmove).
+ * Sets *consumed to the input bytes used and *out_len to the body bytes
+ * written by this call. Returns 1 when the whole chunked body (including
+ * the trailer section and its final CRLF) has been consumed — bytes after
+ * it belong to the next request —, 0 when all input was consumed and more
+ * is needed, -400 when malformed, -413 when the body exceeds max_body. */
+int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed,
+                        char *out, size_t *out_len);
+
+#endif

@@ -1,0 +1,878 @@
+/* HTTP/1.1 connection handling: read, parse, dispatch, respond, close.
+ *
+ * Everything for one connection runs on one coroutine while the connection
+ * has work; see conn.h. Reads go into the worker's scratch buffer and
+ * responses into its scratch write buffer, so the common keep-alive request
+ * costs one recv, one send and no allocation. When the coroutine parks
+ * (handler sleeps, socket full, request incomplete), the park hook moves
+ * whatever it still needs out of the shared scratch into buffers of its
+ * own, so the next coroutine finds the scratch free. */
+#include "http/conn.h"
+
+#include <alloca.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "http/chunked.h"
+#include "http/ctx.h"
+#include "http/url.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+/* Responses with a body up to this size are copied into the write buffer
+ * (batched with others); larger bodies are sent from where they are. */
+#define INLINE_BODY_MAX 16384
+/* Flush the write buffer once this much is pending, so a pipelining client
+ * that does not read cannot grow it without bound. */
+#define WBUF_FLUSH_AT 65536
+/* Request bodies up to this size that arrived in the scratch buffer are
+ * copied onto the coroutine stack; larger ones go to the heap. */
+#define STACK_BODY_MAX 4096
+/* Lingering close: how long and how much to read after our last response
+ * before closing, so the client reads our response instead of an RST. */
+#define LINGER_NS (2ull * 1000000000ull)
+#define LINGER_MAX_BYTES (1u << 20)
+
+typedef struct conn_busy {
+    tern_conn *conn;
+    tern_coro *coro;
+    uint32_t wait;            /* EPOLLIN/EPOLLOUT the coroutine is parked on */
+    int in_handler;           /* a handler runs: client hangup cancels it */
+    int lost;                 /* out of memory while parking: close */
+    char *in;                 /* input: worker scratch or owned */
+    size_t in_start, in_len, in_cap;
+    int in_owned;
+    char *out;                /* output stash (owned), [out_off, out_len) */
+    size_t out_off, out_len, out_cap;
+} conn_busy;
+
+static void conn_main(void *arg);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static inline size_t in_avail(const conn_busy *b) { return b->in_len - b->in_start; }
+
+static void queue_append(tern_worker *w, tern_conn *c, uint32_t deadline_ms) {
+    c->q_deadline_ms = deadline_ms;
+    c->q_next = -1;
+    c->q_prev = w->idle_tail;
+    if (w->idle_tail >= 0)
+        w->conns[w->idle_tail].q_next = c->fd;
+    else
+        w->idle_head = c->fd;
+    w->idle_tail = c->fd;
+    c->flags |= TERN_CONN_IN_QUEUE;
+}
+
+static void queue_remove(tern_worker *w, tern_conn *c) {
+    if (!(c->flags & TERN_CONN_IN_QUEUE)) return;
+    if (c->q_prev >= 0)
+        w->conns[c->q_prev].q_next = c->q_next;
+    else
+        w->idle_head = c->q_next;
+    if (c->q_next >= 0)
+        w->conns[c->q_next].q_prev = c->q_prev;
+    else
+        w->idle_tail = c->q_prev;
+    c->q_prev = c->q_next = -1;
+    c->flags &= ~TERN_CONN_IN_QUEUE;
+}
+
+static void conn_close(tern_worker *w, tern_conn *c) {
+    queue_remove(w, c);
+    close(c->fd); /* also removes it from the epoll set */
+    c->flags = 0;
+    c->busy = NULL;
+    w->open_conns--;
+    atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+    tern_metrics_conn_closed(w->metrics);
+}
+
+static void start_serving(tern_worker *w, tern_conn *c) {
+    tern_coro *co = tern_sched_coro_new(&w->sched, conn_main, c);
+    if (!co) {
+        /* no stack for it: dropping one connection beats stalling them all */
+        conn_close(w, c);
+        return;
+    }
+    tern_sched_run_now(&w->sched, co);
+}
+
+/* ---- accept / events / sweep --------------------------------------------- */
+
+void tern_conn_accepted(tern_worker *w, int fd) {
+    if ((size_t)fd >= w->conn_slots) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tern_conn *c = &w->conns[fd];
+    *c = (tern_conn){.fd = fd, .flags = TERN_CONN_OPEN | TERN_CONN_READABLE, .q_prev = -1, .q_next = -1};
+    /* registered once, edge-triggered for both directions: no epoll_ctl
+     * ever again for this connection, whatever it does */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = (uint64_t)(uintptr_t)c | TERN_EV_CONN};
+    if (epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        c->flags = 0;
+        return;
+    }
+    w->open_conns++;
+    atomic_fetch_add_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+    tern_metrics_conn_opened(w->metrics);
+    /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
+     * now rather than after another trip through epoll_wait */
+    start_serving(w, c);
+}
+
+void tern_conn_event(tern_worker *w, tern_conn *c, uint32_t events) {
+    if (!(c->flags & TERN_CONN_OPEN)) return;
+    const uint32_t in_ev = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    if (events & in_ev) c->flags |= TERN_CONN_READABLE;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->flags |= TERN_CONN_HUP;
+    conn_busy *b = c->busy;
+    if (b) {
+        if (b->wait) {
+            if (((b->wait & EPOLLIN) && (events & in_ev)) ||
+                ((b->wait & EPOLLOUT) && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))))
+                tern_sched_wake(b->coro, 0);
+        } else if (b->in_handler && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+            /* the client went away while its request is being handled:
+             * cancel it, so its next park returns -ECANCELED */
+            tern_sched_cancel(b->coro);
+        }
+        return;
+    }
+    if (events & in_ev) {
+        queue_remove(w, c);
+        start_serving(w, c);
+    }
+}
+
+int64_t tern_conn_sweep(tern_worker *w) {
+    uint32_t now = tern_worker_ms(w);
+    while (w->idle_head >= 0) {
+        tern_conn *c = &w->conns[w->idle_head];
+        int32_t left = (int32_t)(c->q_deadline_ms - now);
+        if (left > 0) return (int64_t)left * 1000000;
+        tern_metrics_timeout(w->metrics);
+        conn_close(w, c);
+    }
+    return -1;
+}
+
+void tern_conn_drain(tern_worker *w) {
+    for (size_t fd = 0; fd < w->conn_slots; fd++) {
+        tern_conn *c = &w->conns[fd];
+        if (!(c->flags & TERN_CONN_OPEN)) continue;
+        if (c->busy) {
+            c->flags |= TERN_CONN_DRAIN;
+        } else {
+            conn_close(w, c);
+        }
+    }
+}
+
+void tern_conn_cancel_all(tern_worker *w) {
+    for (size_t fd = 0; fd < w->conn_slots; fd++) {
+        tern_conn *c = &w->conns[fd];
+        if ((c->flags & TERN_CONN_OPEN) && c->busy) tern_sched_cancel(c->busy->coro);
+    }
+}
+
+/* ---- parking with the scratch buffers ------------------------------------ */
+
+static int out_reserve(conn_busy *b, size_t n) {
+    if (b->out_cap - b->out_len >= n) return 0;
+    if (b->out_off) {
+        memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
+        b->out_len -= b->out_off;
+        b->out_off = 0;
+        if (b->out_cap - b->out_len >= n) return 0;
+    }
+    size_t cap = b->out_cap ? b->out_cap * 2 : 4096;
+    while (cap - b->out_len < n) cap *= 2;
+    char *p = realloc(b->out, cap);
+    if (!p) return -ENOMEM;
+    b->out = p;
+    b->out_cap = cap;
+    return 0;
+}
+
+static int in_make_owned(conn_busy *b, size_t min_cap) {
+    size_t avail = in_avail(b);
+    size_t cap = avail + 4096;
+    if (cap < min_cap) cap = min_cap;
+    char *p = malloc(cap);
+    if (!p) return -ENOMEM;
+    if (avail) memcpy(p, b->in + b->in_start, avail);
+    b->in = p;
+    b->in_start = 0;
+    b->in_len = avail;
+    b->in_cap = cap;
+    b->in_owned = 1;
+    return 0;
+}
+
+/* Called by the scheduler just before a connection coroutine parks: what it
+ * still needs from the worker's scratch buffers moves to its own. */
+static void conn_park_hook(tern_coro *co) {
+    conn_busy *b = co->owner;
+    tern_worker *w = tern_worker_self;
+    if (!b->in_owned) {
+        if (b->in && in_avail(b)) {
+            if (in_make_owned(b, 0) < 0) b->lost = 1;
+        } else {
+            b->in = NULL;
+            b->in_start = b->in_len = 0;
+        }
+    }
+    size_t pending = w->wbuf.len - w->wbuf.off;
+    if (pending) {
+        if (out_reserve(b, pending) == 0) {
+            memcpy(b->out + b->out_len, w->wbuf.data + w->wbuf.off, pending);
+            b->out_len += pending;
+        } else {
+            b->lost = 1;
+        }
+        w->wbuf.off = w->wbuf.len = 0;
+    }
+}
+
+static int conn_wait(conn_busy *b, uint32_t events, uint64_t deadline_ns) {
+    b->wait = events;
+    int r = tern_sched_park_until(deadline_ns);
+    b->wait = 0;
+    if (b->lost) return -ENOMEM;
+    return r;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static char *wbuf_reserve(tern_worker *w, size_t n) {
+    tern_wbuf *wb = &w->wbuf;
+    if (wb->cap - wb->len < n) {
+        size_t cap = wb->cap * 2;
+        while (cap - wb->len < n) cap *= 2;
+        char *p = realloc(wb->data, cap);
+        if (!p) return NULL;
+        wb->data = p;
+        wb->cap = cap;
+    }
+    return wb->data + wb->len;
+}
+
+/* Writes the output stash, the write buffer and then `extra`, parking while
+ * the socket is full (a slow reader is waited for, never cut off, until the
+ * write timeout passes with no progress at all). 0 or -errno. */
+static int conn_write(tern_worker *w, tern_conn *c, conn_busy *b, const char *extra, size_t extra_len) {
+    const tern_config *cfg = &w->server->cfg;
+    for (;;) {
+        struct iovec iov[3];
+        int n = 0;
+        size_t total = 0;
+        if (b->out_len > b->out_off)
+            iov[n++] = (struct iovec){b->out + b->out_off, b->out_len - b->out_off};
+        if (w->wbuf.len > w->wbuf.off)
+            iov[n++] = (struct iovec){w->wbuf.data + w->wbuf.off, w->wbuf.len - w->wbuf.off};
+        if (extra_len) iov[n++] = (struct iovec){(void *)extra, extra_len};
+        if (n == 0) return 0;
+        for (int i = 0; i < n; i++) total += iov[i].iov_len;
+        ssize_t r;
+        if (n == 1) {
+            r = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            r = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) return -errno;
+            r = 0;
+        }
+        size_t done = (size_t)r;
+        /* consume in order: stash, write buffer, extra */
+        size_t k = b->out_len - b->out_off;
+        if (k) {
+            size_t m = done < k ? done : k;
+            b->out_off += m;
+            done -= m;
+            if (b->out_off == b->out_len) b->out_off = b->out_len = 0;
+        }
+        k = w->wbuf.len - w->wbuf.off;
+        if (k) {
+            size_t m = done < k ? done : k;
+            w->wbuf.off += m;
+            done -= m;
+            if (w->wbuf.off == w->wbuf.len) w->wbuf.off = w->wbuf.len = 0;
+        }
+        if (extra_len) {
+            extra += done;
+            extra_len -= done;
+        }
+        if ((size_t)r == total) return 0;
+        uint64_t deadline = cfg->write_timeout_ms
+                                ? tern_clock_ns() + (uint64_t)cfg->write_timeout_ms * 1000000ull
+                                : 0;
+        int wr = conn_wait(b, EPOLLOUT, deadline);
+        if (wr < 0) return wr;
+    }
+}
+
+static int conn_flush(tern_worker *w, tern_conn *c, conn_busy *b) {
+    return conn_write(w, c, b, NULL, 0);
+}
+
+static size_t put_u64(char *p, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+#define PUT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) += sizeof(s) - 1)
+
+static int status_has_body(int status) {
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Serialises ctx's response into the write buffer (and sends a large body
+ * straight from where it is). 0, or -errno when the connection broke. */
+static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx) {
+    const tern_server *srv = w->server;
+    size_t reason_len;
+    const char *reason = tern_status_reason(ctx->status, &reason_len);
+    const char *date = tern_date_now(&w->date);
+    int has_body = status_has_body(ctx->status);
+    int send_body = has_body && ctx->method != TERN_HEAD;
+    size_t body_len = has_body ? ctx->resp_body_len : 0;
+    size_t server_len = ctx->server_set ? 0 : strlen(srv->cfg.server_name);
+
+    size_t need = 9 + 3 + 1 + reason_len + 2 + 6 + TERN_DATE_LEN + 2 + 16 + 20 + 2 + 24 + 2;
+    if (!ctx->server_set) need += 8 + server_len + 2;
+    for (uint32_t i = 0; i < ctx->num_resp; i++)
+        need += ctx->resp[i].name_len + 2 + ctx->resp[i].value_len + 2;
+    int inline_body = send_body && body_len <= INLINE_BODY_MAX;
+    if (inline_body) need += body_len;
+
+    char *start = wbuf_reserve(w, need);
+    if (!start) return -ENOMEM;
+    char *p = start;
+    PUT(p, "HTTP/1.1 ");
+    p[0] = (char)('0' + ctx->status / 100);
+    p[1] = (char)('0' + ctx->status / 10 % 10);
+    p[2] = (char)('0' + ctx->status % 10);
+    p[3] = ' ';
+    p += 4;
+    memcpy(p, reason, reason_len);
+    p += reason_len;
+    PUT(p, "\r\n");
+    if (!ctx->server_set) {
+        PUT(p, "Server: ");
+        memcpy(p, srv->cfg.server_name, server_len);
+        p += server_len;
+        PUT(p, "\r\n");
+    }
+    PUT(p, "Date: ");
+    memcpy(p, date, TERN_DATE_LEN);
+    p += TERN_DATE_LEN;
+    PUT(p, "\r\n");
+    for (uint32_t i = 0; i < ctx->num_resp; i++) {
+        const tern_resp_header *h = &ctx->resp[i];
+        memcpy(p, h->name, h->name_len);
+        p += h->name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, h->value, h->value_len);
+        p += h->value_len;
+        PUT(p, "\r\n");
+    }
+    if (has_body) {
+        PUT(p, "Content-Length: ");
+        p += put_u64(p, body_len);
+        PUT(p, "\r\n");
+    }
+    if (ctx->close)
+        PUT(p, "Connection: close\r\n");
+    else if (ctx->minor == 0)
+        PUT(p, "Connection: keep-alive\r\n");
+    PUT(p, "\r\n");
+    if (inline_body && body_len) {
+        memcpy(p, ctx->resp_body, body_len);
+        p += body_len;
+    }
+    w->wbuf.len += (size_t)(p - start);
+    tern_metrics_response(w->metrics, ctx->status, tern_clock_ns() - ctx->start_ns);
+    if (send_body && !inline_body) return conn_write(w, c, b, ctx->resp_body, body_len);
+    return 0;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+/* Reads what is there into the scratch buffer without waiting. Returns
+ * bytes read, 0 at end of stream, -EAGAIN, or -errno. */
+static ssize_t read_some(tern_worker *w, tern_conn *c, conn_busy *b) {
+    for (;;) {
+        c->flags &= ~TERN_CONN_READABLE;
+        ssize_t n = recv(c->fd, w->rbuf, w->rbuf_size, 0);
+        if (n > 0) {
+            b->in = w->rbuf;
+            b->in_start = 0;
+            b->in_len = (size_t)n;
+            b->in_owned = 0;
+            /* a full buffer may have left bytes behind; a short read
+             * drained the socket, and the next edge will say when more come */
+            if ((size_t)n == w->rbuf_size) c->flags |= TERN_CONN_READABLE;
+            return n;
+        }
+        if (n == 0) {
+            c->flags |= TERN_CONN_PEER_EOF;
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        return -errno;
+    }
+}
+
+/* Appends more input to the connection's own buffer (holding at least
+ * need_total bytes of room from in_start), waiting for it up to deadline.
+ * 0, -EPIPE at end of stream, -ETIMEDOUT, -ECANCELED or -errno. */
+static int read_more(tern_worker *w, tern_conn *c, conn_busy *b, size_t need_total, uint64_t deadline) {
+    if (!b->in_owned) {
+        if (in_make_owned(b, need_total) < 0) return -ENOMEM;
+    }
+    size_t want = need_total > b->in_len + 1024 ? need_total : b->in_len + 1024;
+    if (b->in_cap < want) {
+        size_t cap = b->in_cap * 2 > want ? b->in_cap * 2 : want;
+        char *p = realloc(b->in, cap);
+        if (!p) return -ENOMEM;
+        b->in = p;
+        b->in_cap = cap;
+    }
+    for (;;) {
+        size_t room = b->in_cap - b->in_len;
+        c->flags &= ~TERN_CONN_READABLE;
+        ssize_t n = recv(c->fd, b->in + b->in_len, room, 0);
+        if (n > 0) {
+            b->in_len += (size_t)n;
+            if ((size_t)n == room) c->flags |= TERN_CONN_READABLE;
+            return 0;
+        }
+        if (n == 0) {
+            c->flags |= TERN_CONN_PEER_EOF;
+            return -EPIPE;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return -errno;
+        int r = conn_wait(b, EPOLLIN, deadline);
+        if (r < 0) return r;
+    }
+}
+
+static uint64_t deadline_after(unsigned ms) {
+    return ms ? tern_clock_ns() + (uint64_t)ms * 1000000ull : 0;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static const char *error_detail(int status) {
+    switch (status) {
+    case 400: return "malformed request";
+    case 408: return "request not received in time";
+    case 413: return "request body too large";
+    case 414: return "request target too long";
+    case 431: return "request header fields too large";
+    case 501: return "not implemented";
+    case 505: return "HTTP version not supported";
+    default: return NULL;
+    }
+}
+
+/* Answers with an error page and asks for the connection to be closed:
+ * after a bad request the stream can no longer be trusted. */
+static int error_response(tern_worker *w, tern_conn *c, conn_busy *b, int status, const char *detail,
+                          unsigned method) {
+    tern_ctx ctx;
+    tern_ctx_init(&ctx);
+    ctx.worker = w;
+    ctx.conn = c;
+    ctx.minor = 1;
+    ctx.method = method;
+    ctx.close = 1;
+    ctx.start_ns = tern_clock_ns();
+    tern_ctx_error(&ctx, status, detail ? detail : error_detail(status));
+    int r = send_response(w, c, b, &ctx);
+    tern_ctx_release(&ctx);
+    tern_metrics_rejected(w->metrics, status);
+    return r < 0 ? -1 : 0;
+}
+
+static void set_allow(tern_ctx *ctx, unsigned allowed) {
+    static const struct { unsigned bit; const char *name; } names[] = {
+        {TERN_GET, "GET"},       {TERN_HEAD, "HEAD"},       {TERN_POST, "POST"},
+        {TERN_PUT, "PUT"},       {TERN_DELETE, "DELETE"},   {TERN_PATCH, "PATCH"},
+        {TERN_OPTIONS, "OPTIONS"}, {TERN_CONNECT, "CONNECT"}, {TERN_TRACE, "TRACE"},
+    };
+    char buf[96];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(allowed & names[i].bit)) continue;
+        size_t l = strlen(names[i].name);
+        if (n) {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        }
+        memcpy(buf + n, names[i].name, l);
+        n += l;
+    }
+    buf[n] = 0;
+    tern_set_header(ctx, "Allow", buf);
+}
+
+static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_handler h) {
+    tern_server *srv = w->server;
+    unsigned limit = srv->cfg.max_in_flight;
+    if (limit) {
+        unsigned now = atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
+        if (now >= limit) {
+            atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
+            tern_ctx_error(ctx, 503, "server busy, retry later");
+            tern_set_header(ctx, "Retry-After", "1");
+            tern_metrics_shed(w->metrics);
+            return;
+        }
+    }
+    w->in_flight++;
+    b->in_handler = 1;
+    h(ctx);
+    b->in_handler = 0;
+    w->in_flight--;
+    if (limit) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
+}
+
+/* Reads a chunked body into the connection's own buffer, decoding in place
+ * right after the head. Sets the decoded body and the input consumed. */
+static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_len, int expect,
+                        size_t *body_off, size_t *body_len, size_t *consumed) {
+    const tern_config *cfg = &w->server->cfg;
+    if (!b->in_owned && in_make_owned(b, head_len + 4096) < 0) return -503;
+    tern_chunked dec;
+    tern_chunked_init(&dec, cfg->max_body);
+    size_t out = b->in_start + head_len; /* decoded bytes go here */
+    size_t raw = out;                    /* next undecoded input byte */
+    size_t decoded = 0;
+    int sent_continue = 0;
+    for (;;) {
+        size_t used = 0, produced = 0;
+        int r = tern_chunked_decode(&dec, b->in + raw, b->in_len - raw, &used, b->in + out + decoded,
+                                    &produced);
+        raw += used;
+        decoded += produced;
+        if (r == 1) break;
+        if (r < 0) return r;
+        if (expect && !sent_continue) {
+            char *p = wbuf_reserve(w, 25);
+            if (!p) return -503;
+            memcpy(p, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            w->wbuf.len += 25;
+            if (conn_flush(w, c, b) < 0) return -1;
+            sent_continue = 1;
+        }
+        /* read_more may move the buffer: offsets stay valid */
+        int rr = read_more(w, c, b, 0, deadline_after(cfg->body_timeout_ms));
+        if (rr == -ETIMEDOUT) return -408;
+        if (rr < 0) return -1;
+    }
+    *body_off = out;
+    *body_len = decoded;
+    *consumed = raw - b->in_start;
+    return 0;
+}
+
+/* Serves one request from the input. Returns 1 to go on, 0 to close after
+ * flushing what was answered, -1 to close at once. */
+static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
+    tern_server *srv = w->server;
+    const tern_config *cfg = &srv->cfg;
+    if (b->in_owned && b->in_start) {
+        size_t avail = in_avail(b);
+        memmove(b->in, b->in + b->in_start, avail);
+        b->in_start = 0;
+        b->in_len = avail;
+    }
+
+    /* 1. the head */
+    tern_http_request req;
+    size_t scanned = 0;
+    uint64_t head_deadline = 0;
+    int hr;
+    for (;;) {
+        memset(&req, 0, sizeof req);
+        req.headers = w->hdrs;
+        req.scanned = scanned;
+        hr = tern_http_parse_request(b->in + b->in_start, in_avail(b), &req, &srv->limits);
+        if (hr != TERN_PARSE_INCOMPLETE) break;
+        scanned = req.scanned;
+        if (!head_deadline) head_deadline = deadline_after(cfg->header_timeout_ms);
+        int r = read_more(w, c, b, 0, head_deadline);
+        if (r == -ETIMEDOUT) return error_response(w, c, b, 408, NULL, 0);
+        if (r < 0) return -1;
+    }
+    if (hr < 0) return error_response(w, c, b, -hr, NULL, 0);
+    size_t head_len = (size_t)hr;
+
+    /* 2. the head onto this coroutine's stack: it stays valid while the
+     * handler parks and the scratch buffer serves other connections */
+    char *head = alloca(head_len + 1);
+    memcpy(head, b->in + b->in_start, head_len);
+    head[head_len] = 0;
+    tern_http_header *hdrs = alloca((req.num_headers ? req.num_headers : 1) * sizeof *hdrs);
+    memcpy(hdrs, w->hdrs, req.num_headers * sizeof *hdrs);
+    for (uint32_t i = 0; i < req.num_headers; i++) head[hdrs[i].value_off + hdrs[i].value_len] = 0;
+
+    if (req.method == 0) return error_response(w, c, b, 501, "unknown method", 0);
+
+    /* 3. the body */
+    int expect = (req.flags & TERN_REQ_EXPECT_CONTINUE) && req.minor == 1;
+    const char *body = NULL;
+    size_t body_len = 0, consumed = head_len;
+    char *body_heap = NULL;
+    if (req.flags & TERN_REQ_CHUNKED) {
+        size_t off;
+        int r = read_chunked(w, c, b, head_len, expect, &off, &body_len, &consumed);
+        if (r == -1) return -1;
+        if (r < 0) return error_response(w, c, b, -r, NULL, req.method);
+        body = b->in + off; /* owned buffer: stable until the next request */
+    } else if ((req.flags & TERN_REQ_HAS_LENGTH) && req.content_length > 0) {
+        if (req.content_length > cfg->max_body) return error_response(w, c, b, 413, NULL, req.method);
+        size_t need = head_len + (size_t)req.content_length;
+        if (in_avail(b) < need) {
+            if (expect) {
+                char *p = wbuf_reserve(w, 25);
+                if (!p) return -1;
+                memcpy(p, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                w->wbuf.len += 25;
+                if (conn_flush(w, c, b) < 0) return -1;
+            }
+            while (in_avail(b) < need) {
+                int r = read_more(w, c, b, b->in_start + need, deadline_after(cfg->body_timeout_ms));
+                if (r == -ETIMEDOUT) return error_response(w, c, b, 408, NULL, req.method);
+                if (r < 0) return -1;
+            }
+        }
+        body_len = (size_t)req.content_length;
+        consumed = need;
+        body = b->in + b->in_start + head_len;
+        if (!b->in_owned) {
+            /* the scratch buffer is not ours once the handler parks */
+            char *copy = body_len <= STACK_BODY_MAX ? alloca(body_len) : (body_heap = malloc(body_len));
+            if (!copy) return error_response(w, c, b, 503, "out of memory", req.method);
+            memcpy(copy, body, body_len);
+            body = copy;
+        }
+    }
+    b->in_start += consumed;
+
+    /* 4. the context */
+    tern_ctx ctx;
+    tern_ctx_init(&ctx);
+    ctx.worker = w;
+    ctx.conn = c;
+    ctx.head = head;
+    ctx.headers = hdrs;
+    ctx.num_headers = req.num_headers;
+    ctx.method = req.method;
+    ctx.minor = req.minor;
+    ctx.req_flags = req.flags;
+    ctx.method_str = (tern_str){head, req.method_len};
+    ctx.target = (tern_str){head + req.target_off, req.target_len};
+    ctx.query = (tern_str){head + req.query_off, req.query_len};
+    ctx.body = body ? body : "";
+    ctx.body_len = body_len;
+    ctx.close = !(req.flags & TERN_REQ_KEEP_ALIVE) || (c->flags & TERN_CONN_DRAIN);
+    ctx.start_ns = w->sched.now_ns;
+    if (c->requests != UINT32_MAX) c->requests++;
+
+    int status = 0; /* an error to answer with, closing */
+    if (req.flags & TERN_REQ_FORM_ASTERISK) {
+        /* "OPTIONS *": the server's own capabilities (RFC 9110 §9.3.7) */
+        tern_set_status(&ctx, 204);
+        set_allow(&ctx, TERN_ANY & ~(TERN_CONNECT | TERN_TRACE));
+        ctx.path = "*";
+    } else {
+        const char *raw = head + req.path_off;
+        size_t plen = req.path_len;
+        char *path;
+        if (plen == 0) {
+            path = (char *)"/";
+        } else if (tern_path_needs_normalize(raw, plen)) {
+            path = tern_alloc(&ctx, plen + 1);
+            ssize_t n = path ? tern_path_normalize(raw, plen, path) : -1;
+            if (!path) status = 503;
+            else if (n < 0) status = 400;
+            else plen = (size_t)n;
+        } else if (raw[plen] == ' ') {
+            path = (char *)raw;
+            path[plen] = 0; /* the SP after the target: the target view ends before it */
+        } else {
+            path = tern_alloc(&ctx, plen + 1);
+            if (path) {
+                memcpy(path, raw, plen);
+                path[plen] = 0;
+            } else {
+                status = 503;
+            }
+        }
+        ctx.path = status ? "/" : path;
+        if (!status) {
+            tern_route_match m;
+            int r = tern_router_match(srv->router, req.method, path, plen, &m);
+            if (r == 0) {
+                for (uint32_t i = 0; i < m.num_params; i++) {
+                    char *v = tern_alloc(&ctx, m.params[i].value_len + 1);
+                    if (!v) break;
+                    memcpy(v, m.params[i].value, m.params[i].value_len);
+                    v[m.params[i].value_len] = 0;
+                    ctx.param_names[i] = m.params[i].name;
+                    ctx.param_values[i] = v;
+                    ctx.num_params = i + 1;
+                }
+                run_handler(w, b, &ctx, (tern_handler)m.handler);
+            } else if (r == -405 && req.method == TERN_OPTIONS) {
+                tern_set_status(&ctx, 204);
+                set_allow(&ctx, m.allowed);
+            } else if (r == -405) {
+                tern_ctx_error(&ctx, 405, NULL);
+                set_allow(&ctx, m.allowed);
+            } else {
+                tern_ctx_error(&ctx, 404, NULL);
+            }
+        }
+    }
+    if (status) {
+        ctx.close = 1;
+        tern_ctx_error(&ctx, status, status == 400 ? "invalid path" : "out of memory");
+    } else if (ctx.oom) {
+        tern_ctx_error(&ctx, 503, "out of memory");
+    }
+    if (c->flags & TERN_CONN_DRAIN) ctx.close = 1;
+    int r = send_response(w, c, b, &ctx);
+    tern_ctx_release(&ctx);
+    free(body_heap);
+    if (r < 0) return -1;
+    return ctx.close ? 0 : 1;
+}
+
+/* Closes after the last response. If the client may still be sending
+ * (unread input), shut down our side first and read until it closes, so
+ * that its unread bytes do not make the kernel answer with an RST that
+ * could destroy the response before the client reads it. */
+static void finish_close(tern_worker *w, tern_conn *c, conn_busy *b, int graceful) {
+    if (graceful && conn_flush(w, c, b) == 0 && !(c->flags & TERN_CONN_PEER_EOF) &&
+        (in_avail(b) || (c->flags & TERN_CONN_READABLE))) {
+        shutdown(c->fd, SHUT_WR);
+        uint64_t deadline = tern_clock_ns() + LINGER_NS;
+        size_t discarded = 0;
+        while (discarded < LINGER_MAX_BYTES) {
+            c->flags &= ~TERN_CONN_READABLE;
+            ssize_t n = recv(c->fd, w->rbuf, w->rbuf_size, 0);
+            if (n > 0) {
+                discarded += (size_t)n;
+                continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EINTR)) break;
+            if (errno == EAGAIN && conn_wait(b, EPOLLIN, deadline) < 0) break;
+        }
+    }
+    conn_close(w, c);
+}
+
+static void conn_main(void *arg) {
+    tern_conn *c = arg;
+    tern_worker *w = tern_worker_self;
+    conn_busy b;
+    memset(&b, 0, sizeof b);
+    b.conn = c;
+    b.coro = w->sched.current;
+    b.coro->owner = &b;
+    b.coro->flags |= TERN_CORO_PARK_HOOK;
+    c->busy = &b;
+
+    int open = 1;
+    while (open) {
+        if (b.lost) {
+            finish_close(w, c, &b, 0);
+            open = 0;
+            break;
+        }
+        if (in_avail(&b) == 0) {
+            if (b.in_owned) {
+                free(b.in);
+                b.in_owned = 0;
+            }
+            b.in = NULL;
+            b.in_start = b.in_len = 0;
+            ssize_t n = -EAGAIN;
+            if ((c->flags & TERN_CONN_READABLE) && !(c->flags & TERN_CONN_PEER_EOF))
+                n = read_some(w, c, &b);
+            if (n > 0) continue;
+            if (n == -EAGAIN) {
+                /* input used up: send the batch of responses; an edge that
+                 * arrives while a slow flush parks is served before leaving */
+                if (conn_flush(w, c, &b) < 0) {
+                    finish_close(w, c, &b, 0);
+                    open = 0;
+                } else if (c->flags & TERN_CONN_PEER_EOF) {
+                    finish_close(w, c, &b, 1);
+                    open = 0;
+                } else if (c->flags & TERN_CONN_DRAIN) {
+                    finish_close(w, c, &b, 1);
+                    open = 0;
+                } else if (!(c->flags & TERN_CONN_READABLE)) {
+                    break;
+                }
+                continue;
+            }
+            /* end of stream or error: send what is answered, then close */
+            finish_close(w, c, &b, n == 0);
+            open = 0;
+            break;
+        }
+        int r = serve_one(w, c, &b);
+        if (r <= 0) {
+            finish_close(w, c, &b, r == 0);
+            open = 0;
+            break;
+        }
+        if (w->wbuf.len - w->wbuf.off >= WBUF_FLUSH_AT && conn_flush(w, c, &b) < 0) {
+            finish_close(w, c, &b, 0);
+            open = 0;
+            break;
+        }
+    }
+    /* nothing of this coroutine may stay in the scratch buffers */
+    w->wbuf.off = w->wbuf.len = 0;
+    if (b.in_owned) free(b.in);
+    free(b.out);
+    b.coro->flags &= ~TERN_CORO_PARK_HOOK;
+    if (open) {
+        c->busy = NULL;
+        unsigned ka = w->server->cfg.keepalive_timeout_ms;
+        if (ka) queue_append(w, c, tern_worker_ms(w) + ka);
+    }
+}
+
+void tern_conn_install(tern_sched *s) { s->park_hook = conn_park_hook; }

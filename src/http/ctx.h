@@ -1,0 +1,84 @@
+/* The request context handed to handlers: the request (a copy of its head
+ * on the coroutine's own stack, so it stays valid while the handler parks),
+ * the response being built, and a per-request arena. Internal layout; the
+ * public API in tern.h only sees an opaque tern_ctx. */
+#ifndef TERN_HTTP_CTX_H
+#define TERN_HTTP_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/parse.h"
+#include "http/router.h"
+#include "tern.h"
+
+typedef struct tern_arena_chunk {
+    struct tern_arena_chunk *next;
+    size_t size;
+    char data[];
+} tern_arena_chunk;
+
+typedef struct tern_arena {
+    char *ptr;                  /* free space in the current chunk */
+    size_t left;
+    tern_arena_chunk *chunks;   /* malloc'd chunks, freed at request end */
+} tern_arena;
+
+typedef struct tern_resp_header {
+    const char *name, *value;
+    uint32_t name_len, value_len;
+} tern_resp_header;
+
+#define TERN_CTX_INLINE_HEADERS 8
+#define TERN_CTX_INLINE_ARENA 256
+
+struct tern_worker;
+struct tern_conn;
+
+struct tern_ctx {
+    struct tern_worker *worker;
+    struct tern_conn *conn;
+    /* request */
+    const char *head;                 /* copy of the head; header values NUL-terminated */
+    const tern_http_header *headers;  /* offsets into head */
+    uint32_t num_headers;
+    unsigned method;
+    uint32_t minor;
+    uint32_t req_flags;               /* TERN_REQ_* */
+    tern_str method_str, target, query;
+    const char *path;                 /* decoded, normalised, NUL-terminated */
+    const char *body;
+    size_t body_len;
+    uint32_t num_params;
+    const char *param_names[TERN_MAX_PARAMS];
+    const char *param_values[TERN_MAX_PARAMS];
+    uint64_t start_ns;
+    /* response */
+    int status;
+    uint32_t num_resp, cap_resp;
+    tern_resp_header *resp;
+    const char *resp_body;
+    size_t resp_body_len, resp_body_cap;  /* cap > 0: arena buffer we may append to */
+    unsigned oom : 1;                 /* an allocation failed: answer 503 */
+    unsigned close : 1;               /* close the connection after this response */
+    unsigned server_set : 1;          /* handler set its own Server header */
+    tern_resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
+    tern_arena arena;
+    char arena_inline[TERN_CTX_INLINE_ARENA];
+};
+
+void tern_ctx_init(tern_ctx *ctx);
+/* Frees the arena's chunks. */
+void tern_ctx_release(tern_ctx *ctx);
+/* Sets the response to a plain-text error page (no request bytes echoed). */
+void tern_ctx_error(tern_ctx *ctx, int status, const char *detail);
+
+/* Reason phrase for a status code ("Unknown" for unlisted codes). */
+const char *tern_status_reason(int status, size_t *len);
+
+/* Non-zero when name is a valid token and value has no CR, LF, NUL or other
+ * control characters besides HTAB (RFC 9110 §5.1, §5.5). */
+int tern_header_name_valid(const char *name, size_t len);
+int tern_header_value_valid(const char *value, size_t len);
+
+#endif

@@ -1,0 +1,39 @@
+/* Percent-decoding, path normalisation and query lookup (RFC 3986).
+ *
+ * Paths are decoded and normalised before routing, the way nginx does: %XX
+ * decoded (a decoded NUL is refused), "." and ".." segments resolved
+ * (RFC 3986 §5.2.4), and a ".." that would climb above "/" refused, so a
+ * route can never be escaped with dot segments. Slashes are not merged.
+ * Decoded "%2F" becomes '/' as in nginx. */
+#ifndef TERN_HTTP_URL_H
+#define TERN_HTTP_URL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Decodes and normalises the path in[0..len) (must start with '/') into out,
+ * which has room for len + 1 bytes; NUL-terminates. Returns the output
+ * length (never more than len), or -1 for a bad %-escape, an encoded NUL, a
+ * ".." above root, or a path not starting with '/'. Raw bytes other than '%'
+ * are not checked (that is the request parser's job). out may not alias in. */
+ssize_t tern_path_normalize(const char *in, size_t len, char *out);
+
+/* Non-zero when the path needs tern_path_normalize (has '%' or a dot
+ * segment); zero when it can be used as is. */
+int tern_path_needs_normalize(const char *in, size_t len);
+
+/* Percent-decodes in[0..len) into out (room for len + 1), decoding '+' as
+ * space when plus_is_space. NUL-terminates. Returns the output length or -1
+ * for a bad escape. */
+ssize_t tern_url_decode(const char *in, size_t len, char *out, int plus_is_space);
+
+/* Finds the first parameter `name` in query q[0..qlen) ("a=1&b=2"; keys
+ * compared after decoding). Sets *val and *val_len to the raw (still encoded)
+ * value and returns 1, or returns 0 when absent. A key without '=' has an
+ * empty value. Both the key and name are form-decoded before comparing ('+'
+ * is a space, %XX a byte; a '%' not followed by two hex digits stands for
+ * itself), so "a%20b=1" and "a+b=1" match name "a b"; a name containing a
+ * literal '+' or '%' must spell it %2B / %25. val and val_len may be NULL. */
+int tern_query_find(const char *q, size_t qlen, const char *name, const char **val, size_t *val_len);
+
+#endif

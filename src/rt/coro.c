@@ -1,0 +1,294 @@
+/* Coroutine stacks and entry (the switch itself is coro_<arch>.S).
+ *
+ * Release layout: stacks are packed back to back in a region and the page
+ * that holds one stack's control block (at its top) also holds the canary of
+ * the next stack (at its bottom). The top ~3.9 KiB of every stack sit in that
+ * same page, so a coroutine that parks with a shallow frame keeps exactly one
+ * page resident, not two (one for the control block, one for the canary):
+ *
+ *   region page k*S                      page (k+1)*S
+ *   [..... stack k frames ...| coro k | canary k+1 ][ stack k+1 frames ...
+ *                             ^ stack top of k      ^ stack_lo of k+1
+ *
+ * Each stack therefore is [stack_lo, stack_lo + stack_size) with stack_lo =
+ * (page - CANARY_SLOT) past a page boundary, the control block in its last
+ * CTRL_BYTES, and a region is per_region * stack_size + one page long.
+ *
+ * Guard layout (TERN_STACK_GUARD=1): every stack gets a PROT_NONE page below
+ * it and starts page-aligned; stride = stack_size + page. Each guard splits
+ * the mapping, so this build cannot reach vm.max_map_count/2 coroutines. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* MAP_NORESERVE, MADV_NOHUGEPAGE, mincore */
+#endif
+#include "rt/coro.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef TERN_STACK_GUARD
+#define TERN_STACK_GUARD 0
+#endif
+#ifndef TERN_CORO_SAVE_FPU
+#define TERN_CORO_SAVE_FPU 0
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TERN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TERN_ASAN 1
+#endif
+#endif
+#ifndef TERN_ASAN
+#define TERN_ASAN 0
+#endif
+#if TERN_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* "tern_stk" read as a little-endian word: recognisable in a hex dump, and
+ * neither zero nor a plausible pointer, the values an overflow usually writes. */
+#define CORO_CANARY UINT64_C(0x6b74735f6e726574)
+#define CANARY_SLOT 64   /* canary word + padding: keeps the control block 64-aligned */
+#define CTRL_BYTES 128   /* room reserved for struct tern_coro at the stack top */
+#define MIN_STACK (16 * 1024)
+#define MAX_STACK ((size_t)1 << 30)
+#define REGION_TARGET ((size_t)64 << 20) /* bytes of stacks per mmap region */
+
+static_assert(sizeof(tern_coro) <= CTRL_BYTES, "tern_coro must fit its reserved slot");
+static_assert(CTRL_BYTES % 64 == 0 && CANARY_SLOT % 64 == 0, "control block cache-aligned");
+/* The assembly entry trampoline only relies on the switch frame, not on
+ * struct offsets; tern_coro_start reads fn and arg in C. */
+
+/* Called (hidden, from coro_<arch>.S) as the first frame of every coroutine. */
+__attribute__((visibility("hidden"), noreturn)) void tern_coro_start(tern_coro *c);
+/* Assembly trampoline that a new coroutine's first switch returns into. */
+__attribute__((visibility("hidden"))) void tern_coro_entry(void);
+
+void tern_coro_start(tern_coro *c) {
+    c->fn(c->arg);
+    /* Returning would pop into the zero words above the initial frame; a
+     * coroutine ends by switching away for the last time instead. */
+    fputs("tern: coroutine function returned; it must switch away and be released\n", stderr);
+    abort();
+}
+
+static uintptr_t align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
+static uintptr_t align_up(uintptr_t x, size_t a) { return align_down(x + a - 1, a); }
+
+static inline tern_coro *ctrl_of(char *stack_lo, size_t stack_size) {
+    return (tern_coro *)(void *)(stack_lo + stack_size - CTRL_BYTES);
+}
+
+int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm) {
+    memset(p, 0, sizeof *p);
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    if (stack_size > MAX_STACK)
+        return -EINVAL;
+    if (stack_size < MIN_STACK)
+        stack_size = MIN_STACK;
+    stack_size = align_up(stack_size, page);
+    p->page_size = page;
+    p->stack_size = stack_size;
+    p->keep_warm = keep_warm;
+    p->stride = TERN_STACK_GUARD ? stack_size + page : stack_size;
+    p->per_region = REGION_TARGET / p->stride;
+    if (p->per_region == 0)
+        p->per_region = 1;
+    /* Release: one extra page holds the last stack's control block (the
+     * layout is shifted up by page - CANARY_SLOT). */
+    p->region_bytes = p->per_region * p->stride + (TERN_STACK_GUARD ? 0 : page);
+    return 0;
+}
+
+void tern_stack_pool_destroy(tern_stack_pool *p) {
+    for (size_t i = 0; i < p->n_regions; i++)
+        munmap(p->regions[i], p->region_bytes);
+    free(p->regions);
+    memset(p, 0, sizeof *p);
+}
+
+static int add_region(tern_stack_pool *p) {
+    if (p->n_regions == p->cap_regions) {
+        size_t cap = p->cap_regions ? p->cap_regions * 2 : 16;
+        void **r = realloc(p->regions, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        p->regions = r;
+        p->cap_regions = cap;
+    }
+    /* NORESERVE: with overcommit heuristics a 25 GiB reservation for 100k
+     * stacks is fine because only touched pages are ever committed. */
+    char *base = mmap(NULL, p->region_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    /* With THP "always" the first touch of a 2 MiB-aligned span would commit
+     * a huge page shared by 8 stacks: 2 MiB resident for 8 parked coroutines. */
+    (void)madvise(base, p->region_bytes, MADV_NOHUGEPAGE);
+    p->regions[p->n_regions++] = base;
+    p->carve_next = base;
+    p->carve_left = p->per_region;
+    return 0;
+}
+
+static tern_coro *carve(tern_stack_pool *p) {
+    if (p->carve_left == 0 && add_region(p) < 0)
+        return NULL;
+    char *slot = p->carve_next;
+    p->carve_next += p->stride;
+    p->carve_left--;
+    char *lo;
+    if (TERN_STACK_GUARD) {
+        /* Splits the VMA: debug builds only (see vm.max_map_count in coro.h). */
+        if (mprotect(slot, p->page_size, PROT_NONE) != 0)
+            return NULL;
+        lo = slot + p->page_size;
+    } else {
+        lo = slot + p->page_size - CANARY_SLOT;
+    }
+    tern_coro *c = ctrl_of(lo, p->stack_size);
+    c->stack_lo = lo;
+    c->pool = p;
+    p->n_total++;
+    return c;
+}
+
+/* Lays out the frame tern_coro_switch pops (see coro_<arch>.S), so that the
+ * first switch to c "returns" into tern_coro_entry with an aligned stack. */
+static void build_initial_frame(tern_coro *c) {
+    uintptr_t top = align_down((uintptr_t)c, 16);
+    uint64_t *w = (uint64_t *)top;
+#if defined(__x86_64__)
+    /* Pops r15 r14 r13 r12 rbx rbp, then ret. After the ret rsp = top - 16,
+     * 16-aligned, as the ABI wants just before a call. */
+    w[-1] = 0;
+    w[-2] = 0;
+    w[-3] = (uint64_t)(uintptr_t)tern_coro_entry; /* return address */
+    w[-4] = 0;                                    /* rbp: ends frame chains */
+    w[-5] = (uint64_t)(uintptr_t)c;               /* rbx: the entry's argument */
+    w[-6] = w[-7] = w[-8] = w[-9] = 0;            /* r12 r13 r14 r15 */
+    uint64_t *sp = &w[-9];
+#if TERN_CORO_SAVE_FPU
+    /* Start with the creating thread's modes, like a new thread does. */
+    uint32_t mxcsr;
+    uint16_t fcw;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(fcw));
+    sp--;
+    *sp = (uint64_t)mxcsr | (uint64_t)fcw << 32;
+#endif
+    c->sp = sp;
+#elif defined(__aarch64__)
+    /* 160-byte frame: x19-x28, x29, x30, d8-d15; after the ret sp = top. */
+    uint64_t *sp = w - 20;
+    memset(sp, 0, 160);
+    sp[0] = (uint64_t)(uintptr_t)c;                /* x19 */
+    sp[10] = 0;                                    /* x29 */
+    sp[11] = (uint64_t)(uintptr_t)tern_coro_entry; /* x30 */
+    c->sp = sp;
+#else
+#error "tern: no coroutine switch for this architecture"
+#endif
+}
+
+tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg) {
+    tern_coro *c;
+    if (p->free_warm) {
+        c = p->free_warm; /* LIFO: the most recently used stack is cache-warm */
+        p->free_warm = c->next;
+        p->n_warm--;
+    } else if (p->free_cold) {
+        c = p->free_cold;
+        p->free_cold = c->next;
+        p->n_cold--;
+    } else {
+        c = carve(p);
+        if (!c) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    char *lo = c->stack_lo;
+    memset(c, 0, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    c->pool = p;
+    c->stack_lo = lo;
+    *(uint64_t *)(void *)lo = CORO_CANARY;
+    build_initial_frame(c);
+    p->n_live++;
+    return c;
+}
+
+void tern_coro_release(tern_coro *c) {
+    tern_stack_pool *p = c->pool;
+    assert(p->n_live > 0);
+    tern_coro_check(c);
+#if TERN_ASAN
+    /* Frames abandoned at the last switch-out keep their redzones poisoned;
+     * the next coroutine on this stack would trip over them. Every frame
+     * below the saved sp returned normally and unpoisoned itself. */
+    char *top = (char *)c;
+    if ((char *)c->sp >= c->stack_lo && (char *)c->sp < top)
+        ASAN_UNPOISON_MEMORY_REGION(c->sp, (size_t)(top - (char *)c->sp));
+#endif
+    p->n_live--;
+    if (p->n_warm < p->keep_warm) {
+        c->next = p->free_warm;
+        p->free_warm = c;
+        p->n_warm++;
+        return;
+    }
+    /* Return every page wholly inside the stack except the control block's
+     * page (it holds the free-list link and, in the release layout, the next
+     * stack's canary). The partial page under stack_lo belongs to the
+     * previous stack and is left alone; the canary is rewritten by create. */
+    uintptr_t from = align_up((uintptr_t)c->stack_lo, p->page_size);
+    uintptr_t to = align_down((uintptr_t)c, p->page_size);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    c->next = p->free_cold;
+    p->free_cold = c;
+    p->n_cold++;
+}
+
+__attribute__((noinline, noreturn, cold)) static void canary_dead(const tern_coro *c) {
+    fprintf(stderr, "tern: coroutine stack overflow (coroutine %p, stack %zu bytes)\n",
+            (const void *)c, c->pool ? c->pool->stack_size : (size_t)0);
+    abort();
+}
+
+void tern_coro_check(const tern_coro *c) {
+    if (__builtin_expect(*(const uint64_t *)(const void *)c->stack_lo != CORO_CANARY, 0))
+        canary_dead(c);
+}
+
+/* Reads other frames' redzones on purpose: not an ASan finding. */
+__attribute__((no_sanitize("address"))) size_t tern_coro_stack_size(const tern_coro *c) {
+    /* Fresh and MADV_DONTNEED'd pages read as zero, so the lowest non-zero
+     * word is the deepest point any occupant reached since the stack was
+     * carved or went cold. Non-resident pages are skipped with mincore so
+     * the scan does not fault them in. */
+    size_t page = c->pool->page_size;
+    const char *lo = c->stack_lo + sizeof(uint64_t);
+    const char *top = (const char *)c;
+    for (const char *pg = (const char *)align_down((uintptr_t)lo, page); pg < top; pg += page) {
+        unsigned char vec;
+        if (mincore((void *)(uintptr_t)pg, page, &vec) == 0 && !(vec & 1))
+            continue;
+        const char *a = pg < lo ? lo : pg;
+        const char *end = pg + page < top ? pg + page : top;
+        for (; a < end; a += sizeof(uint64_t))
+            if (*(const uint64_t *)(const void *)a != 0)
+                return (size_t)(top - a);
+    }
+    return 0;
+}

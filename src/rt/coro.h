@@ -1,0 +1,92 @@
+/* Stackful coroutines: an assembly context switch (coro_x86_64.S,
+ * coro_aarch64.S) and a per-worker pool of lazily committed stacks.
+ *
+ * Memory layout of one coroutine (stack grows down):
+ *
+ *   lo                                                            hi
+ *   [canary word | ......... stack frames ......... | tern_coro ]
+ *
+ * In release builds neighbouring stacks share one page: the page holding
+ * a stack's tern_coro (and its top ~3.9 KiB of frames) also holds the next
+ * stack's canary, so a parked coroutine with a shallow frame costs exactly
+ * one resident page (measured: 4128 bytes of RSS each at 100k parked).
+ * Consequence: an overflow past stack_lo first corrupts the previous stack's
+ * tern_coro; the canary check catches it on the next switch out.
+ *
+ * Stacks are carved out of large mmap(MAP_NORESERVE) regions so only touched
+ * pages are resident; a coroutine that parks having touched one page costs
+ * about one page. There is no guard page per stack in release builds (each
+ * mprotect splits a mapping and vm.max_map_count is 65530); overflow is
+ * detected by a canary at the low end checked on every switch out
+ * (tern_coro_check), and debug builds (TERN_STACK_GUARD) add guard pages.
+ * Not thread-safe: one pool per worker thread. */
+#ifndef TERN_RT_CORO_H
+#define TERN_RT_CORO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tern_coro tern_coro;
+typedef void (*tern_coro_fn)(void *arg);
+
+struct tern_coro {
+    void *sp;                 /* saved stack pointer while switched out */
+    tern_coro_fn fn;
+    void *arg;
+    tern_coro *next;          /* free list / run queue link (owner decides) */
+    void *owner;              /* scheduler data (task, request), opaque here */
+    struct tern_stack_pool *pool;
+    char *stack_lo;           /* lowest usable address (canary lives here) */
+    uint32_t flags;           /* scheduler-owned bits */
+    int32_t result;           /* scheduler-owned: value returned by a park */
+    uint64_t user[2];         /* scheduler-owned scratch */
+};
+
+typedef struct tern_stack_pool {
+    size_t stack_size;        /* bytes per stack incl. the tern_coro, page multiple */
+    size_t per_region;        /* stacks per mmap region */
+    size_t keep_warm;         /* free stacks kept resident; beyond: madvise(DONTNEED) */
+    tern_coro *free_warm;     /* free, pages possibly resident */
+    tern_coro *free_cold;     /* free, pages returned to the kernel */
+    size_t n_warm, n_cold;
+    size_t n_live;            /* handed out and not yet released */
+    size_t n_total;           /* carved so far */
+    void **regions;           /* mmap'd regions (for munmap at destroy) */
+    size_t n_regions, cap_regions;
+    char *carve_next;         /* next uncarved stack in the newest region */
+    size_t carve_left;
+    size_t page_size;         /* sysconf(_SC_PAGESIZE) at init */
+    size_t stride;            /* distance between stacks in a region (+ guard page) */
+    size_t region_bytes;      /* length of each mmap region */
+} tern_stack_pool;
+
+/* stack_size is rounded up to a page multiple (minimum 16 KiB). Maps nothing
+ * yet. Returns 0, or -EINVAL when stack_size is absurd (over 1 GiB). */
+int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm);
+void tern_stack_pool_destroy(tern_stack_pool *p);
+
+/* Takes a stack from the pool and prepares it so that the first switch to
+ * it runs fn(arg) on that stack. fn must never return (the entry trampoline
+ * aborts if it does): a scheduler ends a coroutine by switching away from it
+ * for the last time and calling tern_coro_release from another context.
+ * Returns NULL on ENOMEM. */
+tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg);
+/* Gives the stack back to its pool. Must not be the running coroutine.
+ * Checks the canary first. The first keep_warm free stacks stay resident;
+ * beyond that every page except the tern_coro's is madvise(DONTNEED)ed. */
+void tern_coro_release(tern_coro *c);
+
+/* Saves callee-saved registers and the stack pointer into *save_sp, then
+ * restores the context saved at to_sp. Implemented in assembly. */
+void tern_coro_switch(void **save_sp, void *to_sp);
+
+/* Aborts with a clear message when c's canary was overwritten (stack
+ * overflow). Cheap: one load and compare. */
+void tern_coro_check(const tern_coro *c);
+
+/* Deepest stack use, in bytes, since the stack was carved or last went cold
+ * (it scans for the lowest non-zero word, skipping non-resident pages; a
+ * warm stack may report an earlier occupant's depth). Debug only: O(stack). */
+size_t tern_coro_stack_size(const tern_coro *c);
+
+#endif

@@ -1,0 +1,107 @@
+/* Tasks: tern_spawn / join / join_all / detach / cancel on the current
+ * worker. A task is a coroutine plus a small handle that outlives it until
+ * joined, so join can read the result after the stack went back to the pool. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "rt/sched.h"
+#include "tern.h"
+
+struct tern_task {
+    tern_coro *coro;         /* NULL once finished */
+    void *(*fn)(void *);
+    void *arg;
+    void *result;
+    tern_coro *joiner;       /* coroutine parked in join, if any */
+    unsigned done : 1;
+    unsigned detached : 1;
+};
+
+static void task_main(void *arg) {
+    tern_task *t = arg;
+    t->result = t->fn(t->arg);
+    t->done = 1;
+    t->coro = NULL;
+    if (t->detached) {
+        free(t);
+        return;
+    }
+    if (t->joiner) tern_sched_wake(t->joiner, 0);
+}
+
+tern_task *tern_spawn(void *(*fn)(void *), void *arg) {
+    tern_sched *s = tern_sched_self;
+    if (!s || !fn) return NULL;
+    tern_task *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->coro = tern_sched_coro_new(s, task_main, t);
+    if (!t->coro) {
+        free(t);
+        return NULL;
+    }
+    t->coro->owner = t;
+    tern_sched_enqueue(s, t->coro);
+    return t;
+}
+
+int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
+    tern_sched *s = tern_sched_self;
+    if (!t) return -EINVAL;
+    if (!t->done) {
+        if (!s || !s->current) return -EPERM;
+        if (t->joiner) return -EBUSY;
+        uint64_t deadline = timeout_ms < 0 ? 0 : tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
+        t->joiner = s->current;
+        while (!t->done) {
+            int r = tern_sched_park_until(deadline);
+            if (r < 0 && !t->done) {
+                t->joiner = NULL;
+                return r;
+            }
+        }
+        t->joiner = NULL;
+    }
+    if (result) *result = t->result;
+    free(t);
+    return 0;
+}
+
+int tern_join(tern_task *t, void **result) { return tern_join_timeout(t, result, -1); }
+
+int tern_join_all(tern_task **tasks, size_t n, void **results) {
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!tasks[i]) continue;
+        int r = tern_join(tasks[i], results ? &results[i] : NULL);
+        if (r < 0) {
+            if (!first) first = r;
+            /* cancelled: the rest stay joinable? No: the caller can no longer
+             * tell which were joined, so detach them instead of leaking */
+            for (size_t j = i; j < n; j++)
+                if (tasks[j]) tern_detach(tasks[j]);
+            return first;
+        }
+        tasks[i] = NULL;
+    }
+    return first;
+}
+
+void tern_detach(tern_task *t) {
+    if (!t) return;
+    if (t->done) {
+        free(t);
+        return;
+    }
+    t->detached = 1;
+}
+
+void tern_cancel(tern_task *t) {
+    if (t && !t->done && t->coro) tern_sched_cancel(t->coro);
+}
+
+int tern_cancelled(void) {
+    tern_sched *s = tern_sched_self;
+    return s && s->current && (s->current->flags & TERN_CORO_CANCELLED);
+}

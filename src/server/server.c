@@ -1,0 +1,266 @@
+/* Server lifecycle: configuration, routes, listeners (one SO_REUSEPORT
+ * socket per worker, so the kernel spreads connections without a shared
+ * accept lock), worker threads, and the wait for SIGINT/SIGTERM. */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/worker.h"
+
+void tern_config_init(tern_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "0.0.0.0";
+    cfg->port = 8080;
+    cfg->workers = 0;
+    cfg->backlog = 4096;
+    cfg->max_request_head = 16384;
+    cfg->max_target = 8192;
+    cfg->max_headers = 100;
+    cfg->max_body = 16u << 20;
+    cfg->stack_size = 256u << 10;
+    cfg->keepalive_timeout_ms = 60000;
+    cfg->header_timeout_ms = 10000;
+    cfg->body_timeout_ms = 10000;
+    cfg->write_timeout_ms = 30000;
+    cfg->drain_timeout_ms = 10000;
+    cfg->server_name = "tern";
+}
+
+tern_server *tern_server_new_config(const tern_config *cfg) {
+    tern_server *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        tern_config_init(&s->cfg);
+    s->host = strdup(s->cfg.host ? s->cfg.host : "0.0.0.0");
+    s->router = tern_router_new();
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    if (!s->host || !s->router || pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        tern_server_free(s);
+        return NULL;
+    }
+    if (!s->cfg.server_name) s->cfg.server_name = "tern";
+    if (!s->cfg.max_headers) s->cfg.max_headers = 100;
+    if (!s->cfg.stack_size) s->cfg.stack_size = 256u << 10;
+    if (!s->cfg.backlog) s->cfg.backlog = 4096;
+    return s;
+}
+
+tern_server *tern_server_new(void) { return tern_server_new_config(NULL); }
+
+static void close_listeners(tern_server *s) {
+    if (!s->listen_fds) return;
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
+    free(s->listen_fds);
+    s->listen_fds = NULL;
+    s->bound = 0;
+}
+
+void tern_server_free(tern_server *s) {
+    if (!s) return;
+    close_listeners(s);
+    tern_router_free(s->router);
+    free(s->host);
+    if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
+    if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
+    free(s);
+}
+
+int tern_server_listen(tern_server *s, const char *host, uint16_t port) {
+    if (s->bound) return -EBUSY;
+    char *h = strdup(host ? host : "0.0.0.0");
+    if (!h) return -ENOMEM;
+    free(s->host);
+    s->host = h;
+    s->cfg.port = port;
+    return 0;
+}
+
+int tern_server_set_workers(tern_server *s, int workers) {
+    if (workers < 0 || workers > 1024 || s->bound) return -EINVAL;
+    s->cfg.workers = workers;
+    return 0;
+}
+
+int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h) {
+    if (!s || !pattern || !h || !(methods & TERN_ANY)) return -EINVAL;
+    return tern_router_add(s->router, methods, pattern, (void *)h);
+}
+
+uint16_t tern_server_port(const tern_server *s) { return s->bound ? s->port : 0; }
+
+static int resolve_workers(const tern_server *s);
+int tern_server_workers(const tern_server *s) { return s->bound ? s->nworkers : resolve_workers(s); }
+
+static int open_listener(const struct addrinfo *ai, int backlog) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* one listener per worker: the kernel balances connections across them,
+     * and a new process can bind the same port for a zero-downtime restart */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* wake us only when the request has arrived: a connection that sends
+     * nothing costs the server nothing (seconds before the kernel gives up) */
+    int defer = 10;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static int resolve_workers(const tern_server *s) {
+    if (s->cfg.workers > 0) return s->cfg.workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int tern_server_bind(tern_server *s) {
+    if (s->bound) return 0;
+    int n = resolve_workers(s);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", s->cfg.port);
+    int g = getaddrinfo(s->host, port, &hints, &res);
+    if (g != 0) return g == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+    s->listen_fds = malloc((size_t)n * sizeof(int));
+    if (!s->listen_fds) {
+        freeaddrinfo(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) s->listen_fds[i] = -1;
+    s->nworkers = n;
+    int err = 0;
+    for (int i = 0; i < n && !err; i++) {
+        int fd = open_listener(res, s->cfg.backlog);
+        if (fd < 0) {
+            err = fd;
+            break;
+        }
+        s->listen_fds[i] = fd;
+        if (i == 0) {
+            /* port 0: every other worker binds the port the first one got */
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            getsockname(fd, (struct sockaddr *)&ss, &len);
+            uint16_t p = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            s->port = p;
+            if (res->ai_family == AF_INET6)
+                ((struct sockaddr_in6 *)res->ai_addr)->sin6_port = htons(p);
+            else
+                ((struct sockaddr_in *)res->ai_addr)->sin_port = htons(p);
+        }
+    }
+    freeaddrinfo(res);
+    if (err) {
+        s->bound = 1;
+        close_listeners(s);
+        return err;
+    }
+    s->bound = 1;
+    return 0;
+}
+
+void tern_server_stop(tern_server *s) {
+    atomic_store(&s->stop, 1);
+    char c = 1;
+    ssize_t r = write(s->stop_pipe[1], &c, 1);
+    (void)r;
+}
+
+int tern_server_run(tern_server *s) {
+    int r = tern_server_bind(s);
+    if (r < 0) return r;
+    s->limits.max_head = s->cfg.max_request_head;
+    s->limits.max_target = s->cfg.max_target;
+    s->limits.max_headers = s->cfg.max_headers;
+
+    /* serve as many connections as the hard limit allows (nginx does the
+     * same with worker_rlimit_nofile) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    /* SIGINT/SIGTERM arrive on a signalfd in this thread; workers inherit
+     * the blocked mask so the signals are never delivered to them. SIGPIPE
+     * is blocked too: every socket write uses MSG_NOSIGNAL, and a handler's
+     * own write to a closed pipe gets EPIPE instead of killing the process. */
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    sigset_t stopsigs;
+    sigemptyset(&stopsigs);
+    sigaddset(&stopsigs, SIGINT);
+    sigaddset(&stopsigs, SIGTERM);
+    int sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    s->workers = calloc((size_t)s->nworkers, sizeof(tern_worker));
+    if (!s->workers) r = -ENOMEM;
+    int started = 0;
+    for (int i = 0; i < s->nworkers && r == 0; i++) {
+        r = tern_worker_init(&s->workers[i], s, i);
+        if (r < 0) break;
+        s->workers[i].listen_fd = s->listen_fds[i];
+        s->listen_fds[i] = -1; /* the worker owns it now */
+        r = tern_worker_start(&s->workers[i]);
+        if (r == 0) started++;
+    }
+
+    while (r == 0 && !atomic_load(&s->stop)) {
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
+        int n = poll(pfd, sfd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno != EINTR) break;
+        if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == sizeof si) break;
+        }
+        if (pfd[1].revents & POLLIN) break;
+    }
+
+    for (int i = 0; i < s->nworkers && s->workers; i++) {
+        atomic_store_explicit(&s->workers[i].stopping, 1, memory_order_release);
+        if (s->workers[i].notify_fd >= 0) tern_worker_notify(&s->workers[i]);
+    }
+    for (int i = 0; i < s->nworkers && s->workers; i++)
+        if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
+    for (int i = 0; i < s->nworkers && s->workers; i++)
+        if (s->workers[i].server) tern_worker_destroy(&s->workers[i]);
+    (void)started;
+    free(s->workers);
+    s->workers = NULL;
+    close_listeners(s);
+    if (sfd >= 0) close(sfd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}

@@ -1,0 +1,211 @@
+/* Worker thread: the loop that ties listener, connections, timers and
+ * coroutines together, plus accept with its pauses (EMFILE, limits). */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/metrics.h"
+#include "server/server.h"
+
+__thread tern_worker *tern_worker_self;
+
+int tern_worker_id(void) { return tern_worker_self ? tern_worker_self->id : -1; }
+
+#define RBUF_SIZE 65536
+#define WBUF_INITIAL 65536
+/* After EMFILE/ENFILE the backlog waits this long before accept is tried
+ * again: no spinning on a listener we cannot serve. */
+#define ACCEPT_RETRY_NS (100ull * 1000000ull)
+
+static void accept_retry_fire(tern_timer *t);
+
+int tern_worker_init(tern_worker *w, tern_server *s, int id) {
+    memset(w, 0, sizeof *w);
+    w->server = s;
+    w->id = id;
+    w->listen_fd = -1;
+    w->notify_fd = -1;
+    w->idle_head = w->idle_tail = -1;
+    int r = tern_sched_init(&w->sched, id, s->cfg.stack_size);
+    if (r < 0) return r;
+    w->sched.user = w;
+    tern_conn_install(&w->sched);
+    w->epoch_ns = w->sched.now_ns;
+    w->accept_retry.fn = accept_retry_fire;
+
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    size_t slots = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (size_t)rl.rlim_cur;
+    if (slots > (1u << 22)) slots = 1u << 22;
+    /* one slot per possible fd, committed only where connections live */
+    w->conns = mmap(NULL, slots * sizeof(tern_conn), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED) {
+        w->conns = NULL;
+        return -ENOMEM;
+    }
+    w->conn_slots = slots;
+    w->rbuf_size = RBUF_SIZE;
+    w->rbuf = malloc(RBUF_SIZE);
+    w->wbuf.data = malloc(WBUF_INITIAL);
+    w->wbuf.cap = WBUF_INITIAL;
+    w->hdrs = calloc(s->cfg.max_headers ? s->cfg.max_headers : 1, sizeof(tern_http_header));
+    w->metrics = tern_metrics_new();
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!w->rbuf || !w->wbuf.data || !w->hdrs || !w->metrics || w->notify_fd < 0) return -ENOMEM;
+    return 0;
+}
+
+void tern_worker_destroy(tern_worker *w) {
+    if (w->conns) {
+        for (size_t fd = 0; fd < w->conn_slots; fd++)
+            if (w->conns[fd].flags & TERN_CONN_OPEN) close((int)fd);
+        munmap(w->conns, w->conn_slots * sizeof(tern_conn));
+    }
+    w->conns = NULL;
+    free(w->rbuf);
+    free(w->wbuf.data);
+    free(w->hdrs);
+    tern_metrics_free(w->metrics);
+    if (w->notify_fd >= 0) close(w->notify_fd);
+    if (w->listen_fd >= 0) close(w->listen_fd);
+    tern_sched_destroy(&w->sched);
+}
+
+void tern_worker_notify(tern_worker *w) {
+    uint64_t one = 1;
+    ssize_t r = write(w->notify_fd, &one, sizeof one);
+    (void)r;
+}
+
+static void pause_accept(tern_worker *w) {
+    if (w->listen_paused) return;
+    w->listen_paused = 1;
+    tern_wheel_add(&w->sched.wheel, &w->accept_retry, w->sched.now_ns + ACCEPT_RETRY_NS);
+}
+
+static void accept_all(tern_worker *w) {
+    tern_server *s = w->server;
+    unsigned limit = s->cfg.max_connections;
+    while (w->listen_fd >= 0 && !w->draining) {
+        if (limit && atomic_load_explicit(&s->open_conns, memory_order_relaxed) >= limit) {
+            /* at the limit: leave connections in the kernel's backlog (the
+             * client waits) rather than accept and drop them */
+            pause_accept(w);
+            return;
+        }
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN) return;
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                pause_accept(w);
+                return;
+            }
+            return;
+        }
+        tern_conn_accepted(w, fd);
+    }
+}
+
+static void accept_retry_fire(tern_timer *t) {
+    tern_worker *w = tern_worker_self;
+    w->listen_paused = 0;
+    accept_all(w);
+}
+
+void tern_worker_resume_accept(tern_worker *w) {
+    if (!w->listen_paused) return;
+    tern_wheel_cancel(&w->sched.wheel, &w->accept_retry);
+    w->listen_paused = 0;
+    accept_all(w);
+}
+
+static void on_event(tern_sched *s, uint64_t data, uint32_t events) {
+    tern_worker *w = s->user;
+    switch (data & TERN_EV_TAG_MASK) {
+    case TERN_EV_CONN:
+        tern_conn_event(w, (tern_conn *)(uintptr_t)data, events);
+        break;
+    case TERN_EV_LISTENER:
+        if (!w->listen_paused) accept_all(w);
+        break;
+    case TERN_EV_FDWAIT:
+        tern_sched_fdwait_event(data, events);
+        break;
+    case TERN_EV_NOTIFY: {
+        uint64_t v;
+        ssize_t r = read(w->notify_fd, &v, sizeof v);
+        (void)r;
+        break;
+    }
+    }
+}
+
+static void start_drain(tern_worker *w) {
+    w->draining = 1;
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+    tern_wheel_cancel(&w->sched.wheel, &w->accept_retry);
+    tern_conn_drain(w);
+}
+
+static void *worker_main(void *arg) {
+    tern_worker *w = arg;
+    tern_sched_self = &w->sched;
+    tern_worker_self = w;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+                             .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_LISTENER};
+    epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
+    ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
+    epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
+    accept_all(w); /* connections that queued before the loop started */
+
+    uint64_t drain_deadline = 0, hard_deadline = 0;
+    for (;;) {
+        int64_t sweep_ns = tern_conn_sweep(w);
+        /* wake at least once a second: idle expiry and drain checks */
+        int64_t cap = 1000000000;
+        if (sweep_ns >= 0 && sweep_ns < cap) cap = sweep_ns;
+        tern_sched_poll(&w->sched, on_event, cap);
+        unsigned limit = w->server->cfg.max_connections;
+        if (w->listen_paused && limit &&
+            atomic_load_explicit(&w->server->open_conns, memory_order_relaxed) < limit)
+            tern_worker_resume_accept(w); /* back under the connection limit */
+        if (atomic_load_explicit(&w->stopping, memory_order_acquire) && !w->draining) {
+            start_drain(w);
+            unsigned ms = w->server->cfg.drain_timeout_ms;
+            drain_deadline = w->sched.now_ns + (uint64_t)ms * 1000000ull;
+            hard_deadline = drain_deadline + 2000000000ull;
+        }
+        if (w->draining) {
+            if (w->open_conns == 0 && w->sched.coros_live == 0) break;
+            if (drain_deadline && w->sched.now_ns >= drain_deadline) {
+                /* past the deadline: cancel what still runs; parks now
+                 * return -ECANCELED and connections close */
+                tern_conn_cancel_all(w);
+                drain_deadline = 0;
+            }
+            if (w->sched.now_ns >= hard_deadline) break;
+        }
+    }
+    return NULL;
+}
+
+int tern_worker_start(tern_worker *w) {
+    int r = pthread_create(&w->thread, NULL, worker_main, w);
+    if (r) return -r;
+    w->started = 1;
+    return 0;
+}

@@ -1,0 +1,140 @@
+/* Fuzz target for the request-head parser. The first byte picks the limits
+ * and a split point; the rest is the input. Besides memory errors (the
+ * input sits in an exact-size heap block, so ASan sees any over-read) it
+ * asserts the parser's contract: offsets inside the head, head length
+ * within the input, the same answer when parsing the same bytes again, and
+ * the same answer when the bytes arrive in two or three pieces. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/parse.c"
+
+#define MAXH 64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+typedef struct {
+    int r;
+    tern_http_request req;
+    tern_http_header h[MAXH];
+} result;
+
+static void run(const char *buf, size_t len, result *out, const tern_http_limits *lim)
+{
+    char *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    out->r = tern_http_parse_request(copy, len, &out->req, lim);
+    free(copy);
+}
+
+static void fresh(result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->req.headers = r->h;
+}
+
+static int same(const result *a, const result *b)
+{
+    if (a->r != b->r)
+        return 0;
+    if (a->r <= 0)
+        return 1;
+    const tern_http_request *x = &a->req, *y = &b->req;
+    return x->method == y->method && x->method_len == y->method_len &&
+           x->target_off == y->target_off && x->target_len == y->target_len &&
+           x->path_off == y->path_off && x->path_len == y->path_len &&
+           x->query_off == y->query_off && x->query_len == y->query_len &&
+           x->minor == y->minor && x->flags == y->flags && x->host_index == y->host_index &&
+           x->num_headers == y->num_headers &&
+           (!(x->flags & TERN_REQ_HAS_LENGTH) || x->content_length == y->content_length) &&
+           memcmp(a->h, b->h, x->num_headers * sizeof a->h[0]) == 0;
+}
+
+static void check(int ok)
+{
+    if (!ok)
+        __builtin_trap();
+}
+
+static void invariants(const char *buf, size_t len, const result *res, const tern_http_limits *lim)
+{
+    int r = res->r;
+    check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -431 ||
+          r == -501 || r == -505);
+    if (r == TERN_PARSE_INCOMPLETE)
+        check(len <= lim->max_head);
+    if (r <= 0)
+        return;
+    const tern_http_request *q = &res->req;
+    size_t n = (size_t)r;
+    check(n <= len && n <= lim->max_head);
+    check(!memcmp(buf + n - 4, "\r\n\r\n", 4));
+    check(q->method_len > 0 && q->method_len <= MAX_METHOD);
+    check(q->target_len > 0 && q->target_len <= lim->max_target);
+    check((size_t)q->target_off + q->target_len <= n);
+    check(q->path_off >= q->target_off &&
+          (size_t)q->path_off + q->path_len <= (size_t)q->target_off + q->target_len);
+    check(q->query_off >= q->target_off &&
+          (size_t)q->query_off + q->query_len <= (size_t)q->target_off + q->target_len);
+    check(q->minor <= 1);
+    check(q->num_headers <= lim->max_headers);
+    check(q->host_index == UINT32_MAX || q->host_index < q->num_headers);
+    check(q->minor == 0 || q->host_index != UINT32_MAX);
+    check(!((q->flags & TERN_REQ_CHUNKED) && (q->flags & TERN_REQ_HAS_LENGTH)));
+    check(!(q->flags & TERN_REQ_HAS_LENGTH) || q->content_length <= (uint64_t)INT64_MAX);
+    for (uint32_t i = 0; i < q->num_headers; i++) {
+        const tern_http_header *h = &q->headers[i];
+        check(h->name_len > 0 && (size_t)h->name_off + h->name_len <= n);
+        check((size_t)h->value_off + h->value_len <= n);
+        for (uint32_t j = 0; j < h->name_len; j++)
+            check(is_tchar(buf[h->name_off + j]));
+        for (uint32_t j = 0; j < h->value_len; j++) {
+            unsigned char c = (unsigned char)buf[h->value_off + j];
+            check(c == '\t' || (c >= 0x20 && c != 0x7f));
+        }
+        if (h->value_len) {
+            char first = buf[h->value_off], last = buf[h->value_off + h->value_len - 1];
+            check(first != ' ' && first != '\t' && last != ' ' && last != '\t');
+        }
+        check(tern_http_header_is(buf, h, buf + h->name_off, h->name_len));
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static result a, b, c;
+    if (size < 1)
+        return 0;
+    static const tern_http_limits lims[4] = {
+        {.max_head = 16384, .max_target = 8192, .max_headers = MAXH},
+        {.max_head = 256, .max_target = 64, .max_headers = 8},
+        {.max_head = 64, .max_target = 200, .max_headers = 2},
+        {.max_head = 1024, .max_target = 32, .max_headers = MAXH},
+    };
+    const tern_http_limits *lim = &lims[data[0] & 3];
+    const char *buf = (const char *)data + 1;
+    size_t len = size - 1;
+
+    fresh(&a);
+    run(buf, len, &a, lim);
+    invariants(buf, len, &a, lim);
+
+    /* the same bytes again: same answer */
+    fresh(&b);
+    run(buf, len, &b, lim);
+    check(same(&a, &b));
+
+    /* two or three pieces with the request state carried across calls */
+    size_t cut1 = len ? (size_t)(data[0] >> 2) * len / 63 : 0;
+    size_t cut2 = cut1 + (len - cut1) / 2;
+    fresh(&c);
+    run(buf, cut1, &c, lim);
+    if (c.r == TERN_PARSE_INCOMPLETE) {
+        run(buf, cut2, &c, lim);
+        if (c.r == TERN_PARSE_INCOMPLETE)
+            run(buf, len, &c, lim);
+    }
+    check(same(&a, &c));
+    return 0;
+}

@@ -1,0 +1,58 @@
+# Unit tests: every tests/unit/**/test_*.c is one program; ctest runs it.
+# Tests may #include the .c under test (h2o style) to reach static functions.
+file(GLOB_RECURSE TERN_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${TERN_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  get_filename_component(dir ${src} DIRECTORY)
+  get_filename_component(area ${dir} NAME)
+  set(tname unit_${area}_${name})
+  add_executable(${tname} ${src})
+  target_include_directories(${tname} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit)
+  target_compile_options(${tname} PRIVATE ${TERN_WARNINGS} -Wno-missing-prototypes ${TERN_SAN_FLAGS})
+  target_compile_definitions(${tname} PRIVATE _GNU_SOURCE)
+  target_link_libraries(${tname} PRIVATE tern_static ${TERN_EXTRA_LIBS})
+  add_test(NAME ${tname} COMMAND ${tname})
+  set_tests_properties(${tname} PROPERTIES TIMEOUT 300 LABELS unit)
+endforeach()
+
+# Integration tests: Python drives the real demo server over real sockets.
+find_program(PYTHON3 python3 REQUIRED)
+file(GLOB TERN_INTEGRATION_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/integration/test_*.py)
+foreach(py ${TERN_INTEGRATION_TESTS})
+  get_filename_component(name ${py} NAME_WE)
+  add_test(NAME integration_${name}
+    COMMAND ${PYTHON3} ${py} --binary $<TARGET_FILE:tern-demo>)
+  set_tests_properties(integration_${name} PROPERTIES TIMEOUT 600 LABELS integration RUN_SERIAL TRUE)
+endforeach()
+
+# README examples compile
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tests/readme_examples.cmake)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/tests/readme_examples.cmake)
+endif()
+
+# Fuzz targets: libFuzzer needs clang; each runs briefly on its corpus.
+if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+  file(GLOB TERN_FUZZERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+  set(TERN_FUZZ_SECONDS 20 CACHE STRING "seconds each fuzz target runs inside make test")
+  foreach(src ${TERN_FUZZERS})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1)
+    target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    set(corpus ${CMAKE_CURRENT_SOURCE_DIR}/tests/fuzz/corpus/${name})
+    set(work ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/${name})
+    # new inputs go to a scratch directory first, so the checked-in corpus
+    # only changes when someone copies findings back on purpose
+    add_test(NAME ${name}
+      COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+              $<TARGET_FILE:${name}> -max_total_time=${TERN_FUZZ_SECONDS} -timeout=10
+              -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=${CMAKE_CURRENT_BINARY_DIR}/
+              ${work} ${corpus})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 600 LABELS fuzz
+      FIXTURES_REQUIRED ${name}_corpus)
+    add_test(NAME ${name}_corpus_setup COMMAND ${CMAKE_COMMAND} -E make_directory ${work})
+    set_tests_properties(${name}_corpus_setup PROPERTIES FIXTURES_SETUP ${name}_corpus)
+  endforeach()
+endif()

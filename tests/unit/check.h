@@ -1,0 +1,62 @@
+/* Minimal unit-test helpers: every test is a program whose exit status is
+ * the verdict (ctest runs each one). A failed CHECK prints where and why and
+ * the run continues, so one run reports every failure. */
+#ifndef TERN_TEST_CHECK_H
+#define TERN_TEST_CHECK_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int check_failures;
+static int check_count;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        check_count++;                                                                 \
+        if (!(cond)) {                                                                 \
+            check_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                \
+    do {                                                                               \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                \
+        check_count++;                                                                 \
+        if (check_a_ != check_b_) {                                                    \
+            check_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, \
+                    __LINE__, #a, #b, check_a_, check_b_);                             \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                \
+    do {                                                                               \
+        const char *check_a_ = (a), *check_b_ = (b);                                   \
+        check_count++;                                                                 \
+        if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {              \
+            check_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n",       \
+                    __FILE__, __LINE__, #a, #b, check_a_ ? check_a_ : "(null)",        \
+                    check_b_ ? check_b_ : "(null)");                                   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_MEM(p, n, s)                                                             \
+    do {                                                                               \
+        size_t check_n_ = (n);                                                         \
+        check_count++;                                                                 \
+        if (check_n_ != strlen(s) || memcmp((p), (s), check_n_) != 0) {                \
+            check_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == \"%s\" (got \"%.*s\")\n",       \
+                    __FILE__, __LINE__, #p, (s), (int)check_n_, (const char *)(p));    \
+        }                                                                              \
+    } while (0)
+
+static inline int check_done(void) {
+    fprintf(stderr, "%d checks, %d failed\n", check_count, check_failures);
+    return check_failures ? 1 : 0;
+}
+
+#endif
