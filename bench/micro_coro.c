@@ -30,8 +30,7 @@ static tern_coro *bench_coro;
 
 static void pingpong(void *arg) {
     (void)arg;
-    for (;;)
-        tern_coro_switch(&bench_coro->sp, main_sp);
+    for (;;) tern_coro_switch(&bench_coro->sp, main_sp);
 }
 
 static double now_ns(void) {
@@ -56,8 +55,7 @@ static double switch_ns(tern_stack_pool *pool) {
     double runs[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_ns();
-        for (long i = 0; i < SWITCHES / 2; i++)
-            tern_coro_switch(&main_sp, bench_coro->sp);
+        for (long i = 0; i < SWITCHES / 2; i++) tern_coro_switch(&main_sp, bench_coro->sp);
         runs[r] = (now_ns() - t0) / (double)SWITCHES;
     }
     tern_coro_release(bench_coro);
@@ -77,14 +75,12 @@ static int rr_cur;
 
 static void rr_fn(void *arg) {
     (void)arg;
-    for (;;)
-        tern_coro_switch(&rr[rr_cur]->sp, main_sp);
+    for (;;) tern_coro_switch(&rr[rr_cur]->sp, main_sp);
 }
 
 static double round_robin_ns(tern_stack_pool *pool) {
     for (int i = 0; i < RR_COROS; i++)
-        if (!(rr[i] = tern_coro_create(pool, rr_fn, NULL)))
-            exit(1);
+        if (!(rr[i] = tern_coro_create(pool, rr_fn, NULL))) exit(1);
     double runs[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_ns();
@@ -93,8 +89,7 @@ static double round_robin_ns(tern_stack_pool *pool) {
                 tern_coro_switch(&main_sp, rr[rr_cur]->sp);
         runs[r] = (now_ns() - t0) / (2.0 * RR_ROUNDS * RR_COROS);
     }
-    for (int i = 0; i < RR_COROS; i++)
-        tern_coro_release(rr[i]);
+    for (int i = 0; i < RR_COROS; i++) tern_coro_release(rr[i]);
     qsort(runs, RUNS, sizeof runs[0], cmp_double);
     return runs[RUNS / 2];
 }
@@ -109,8 +104,7 @@ static long status_kib(const char *key) {
             kib = strtol(line + klen + 1, NULL, 10);
             break;
         }
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     return kib;
 }
 
@@ -122,22 +116,18 @@ struct parked {
 static void parked_fn(void *arg) {
     struct parked *x = arg;
     volatile char frame[256]; /* a small handler-sized frame */
-    for (size_t i = 0; i < sizeof frame; i += 64)
-        frame[i] = (char)x->id;
-    for (;;)
-        tern_coro_switch(&x->c->sp, main_sp);
+    for (size_t i = 0; i < sizeof frame; i += 64) frame[i] = (char)x->id;
+    for (;;) tern_coro_switch(&x->c->sp, main_sp);
 }
 
 int main(void) {
     tern_stack_pool pool;
-    if (tern_stack_pool_init(&pool, STACK_SIZE, 64) != 0)
-        return 1;
+    if (tern_stack_pool_init(&pool, STACK_SIZE, 64) != 0) return 1;
     double ns = switch_ns(&pool);
     double rr_ns = round_robin_ns(&pool);
 
     struct parked *xs = calloc(PARKED, sizeof *xs);
-    if (!xs)
-        return 1;
+    if (!xs) return 1;
     /* fault the array in first so only stacks show up in the difference */
     memset(xs, 0, PARKED * sizeof *xs);
     long rss0 = status_kib("VmRSS"), pte0 = status_kib("VmPTE");
@@ -151,8 +141,7 @@ int main(void) {
         tern_coro_switch(&main_sp, xs[i].c->sp);
     }
     long rss1 = status_kib("VmRSS"), pte1 = status_kib("VmPTE");
-    for (long i = 0; i < PARKED; i++)
-        tern_coro_release(xs[i].c);
+    for (long i = 0; i < PARKED; i++) tern_coro_release(xs[i].c);
     tern_stack_pool_destroy(&pool);
     free(xs);
 

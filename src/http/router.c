@@ -39,24 +39,24 @@ enum node_kind { NODE_ROOT, NODE_STATIC, NODE_PARAM, NODE_WILD };
 typedef struct router_node router_node;
 
 typedef struct router_edge {
-    const char *seg;    /* the child's segment bytes (stored in the child) */
+    const char *seg; /* the child's segment bytes (stored in the child) */
     uint32_t len;
     router_node *child;
 } router_edge;
 
 struct router_node {
     router_node *parent;
-    router_edge *statics;      /* sorted by (len, bytes): see edge_cmp */
+    router_edge *statics; /* sorted by (len, bytes): see edge_cmp */
     uint32_t nstatic, capstatic;
     router_node *param;
     router_node *wild;
-    char *name;                /* NODE_PARAM / NODE_WILD: the parameter name */
-    uint32_t seglen;           /* NODE_STATIC: length of seg */
+    char *name;      /* NODE_PARAM / NODE_WILD: the parameter name */
+    uint32_t seglen; /* NODE_STATIC: length of seg */
     uint8_t kind;
-    unsigned registered;       /* methods added explicitly */
-    unsigned allowed;          /* registered + HEAD (if GET) + OPTIONS; 0: not a route end */
+    unsigned registered; /* methods added explicitly */
+    unsigned allowed;    /* registered + HEAD (if GET) + OPTIONS; 0: not a route end */
     void *handlers[METHOD_SLOTS + 1];
-    char seg[];                /* NODE_STATIC: segment bytes, NUL-terminated */
+    char seg[]; /* NODE_STATIC: segment bytes, NUL-terminated */
 };
 
 struct tern_router {
@@ -158,7 +158,7 @@ void tern_router_free(tern_router *r) {
 /* ---- adding routes ------------------------------------------------------- */
 
 typedef struct pattern_seg {
-    const char *ptr;   /* static: segment; param/wild: name (after ':' / '*') */
+    const char *ptr; /* static: segment; param/wild: name (after ':' / '*') */
     uint32_t len;
     uint8_t kind;
 } pattern_seg;
@@ -279,8 +279,7 @@ static void child_detach(router_node *c) {
     } else {
         uint32_t at = edge_lower_bound(n, c->seg, c->seglen);
         assert(at < n->nstatic && n->statics[at].child == c);
-        memmove(&n->statics[at], &n->statics[at + 1],
-                (n->nstatic - at - 1) * sizeof(router_edge));
+        memmove(&n->statics[at], &n->statics[at + 1], (n->nstatic - at - 1) * sizeof(router_edge));
         n->nstatic--;
     }
     c->parent = NULL;
@@ -377,7 +376,8 @@ int tern_router_match(const tern_router *r, unsigned method, const char *path, s
     m->handler = NULL;
     m->allowed = 0;
     m->num_params = 0;
-    if (len == 0 || path[0] != '/') return -404;
+    /* value_len is 32 bits; the server caps targets far below that anyway */
+    if (len == 0 || len > UINT32_MAX || path[0] != '/') return -404;
 
     /* Search state: node n reached with path[0..pos) consumed. `next` is the
      * alternative to try at n: 0 static, 1 :param, 2 *wildcard, 3 go up. */

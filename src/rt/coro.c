@@ -55,8 +55,8 @@
 /* "tern_stk" read as a little-endian word: recognisable in a hex dump, and
  * neither zero nor a plausible pointer, the values an overflow usually writes. */
 #define CORO_CANARY UINT64_C(0x6b74735f6e726574)
-#define CANARY_SLOT 64   /* canary word + padding: keeps the control block 64-aligned */
-#define CTRL_BYTES 128   /* room reserved for struct tern_coro at the stack top */
+#define CANARY_SLOT 64 /* canary word + padding: keeps the control block 64-aligned */
+#define CTRL_BYTES 128 /* room reserved for struct tern_coro at the stack top */
 #define MIN_STACK (16 * 1024)
 #define MAX_STACK ((size_t)1 << 30)
 #define REGION_TARGET ((size_t)64 << 20) /* bytes of stacks per mmap region */
@@ -79,8 +79,12 @@ void tern_coro_start(tern_coro *c) {
     abort();
 }
 
-static uintptr_t align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
-static uintptr_t align_up(uintptr_t x, size_t a) { return align_down(x + a - 1, a); }
+static uintptr_t align_down(uintptr_t x, size_t a) {
+    return x & ~(uintptr_t)(a - 1);
+}
+static uintptr_t align_up(uintptr_t x, size_t a) {
+    return align_down(x + a - 1, a);
+}
 
 static inline tern_coro *ctrl_of(char *stack_lo, size_t stack_size) {
     return (tern_coro *)(void *)(stack_lo + stack_size - CTRL_BYTES);
@@ -90,18 +94,15 @@ int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm
     memset(p, 0, sizeof *p);
     long pg = sysconf(_SC_PAGESIZE);
     size_t page = pg > 0 ? (size_t)pg : 4096;
-    if (stack_size > MAX_STACK)
-        return -EINVAL;
-    if (stack_size < MIN_STACK)
-        stack_size = MIN_STACK;
+    if (stack_size > MAX_STACK) return -EINVAL;
+    if (stack_size < MIN_STACK) stack_size = MIN_STACK;
     stack_size = align_up(stack_size, page);
     p->page_size = page;
     p->stack_size = stack_size;
     p->keep_warm = keep_warm;
     p->stride = TERN_STACK_GUARD ? stack_size + page : stack_size;
     p->per_region = REGION_TARGET / p->stride;
-    if (p->per_region == 0)
-        p->per_region = 1;
+    if (p->per_region == 0) p->per_region = 1;
     /* Release: one extra page holds the last stack's control block (the
      * layout is shifted up by page - CANARY_SLOT). */
     p->region_bytes = p->per_region * p->stride + (TERN_STACK_GUARD ? 0 : page);
@@ -109,8 +110,7 @@ int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm
 }
 
 void tern_stack_pool_destroy(tern_stack_pool *p) {
-    for (size_t i = 0; i < p->n_regions; i++)
-        munmap(p->regions[i], p->region_bytes);
+    for (size_t i = 0; i < p->n_regions; i++) munmap(p->regions[i], p->region_bytes);
     free(p->regions);
     memset(p, 0, sizeof *p);
 }
@@ -119,8 +119,7 @@ static int add_region(tern_stack_pool *p) {
     if (p->n_regions == p->cap_regions) {
         size_t cap = p->cap_regions ? p->cap_regions * 2 : 16;
         void **r = realloc(p->regions, cap * sizeof *r);
-        if (!r)
-            return -ENOMEM;
+        if (!r) return -ENOMEM;
         p->regions = r;
         p->cap_regions = cap;
     }
@@ -128,8 +127,7 @@ static int add_region(tern_stack_pool *p) {
      * stacks is fine because only touched pages are ever committed. */
     char *base = mmap(NULL, p->region_bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
-        return -errno;
+    if (base == MAP_FAILED) return -errno;
     /* With THP "always" the first touch of a 2 MiB-aligned span would commit
      * a huge page shared by 8 stacks: 2 MiB resident for 8 parked coroutines. */
     (void)madvise(base, p->region_bytes, MADV_NOHUGEPAGE);
@@ -140,16 +138,14 @@ static int add_region(tern_stack_pool *p) {
 }
 
 static tern_coro *carve(tern_stack_pool *p) {
-    if (p->carve_left == 0 && add_region(p) < 0)
-        return NULL;
+    if (p->carve_left == 0 && add_region(p) < 0) return NULL;
     char *slot = p->carve_next;
     p->carve_next += p->stride;
     p->carve_left--;
     char *lo;
     if (TERN_STACK_GUARD) {
         /* Splits the VMA: debug builds only (see vm.max_map_count in coro.h). */
-        if (mprotect(slot, p->page_size, PROT_NONE) != 0)
-            return NULL;
+        if (mprotect(slot, p->page_size, PROT_NONE) != 0) return NULL;
         lo = slot + p->page_size;
     } else {
         lo = slot + p->page_size - CANARY_SLOT;
@@ -253,8 +249,7 @@ void tern_coro_release(tern_coro *c) {
      * previous stack and is left alone; the canary is rewritten by create. */
     uintptr_t from = align_up((uintptr_t)c->stack_lo, p->page_size);
     uintptr_t to = align_down((uintptr_t)c, p->page_size);
-    if (to > from)
-        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
     c->next = p->free_cold;
     p->free_cold = c;
     p->n_cold++;
@@ -282,13 +277,11 @@ __attribute__((no_sanitize("address"))) size_t tern_coro_stack_size(const tern_c
     const char *top = (const char *)c;
     for (const char *pg = (const char *)align_down((uintptr_t)lo, page); pg < top; pg += page) {
         unsigned char vec;
-        if (mincore((void *)(uintptr_t)pg, page, &vec) == 0 && !(vec & 1))
-            continue;
+        if (mincore((void *)(uintptr_t)pg, page, &vec) == 0 && !(vec & 1)) continue;
         const char *a = pg < lo ? lo : pg;
         const char *end = pg + page < top ? pg + page : top;
         for (; a < end; a += sizeof(uint64_t))
-            if (*(const uint64_t *)(const void *)a != 0)
-                return (size_t)(top - a);
+            if (*(const uint64_t *)(const void *)a != 0) return (size_t)(top - a);
     }
     return 0;
 }

@@ -30,34 +30,34 @@ typedef struct tern_coro tern_coro;
 typedef void (*tern_coro_fn)(void *arg);
 
 struct tern_coro {
-    void *sp;                 /* saved stack pointer while switched out */
+    void *sp; /* saved stack pointer while switched out */
     tern_coro_fn fn;
     void *arg;
-    tern_coro *next;          /* free list / run queue link (owner decides) */
-    void *owner;              /* scheduler data (task, request), opaque here */
+    tern_coro *next; /* free list / run queue link (owner decides) */
+    void *owner;     /* scheduler data (task, request), opaque here */
     struct tern_stack_pool *pool;
-    char *stack_lo;           /* lowest usable address (canary lives here) */
-    uint32_t flags;           /* scheduler-owned bits */
-    int32_t result;           /* scheduler-owned: value returned by a park */
-    uint64_t user[2];         /* scheduler-owned scratch */
+    char *stack_lo;   /* lowest usable address (canary lives here) */
+    uint32_t flags;   /* scheduler-owned bits */
+    int32_t result;   /* scheduler-owned: value returned by a park */
+    uint64_t user[2]; /* scheduler-owned scratch */
 };
 
 typedef struct tern_stack_pool {
-    size_t stack_size;        /* bytes per stack incl. the tern_coro, page multiple */
-    size_t per_region;        /* stacks per mmap region */
-    size_t keep_warm;         /* free stacks kept resident; beyond: madvise(DONTNEED) */
-    tern_coro *free_warm;     /* free, pages possibly resident */
-    tern_coro *free_cold;     /* free, pages returned to the kernel */
+    size_t stack_size;    /* bytes per stack incl. the tern_coro, page multiple */
+    size_t per_region;    /* stacks per mmap region */
+    size_t keep_warm;     /* free stacks kept resident; beyond: madvise(DONTNEED) */
+    tern_coro *free_warm; /* free, pages possibly resident */
+    tern_coro *free_cold; /* free, pages returned to the kernel */
     size_t n_warm, n_cold;
-    size_t n_live;            /* handed out and not yet released */
-    size_t n_total;           /* carved so far */
-    void **regions;           /* mmap'd regions (for munmap at destroy) */
+    size_t n_live;  /* handed out and not yet released */
+    size_t n_total; /* carved so far */
+    void **regions; /* mmap'd regions (for munmap at destroy) */
     size_t n_regions, cap_regions;
-    char *carve_next;         /* next uncarved stack in the newest region */
+    char *carve_next; /* next uncarved stack in the newest region */
     size_t carve_left;
-    size_t page_size;         /* sysconf(_SC_PAGESIZE) at init */
-    size_t stride;            /* distance between stacks in a region (+ guard page) */
-    size_t region_bytes;      /* length of each mmap region */
+    size_t page_size;    /* sysconf(_SC_PAGESIZE) at init */
+    size_t stride;       /* distance between stacks in a region (+ guard page) */
+    size_t region_bytes; /* length of each mmap region */
 } tern_stack_pool;
 
 /* stack_size is rounded up to a page multiple (minimum 16 KiB). Maps nothing

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <poll.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "tern.h"
@@ -33,6 +34,15 @@ int tern_sched_init(tern_sched *s, int id, size_t stack_size) {
     if (s->epfd < 0) return -errno;
     s->now_ns = tern_clock_ns();
     tern_wheel_init(&s->wheel, s->now_ns);
+    s->remote_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->remote_fd < 0) {
+        int e = -errno;
+        close(s->epfd);
+        return e;
+    }
+    pthread_mutex_init(&s->remote_lock, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)s | TERN_EV_NOTIFY};
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->remote_fd, &ev);
     /* keep up to 1024 warm stacks: enough for bursts of parked requests,
      * while a spike of 100k coroutines gives its pages back afterwards */
     int r = tern_stack_pool_init(&s->stacks, stack_size, 1024);
@@ -45,6 +55,11 @@ int tern_sched_init(tern_sched *s, int id, size_t stack_size) {
 
 void tern_sched_destroy(tern_sched *s) {
     tern_stack_pool_destroy(&s->stacks);
+    if (s->remote_fd >= 0) close(s->remote_fd);
+    s->remote_fd = -1;
+    pthread_mutex_destroy(&s->remote_lock);
+    free(s->remote);
+    free(s->remote_spare);
     if (s->epfd >= 0) close(s->epfd);
     s->epfd = -1;
 }
@@ -246,4 +261,50 @@ void tern_sched_fdwait_event(uint64_t data, uint32_t events) {
     tern_fdwait *w = (tern_fdwait *)(uintptr_t)(data & ~(uint64_t)TERN_EV_TAG_MASK);
     w->revents |= events;
     tern_sched_wake(w->coro, 0);
+}
+
+struct tern_remote_wake {
+    tern_coro *coro;
+    int result;
+};
+
+int tern_sched_remote_wake(tern_sched *s, tern_coro *c, int result) {
+    pthread_mutex_lock(&s->remote_lock);
+    if (s->remote_len == s->remote_cap) {
+        size_t cap = s->remote_cap ? s->remote_cap * 2 : 64;
+        struct tern_remote_wake *p = realloc(s->remote, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&s->remote_lock);
+            return -ENOMEM;
+        }
+        s->remote = p;
+        s->remote_cap = cap;
+    }
+    s->remote[s->remote_len++] = (struct tern_remote_wake){c, result};
+    int first = s->remote_len == 1;
+    pthread_mutex_unlock(&s->remote_lock);
+    /* one eventfd write per batch: later posters see a non-empty queue */
+    if (first) {
+        uint64_t one = 1;
+        ssize_t r = write(s->remote_fd, &one, sizeof one);
+        (void)r;
+    }
+    return 0;
+}
+
+void tern_sched_drain_remote(tern_sched *s) {
+    uint64_t v;
+    ssize_t r = read(s->remote_fd, &v, sizeof v);
+    (void)r;
+    pthread_mutex_lock(&s->remote_lock);
+    /* swap buffers so wakes run without the lock held */
+    struct tern_remote_wake *list = s->remote;
+    size_t n = s->remote_len, cap = s->remote_cap;
+    s->remote = s->remote_spare;
+    s->remote_cap = s->remote_spare_cap;
+    s->remote_len = 0;
+    pthread_mutex_unlock(&s->remote_lock);
+    for (size_t i = 0; i < n; i++) tern_sched_wake(list[i].coro, list[i].result);
+    s->remote_spare = list;
+    s->remote_spare_cap = cap;
 }

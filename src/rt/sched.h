@@ -9,6 +9,7 @@
 #ifndef TERN_RT_SCHED_H
 #define TERN_RT_SCHED_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -50,6 +51,11 @@ struct tern_sched {
     uint64_t lag_ns_max;          /* worst timer lateness since last read */
     tern_wheel wheel;
     tern_stack_pool stacks;
+    /* wakes posted from other threads (offload results, cross-worker sync) */
+    int remote_fd;                /* eventfd, registered with tag TERN_EV_NOTIFY */
+    pthread_mutex_t remote_lock;
+    struct tern_remote_wake *remote, *remote_spare;
+    size_t remote_len, remote_cap, remote_spare_cap;
 };
 
 extern __thread tern_sched *tern_sched_self;
@@ -84,6 +90,12 @@ void tern_sched_cancel(tern_coro *c);
  * and runs ready coroutines. */
 typedef void (*tern_event_fn)(tern_sched *s, uint64_t data, uint32_t events);
 void tern_sched_poll(tern_sched *s, tern_event_fn on_event, int64_t max_wait_ns);
+
+/* Thread-safe: wakes coroutine c (parked on scheduler s) with `result`
+ * from any thread; s's loop picks it up through its eventfd. 0 or -ENOMEM. */
+int tern_sched_remote_wake(tern_sched *s, tern_coro *c, int result);
+/* On s's own thread (TERN_EV_NOTIFY): applies the posted wakes. */
+void tern_sched_drain_remote(tern_sched *s);
 
 /* Wait object for tern_wait_fd, referenced from epoll data (tag FDWAIT). */
 typedef struct tern_fdwait {

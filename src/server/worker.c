@@ -142,12 +142,15 @@ static void on_event(tern_sched *s, uint64_t data, uint32_t events) {
     case TERN_EV_FDWAIT:
         tern_sched_fdwait_event(data, events);
         break;
-    case TERN_EV_NOTIFY: {
-        uint64_t v;
-        ssize_t r = read(w->notify_fd, &v, sizeof v);
-        (void)r;
+    case TERN_EV_NOTIFY:
+        if ((void *)(uintptr_t)(data & ~(uint64_t)TERN_EV_TAG_MASK) == (void *)s) {
+            tern_sched_drain_remote(s);
+        } else {
+            uint64_t v;
+            ssize_t r = read(w->notify_fd, &v, sizeof v);
+            (void)r;
+        }
         break;
-    }
     }
 }
 

@@ -75,8 +75,8 @@ static int ref_add(const ref_route *rs, size_t n, unsigned methods, const char *
     for (size_t r = 0; r < n; r++) {
         const char *a, *b;
         size_t al, bl;
-        for (int i = 0; pattern_seg_at(pat, i, &a, &al) && pattern_seg_at(rs[r].pattern, i, &b, &bl);
-             i++) {
+        for (int i = 0; pattern_seg_at(pat, i, &a, &al); i++) {
+            if (!pattern_seg_at(rs[r].pattern, i, &b, &bl)) break;
             if (al == bl && memcmp(a, b, al) == 0) continue;
             int ka = seg_kind(a, al);
             if (ka != 0 && ka == seg_kind(b, bl)) return -EINVAL;
@@ -121,7 +121,8 @@ static int ref_rank(const char *a, const char *b) {
     for (;;) {
         const char *as = strchr(a, '/'), *bs = strchr(b, '/');
         if (!as || !bs) return !as - !bs;
-        int ka = seg_kind(as + 1, strcspn(as + 1, "/")), kb = seg_kind(bs + 1, strcspn(bs + 1, "/"));
+        int ka = seg_kind(as + 1, strcspn(as + 1, "/"));
+        int kb = seg_kind(bs + 1, strcspn(bs + 1, "/"));
         if (ka != kb) return ka - kb;
         a = as + 1;
         b = bs + 1;
@@ -145,8 +146,8 @@ static unsigned ref_shape(const ref_route *rs, size_t n, const char *pat, unsign
     return methods | TERN_OPTIONS | (methods & TERN_GET ? TERN_HEAD : 0);
 }
 
-static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path,
-                      size_t len, tern_route_match *want) {
+static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path, size_t len,
+                      tern_route_match *want) {
     const char *best = NULL;
     unsigned union_allowed = 0;
     tern_route_match tmp;
@@ -274,7 +275,7 @@ static size_t concretise(const char *pat, char *out, unsigned salt) {
         out[n++] = '/';
         int kind = seg_kind(s, len);
         if (kind == 1) {
-            out[n++] = salt & 1 ? 'a' : 'v';  /* sometimes hits a static sibling */
+            out[n++] = salt & 1 ? 'a' : 'v'; /* sometimes hits a static sibling */
         } else if (kind == 2) {
             if (salt & 2) n += (size_t)sprintf(out + n, "t/u");
             break;
@@ -304,8 +305,8 @@ static void run_patterns(const uint8_t *data, size_t size, unsigned method) {
         line_lens[nlines++] = len;
         p += len + 1;
         if (len == 0) continue;
-        unsigned methods = line[0] >= '1' && line[0] <= '9' ? 1u << (line[0] - '1')
-                                                           : (uint8_t)line[0] & TERN_ANY;
+        unsigned methods =
+            line[0] >= '1' && line[0] <= '9' ? 1u << (line[0] - '1') : (uint8_t)line[0] & TERN_ANY;
         const char *pat = line + 1;
         int want = ref_add(rs, n, methods, pat);
         int rc = tern_router_add(r, methods, pat, &handler_ids[nlines]);

@@ -43,7 +43,7 @@ static char handler_ids[64];
 typedef struct route_case {
     unsigned methods;
     const char *pattern;
-    int rc;   /* expected from tern_router_add */
+    int rc; /* expected from tern_router_add */
 } route_case;
 
 /* The handler of a route is H(its index in this table). */
@@ -72,14 +72,14 @@ static const route_case routes[] = {
     /* 21 */ {POST, "/p/*r", 0},
     /* 22 */ {GET, "/k/:a/:b/:c/:d/:e/:f/:g/:h", 0},
     /* 23 */ {TERN_ANY, "/any", 0},
-    /* 24 */ {GET, "/users/:id/posts", 0},         /* same :id node as 5: fine */
-    /* 25 */ {POST, "/users/:id", 0},              /* same shape, new method */
-    /* 26 */ {GET, "/e//x", 0},                    /* empty segment: literal */
+    /* 24 */ {GET, "/users/:id/posts", 0}, /* same :id node as 5: fine */
+    /* 25 */ {POST, "/users/:id", 0},      /* same shape, new method */
+    /* 26 */ {GET, "/e//x", 0},            /* empty segment: literal */
     /* ---- refused: each must leave the router unchanged ---- */
-    /* 27 */ {GET, "/users/:name/x", -EINVAL},     /* :id already at this position */
-    /* 28 */ {GET, "/files/*other", -EINVAL},      /* *path already here */
+    /* 27 */ {GET, "/users/:name/x", -EINVAL}, /* :id already at this position */
+    /* 28 */ {GET, "/files/*other", -EINVAL},  /* *path already here */
     /* 29 */ {GET, "/users/:id", -EEXIST},
-    /* 30 */ {GET | PUT, "/users", -EEXIST},       /* GET is taken; PUT is not added */
+    /* 30 */ {GET | PUT, "/users", -EEXIST}, /* GET is taken; PUT is not added */
     /* 31 */ {GET, "users", -EINVAL},
     /* 32 */ {GET, "", -EINVAL},
     /* 33 */ {GET, "/x/:", -EINVAL},
@@ -95,17 +95,17 @@ static const route_case routes[] = {
     /* 43 */ {0, "/x", -EINVAL},
     /* 44 */ {1u << 9, "/x", -EINVAL},
     /* 45 */ {GET, "/x/*p/", -EINVAL},
-    /* 46 */ {GET, "/s/*rest", 0},                 /* same wildcard name, new method */
-    /* 47 */ {HEAD, "/users/me", 0},               /* explicit HEAD after GET */
+    /* 46 */ {GET, "/s/*rest", 0},   /* same wildcard name, new method */
+    /* 47 */ {HEAD, "/users/me", 0}, /* explicit HEAD after GET */
 };
 
 typedef struct match_case {
     unsigned method;
     const char *path;
     int rc;
-    int handler;            /* index into routes, NO_H when rc != 0 */
+    int handler; /* index into routes, NO_H when rc != 0 */
     unsigned allowed;
-    const char *params;     /* "name=value;name=value", "" for none */
+    const char *params; /* "name=value;name=value", "" for none */
 } match_case;
 
 static const match_case matches[] = {
@@ -133,8 +133,8 @@ static const match_case matches[] = {
     {GET, "/users/42/posts/7", 0, 5, GH_O, "id=42;post=7"},
     {GET, "/users/42/posts", 0, 24, GH_O, "id=42"},
     {GET, "/users/me/posts", 0, 24, GH_O, "id=me"},
-    {GET, "/users/42/posts/", -404, NO_H, 0, ""},       /* :post is never empty */
-    {GET, "/users//posts/7", -404, NO_H, 0, ""},        /* nor is :id */
+    {GET, "/users/42/posts/", -404, NO_H, 0, ""}, /* :post is never empty */
+    {GET, "/users//posts/7", -404, NO_H, 0, ""},  /* nor is :id */
     {GET, "/k/1/2/3/4/5/6/7/8", 0, 22, GH_O, "a=1;b=2;c=3;d=4;e=5;f=6;g=7;h=8"},
     {GET, "/k/1/2/3/4/5/6/7", -404, NO_H, 0, ""},
     {GET, "/k/1/2/3/4/5/6/7/8/9", -404, NO_H, 0, ""},
@@ -155,7 +155,7 @@ static const match_case matches[] = {
     {GET, "/a/b/d", 0, 8, GH_O, "x=b"},
     {GET, "/a/z/d", 0, 8, GH_O, "x=z"},
     {GET, "/a/b/e", -404, NO_H, 0, ""},
-    {GET, "/b/c", 0, 10, GH_O, "x=c"},                    /* POST-only static loses to GET :x */
+    {GET, "/b/c", 0, 10, GH_O, "x=c"}, /* POST-only static loses to GET :x */
     {POST, "/b/c", 0, 9, POST | OPT, ""},
     {PUT, "/b/c", -405, NO_H, GET | HEAD | POST | OPT, ""}, /* union of both routes */
     {PUT, "/b/d", -405, NO_H, GH_O, ""},
@@ -190,8 +190,8 @@ static const match_case matches[] = {
 };
 
 /* Checks m->params against "a=1;b=2" and that every value lies in the path. */
-static void check_params(const tern_route_match *m, const char *path, size_t len,
-                         const char *want, const char *what) {
+static void check_params(const tern_route_match *m, const char *path, size_t len, const char *want,
+                         const char *what) {
     uint32_t i = 0;
     const char *p = want;
     while (*p) {
@@ -440,7 +440,8 @@ static int ref_rank(const char *a, const char *b) {
     for (;;) {
         const char *as = strchr(a, '/'), *bs = strchr(b, '/');
         if (!as || !bs) return !as - !bs;
-        int ka = seg_kind(as + 1, strcspn(as + 1, "/")), kb = seg_kind(bs + 1, strcspn(bs + 1, "/"));
+        int ka = seg_kind(as + 1, strcspn(as + 1, "/"));
+        int kb = seg_kind(bs + 1, strcspn(bs + 1, "/"));
         if (ka != kb) return ka - kb;
         a = as + 1;
         b = bs + 1;
@@ -465,8 +466,8 @@ static unsigned ref_shape(const ref_route *rs, size_t n, const char *pat, unsign
 }
 
 /* Returns the expected rc and fills want like tern_router_match would. */
-static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path,
-                      size_t len, tern_route_match *want) {
+static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path, size_t len,
+                      tern_route_match *want) {
     const char *best = NULL;
     unsigned union_allowed = 0;
     tern_route_match tmp;
@@ -524,8 +525,8 @@ static void random_pattern(char *out, size_t cap, bool as_path) {
 }
 
 static void test_against_reference(void) {
-    static const unsigned methods[] = {TERN_GET, TERN_HEAD, TERN_POST, TERN_OPTIONS,
-                                       TERN_GET | TERN_POST, TERN_PUT | TERN_HEAD};
+    static const unsigned methods[] = {
+        TERN_GET, TERN_HEAD, TERN_POST, TERN_OPTIONS, TERN_GET | TERN_POST, TERN_PUT | TERN_HEAD};
     enum { ROUNDS = 300, ROUTES = 40, LOOKUPS = 300 };
     static char hs[ROUTES];
     int mismatches = 0, hits = 0, n405 = 0;

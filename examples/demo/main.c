@@ -10,6 +10,16 @@
 
 #include <tern.h>
 
+#include "demo.h"
+
+demo_options demo_opts;
+
+/* groups not built into this binary are skipped (weak references) */
+#pragma weak demo_register_runtime
+#pragma weak demo_register_metrics
+#pragma weak demo_register_pool
+#pragma weak demo_register_admission
+
 static atomic_uint_fast64_t request_counter;
 
 static void plaintext(tern_ctx *ctx) {
@@ -126,6 +136,17 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/concurrent", concurrent);
     tern_route(s, TERN_POST, "/echo", echo);
     tern_route(s, TERN_GET, "/users/:id", user);
+    int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
+                                      demo_register_pool, demo_register_admission};
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        if (!groups[i]) continue;
+        int g = groups[i](s);
+        if (g < 0) {
+            fprintf(stderr, "tern-demo: cannot set up endpoints: %s\n", strerror(-g));
+            tern_server_free(s);
+            return 1;
+        }
+    }
 
     int r = tern_server_bind(s);
     if (r < 0) {
