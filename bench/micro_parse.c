@@ -25,16 +25,14 @@ static const char browser[] =
     "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n"
     "\r\n";
 
-static double now_ns(void)
-{
+static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 /* Best of several runs: the minimum is the least disturbed by the machine. */
-static double bench(const char *s, size_t n)
-{
+static double bench(const char *s, size_t n) {
     static tern_http_header h[100];
     tern_http_limits lim = {.max_head = 16384, .max_target = 8192, .max_headers = 100};
     double best = 1e30;
@@ -51,20 +49,18 @@ static double bench(const char *s, size_t n)
             sink += tern_http_parse_request(s, n, &req, &lim);
         }
         double per = (now_ns() - t0) / iters;
-        if (per < best)
-            best = per;
+        if (per < best) best = per;
     }
-    if (sink == 0)
-        fprintf(stderr, "parse failed\n");
+    if (sink == 0) fprintf(stderr, "parse failed\n");
     return best;
 }
 
-int main(void)
-{
+int main(void) {
     tern_http_header h[100];
     tern_http_limits lim = {.max_head = 16384, .max_target = 8192, .max_headers = 100};
     tern_http_request req = {.headers = h};
-    if (tern_http_parse_request(browser, sizeof browser - 1, &req, &lim) != (int)sizeof browser - 1 ||
+    if (tern_http_parse_request(browser, sizeof browser - 1, &req, &lim) !=
+            (int)sizeof browser - 1 ||
         req.num_headers != 11) {
         fprintf(stderr, "browser request did not parse\n");
         return 1;

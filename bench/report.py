@@ -390,8 +390,13 @@ class Report:
 
     def write(self, path):
         mach = kv_file(os.path.join(self.out, "machine.txt"))
-        notes = [l.strip() for l in open(os.path.join(self.out, "notes.txt"))] \
-            if os.path.exists(os.path.join(self.out, "notes.txt")) else []
+        notes = []
+        if os.path.exists(os.path.join(self.out, "notes.txt")):
+            for line in open(os.path.join(self.out, "notes.txt")):
+                if line.strip() and line.strip() not in notes:
+                    notes.append(line.strip())
+        others = [float(r["cpu0_other"]) for r in self.recs if r.get("cpu0_other")]
+        busy = med(others)
         body_start = len(self.lines)
         for s in (self.s1, self.s2, self.s3, self.s4, self.s5, self.s6, self.s7):
             s()
@@ -412,7 +417,9 @@ class Report:
         w(f"- Tools: {mach.get('wrk', '?')}; {mach.get('nginx', 'nginx: —')}; "
           f"{mach.get('h2o', 'h2o: —')}")
         w(f"- tern binary: {mach.get('tern', 'not built: tern rows skipped')}")
-        w(f"- Rounds: {mach.get('rounds', '?')}, RLIMIT_NOFILE {mach.get('ulimit_n', '?')}")
+        w(f"- Rounds: {mach.get('rounds', '?')}; wrk duration {mach.get('duration', '?')} "
+          f"(`/concurrent`: {mach.get('conc_duration', '?')}); warm-up "
+          f"{mach.get('warmup', '?')}; RLIMIT_NOFILE {mach.get('ulimit_n', '?')}")
         w()
         w("Method (ARCHITECTURE.md \"Benchmark method\"): every server pinned to CPU 0 "
           "(`taskset -c 0`) with one worker, `wrk -t1` (or the idle-connection client) pinned "
@@ -424,9 +431,18 @@ class Report:
           "ratios of medians.")
         w()
         w("Servers: `tern-demo --workers 1 --port 18080 --host 127.0.0.1`; "
-          f"nginx `-c {self.anchors}/nginx.conf` (port 18081); h2o `-c {self.anchors}/h2o.conf` "
-          "(18082, asked for `/`); `tokio-hyper-anchor 18083 1`; the floor `floor 18086` "
+          f"nginx `-c {self.anchors}/nginx.conf` (port 18081); h2o with "
+          f"`{self.anchors}/h2o.conf` plus `max-connections: 20000` and "
+          "`http1-request-timeout: 120` (its defaults, 1,024 connections and 10 s, cannot hold "
+          "scenario 5's 10,000 idle connections; port 18082, asked for `/`); `tokio-hyper-anchor 18083 1`; the floor `floor 18086` "
           f"(built from `{self.anchors}/floor/floor.c` with `gcc -O2`).")
+        if busy is not None and busy > 10:
+            w()
+            w(f"**Warning: the machine was busy during this run.** CPU 0, reserved for the "
+              f"server, spent a median {busy:.0f}% of each measurement on other processes "
+              f"(column \"CPU0 other %\"; max {max(others):.0f}%). Wall-clock figures (req/s, "
+              "latency) are depressed and noisy; CPU µs/request and memory figures are less "
+              "affected. Compare ratios within a round, and re-run on a quiet machine.")
         if notes:
             w()
             w("Notes from this run:")

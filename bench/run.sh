@@ -12,7 +12,7 @@
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
 set -u -o pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
@@ -139,12 +139,25 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_server NAME: sets SRV_PID SRV_PORT SRV_PATH; returns 1 if unavailable.
 start_server() {
-    local name=$1 cmd
+    local name=$1 cmd p
     SRV_PATH=/plaintext
+    # tern, the floor and tokio-hyper take their port as an argument: if someone
+    # else's process holds the usual one, use a free one from 18100-18199.
+    case $name in
+    tern) SRV_PORT=$TERN_PORT ;;
+    floor) SRV_PORT=18086 ;;
+    tokio) SRV_PORT=18083 ;;
+    esac
+    case $name in tern | floor | tokio)
+        if port_busy "$SRV_PORT"; then
+            for ((p = 18100; p < 18200; p++)); do port_busy "$p" || break; done
+            note "$name: port $SRV_PORT in use by another process, using $p"
+            SRV_PORT=$p
+        fi ;;
+    esac
     case $name in
     tern)
         [ -n "$TERN" ] || return 1
-        SRV_PORT=$TERN_PORT
         cmd=("$TERN" --workers 1 --port "$SRV_PORT" --host 127.0.0.1) ;;
     nginx)
         [ -n "$NGINX" ] || return 1
@@ -161,12 +174,10 @@ start_server() {
         cmd=("$H2O" -c "$OUT/h2o.conf") ;;
     tokio)
         [ -n "$TOKIO" ] || return 1
-        SRV_PORT=18083
-        cmd=("$TOKIO" 18083 1) ;;
+        cmd=("$TOKIO" "$SRV_PORT" 1) ;;
     floor)
         [ -n "$FLOOR" ] || return 1
-        SRV_PORT=18086
-        cmd=("$FLOOR" 18086) ;;
+        cmd=("$FLOOR" "$SRV_PORT") ;;
     esac
     if port_busy "$SRV_PORT"; then
         note "$name: port $SRV_PORT already in use by a process this script did not start; skipped"
@@ -374,7 +385,10 @@ for e in $EXTRA; do MAIN+=("$e"); done
     [ -n "$NGINX" ] && echo "nginx=$("$NGINX" -v 2>&1)"
     [ -n "$H2O" ] && echo "h2o=$("$H2O" --version 2>&1 | head -n 1)"
     [ -n "$TERN" ] && echo "tern=$TERN_BIN ($(stat -c '%y' "$TERN" | cut -d. -f1))"
-    echo "rounds=$ROUNDS duration=$DURATION conc_duration=$CONC_DURATION warmup=$WARMUP"
+    echo "rounds=$ROUNDS"
+    echo "duration=$DURATION"
+    echo "conc_duration=$CONC_DURATION"
+    echo "warmup=$WARMUP"
     echo "ulimit_n=$(ulimit -n)"
 } >"$OUT/machine.txt"
 

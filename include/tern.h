@@ -65,6 +65,9 @@ typedef struct tern_config {
     unsigned write_timeout_ms;       /* no write progress, default 30000 */
     unsigned drain_timeout_ms;       /* graceful shutdown deadline, default 10000 */
     const char *server_name;    /* Server header, default "tern" */
+    int shared_port;            /* 1: share the port with another process that
+                                   listens with SO_REUSEPORT (rolling restart);
+                                   0 (default): such a port is "in use" */
 } tern_config;
 
 /* Fills cfg with the defaults documented above. */
@@ -78,6 +81,8 @@ void tern_server_free(tern_server *s);
 /* Address and workers; return 0 or -EINVAL. */
 int tern_server_listen(tern_server *s, const char *host, uint16_t port);
 int tern_server_set_workers(tern_server *s, int workers);
+/* See tern_config.shared_port. */
+int tern_server_set_shared_port(tern_server *s, int shared);
 
 /* Registers handler h for the methods in `methods` on `pattern`.
  * Patterns: "/static/path", "/users/:id" (one segment), and a last
@@ -88,7 +93,9 @@ int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handl
 
 /* Binds the listeners (one per worker, SO_REUSEPORT) without serving yet.
  * Called by tern_server_run if not called before. Returns 0 or -errno
- * (-EADDRINUSE when the port is taken). */
+ * (-EADDRINUSE when the port is taken). From here on SIGINT, SIGTERM and
+ * SIGPIPE are blocked in the calling thread, so a stop signal that arrives
+ * before tern_server_run is not lost; run (or free) restores the mask. */
 int tern_server_bind(tern_server *s);
 /* The bound port (useful with port 0), or 0 before binding. */
 uint16_t tern_server_port(const tern_server *s);
@@ -138,7 +145,7 @@ int tern_append_body(tern_ctx *ctx, const void *data, size_t len);
  * (a string literal or other static data). */
 void tern_set_body_static(tern_ctx *ctx, const void *data, size_t len);
 int tern_printf_body(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap);
+int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* status + "text/plain; charset=utf-8" + body copy */
 int tern_text(tern_ctx *ctx, int status, const char *text);
 /* status + "application/json" + body copy */

@@ -74,6 +74,9 @@ static void usage(FILE *f) {
             "  --host ADDR    address to listen on (default 0.0.0.0)\n"
             "  --port PORT    port (default 8080; 0 picks a free one)\n"
             "  --workers N    worker threads (default: online CPUs)\n"
+            "  --reuse-port   share the port with a running instance (rolling restart)\n"
+            "  --upstream URL upstream for /real (default: this server's /plaintext)\n"
+            "  --db PATH      SQLite database for /pool and /real (default: in /tmp)\n"
             "endpoints: GET / /plaintext /json /concurrent /users/:id, POST /echo\n");
 }
 
@@ -90,9 +93,12 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'h'}, {"port", required_argument, NULL, 'p'},
         {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'H'},
+        {"reuse-port", no_argument, NULL, 'r'},   {"upstream", required_argument, NULL, 'u'},
+        {"db", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0}};
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0;
+    int reuse_port = 0;
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -111,6 +117,9 @@ int main(int argc, char **argv) {
             }
             break;
         case 'H': usage(stdout); return 0;
+        case 'r': reuse_port = 1; break;
+        case 'u': demo_opts.upstream = optarg; break;
+        case 'd': demo_opts.db_path = optarg; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -130,6 +139,7 @@ int main(int argc, char **argv) {
     }
     tern_server_listen(s, host, (uint16_t)port);
     if (workers) tern_server_set_workers(s, (int)workers);
+    tern_server_set_shared_port(s, reuse_port);
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -154,6 +164,7 @@ int main(int argc, char **argv) {
         tern_server_free(s);
         return 1;
     }
+    demo_opts.port = tern_server_port(s);
     printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
            tern_server_workers(s));
     fflush(stdout);

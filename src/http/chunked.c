@@ -25,56 +25,50 @@
 #define MAX_TRAILER 8192
 
 enum {
-    S_SIZE,       /* hex digits of the chunk size (line_len counts the line) */
-    S_SIZE_BWS,   /* SP/HTAB after the size: a ';' must follow */
-    S_EXT,        /* chunk extensions up to CR */
-    S_SIZE_LF,    /* CR seen at the end of the size line */
-    S_DATA,       /* remaining bytes of chunk data */
-    S_DATA_CR,    /* CRLF after the data */
+    S_SIZE,     /* hex digits of the chunk size (line_len counts the line) */
+    S_SIZE_BWS, /* SP/HTAB after the size: a ';' must follow */
+    S_EXT,      /* chunk extensions up to CR */
+    S_SIZE_LF,  /* CR seen at the end of the size line */
+    S_DATA,     /* remaining bytes of chunk data */
+    S_DATA_CR,  /* CRLF after the data */
     S_DATA_LF,
-    S_TRL_START,  /* start of a trailer line, or of the final CRLF */
+    S_TRL_START, /* start of a trailer line, or of the final CRLF */
     S_TRL_NAME,
     S_TRL_VALUE,
-    S_TRL_LF,     /* CR seen at the end of a trailer field */
-    S_END_LF,     /* CR of the final empty line seen */
+    S_TRL_LF, /* CR seen at the end of a trailer field */
+    S_END_LF, /* CR of the final empty line seen */
     S_DONE,
     S_ERR_400,
     S_ERR_413,
 };
 
-static inline int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
+static inline int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
     c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
 /* tchar (RFC 9110 §5.6.2) for trailer field names */
-static inline int is_tchar(unsigned char c)
-{
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-        return 1;
-    if (c >= '0' && c <= '9')
-        return 1;
+static inline int is_tchar(unsigned char c) {
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return 1;
+    if (c >= '0' && c <= '9') return 1;
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* field-vchar / SP / HTAB / obs-text (RFC 9110 §5.5) */
-static inline int is_field_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+static inline int is_field_byte(unsigned char c) {
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
-void tern_chunked_init(tern_chunked *d, uint64_t max_body)
-{
+void tern_chunked_init(tern_chunked *d, uint64_t max_body) {
     memset(d, 0, sizeof *d);
     d->max_body = max_body;
     d->state = S_SIZE;
 }
 
-int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed,
-                        char *out, size_t *out_len)
-{
+int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
+                        size_t *out_len) {
     size_t i = 0, o = 0;
     int ret = 0;
     while (i < in_len) {
@@ -82,25 +76,21 @@ int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *
         switch (d->state) {
         case S_DATA: {
             size_t n = in_len - i;
-            if (n > d->remaining)
-                n = (size_t)d->remaining;
+            if (n > d->remaining) n = (size_t)d->remaining;
             /* out never overtakes in: o <= i always, so memmove is safe */
-            if (out + o != in + i)
-                memmove(out + o, in + i, n);
+            if (out + o != in + i) memmove(out + o, in + i, n);
             o += n;
             i += n;
             d->remaining -= n;
             d->total += n;
-            if (d->remaining == 0)
-                d->state = S_DATA_CR;
+            if (d->remaining == 0) d->state = S_DATA_CR;
             continue;
         }
         case S_SIZE: {
             int h = hexval(c);
             if (h >= 0) {
                 /* 16 hex digits hold 2^64-1; one more would overflow */
-                if (d->remaining >> 60)
-                    goto bad;
+                if (d->remaining >> 60) goto bad;
                 d->remaining = d->remaining << 4 | (unsigned)h;
             } else if (d->line_len == 0) {
                 goto bad; /* no digit before ';', CR, SP or a sign */
@@ -128,8 +118,7 @@ int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *
                 goto bad;
             break;
         case S_SIZE_LF:
-            if (c != '\n')
-                goto bad;
+            if (c != '\n') goto bad;
             if (d->remaining > d->max_body - d->total) {
                 d->state = S_ERR_413;
                 ret = -413;
@@ -145,13 +134,11 @@ int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *
             i++;
             continue;
         case S_DATA_CR:
-            if (c != '\r')
-                goto bad;
+            if (c != '\r') goto bad;
             d->state = S_DATA_LF;
             break;
         case S_DATA_LF:
-            if (c != '\n')
-                goto bad;
+            if (c != '\n') goto bad;
             d->state = S_SIZE;
             d->line_len = 0;
             i++;
@@ -177,13 +164,11 @@ int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *
                 goto bad;
             break;
         case S_TRL_LF:
-            if (c != '\n')
-                goto bad;
+            if (c != '\n') goto bad;
             d->state = S_TRL_START;
             break;
         case S_END_LF:
-            if (c != '\n' || ++d->trailer_bytes > MAX_TRAILER)
-                goto bad;
+            if (c != '\n' || ++d->trailer_bytes > MAX_TRAILER) goto bad;
             d->state = S_DONE;
             i++;
             ret = 1;
@@ -200,8 +185,7 @@ int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *
         /* framing bytes: bound the size line (before its CR) and the
          * trailer section (every byte after the last chunk's CRLF) */
         if (d->state >= S_TRL_START) {
-            if (++d->trailer_bytes > MAX_TRAILER)
-                goto bad;
+            if (++d->trailer_bytes > MAX_TRAILER) goto bad;
         } else if (d->state <= S_EXT && ++d->line_len > MAX_LINE) {
             goto bad;
         }

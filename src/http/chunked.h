@@ -10,14 +10,15 @@
 #include <sys/types.h>
 
 typedef struct tern_chunked {
-    uint64_t remaining;      /* bytes left in the current chunk */
-    uint64_t total;          /* decoded bytes so far */
-    uint64_t max_body;       /* decoded size limit (413) */
-    uint32_t state;          /* private */
-    uint32_t line_len;       /* private: bytes of the current size/trailer line */
-    uint32_t trailer_bytes;  /* private: bound on the trailer section */
+    uint64_t remaining;     /* bytes left in the current chunk */
+    uint64_t total;         /* decoded bytes so far */
+    uint64_t max_body;      /* decoded size limit (413) */
+    uint32_t state;         /* private */
+    uint32_t line_len;      /* private: bytes of the current size/trailer line */
+    uint32_t trailer_bytes; /* private: bound on the trailer section */
 } tern_chunked;
 
+/* max_body is the decoded size limit; pass UINT64_MAX for none. */
 void tern_chunked_init(tern_chunked *d, uint64_t max_body);
 
 /* Decodes from in[0..in_len), writing body bytes to out (out may equal in:
@@ -26,8 +27,13 @@ void tern_chunked_init(tern_chunked *d, uint64_t max_body);
  * written by this call. Returns 1 when the whole chunked body (including
  * the trailer section and its final CRLF) has been consumed — bytes after
  * it belong to the next request —, 0 when all input was consumed and more
- * is needed, -400 when malformed, -413 when the body exceeds max_body. */
-int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed,
-                        char *out, size_t *out_len);
+ * is needed, -400 when malformed, -413 when the body exceeds max_body.
+ * Sizes are 1*HEXDIG; SP/HTAB after the size is accepted only before ';'
+ * (BWS of chunk-ext). 413 is answered at the end of the size line that
+ * would exceed max_body, before its data. Size lines are bounded at 4 KiB
+ * (before the CR) and the trailer section at 8 KiB, else 400. Errors and
+ * completion are sticky: later calls return the same and consume nothing. */
+int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
+                        size_t *out_len);
 
 #endif

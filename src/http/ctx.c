@@ -71,7 +71,8 @@ char *tern_strdup(tern_ctx *ctx, const char *s) {
     return p;
 }
 
-static char *arena_vsprintf(tern_ctx *ctx, size_t *len_out, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static char *arena_vsprintf(tern_ctx *ctx, size_t *len_out,
+                                                                 const char *fmt, va_list ap) {
     va_list ap2;
     va_copy(ap2, ap);
     /* format straight into the arena's free space when it fits */

@@ -39,6 +39,7 @@
 #define MAX_METHOD 32
 
 /* tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~" DIGIT ALPHA. */
+// clang-format off
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
@@ -53,27 +54,27 @@ static const unsigned char tchar[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+// clang-format on
 
-static inline int is_tchar(char c) { return tchar[(unsigned char)c]; }
+static inline int is_tchar(char c) {
+    return tchar[(unsigned char)c];
+}
 
 /* First byte in [p, end) outside 0x21..0x7E (the request-target alphabet),
  * or end. */
-static const char *find_target_end(const char *p, const char *end)
-{
+static const char *find_target_end(const char *p, const char *end) {
 #ifdef __SSE2__
     const __m128i lo = _mm_set1_epi8(0x21), span = _mm_set1_epi8(0x7e - 0x21);
     while (end - p >= 16) {
         __m128i v = _mm_sub_epi8(_mm_loadu_si128((const void *)p), lo);
         __m128i ok = _mm_cmpeq_epi8(_mm_min_epu8(v, span), v); /* unsigned v <= span */
         unsigned bad = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-        if (bad)
-            return p + __builtin_ctz(bad);
+        if (bad) return p + __builtin_ctz(bad);
         p += 16;
     }
 #endif
     for (; p < end; p++)
-        if ((unsigned char)(*p - 0x21) > 0x7e - 0x21)
-            return p;
+        if ((unsigned char)(*p - 0x21) > 0x7e - 0x21) return p;
     return p;
 }
 
@@ -81,23 +82,20 @@ static const char *find_target_end(const char *p, const char *end)
  * allow HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5), so the caller only
  * has to look at what this stops on: HTAB, the CR ending the line, or an
  * error. */
-static const char *find_ctl(const char *p, const char *end)
-{
+static const char *find_ctl(const char *p, const char *end) {
 #ifdef __SSE2__
     const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const void *)p);
         __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v); /* unsigned v <= 0x1f */
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
-        if (m)
-            return p + __builtin_ctz(m);
+        if (m) return p + __builtin_ctz(m);
         p += 16;
     }
 #endif
     for (; p < end; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f)
-            return p;
+        if (c < 0x20 || c == 0x7f) return p;
     }
     return p;
 }
@@ -105,15 +103,13 @@ static const char *find_ctl(const char *p, const char *end)
 /* Header-name recognition compares whole words with the ASCII case bit set.
  * For tchar bytes this is exact: x | 0x20 equals a lower-case letter only
  * for that letter in either case, and '-' (0x2d) only for '-' or CR. */
-static inline uint32_t ld32(const char *p)
-{
+static inline uint32_t ld32(const char *p) {
     uint32_t x;
     memcpy(&x, p, 4);
     return x;
 }
 
-static inline uint64_t ld64(const char *p)
-{
+static inline uint64_t ld64(const char *p) {
     uint64_t x;
     memcpy(&x, p, 8);
     return x;
@@ -124,15 +120,13 @@ static inline uint64_t ld64(const char *p)
 
 enum hdr_kind { H_OTHER, H_HOST, H_EXPECT, H_UPGRADE, H_CONNECTION, H_CL, H_TE };
 
-static enum hdr_kind header_kind(const char *n, size_t len)
-{
+static enum hdr_kind header_kind(const char *n, size_t len) {
     switch (len) {
     case 4:
         return (ld32(n) | LOW32) == ld32("host") ? H_HOST : H_OTHER;
     case 6:
-        return (ld32(n) | LOW32) == ld32("expe") && (ld32(n + 2) | LOW32) == ld32("pect")
-                   ? H_EXPECT
-                   : H_OTHER;
+        return (ld32(n) | LOW32) == ld32("expe") && (ld32(n + 2) | LOW32) == ld32("pect") ? H_EXPECT
+                                                                                          : H_OTHER;
     case 7:
         return (ld32(n) | LOW32) == ld32("upgr") && (ld32(n + 3) | LOW32) == ld32("rade")
                    ? H_UPGRADE
@@ -146,8 +140,7 @@ static enum hdr_kind header_kind(const char *n, size_t len)
                    ? H_CL
                    : H_OTHER;
     case 17:
-        return (ld64(n) | LOW64) == ld64("transfer") &&
-                       (ld64(n + 8) | LOW64) == ld64("-encodin") &&
+        return (ld64(n) | LOW64) == ld64("transfer") && (ld64(n + 8) | LOW64) == ld64("-encodin") &&
                        (ld64(n + 9) | LOW64) == ld64("encoding")
                    ? H_TE
                    : H_OTHER;
@@ -157,120 +150,92 @@ static enum hdr_kind header_kind(const char *n, size_t len)
 }
 
 /* ASCII case-insensitive equality of a[0..n) with lower-case b. */
-static int ieq(const char *a, size_t n, const char *b, size_t bn)
-{
-    if (n != bn)
-        return 0;
+static int ieq(const char *a, size_t n, const char *b, size_t bn) {
+    if (n != bn) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)a[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (c != (unsigned char)b[i])
-            return 0;
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
+        if (c != (unsigned char)b[i]) return 0;
     }
     return 1;
 }
 
 int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,
-                        size_t name_len)
-{
-    if (h->name_len != name_len)
-        return 0;
+                        size_t name_len) {
+    if (h->name_len != name_len) return 0;
     const char *a = buf + h->name_off;
     for (size_t i = 0; i < name_len; i++) {
         unsigned char x = (unsigned char)a[i], y = (unsigned char)name[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return 0;
+        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+        if (x != y) return 0;
     }
     return 1;
 }
 
-static unsigned method_bit(const char *m, size_t n)
-{
+static unsigned method_bit(const char *m, size_t n) {
     /* Methods are case-sensitive (RFC 9110 §9.1). */
     switch (n) {
     case 3:
-        if (!memcmp(m, "GET", 3))
-            return TERN_GET;
-        if (!memcmp(m, "PUT", 3))
-            return TERN_PUT;
+        if (!memcmp(m, "GET", 3)) return TERN_GET;
+        if (!memcmp(m, "PUT", 3)) return TERN_PUT;
         break;
     case 4:
-        if (!memcmp(m, "POST", 4))
-            return TERN_POST;
-        if (!memcmp(m, "HEAD", 4))
-            return TERN_HEAD;
+        if (!memcmp(m, "POST", 4)) return TERN_POST;
+        if (!memcmp(m, "HEAD", 4)) return TERN_HEAD;
         break;
     case 5:
-        if (!memcmp(m, "PATCH", 5))
-            return TERN_PATCH;
-        if (!memcmp(m, "TRACE", 5))
-            return TERN_TRACE;
+        if (!memcmp(m, "PATCH", 5)) return TERN_PATCH;
+        if (!memcmp(m, "TRACE", 5)) return TERN_TRACE;
         break;
     case 6:
-        if (!memcmp(m, "DELETE", 6))
-            return TERN_DELETE;
+        if (!memcmp(m, "DELETE", 6)) return TERN_DELETE;
         break;
     case 7:
-        if (!memcmp(m, "OPTIONS", 7))
-            return TERN_OPTIONS;
-        if (!memcmp(m, "CONNECT", 7))
-            return TERN_CONNECT;
+        if (!memcmp(m, "OPTIONS", 7)) return TERN_OPTIONS;
+        if (!memcmp(m, "CONNECT", 7)) return TERN_CONNECT;
         break;
     }
     return 0;
 }
 
-static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+static inline int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /* CONNECT target: uri-host ":" port (RFC 9110 §9.3.6). The host may be an
  * IP-literal in brackets; a path, query, fragment or userinfo is refused. */
-static int valid_authority_form(const char *t, size_t n)
-{
+static int valid_authority_form(const char *t, size_t n) {
     const char *colon = NULL;
     for (size_t i = 0; i < n; i++) {
         char c = t[i];
-        if (c == '/' || c == '?' || c == '#' || c == '@')
-            return 0;
-        if (c == ':')
-            colon = t + i;
+        if (c == '/' || c == '?' || c == '#' || c == '@') return 0;
+        if (c == ':') colon = t + i;
     }
-    if (!colon || colon == t)
-        return 0;
+    if (!colon || colon == t) return 0;
     const char *port = colon + 1, *end = t + n;
-    if (port == end || end - port > 5)
-        return 0;
+    if (port == end || end - port > 5) return 0;
     unsigned v = 0;
     for (const char *q = port; q < end; q++) {
-        if (!is_digit(*q))
-            return 0;
+        if (!is_digit(*q)) return 0;
         v = v * 10 + (unsigned)(*q - '0');
     }
-    if (v > 65535)
-        return 0;
+    if (v > 65535) return 0;
     /* "[::1]:443": the last ':' must follow the closing bracket */
-    if (t[0] == '[' && colon[-1] != ']')
-        return 0;
+    if (t[0] == '[' && colon[-1] != ']') return 0;
     return 1;
 }
 
 /* Fills the target fields; returns 0 or -400. */
-static int classify_target(const char *buf, const char *t, size_t n, tern_http_request *req)
-{
+static int classify_target(const char *buf, const char *t, size_t n, tern_http_request *req) {
     uint32_t off = (uint32_t)(t - buf);
     /* A fragment is never sent in a request (RFC 9112 §3.2): refuse it
      * rather than guess which part a router should see. */
-    if (memchr(t, '#', n))
-        return -400;
+    if (memchr(t, '#', n)) return -400;
     req->query_off = off + (uint32_t)n;
     req->query_len = 0;
     if (req->method == TERN_CONNECT) {
-        if (!valid_authority_form(t, n))
-            return -400;
+        if (!valid_authority_form(t, n)) return -400;
         req->flags |= TERN_REQ_FORM_AUTHORITY;
         req->path_off = off;
         req->path_len = 0;
@@ -280,8 +245,7 @@ static int classify_target(const char *buf, const char *t, size_t n, tern_http_r
     if (t[0] == '/') {
         p = t;
     } else if (n == 1 && t[0] == '*') {
-        if (req->method != TERN_OPTIONS)
-            return -400;
+        if (req->method != TERN_OPTIONS) return -400;
         req->flags |= TERN_REQ_FORM_ASTERISK;
         req->path_off = off;
         req->path_len = 1;
@@ -299,13 +263,11 @@ static int classify_target(const char *buf, const char *t, size_t n, tern_http_r
         while (ae < end && *ae != '/' && *ae != '?') {
             /* userinfo is deprecated and a recipient SHOULD treat it as an
              * error (RFC 9110 §4.2.4) */
-            if (*ae == '@')
-                return -400;
+            if (*ae == '@') return -400;
             ae++;
         }
         /* an http(s) URI with an empty host MUST be rejected (§4.2.1) */
-        if (ae == a)
-            return -400;
+        if (ae == a) return -400;
         req->flags |= TERN_REQ_FORM_ABSOLUTE;
         p = ae; /* may be '?' or end: path_len 0 then means "/" */
     }
@@ -324,8 +286,7 @@ static int classify_target(const char *buf, const char *t, size_t n, tern_http_r
 /* Request line at p. Returns the position after its CRLF via *pp, 0 on
  * success, TERN_PARSE_INCOMPLETE or a negated status. */
 static int parse_request_line(const char *buf, const char **pp, const char *end,
-                              tern_http_request *req, size_t max_target)
-{
+                              tern_http_request *req, size_t max_target) {
     const char *p = *pp, *m = p;
     unsigned method;
     if (end - p >= 4 && !memcmp(p, "GET ", 4)) {
@@ -334,21 +295,17 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     } else {
         while (p < end && is_tchar(*p)) {
             p++;
-            if (p - m > MAX_METHOD)
-                return -501;
+            if (p - m > MAX_METHOD) return -501;
         }
-        if (p == end)
-            return TERN_PARSE_INCOMPLETE;
+        if (p == end) return TERN_PARSE_INCOMPLETE;
         if (p == m) {
             /* a lone CR at the end may still become a skippable empty line */
-            if (*p == '\r' && p + 1 == end)
-                return TERN_PARSE_INCOMPLETE;
+            if (*p == '\r' && p + 1 == end) return TERN_PARSE_INCOMPLETE;
             return -400;
         }
         method = method_bit(m, (size_t)(p - m));
     }
-    if (*p != ' ')
-        return -400;
+    if (*p != ' ') return -400;
     p++;
 
     const char *t = p;
@@ -356,12 +313,9 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     size_t scan = avail < max_target + 1 ? avail : max_target + 1;
     const char *te = find_target_end(t, t + scan);
     size_t tlen = (size_t)(te - t);
-    if (tlen > max_target)
-        return -414;
-    if (te == end)
-        return TERN_PARSE_INCOMPLETE;
-    if (*te != ' ' || tlen == 0)
-        return -400;
+    if (tlen > max_target) return -414;
+    if (te == end) return TERN_PARSE_INCOMPLETE;
+    if (*te != ' ' || tlen == 0) return -400;
 
     req->method = method;
     req->method_len = (uint32_t)(t - 1 - m);
@@ -369,8 +323,7 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     req->target_len = (uint32_t)tlen;
     req->flags = 0;
     int r = classify_target(buf, t, tlen, req);
-    if (r)
-        return r;
+    if (r) return r;
 
     /* HTTP-version is case-sensitive, one digit each side (RFC 9112 §2.3).
      * Checked byte by byte so "HTTP/1.1\n" is refused without waiting. */
@@ -378,62 +331,51 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     static const char pattern[] = "HTTP/9.9\r\n";
     size_t have = (size_t)(end - p) < 10 ? (size_t)(end - p) : 10;
     for (size_t i = 0; i < have; i++) {
-        if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i])
-            return -400;
+        if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i]) return -400;
     }
-    if (have < 10)
-        return TERN_PARSE_INCOMPLETE;
-    if (p[5] != '1' || (p[7] != '1' && p[7] != '0'))
-        return -505;
+    if (have < 10) return TERN_PARSE_INCOMPLETE;
+    if (p[5] != '1' || (p[7] != '1' && p[7] != '0')) return -505;
     req->minor = (uint32_t)(p[7] - '0');
     *pp = p + 10;
     return 0;
 }
 
-/* Calls fn on each non-empty element of a comma-separated list (RFC 9110
+/* Runs body for each non-empty element of a comma-separated list (RFC 9110
  * §5.6.1), OWS trimmed. Empty elements are ignored as the RFC requires. */
-#define FOR_EACH_ELEMENT(v, ve, es, el, body)                                            \
-    do {                                                                                 \
-        const char *it_ = (v);                                                           \
-        while (it_ < (ve)) {                                                             \
-            const char *e_ = memchr(it_, ',', (size_t)((ve)-it_));                       \
-            if (!e_)                                                                     \
-                e_ = (ve);                                                               \
-            const char *es = it_, *ee_ = e_;                                             \
-            while (es < ee_ && (*es == ' ' || *es == '\t'))                              \
-                es++;                                                                    \
-            while (ee_ > es && (ee_[-1] == ' ' || ee_[-1] == '\t'))                      \
-                ee_--;                                                                   \
-            size_t el = (size_t)(ee_ - es);                                              \
-            if (el) {                                                                    \
-                body                                                                     \
-            }                                                                            \
-            it_ = e_ + 1;                                                                \
-        }                                                                                \
+#define FOR_EACH_ELEMENT(v, ve, es, el, body)                                                      \
+    do {                                                                                           \
+        const char *it_ = (v);                                                                     \
+        while (it_ < (ve)) {                                                                       \
+            const char *e_ = memchr(it_, ',', (size_t)((ve)-it_));                                 \
+            if (!e_) e_ = (ve);                                                                    \
+            const char *es = it_, *ee_ = e_;                                                       \
+            while (es < ee_ && (*es == ' ' || *es == '\t')) es++;                                  \
+            while (ee_ > es && (ee_[-1] == ' ' || ee_[-1] == '\t')) ee_--;                         \
+            size_t el = (size_t)(ee_ - es);                                                        \
+            if (el) {                                                                              \
+                body                                                                               \
+            }                                                                                      \
+            it_ = e_ + 1;                                                                          \
+        }                                                                                          \
     } while (0)
 
 struct sem {
-    int err;            /* first per-line semantic error */
+    int err; /* first per-line semantic error */
     unsigned hosts;
     unsigned close, keep_alive;
     unsigned te, te_chunked, te_other, te_last_chunked, te_twice, te_empty;
 };
 
-static void note(struct sem *s, int err)
-{
-    if (!s->err)
-        s->err = err;
+static void note(struct sem *s, int err) {
+    if (!s->err) s->err = err;
 }
 
 static void header_semantics(const char *buf, const char *n, size_t nl, const char *v,
-                             const char *ve, uint32_t idx, tern_http_request *req,
-                             struct sem *s)
-{
+                             const char *ve, uint32_t idx, tern_http_request *req, struct sem *s) {
     switch (header_kind(n, nl)) {
     case H_HOST:
         /* RFC 9112 §3.2: more than one Host is a 400 */
-        if (++s->hosts > 1)
-            note(s, -400);
+        if (++s->hosts > 1) note(s, -400);
         req->host_index = idx;
         break;
     case H_CL: {
@@ -457,12 +399,10 @@ static void header_semantics(const char *buf, const char *n, size_t nl, const ch
     }
     case H_TE:
         s->te = 1;
-        if (v == ve)
-            s->te_empty = 1;
+        if (v == ve) s->te_empty = 1;
         FOR_EACH_ELEMENT(v, ve, es, el, {
             if (ieq(es, el, "chunked", 7)) {
-                if (s->te_chunked)
-                    s->te_twice = 1;
+                if (s->te_chunked) s->te_twice = 1;
                 s->te_chunked = 1;
                 s->te_last_chunked = 1;
             } else {
@@ -496,24 +436,19 @@ static void header_semantics(const char *buf, const char *n, size_t nl, const ch
     (void)buf;
 }
 
-static int finish(tern_http_request *req, struct sem *s)
-{
-    if (s->err)
-        return s->err;
-    if (req->minor == 1 && s->hosts == 0)
-        return -400; /* RFC 9112 §3.2 */
+static int finish(tern_http_request *req, struct sem *s) {
+    if (s->err) return s->err;
+    if (req->minor == 1 && s->hosts == 0) return -400; /* RFC 9112 §3.2 */
     if (s->te) {
         /* RFC 9112 §6.1/§6.3: TE with CL, or TE in HTTP/1.0, is a smuggling
          * shape; chunked MUST NOT be applied twice. */
         if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 || s->te_twice || s->te_empty)
             return -400;
         /* §6.1: a coding we do not know, or chunked not last: 501 */
-        if (s->te_other || !s->te_last_chunked)
-            return -501;
+        if (s->te_other || !s->te_last_chunked) return -501;
         req->flags |= TERN_REQ_CHUNKED;
     }
-    if (req->minor == 1 ? !s->close : s->keep_alive && !s->close)
-        req->flags |= TERN_REQ_KEEP_ALIVE;
+    if (req->minor == 1 ? !s->close : s->keep_alive && !s->close) req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
 }
 
@@ -521,8 +456,7 @@ static int finish(tern_http_request *req, struct sem *s)
  * With semantics on, pos must be start and the results are filled in. */
 static int parse_lines(const char *buf, const char *end, const char *start, const char *pos,
                        uint32_t nh, tern_http_request *req, const tern_http_limits *lim,
-                       size_t max_target, int semantics)
-{
+                       size_t max_target, int semantics) {
     struct sem s = {0};
     const char *p = pos;
     int r;
@@ -540,64 +474,47 @@ static int parse_lines(const char *buf, const char *end, const char *start, cons
     }
     for (;;) {
         const char *line = p;
-        if (p == end)
-            goto incomplete;
+        if (p == end) goto incomplete;
         if (*p == '\r') {
-            if (p + 1 == end)
-                goto incomplete;
-            if (p[1] != '\n')
-                return -400; /* bare CR */
+            if (p + 1 == end) goto incomplete;
+            if (p[1] != '\n') return -400; /* bare CR */
             req->num_headers = nh;
             req->scanned = (size_t)(p + 2 - buf);
             int head_len = (int)(p + 2 - buf);
-            if (!semantics)
-                return head_len;
+            if (!semantics) return head_len;
             r = finish(req, &s);
             return r ? r : head_len;
         }
         /* obs-fold, or whitespace before the first field (RFC 9112 §5.2,
          * §2.2): both refused */
-        if (*p == ' ' || *p == '\t')
-            return -400;
-        if (nh >= lim->max_headers)
-            return -431;
+        if (*p == ' ' || *p == '\t') return -400;
+        if (nh >= lim->max_headers) return -431;
         const char *n = p;
-        while (p < end && is_tchar(*p))
-            p++;
-        if (p == end)
-            goto incomplete_line;
+        while (p < end && is_tchar(*p)) p++;
+        if (p == end) goto incomplete_line;
         /* no whitespace between name and colon (RFC 9112 §5.1) */
-        if (*p != ':' || p == n)
-            return -400;
+        if (*p != ':' || p == n) return -400;
         size_t nl = (size_t)(p - n);
         p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
         const char *v = p, *q;
         for (;;) {
             q = find_ctl(p, end);
-            if (q == end)
-                goto incomplete_line;
-            if (*q != '\t')
-                break;
+            if (q == end) goto incomplete_line;
+            if (*q != '\t') break;
             p = q + 1;
         }
-        if (*q != '\r')
-            return -400; /* NUL, CTL, DEL or bare LF */
-        if (q + 1 == end)
-            goto incomplete_line;
-        if (q[1] != '\n')
-            return -400; /* bare CR */
+        if (*q != '\r') return -400; /* NUL, CTL, DEL or bare LF */
+        if (q + 1 == end) goto incomplete_line;
+        if (q[1] != '\n') return -400; /* bare CR */
         const char *ve = q;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         tern_http_header *h = &req->headers[nh];
         h->name_off = (uint32_t)(n - buf);
         h->name_len = (uint32_t)nl;
         h->value_off = (uint32_t)(v - buf);
         h->value_len = (uint32_t)(ve - v);
-        if (semantics)
-            header_semantics(buf, n, nl, v, ve, nh, req, &s);
+        if (semantics) header_semantics(buf, n, nl, v, ve, nh, req, &s);
         nh++;
         p = q + 2;
         continue;
@@ -611,8 +528,7 @@ static int parse_lines(const char *buf, const char *end, const char *start, cons
 }
 
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
-                            const tern_http_limits *lim)
-{
+                            const tern_http_limits *lim) {
     /* offsets are 32-bit and the length is returned as an int */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;
@@ -621,21 +537,18 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
 
     /* RFC 9112 §2.2: ignore empty lines before the request line */
     size_t s = 0;
-    while (s + 1 < bound && buf[s] == '\r' && buf[s + 1] == '\n')
-        s += 2;
+    while (s + 1 < bound && buf[s] == '\r' && buf[s + 1] == '\n') s += 2;
     const char *start = buf + s;
 
     int r;
     if (req->scanned > s && req->scanned <= bound) {
         /* resume: validate the lines that completed since the last call */
-        r = parse_lines(buf, end, start, buf + req->scanned, req->num_headers, req, lim,
-                        max_target, 0);
-        if (r > 0)
-            r = parse_lines(buf, buf + r, start, start, 0, req, lim, max_target, 1);
+        r = parse_lines(buf, end, start, buf + req->scanned, req->num_headers, req, lim, max_target,
+                        0);
+        if (r > 0) r = parse_lines(buf, buf + r, start, start, 0, req, lim, max_target, 1);
     } else {
         r = parse_lines(buf, end, start, start, 0, req, lim, max_target, 1);
     }
-    if (r == TERN_PARSE_INCOMPLETE && len > max_head)
-        return req->scanned == s ? -414 : -431;
+    if (r == TERN_PARSE_INCOMPLETE && len > max_head) return req->scanned == s ? -414 : -431;
     return r;
 }

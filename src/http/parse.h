@@ -19,47 +19,47 @@
 
 typedef struct tern_http_header {
     uint32_t name_off, name_len;
-    uint32_t value_off, value_len;   /* value without surrounding OWS */
+    uint32_t value_off, value_len; /* value without surrounding OWS */
 } tern_http_header;
 
 enum {
-    TERN_REQ_KEEP_ALIVE = 1u << 0,      /* persistent after this request */
-    TERN_REQ_CHUNKED = 1u << 1,         /* Transfer-Encoding: chunked */
-    TERN_REQ_EXPECT_CONTINUE = 1u << 2, /* Expect: 100-continue */
-    TERN_REQ_HAS_LENGTH = 1u << 3,      /* Content-Length present */
-    TERN_REQ_UPGRADE = 1u << 4,         /* Upgrade header present */
-    TERN_REQ_FORM_ABSOLUTE = 1u << 5,   /* absolute-form target */
-    TERN_REQ_FORM_ASTERISK = 1u << 6,   /* "*" (OPTIONS only) */
-    TERN_REQ_FORM_AUTHORITY = 1u << 7,  /* CONNECT host:port */
-    TERN_REQ_EXPECT_OTHER = 1u << 8,    /* Expect with anything but 100-continue:
-                                           the server should answer 417 */
+    TERN_REQ_KEEP_ALIVE = 1u << 0,         /* persistent after this request */
+    TERN_REQ_CHUNKED = 1u << 1,            /* Transfer-Encoding: chunked */
+    TERN_REQ_EXPECT_CONTINUE = 1u << 2,    /* Expect: 100-continue */
+    TERN_REQ_HAS_LENGTH = 1u << 3,         /* Content-Length present */
+    TERN_REQ_UPGRADE = 1u << 4,            /* Upgrade header present */
+    TERN_REQ_FORM_ABSOLUTE = 1u << 5,      /* absolute-form target */
+    TERN_REQ_FORM_ASTERISK = 1u << 6,      /* "*" (OPTIONS only) */
+    TERN_REQ_FORM_AUTHORITY = 1u << 7,     /* CONNECT host:port */
+    TERN_REQ_EXPECT_OTHER = 1u << 8,       /* Expect with anything but 100-continue:
+                                              the server should answer 417 */
     TERN_REQ_CONNECTION_UPGRADE = 1u << 9, /* "upgrade" option in Connection */
 };
 
 typedef struct tern_http_limits {
-    size_t max_head;       /* request line + headers + final CRLF */
+    size_t max_head; /* request line + headers + final CRLF */
     size_t max_target;
     uint32_t max_headers;
 } tern_http_limits;
 
 typedef struct tern_http_request {
     /* results */
-    unsigned method;             /* TERN_GET... bit from tern.h, 0 = other token */
+    unsigned method; /* TERN_GET... bit from tern.h, 0 = other token */
     uint32_t method_len;
     uint32_t target_off, target_len;
-    uint32_t path_off, path_len; /* path part of the target (origin-form, or the
-                                    path of an absolute-form target; "*" as is).
-                                    path_len 0 = "/" (absolute-form with an empty
-                                    path, e.g. "http://h" or "http://h?q") or no
-                                    path at all (CONNECT authority-form) */
+    uint32_t path_off, path_len;   /* path part of the target (origin-form, or the
+                                      path of an absolute-form target; "*" as is).
+                                      path_len 0 = "/" (absolute-form with an empty
+                                      path, e.g. "http://h" or "http://h?q") or no
+                                      path at all (CONNECT authority-form) */
     uint32_t query_off, query_len; /* after '?', without the '#'-fragment (none in requests) */
-    uint32_t minor;              /* HTTP/1.<minor>, 0 or 1 */
-    uint32_t flags;              /* TERN_REQ_* */
-    uint64_t content_length;     /* valid with TERN_REQ_HAS_LENGTH */
-    uint32_t host_index;         /* index of Host in headers, UINT32_MAX if none */
-    uint32_t num_headers;        /* on INCOMPLETE: header lines validated so far
-                                    (parser state, do not change between calls) */
-    tern_http_header *headers;   /* caller-provided, capacity max_headers */
+    uint32_t minor;                /* HTTP/1.<minor>, 0 or 1 */
+    uint32_t flags;                /* TERN_REQ_* */
+    uint64_t content_length;       /* valid with TERN_REQ_HAS_LENGTH */
+    uint32_t host_index;           /* index of Host in headers, UINT32_MAX if none */
+    uint32_t num_headers;          /* on INCOMPLETE: header lines validated so far
+                                      (parser state, do not change between calls) */
+    tern_http_header *headers;     /* caller-provided, capacity max_headers */
     /* incremental state: zero before the first call for a request (and
      * after moving the buffer); only scanned and num_headers carry over */
     size_t scanned;
@@ -69,11 +69,34 @@ typedef struct tern_http_request {
  * (> 0) when complete, TERN_PARSE_INCOMPLETE when more bytes are needed (a
  * partial head already over a limit is reported at once), or a negated
  * status. Leading empty lines before the request line are skipped as RFC
- * 9112 §2.2 allows (they count in the returned length). */
+ * 9112 §2.2 allows (they count in the returned length and in max_head).
+ *
+ * The answer never depends on how the bytes were split across calls.
+ * Decisions, in stream order (the first one reached wins):
+ * - method: a tchar token, case-sensitive; longer than 32 bytes -> 501.
+ * - target: visible ASCII only; longer than max_target -> 414 (as soon as
+ *   that many bytes have arrived); '#' (a fragment) -> 400; "*" only with
+ *   OPTIONS, authority-form (host:port) only and always with CONNECT,
+ *   absolute-form only for http/https with a non-empty host and no
+ *   userinfo; anything else -> 400.
+ * - version: exactly "HTTP/1.1" or "HTTP/1.0"; another well-formed
+ *   "HTTP/d.d" -> 505; anything else (lower case, extra SP, bare LF) -> 400.
+ * - header lines: name token directly followed by ':', value OWS-trimmed,
+ *   HTAB/SP/VCHAR/obs-text only; obs-fold, bare CR, bare LF, NUL/CTL/DEL
+ *   -> 400; more than max_headers -> 431.
+ * - no blank line within max_head bytes -> 414 while still inside the
+ *   request line (nginx does the same), 431 otherwise.
+ * - once complete: Content-Length not 1*DIGIT, over 2^63-1, or repeated
+ *   (even equal) -> 400; two Host -> 400; HTTP/1.1 without Host -> 400;
+ *   Transfer-Encoding with Content-Length, in HTTP/1.0, empty, or with
+ *   chunked twice -> 400; any other coding or chunked not last -> 501.
+ * Expect other than 100-continue sets TERN_REQ_EXPECT_OTHER (answer 417).
+ * Host values are not validated beyond the field-value rules. */
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
                             const tern_http_limits *lim);
 
 /* Case-insensitive compare of a header name at buf+h->name_off. */
-int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name, size_t name_len);
+int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,
+                        size_t name_len);
 
 #endif

@@ -117,9 +117,29 @@ void tern_wheel_cancel(tern_wheel *w, tern_timer *t) {
     }
 }
 
+/* Takes a detached list: due timers are appended at due_tail (returns the new
+ * tail), the rest are filed relative to w->now_ms. */
+static tern_timer **refile(tern_wheel *w, tern_timer *list, uint64_t now_ns,
+                           tern_timer **due_tail) {
+    tern_timer *t, *next;
+
+    for (t = list; t; t = next) {
+        next = t->next;
+        if (t->deadline_ns <= now_ns) {
+            t->next = NULL;
+            t->pprev = due_tail;
+            *due_tail = t;
+            due_tail = &t->next;
+        } else {
+            place(w, t);
+        }
+    }
+    return due_tail;
+}
+
 size_t tern_wheel_expire(tern_wheel *w, uint64_t now_ns) {
     uint64_t o = w->now_ms, n = ns_to_tick(now_ns);
-    tern_timer *due = NULL, **due_tail = &due, *t, *next;
+    tern_timer *due = NULL, **due_tail = &due, *t;
     uint64_t pending;
     size_t fired = 0;
 
@@ -149,43 +169,28 @@ size_t tern_wheel_expire(tern_wheel *w, uint64_t now_ns) {
     }
 
     /* Higher levels: a reached slot is emptied and its timers are due or go
-     * down to a lower level (already scanned, and filed correctly for n). Once
-     * the digits from L up are unchanged, no higher slot can be reached. */
+     * down to a lower level (already scanned, and filed correctly for n), so
+     * each list is refiled as it is taken. Once the digits from L up are
+     * unchanged, no higher slot can be reached. */
     for (unsigned level = 1; level <= TERN_WHEEL_LEVELS; level++) {
         unsigned shift = level * SLOT_BITS;
 
         if ((n >> shift) == (o >> shift)) break;
-        if (level == TERN_WHEEL_LEVELS) {
-            next = w->overflow; /* the top level wrapped: retry the overflow list */
+        if (level == TERN_WHEEL_LEVELS) { /* the top level wrapped: retry the overflow */
+            t = w->overflow;
             w->overflow = NULL;
-        } else {
-            pending = w->occupied[level] & reached_slots(o, n, level);
-            if (!pending) continue;
-            w->occupied[level] &= ~pending;
-            next = NULL;
-            while (pending) {
-                unsigned s = (unsigned)__builtin_ctzll(pending);
-                tern_timer *list = w->slots[level][s];
-
-                pending &= pending - 1;
-                w->slots[level][s] = NULL;
-                /* chain the slot lists through next; pprev is rewritten below */
-                for (t = list; t->next; t = t->next) {
-                }
-                t->next = next;
-                next = list;
-            }
+            due_tail = refile(w, t, now_ns, due_tail);
+            break;
         }
-        while ((t = next)) {
-            next = t->next;
-            if (t->deadline_ns <= now_ns) {
-                t->next = NULL;
-                t->pprev = due_tail;
-                *due_tail = t;
-                due_tail = &t->next;
-            } else {
-                place(w, t);
-            }
+        pending = w->occupied[level] & reached_slots(o, n, level);
+        w->occupied[level] &= ~pending;
+        while (pending) {
+            unsigned s = (unsigned)__builtin_ctzll(pending);
+
+            pending &= pending - 1;
+            t = w->slots[level][s];
+            w->slots[level][s] = NULL;
+            due_tail = refile(w, t, now_ns, due_tail);
         }
     }
 

@@ -4,6 +4,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -72,8 +73,11 @@ static void close_listeners(tern_server *s) {
     s->bound = 0;
 }
 
+static void restore_signals(tern_server *s);
+
 void tern_server_free(tern_server *s) {
     if (!s) return;
+    restore_signals(s);
     close_listeners(s);
     tern_router_free(s->router);
     free(s->host);
@@ -98,6 +102,12 @@ int tern_server_set_workers(tern_server *s, int workers) {
     return 0;
 }
 
+int tern_server_set_shared_port(tern_server *s, int shared) {
+    if (s->bound) return -EBUSY;
+    s->cfg.shared_port = shared ? 1 : 0;
+    return 0;
+}
+
 int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h) {
     if (!s || !pattern || !h || !(methods & TERN_ANY)) return -EINVAL;
     return tern_router_add(s->router, methods, pattern, (void *)h);
@@ -106,6 +116,7 @@ int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handl
 uint16_t tern_server_port(const tern_server *s) { return s->bound ? s->port : 0; }
 
 static int resolve_workers(const tern_server *s);
+static int bind_listeners(tern_server *s);
 int tern_server_workers(const tern_server *s) { return s->bound ? s->nworkers : resolve_workers(s); }
 
 static int open_listener(const struct addrinfo *ai, int backlog) {
@@ -138,8 +149,62 @@ static int resolve_workers(const tern_server *s) {
     return n > 0 ? (int)n : 1;
 }
 
+/* SIGINT/SIGTERM are blocked from bind on, so a signal that arrives between
+ * bind and run (say, right after the program announced its port) is
+ * delivered to run's signalfd instead of killing the process. Workers
+ * inherit the mask, so the signals never land on them. SIGPIPE is blocked
+ * too: every socket write uses MSG_NOSIGNAL, and a handler's own write to a
+ * closed pipe gets EPIPE instead of killing the process. */
+static void block_signals(tern_server *s) {
+    if (s->signals_blocked) return;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &mask, &s->old_sigmask);
+    s->signals_blocked = 1;
+}
+
+static void restore_signals(tern_server *s) {
+    if (!s->signals_blocked) return;
+    pthread_sigmask(SIG_SETMASK, &s->old_sigmask, NULL);
+    s->signals_blocked = 0;
+}
+
+/* Without shared_port, refuse a port another socket listens on even if it
+ * set SO_REUSEPORT too (another instance of this program): a probe bound
+ * without SO_REUSEPORT fails with EADDRINUSE then. */
+static int probe_port_free(const struct addrinfo *ai) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int r = bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
 int tern_server_bind(tern_server *s) {
     if (s->bound) return 0;
+    if (!s->cfg.shared_port && s->cfg.port != 0) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        char port[8];
+        snprintf(port, sizeof port, "%u", s->cfg.port);
+        if (getaddrinfo(s->host, port, &hints, &res) == 0) {
+            int r = probe_port_free(res);
+            freeaddrinfo(res);
+            if (r < 0) return r;
+        }
+    }
+    int br = bind_listeners(s);
+    if (br == 0) block_signals(s);
+    return br;
+}
+
+static int bind_listeners(tern_server *s) {
     int n = resolve_workers(s);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -171,10 +236,9 @@ int tern_server_bind(tern_server *s) {
             uint16_t p = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                                   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
             s->port = p;
-            if (res->ai_family == AF_INET6)
-                ((struct sockaddr_in6 *)res->ai_addr)->sin6_port = htons(p);
-            else
-                ((struct sockaddr_in *)res->ai_addr)->sin_port = htons(p);
+            /* sin_port and sin6_port sit at the same offset */
+            uint16_t np = htons(p);
+            memcpy((char *)res->ai_addr + offsetof(struct sockaddr_in, sin_port), &np, sizeof np);
         }
     }
     freeaddrinfo(res);
@@ -209,16 +273,7 @@ int tern_server_run(tern_server *s) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    /* SIGINT/SIGTERM arrive on a signalfd in this thread; workers inherit
-     * the blocked mask so the signals are never delivered to them. SIGPIPE
-     * is blocked too: every socket write uses MSG_NOSIGNAL, and a handler's
-     * own write to a closed pipe gets EPIPE instead of killing the process. */
-    sigset_t mask, old;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    block_signals(s);
     sigset_t stopsigs;
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
@@ -260,7 +315,14 @@ int tern_server_run(tern_server *s) {
     free(s->workers);
     s->workers = NULL;
     close_listeners(s);
-    if (sfd >= 0) close(sfd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (sfd >= 0) {
+        /* a second signal during the drain is already answered by this
+         * drain: consume it so restoring the mask does not kill us */
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == sizeof si) {
+        }
+        close(sfd);
+    }
+    restore_signals(s);
     return r;
 }

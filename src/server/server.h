@@ -4,6 +4,7 @@
 #define TERN_SERVER_SERVER_H
 
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -27,6 +28,8 @@ struct tern_server {
     int stop_pipe[2];           /* self-pipe: tern_server_stop wakes the main thread */
     atomic_uint open_conns;     /* across workers, for max_connections */
     atomic_uint in_flight;      /* across workers, for max_in_flight */
+    int signals_blocked;
+    sigset_t old_sigmask;
 };
 
 #endif

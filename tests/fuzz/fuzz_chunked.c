@@ -10,10 +10,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check(int ok)
-{
-    if (!ok)
-        __builtin_trap();
+static void check(int ok) {
+    if (!ok) __builtin_trap();
 }
 
 typedef struct {
@@ -24,8 +22,7 @@ typedef struct {
 /* Decodes in[0..len) in the pieces ending at cuts[], in place, each piece in
  * an exact-size heap block. Decoded bytes are appended to acc. */
 static outcome feed(const char *in, size_t len, const size_t *cuts, int ncuts, uint64_t max_body,
-                    char *acc)
-{
+                    char *acc) {
     tern_chunked d;
     tern_chunked_init(&d, max_body);
     outcome o = {0, 0, 0};
@@ -45,18 +42,15 @@ static outcome feed(const char *in, size_t len, const size_t *cuts, int ncuts, u
         o.consumed += used;
         check(d.total == o.out_len);
         check(d.total <= max_body);
-        if (o.ret != 0)
-            break;
+        if (o.ret != 0) break;
         from = to;
     }
     check(o.ret == 1 || o.ret == 0 || o.ret == -400 || o.ret == -413);
     return o;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    if (size < 1)
-        return 0;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
     static const uint64_t limits[4] = {UINT64_MAX, 0, 16, 1000};
     uint64_t max_body = limits[data[0] & 3];
     const char *in = (const char *)data + 1;

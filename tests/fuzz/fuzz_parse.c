@@ -20,52 +20,43 @@ typedef struct {
     tern_http_header h[MAXH];
 } result;
 
-static void run(const char *buf, size_t len, result *out, const tern_http_limits *lim)
-{
+static void run(const char *buf, size_t len, result *out, const tern_http_limits *lim) {
     char *copy = malloc(len ? len : 1);
     memcpy(copy, buf, len);
     out->r = tern_http_parse_request(copy, len, &out->req, lim);
     free(copy);
 }
 
-static void fresh(result *r)
-{
+static void fresh(result *r) {
     memset(r, 0, sizeof *r);
     r->req.headers = r->h;
 }
 
-static int same(const result *a, const result *b)
-{
-    if (a->r != b->r)
-        return 0;
-    if (a->r <= 0)
-        return 1;
+static int same(const result *a, const result *b) {
+    if (a->r != b->r) return 0;
+    if (a->r <= 0) return 1;
     const tern_http_request *x = &a->req, *y = &b->req;
     return x->method == y->method && x->method_len == y->method_len &&
            x->target_off == y->target_off && x->target_len == y->target_len &&
            x->path_off == y->path_off && x->path_len == y->path_len &&
-           x->query_off == y->query_off && x->query_len == y->query_len &&
-           x->minor == y->minor && x->flags == y->flags && x->host_index == y->host_index &&
+           x->query_off == y->query_off && x->query_len == y->query_len && x->minor == y->minor &&
+           x->flags == y->flags && x->host_index == y->host_index &&
            x->num_headers == y->num_headers &&
            (!(x->flags & TERN_REQ_HAS_LENGTH) || x->content_length == y->content_length) &&
            memcmp(a->h, b->h, x->num_headers * sizeof a->h[0]) == 0;
 }
 
-static void check(int ok)
-{
-    if (!ok)
-        __builtin_trap();
+static void check(int ok) {
+    if (!ok) __builtin_trap();
 }
 
-static void invariants(const char *buf, size_t len, const result *res, const tern_http_limits *lim)
-{
+static void invariants(const char *buf, size_t len, const result *res,
+                       const tern_http_limits *lim) {
     int r = res->r;
-    check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -431 ||
-          r == -501 || r == -505);
-    if (r == TERN_PARSE_INCOMPLETE)
-        check(len <= lim->max_head);
-    if (r <= 0)
-        return;
+    check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -431 || r == -501 ||
+          r == -505);
+    if (r == TERN_PARSE_INCOMPLETE) check(len <= lim->max_head);
+    if (r <= 0) return;
     const tern_http_request *q = &res->req;
     size_t n = (size_t)r;
     check(n <= len && n <= lim->max_head);
@@ -87,8 +78,7 @@ static void invariants(const char *buf, size_t len, const result *res, const ter
         const tern_http_header *h = &q->headers[i];
         check(h->name_len > 0 && (size_t)h->name_off + h->name_len <= n);
         check((size_t)h->value_off + h->value_len <= n);
-        for (uint32_t j = 0; j < h->name_len; j++)
-            check(is_tchar(buf[h->name_off + j]));
+        for (uint32_t j = 0; j < h->name_len; j++) check(is_tchar(buf[h->name_off + j]));
         for (uint32_t j = 0; j < h->value_len; j++) {
             unsigned char c = (unsigned char)buf[h->value_off + j];
             check(c == '\t' || (c >= 0x20 && c != 0x7f));
@@ -101,11 +91,9 @@ static void invariants(const char *buf, size_t len, const result *res, const ter
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static result a, b, c;
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     static const tern_http_limits lims[4] = {
         {.max_head = 16384, .max_target = 8192, .max_headers = MAXH},
         {.max_head = 256, .max_target = 64, .max_headers = 8},
@@ -132,8 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(buf, cut1, &c, lim);
     if (c.r == TERN_PARSE_INCOMPLETE) {
         run(buf, cut2, &c, lim);
-        if (c.r == TERN_PARSE_INCOMPLETE)
-            run(buf, len, &c, lim);
+        if (c.r == TERN_PARSE_INCOMPLETE) run(buf, len, &c, lim);
     }
     check(same(&a, &c));
     return 0;

@@ -229,5 +229,57 @@ def test_half_close_after_request(srv):
         check_eq(c.wait_closed(2.0), "closed", "server closes after client FIN")
 
 
+def test_body_on_get_route_is_consumed(srv):
+    """A body on a route that ignores it must still be read past, not parsed as the next
+    request (that would be request smuggling)."""
+    smuggled = b"GET /users/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    with Conn(srv.port) as c:
+        c.send(build_request("GET", "/plaintext", body=smuggled) +
+               build_request("GET", "/json"))
+        check_eq(c.read_response().body, HELLO, "GET with Content-Length body")
+        r = c.read_response()
+        check_eq(r.body, b'{"message":"Hello, World!"}', "next request after the body")
+        enc = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+        c.send(build_request("GET", "/plaintext", headers=[("Transfer-Encoding", "chunked")])
+               + enc + build_request("GET", "/json"))
+        check_eq(c.read_response().body, HELLO, "GET with chunked body")
+        check_eq(c.read_response().body, b'{"message":"Hello, World!"}', "next after chunked")
+        check_eq(c.wait_closed(0.3), "timeout", "no extra (smuggled) response")
+
+
+def test_large_echo_slow_reader(srv):
+    """An 8 MiB response to a client that reads slowly: the server must cope with partial
+    writes and resume on EPOLLOUT, byte-exact."""
+    body = rand_bytes(8 << 20, 8)
+    with Conn(srv.port, timeout=60) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        c.send(build_request("POST", "/echo", body=body))
+        got = b""
+        deadline = time.monotonic() + 50
+        while b"\r\n\r\n" not in got or len(got) < got.index(b"\r\n\r\n") + 4 + len(body):
+            check(time.monotonic() < deadline, "slow read did not finish")
+            chunk = c.sock.recv(65536)
+            check(chunk != b"", "closed after %d bytes" % len(got))
+            got += chunk
+            if len(got) < 2 << 20:
+                time.sleep(0.002)     # slow for the first 2 MiB, then drain
+        c.buf = got
+        check_echo(c.read_response(), body, "8 MiB echo, slow reader")
+        check_eq(c.request("GET", "/plaintext").body, HELLO, "GET after")
+
+
+def test_pipelined_large_echoes_full_duplex(srv):
+    """Several 1 MiB echoes pipelined while we keep sending: the server's writes fill our
+    receive buffer; reading on another thread keeps both directions moving."""
+    bodies = [rand_bytes(1 << 20, 30 + i) for i in range(6)]
+    data = b"".join(build_request("POST", "/echo", body=b) for b in bodies)
+    with Conn(srv.port, timeout=60) as c:
+        t = threading.Thread(target=c.sock.sendall, args=(data,), daemon=True)
+        t.start()
+        for i, b in enumerate(bodies):
+            check_echo(c.read_response(), b, "pipelined 1 MiB echo %d" % i)
+        t.join(10)
+
+
 if __name__ == "__main__":
     harness.main(globals())

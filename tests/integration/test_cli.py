@@ -18,11 +18,18 @@ def run(binary, *args, timeout=10):
                           stdin=subprocess.DEVNULL)
 
 
-def clean_exit(srv, sig=signal.SIGTERM, within=None):
+def clean_exit(srv, sig=signal.SIGTERM, within=None, already_signalled=False):
     t0 = time.monotonic()
-    rc = srv.stop(sig)
+    if already_signalled:   # wait only: a second signal is a different test
+        try:
+            rc = srv.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            raise harness.TestFailure("no exit within 20s of %s" % sig.name)
+    else:
+        rc = srv.stop(sig)
     took = time.monotonic() - t0
-    check_eq(rc, 0, "exit status after %s (stderr %r)" % (sig.name, srv.stderr_text()[-500:]))
+    check_eq(rc, 0, "exit status (last signal sent: %s; stderr %r)"
+             % (sig.name, srv.stderr_text()[-500:]))
     check(srv.sanitizer_report() is None, "sanitizer report:\n%s" % srv.sanitizer_report())
     if within is not None:
         check(took < within, "exit took %.2fs (> %.1fs)" % (took, within))
@@ -121,9 +128,45 @@ def test_sigterm_drains_in_flight(binary):
             check_eq(r.status, 200, "in-flight response %d" % i)
             check(r.body.startswith(b"Request "), "body %r" % r.body)
             c.close()
-        clean_exit(srv, within=5)
+        clean_exit(srv, within=5, already_signalled=True)
     finally:
         srv.cleanup()
+
+
+def test_second_signal_during_drain(binary):
+    """SIGTERM, then SIGINT while requests are still draining: the process must still end
+    with status 0 (not be killed by the second signal after finishing the drain)."""
+    srv = Server(binary).start()
+    try:
+        conns = [Conn(srv.port) for _ in range(10)]
+        for c in conns:
+            c.send(harness.build_request("GET", "/concurrent"))
+        time.sleep(0.005)
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+        srv.proc.send_signal(signal.SIGINT)
+        for i, c in enumerate(conns):
+            try:
+                c.read_response()
+            except harness.Closed:
+                pass     # a second signal may legitimately cut the drain short
+            c.close()
+        clean_exit(srv, signal.SIGINT, within=5, already_signalled=True)
+    finally:
+        srv.cleanup()
+
+
+def test_sigterm_right_after_listening_line(binary):
+    """A supervisor may signal as soon as the listening line appears: the stop signals
+    must already be handled by then (no death by the default action)."""
+    for i in range(30):
+        srv = Server(binary).start()
+        try:
+            srv.proc.send_signal(signal.SIGTERM)
+            rc = srv.proc.wait(20)
+            check_eq(rc, 0, "exit status, SIGTERM right after the listening line (try %d)" % i)
+        finally:
+            srv.cleanup()
 
 
 def test_idle_connections_do_not_delay_exit(binary):

@@ -169,5 +169,28 @@ def test_many_short_connections(srv):
         check_eq((resp.status, resp.body, rest), (200, JSON_HELLO, b""), "short connection")
 
 
+def test_clients_vanish_while_parked(srv):
+    """300 clients send /concurrent and go away (FIN or RST) while the handler sleeps;
+    the server must cancel or finish those requests cleanly (ASan checks the rest at
+    shutdown) and keep serving."""
+    import socket
+    socks = []
+    for i in range(300):
+        s = socket.create_connection((srv.host, srv.port), timeout=10)
+        s.sendall(b"GET /concurrent HTTP/1.1\r\nHost: x\r\n\r\n" * (1 + i % 3))
+        socks.append(s)
+    time.sleep(0.005)
+    for i, s in enumerate(socks):
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        s.close()
+    time.sleep(0.2)
+    check(srv.alive(), "server died")
+    with harness.Conn(srv.port) as c:
+        r = c.request("GET", "/concurrent")
+        check_eq(r.status, 200, "/concurrent after vanished clients")
+        check_eq(c.request("GET", "/plaintext").body, HELLO, "plaintext after")
+
+
 if __name__ == "__main__":
     harness.main(globals(), before_start=harness.raise_nofile_limit)

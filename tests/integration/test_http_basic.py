@@ -326,5 +326,14 @@ def test_header_names_case_insensitive(srv):
                  "mixed-case header names")
 
 
+def test_absolute_form_target(srv):
+    # RFC 9112 3.2.2: a server MUST accept the absolute form (Host is then ignored).
+    with Conn(srv.port) as c:
+        r = c.request("GET", "http://localhost/json")
+        check_eq((r.status, r.body), (200, JSON_HELLO), "absolute-form GET")
+        r = c.request("GET", "http://example.com:80/users/7?x=1")
+        check_eq((r.status, r.body), (200, b'{"id":"7"}'), "absolute-form with port/query")
+
+
 if __name__ == "__main__":
     harness.main(globals())

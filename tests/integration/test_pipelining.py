@@ -170,5 +170,21 @@ def test_pipeline_split_across_requests(srv):
                 check_eq((r.status, r.body), (200, want), "rep %d response %d" % (rep, k))
 
 
+def test_2000_pipelined_beyond_buffers(srv):
+    """~80 KB of pipelined requests (more than any single read buffer) while a reader
+    thread drains ~300 KB of responses."""
+    import threading
+    rng = random.Random(5)
+    reqs = mixed_requests(2000, rng)
+    data = b"".join(r for r, _ in reqs)
+    with Conn(srv.port, timeout=30) as c:
+        t = threading.Thread(target=c.sock.sendall, args=(data,), daemon=True)
+        t.start()
+        for i, (_, want) in enumerate(reqs):
+            r = c.read_response()
+            check_eq((r.status, r.body), (200, want), "pipelined response %d" % i)
+        t.join(10)
+
+
 if __name__ == "__main__":
     harness.main(globals())

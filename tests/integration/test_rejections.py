@@ -190,5 +190,56 @@ def test_http10_without_host_is_fine(srv):
         check_eq(c.read_response().status, 200, "HTTP/1.0 without Host")
 
 
+def test_stalled_head_and_body_time_out(srv):
+    """Slowloris shapes: a head that never completes, one trickled forever, and a body that
+    stops arriving. The config defaults are header_timeout 10 s and body_timeout 10 s
+    (answered 408): each connection must get a 408 or a close within ~14 s."""
+    import time
+    stalled_head = Conn(srv.port)
+    stalled_head.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")
+    trickle = Conn(srv.port)
+    trickle.send(b"GET /plaintext HTTP/1.1\r\n")
+    stalled_body = Conn(srv.port)
+    stalled_body.send(harness.build_request("POST", "/echo", headers=[
+        ("Content-Length", "100")]) + b"0123456789")
+    keep = Conn(srv.port)
+    check_eq(keep.request("GET", "/json").status, 200, "keep-alive conn before")
+    t0 = time.monotonic()
+    pending = {"stalled head": stalled_head, "trickled head": trickle,
+               "stalled body": stalled_body}
+    done = {}
+    n = 0
+    while pending and time.monotonic() - t0 < 14:
+        time.sleep(0.5)
+        n += 1
+        try:
+            trickle.send(b"X-%d: y\r\n" % n)   # one header line every 0.5 s, never ends
+        except OSError:
+            pass
+        for name, c in list(pending.items()):
+            st = c.wait_closed(0.01)
+            if st == "timeout":
+                continue
+            if st == "data":
+                try:
+                    r = c.read_response()
+                except harness.Closed as e:
+                    raise harness.TestFailure("%s: partial response %s" % (name, e))
+                check_eq(r.status, 408, name + " status")
+                check(r.has_token("Connection", "close"), name + " Connection: close")
+                st = c.wait_closed(2.0)
+                check_eq(st, "closed", name + " closed after 408")
+            done[name] = time.monotonic() - t0
+            del pending[name]
+    for c in (stalled_head, trickle, stalled_body):
+        c.close()
+    check(not pending, "still open after %.1fs: %s" % (time.monotonic() - t0, sorted(pending)))
+    print("    closed after: " + ", ".join("%s %.1fs" % kv for kv in sorted(done.items())))
+    for name, t in done.items():
+        check(t > 8.0, "%s closed after only %.1fs (timeout is 10 s)" % (name, t))
+    check_eq(keep.request("GET", "/plaintext").body, HELLO, "keep-alive conn after")
+    keep.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -11,11 +11,10 @@
 #define GUARD_SPACE (1u << 20)
 static char *guard_area;
 
-static void guard_init(void)
-{
+static void guard_init(void) {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    char *m = mmap(NULL, GUARD_SPACE + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    char *m =
+        mmap(NULL, GUARD_SPACE + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED || mprotect(m + GUARD_SPACE, pg, PROT_NONE) != 0) {
         perror("guard");
         exit(2);
@@ -25,7 +24,7 @@ static void guard_init(void)
 
 typedef struct {
     int ret;
-    size_t consumed;     /* total input used */
+    size_t consumed; /* total input used */
     size_t out_len;
     char out[1 << 16];
 } outcome;
@@ -35,8 +34,7 @@ typedef struct {
  * followed by the next one when the decoder asked for more (returned 0),
  * in which case it must have consumed everything. */
 static void feed(const char *s, size_t n, const size_t *cuts, size_t ncuts, uint64_t max_body,
-                 outcome *oc)
-{
+                 outcome *oc) {
     tern_chunked d;
     tern_chunked_init(&d, max_body);
     oc->ret = 0;
@@ -55,15 +53,13 @@ static void feed(const char *s, size_t n, const size_t *cuts, size_t ncuts, uint
         memcpy(oc->out + oc->out_len, p, got);
         oc->out_len += got;
         oc->consumed += used;
-        if (oc->ret != 0)
-            return;
+        if (oc->ret != 0) return;
         CHECK_INT(used, len);
         from = to;
     }
 }
 
-static int same(const outcome *a, const outcome *b)
-{
+static int same(const outcome *a, const outcome *b) {
     return a->ret == b->ret && a->consumed == b->consumed && a->out_len == b->out_len &&
            memcmp(a->out, b->out, a->out_len) == 0;
 }
@@ -72,8 +68,7 @@ static outcome W, T;
 
 /* Decodes whole, then every 2-way split and byte by byte; all must agree.
  * Also decodes whole into a separate output buffer (not in place). */
-static int dec(const char *s, size_t n, uint64_t max_body)
-{
+static int dec(const char *s, size_t n, uint64_t max_body) {
     feed(s, n, NULL, 0, max_body, &W);
     for (size_t cut = 0; cut <= n; cut++) {
         feed(s, n, &cut, 1, max_body, &T);
@@ -85,8 +80,7 @@ static int dec(const char *s, size_t n, uint64_t max_body)
         }
     }
     static size_t cuts[1 << 16];
-    for (size_t i = 0; i < n; i++)
-        cuts[i] = i + 1;
+    for (size_t i = 0; i < n; i++) cuts[i] = i + 1;
     feed(s, n, cuts, n ? n - 1 : 0, max_body, &T);
     CHECK(same(&W, &T));
 
@@ -112,8 +106,7 @@ static int dec(const char *s, size_t n, uint64_t max_body)
 #define NOLIM UINT64_MAX
 #define OUT_IS(lit) CHECK_MEM(W.out, W.out_len, lit)
 
-static void test_valid(void)
-{
+static void test_valid(void) {
     CHECK_INT(dec(S("5\r\nhello\r\n0\r\n\r\n"), NOLIM), 1);
     OUT_IS("hello");
     CHECK_INT(W.consumed, 15);
@@ -148,8 +141,7 @@ static void test_valid(void)
     size_t n = 0, w = 0;
     for (int i = 1; w < 15000; i = i * 3 % 1001 + 1) {
         n += (size_t)sprintf(big + n, "%x\r\n", i);
-        for (int j = 0; j < i; j++)
-            big[n++] = want[w++] = (char)('a' + (i + j) % 26);
+        for (int j = 0; j < i; j++) big[n++] = want[w++] = (char)('a' + (i + j) % 26);
         memcpy(big + n, "\r\n", 2);
         n += 2;
     }
@@ -164,8 +156,7 @@ static void test_valid(void)
     CHECK_INT(d.total, w);
 }
 
-static void test_limits(void)
-{
+static void test_limits(void) {
     /* max_body counts decoded bytes: exactly at the limit passes */
     CHECK_INT(dec(S("5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"), 8), 1);
     CHECK_INT(dec(S("5\r\nhello\r\n4\r\nabcd\r\n0\r\n\r\n"), 8), -413);
@@ -211,10 +202,9 @@ static void test_limits(void)
     CHECK_INT(dec(buf, 8192 + 4, NOLIM), -400);
 }
 
-static void test_invalid(void)
-{
+static void test_invalid(void) {
     static const char *bad[] = {
-        "",            /* placeholder: empty input is incomplete, checked below */
+        "", /* placeholder: empty input is incomplete, checked below */
         "-5\r\nhello\r\n0\r\n\r\n",
         "+5\r\nhello\r\n0\r\n\r\n",
         " 5\r\nhello\r\n0\r\n\r\n",
@@ -248,8 +238,7 @@ static void test_invalid(void)
     };
     for (size_t i = 1; i < sizeof bad / sizeof bad[0]; i++) {
         int r = dec(bad[i], strlen(bad[i]), NOLIM);
-        if (r != -400)
-            fprintf(stderr, "case %zu: \"%s\"\n", i, bad[i]);
+        if (r != -400) fprintf(stderr, "case %zu: \"%s\"\n", i, bad[i]);
         CHECK_INT(r, -400);
     }
     static const char nul_size[] = "5\0\r\nhello\r\n0\r\n\r\n";
@@ -259,8 +248,7 @@ static void test_invalid(void)
     CHECK_INT(dec("", 0, NOLIM), 0);
 }
 
-int main(void)
-{
+int main(void) {
     guard_init();
     test_valid();
     test_limits();

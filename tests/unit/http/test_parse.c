@@ -15,11 +15,10 @@ static tern_http_limits lim = {.max_head = 16384, .max_target = 8192, .max_heade
 #define GUARD_SPACE (1u << 20)
 static char *guard_area; /* GUARD_SPACE readable bytes, then PROT_NONE */
 
-static void guard_init(void)
-{
+static void guard_init(void) {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    char *m = mmap(NULL, GUARD_SPACE + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    char *m =
+        mmap(NULL, GUARD_SPACE + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED || mprotect(m + GUARD_SPACE, pg, PROT_NONE) != 0) {
         perror("guard");
         exit(2);
@@ -27,8 +26,7 @@ static void guard_init(void)
     guard_area = m;
 }
 
-static const char *guarded(const char *s, size_t n)
-{
+static const char *guarded(const char *s, size_t n) {
     char *p = guard_area + GUARD_SPACE - n;
     memmove(p, s, n);
     return p;
@@ -40,8 +38,7 @@ typedef struct {
     tern_http_header h[MAXH];
 } result;
 
-static int parse_once(const char *s, size_t n, result *out, const tern_http_limits *l)
-{
+static int parse_once(const char *s, size_t n, result *out, const tern_http_limits *l) {
     memset(out, 0, sizeof *out);
     out->req.headers = out->h;
     out->r = tern_http_parse_request(guarded(s, n), n, &out->req, l);
@@ -49,22 +46,17 @@ static int parse_once(const char *s, size_t n, result *out, const tern_http_limi
 }
 
 /* Same results; headers compared by contents since offsets are relative. */
-static int same(const result *a, const result *b)
-{
-    if (a->r != b->r)
-        return 0;
-    if (a->r <= 0)
-        return 1;
+static int same(const result *a, const result *b) {
+    if (a->r != b->r) return 0;
+    if (a->r <= 0) return 1;
     const tern_http_request *x = &a->req, *y = &b->req;
     if (x->method != y->method || x->method_len != y->method_len ||
         x->target_off != y->target_off || x->target_len != y->target_len ||
-        x->path_off != y->path_off || x->path_len != y->path_len ||
-        x->query_off != y->query_off || x->query_len != y->query_len || x->minor != y->minor ||
-        x->flags != y->flags || x->host_index != y->host_index ||
-        x->num_headers != y->num_headers)
+        x->path_off != y->path_off || x->path_len != y->path_len || x->query_off != y->query_off ||
+        x->query_len != y->query_len || x->minor != y->minor || x->flags != y->flags ||
+        x->host_index != y->host_index || x->num_headers != y->num_headers)
         return 0;
-    if ((x->flags & TERN_REQ_HAS_LENGTH) && x->content_length != y->content_length)
-        return 0;
+    if ((x->flags & TERN_REQ_HAS_LENGTH) && x->content_length != y->content_length) return 0;
     return memcmp(a->h, b->h, x->num_headers * sizeof a->h[0]) == 0;
 }
 
@@ -72,8 +64,7 @@ static int same(const result *a, const result *b)
  * carried across calls as a connection does), each flush against the guard
  * page. Every prefix must answer INCOMPLETE or the final answer, and once
  * complete the same results. Returns the whole-input result. */
-static int parse_split(const char *s, size_t n, result *whole, const tern_http_limits *l)
-{
+static int parse_split(const char *s, size_t n, result *whole, const tern_http_limits *l) {
     static result inc, fresh;
     parse_once(s, n, whole, l);
     memset(&inc, 0, sizeof inc);
@@ -100,11 +91,9 @@ static int parse_split(const char *s, size_t n, result *whole, const tern_http_l
             break;
         }
         /* a successful head is INCOMPLETE exactly until its last byte */
-        if (whole->r > 0)
-            CHECK((fresh.r == TERN_PARSE_INCOMPLETE) == (k < (size_t)whole->r));
+        if (whole->r > 0) CHECK((fresh.r == TERN_PARSE_INCOMPLETE) == (k < (size_t)whole->r));
     }
-    if (whole->r != TERN_PARSE_INCOMPLETE)
-        CHECK(decided);
+    if (whole->r != TERN_PARSE_INCOMPLETE) CHECK(decided);
     return whole->r;
 }
 
@@ -112,10 +101,11 @@ static int parse_split(const char *s, size_t n, result *whole, const tern_http_l
 
 static result R;
 
-static int P(const char *s, size_t n) { return parse_split(s, n, &R, &lim); }
+static int P(const char *s, size_t n) {
+    return parse_split(s, n, &R, &lim);
+}
 
-static int hdr_is(const char *s, uint32_t i, const char *name, const char *value)
-{
+static int hdr_is(const char *s, uint32_t i, const char *name, const char *value) {
     const tern_http_header *h = &R.h[i];
     return tern_http_header_is(s, h, name, strlen(name)) && h->value_len == strlen(value) &&
            !memcmp(s + h->value_off, value, h->value_len);
@@ -126,8 +116,7 @@ static int hdr_is(const char *s, uint32_t i, const char *name, const char *value
 #define QUERY(s) (s) + R.req.query_off, R.req.query_len
 #define CHECK_SPAN(...) CHECK_MEM(__VA_ARGS__)
 
-static void test_basic(void)
-{
+static void test_basic(void) {
     static const char a[] = "GET / HTTP/1.1\r\nHost: localhost:8080\r\n\r\n";
     CHECK_INT(P(S(a)), sizeof a - 1);
     CHECK_INT(R.req.method, TERN_GET);
@@ -181,8 +170,7 @@ static void test_basic(void)
     CHECK_INT(R.req.method, TERN_GET);
 }
 
-static void test_methods(void)
-{
+static void test_methods(void) {
     static const struct {
         const char *s;
         unsigned bit;
@@ -223,8 +211,7 @@ static void test_methods(void)
     CHECK_INT(P(big, strlen(big)), -501);
 }
 
-static void test_target_forms(void)
-{
+static void test_target_forms(void) {
     static const char a[] = "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n";
     CHECK_INT(P(S(a)), sizeof a - 1);
     CHECK_INT(R.req.flags, TERN_REQ_KEEP_ALIVE | TERN_REQ_FORM_ASTERISK);
@@ -262,8 +249,7 @@ static void test_target_forms(void)
     size_t k = 0;
     all[k++] = '/';
     for (int ch = 0x21; ch <= 0x7e; ch++)
-        if (ch != '#')
-            all[k++] = (char)ch;
+        if (ch != '#') all[k++] = (char)ch;
     all[k] = 0;
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", all);
     CHECK_INT(P(req, strlen(req)), strlen(req));
@@ -273,8 +259,7 @@ static void test_target_forms(void)
     CHECK_INT(R.req.query_len, k - (size_t)(qm - all) - 1);
 }
 
-static void test_headers_semantics(void)
-{
+static void test_headers_semantics(void) {
     static const char a[] = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
     CHECK_INT(P(S(a)), sizeof a - 1);
     CHECK_INT(R.req.flags, 0);
@@ -287,9 +272,9 @@ static void test_headers_semantics(void)
     static const char d[] = "GET / HTTP/1.1\r\nHost: h\r\nConnection: ,foo , Upgrade,\r\n"
                             "Upgrade: websocket\r\n\r\n";
     CHECK_INT(P(S(d)), sizeof d - 1);
-    CHECK_INT(R.req.flags,
-              TERN_REQ_KEEP_ALIVE | TERN_REQ_UPGRADE | TERN_REQ_CONNECTION_UPGRADE);
-    static const char e[] = "GET / HTTP/1.1\r\nHost: h\r\nconnection: x\r\nCONNECTION: CLOSE\r\n\r\n";
+    CHECK_INT(R.req.flags, TERN_REQ_KEEP_ALIVE | TERN_REQ_UPGRADE | TERN_REQ_CONNECTION_UPGRADE);
+    static const char e[] =
+        "GET / HTTP/1.1\r\nHost: h\r\nconnection: x\r\nCONNECTION: CLOSE\r\n\r\n";
     CHECK_INT(P(S(e)), sizeof e - 1);
     CHECK_INT(R.req.flags, 0);
 
@@ -299,8 +284,7 @@ static void test_headers_semantics(void)
     static const char g[] = "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\n"
                             "Content-Length: 9223372036854775807\r\n\r\n";
     CHECK_INT(P(S(g)), sizeof g - 1);
-    CHECK_INT(R.req.flags,
-              TERN_REQ_KEEP_ALIVE | TERN_REQ_EXPECT_CONTINUE | TERN_REQ_HAS_LENGTH);
+    CHECK_INT(R.req.flags, TERN_REQ_KEEP_ALIVE | TERN_REQ_EXPECT_CONTINUE | TERN_REQ_HAS_LENGTH);
     CHECK(R.req.content_length == 9223372036854775807ull);
     static const char h[] = "PUT / HTTP/1.1\r\nHost: h\r\nExpect: something\r\n"
                             "content-length: 000\r\n\r\n";
@@ -333,8 +317,7 @@ struct bad {
     int status;
 };
 
-static void test_rejections(void)
-{
+static void test_rejections(void) {
     static const struct bad cases[] = {
         /* request line */
         {"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", -400},
@@ -438,8 +421,7 @@ static void test_rejections(void)
         const char *s = cases[i].s;
         size_t n = strlen(s);
         int r = P(s, n);
-        if (r != cases[i].status)
-            fprintf(stderr, "case %zu: \"%.*s\"\n", i, (int)n, s);
+        if (r != cases[i].status) fprintf(stderr, "case %zu: \"%.*s\"\n", i, (int)n, s);
         CHECK_INT(r, cases[i].status);
     }
     static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\0b\r\n\r\n";
@@ -448,8 +430,34 @@ static void test_rejections(void)
     CHECK_INT(P(S(nul_target)), -400);
 }
 
-static void test_limits(void)
-{
+/* Every byte value at every position of a 40-byte value and a 40-byte
+ * target, so both the 16-byte SIMD scan and the scalar tail see each. */
+static void test_byte_classes(void) {
+    char buf[256];
+    result r;
+    for (int c = 0; c < 256; c++) {
+        int value_ok = c == '\t' || (c >= 0x20 && c != 0x7f);
+        int target_ok = c >= 0x21 && c <= 0x7e && c != '#';
+        for (int pos = 0; pos < 40; pos++) {
+            int n = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: h\r\nX: a%038da\r\n\r\n", 0);
+            buf[28 + pos] = (char)c; /* the value is buf[28..67] */
+            int want = value_ok ? n : -400;
+            int got = parse_once(buf, (size_t)n, &r, &lim);
+            if (got != want) fprintf(stderr, "value byte 0x%02x at %d: %d\n", c, pos, got);
+            CHECK_INT(got, want);
+
+            if (pos == 39) continue;
+            n = snprintf(buf, sizeof buf, "GET /%039d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+            buf[5 + pos] = (char)c; /* the target is buf[4..43] */
+            want = target_ok ? n : -400;
+            got = parse_once(buf, (size_t)n, &r, &lim);
+            if (got != want) fprintf(stderr, "target byte 0x%02x at %d: %d\n", c, pos, got);
+            CHECK_INT(got, want);
+        }
+    }
+}
+
+static void test_limits(void) {
     static char buf[40000];
     tern_http_limits l = {.max_head = 200, .max_target = 50, .max_headers = 3};
     result r;
@@ -489,8 +497,7 @@ static void test_limits(void)
     CHECK_INT(parse_split(buf, 1000, &r, &l), -400);
 
     /* endless empty lines cannot hold the connection forever */
-    for (int i = 0; i < 1000; i += 2)
-        memcpy(buf + i, "\r\n", 2);
+    for (int i = 0; i < 1000; i += 2) memcpy(buf + i, "\r\n", 2);
     CHECK(parse_split(buf, 1000, &r, &l) < TERN_PARSE_INCOMPLETE);
 
     /* default-size limits, large inputs (split checks are quadratic: once) */
@@ -504,17 +511,30 @@ static void test_limits(void)
 
 /* Random requests assembled from valid pieces and mutations: whole,
  * prefixes and the guard page must all agree (parse_split checks it). */
-static void test_random_splits(void)
-{
+static void test_random_splits(void) {
     static const char *pieces[] = {
-        "Host: h\r\n", "Content-Length: 12\r\n", "Transfer-Encoding: chunked\r\n",
-        "Connection: close\r\n", "Expect: 100-continue\r\n", "X: \t y \r\n", "A:\r\n",
-        "Bad Header: x\r\n", "\r\n", " fold\r\n", "X: a\rb\r\n", "X: a\nb\r\n",
-        "Upgrade: h2c\r\n", "\r\n\r\n",
+        "Host: h\r\n",
+        "Content-Length: 12\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Connection: close\r\n",
+        "Expect: 100-continue\r\n",
+        "X: \t y \r\n",
+        "A:\r\n",
+        "Bad Header: x\r\n",
+        "\r\n",
+        " fold\r\n",
+        "X: a\rb\r\n",
+        "X: a\nb\r\n",
+        "Upgrade: h2c\r\n",
+        "\r\n\r\n",
     };
     static const char *lines[] = {
-        "GET / HTTP/1.1\r\n", "\r\nPOST /x?y HTTP/1.0\r\n", "OPTIONS * HTTP/1.1\r\n",
-        "GET http://a/b HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "CONNECT a:1 HTTP/1.1\r\n",
+        "GET / HTTP/1.1\r\n",
+        "\r\nPOST /x?y HTTP/1.0\r\n",
+        "OPTIONS * HTTP/1.1\r\n",
+        "GET http://a/b HTTP/1.1\r\n",
+        "GET / HTTP/2.0\r\n",
+        "CONNECT a:1 HTTP/1.1\r\n",
         "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n",
     };
     tern_http_limits l = {.max_head = 120, .max_target = 40, .max_headers = 4};
@@ -546,14 +566,14 @@ static void test_random_splits(void)
     CHECK(seen[3] > 10);
 }
 
-int main(void)
-{
+int main(void) {
     guard_init();
     test_basic();
     test_methods();
     test_target_forms();
     test_headers_semantics();
     test_rejections();
+    test_byte_classes();
     test_limits();
     test_random_splits();
     return check_done();
