@@ -64,6 +64,8 @@ typedef struct tern_config {
     unsigned body_timeout_ms;        /* between body reads, default 10000 (408) */
     unsigned write_timeout_ms;       /* no write progress, default 30000 */
     unsigned drain_timeout_ms;       /* graceful shutdown deadline, default 10000 */
+    unsigned adaptive_target_us;     /* queue-delay target for shedding, default 5000 */
+    unsigned adaptive_interval_ms;   /* CoDel interval, default 100 */
     const char *server_name;    /* Server header, default "tern" */
     int shared_port;            /* 1: share the port with another process that
                                    listens with SO_REUSEPORT (rolling restart);
@@ -90,6 +92,34 @@ int tern_server_set_shared_port(tern_server *s, int shared);
  * :params, which win over *wildcards. Returns 0, -EINVAL (bad pattern),
  * -EEXIST (same method and shape already registered) or -ENOMEM. */
 int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h);
+
+/* Per-route admission control. */
+typedef struct tern_route_opts {
+    unsigned max_in_flight; /* requests of this route running or parked at once,
+                               across workers; the excess gets 503 + Retry-After
+                               at once (no queue). 0 = unlimited */
+    int adaptive;           /* shed this route's requests (503) when the worker
+                               is overloaded: see tern_load_get */
+} tern_route_opts;
+int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
+                    const tern_route_opts *opts);
+
+/* The current worker's load, from measured signals only: the minimum queue
+ * delay of requests over the last interval (kernel receive timestamp to
+ * handler start; measured when some route is adaptive), the event loop's lag
+ * (how late a 10 ms tick fired), and in-flight requests vs max_in_flight. */
+typedef struct tern_load {
+    unsigned level;           /* 0..100: the worst signal as % of its limit */
+    const char *mode;         /* "normal" (< 50), "elevated", "shedding" */
+    int shedding;             /* CoDel: min queue delay over the interval above target */
+    uint64_t queue_delay_us;  /* min over the last interval */
+    uint64_t loop_lag_us;     /* max over the last interval */
+    unsigned in_flight;       /* server-wide */
+    unsigned max_in_flight;   /* server-wide limit, 0 = none */
+    uint64_t shed_total;      /* requests this worker shed adaptively */
+} tern_load;
+/* 0, or -EPERM outside a worker thread. */
+int tern_load_get(tern_load *out);
 
 /* Binds the listeners (one per worker, SO_REUSEPORT) without serving yet.
  * Called by tern_server_run if not called before. Returns 0 or -errno

@@ -50,6 +50,7 @@ typedef struct conn_busy {
     char *in;                 /* input: worker scratch or owned */
     size_t in_start, in_len, in_cap;
     int in_owned;
+    uint64_t arrival_ns;      /* kernel receive time of the last read (CLOCK_REALTIME), 0 = unknown */
     char *out;                /* output stash (owned), [out_off, out_len) */
     size_t out_off, out_len, out_cap;
 } conn_busy;
@@ -359,7 +360,7 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
     int has_body = status_has_body(ctx->status);
     int send_body = has_body && ctx->method != TERN_HEAD;
     size_t body_len = has_body ? ctx->resp_body_len : 0;
-    size_t server_len = ctx->server_set ? 0 : strlen(srv->cfg.server_name);
+    size_t server_len = ctx->server_set ? 0 : srv->server_name_len;
 
     size_t need = 9 + 3 + 1 + reason_len + 2 + 6 + TERN_DATE_LEN + 2 + 16 + 20 + 2 + 24 + 2;
     if (!ctx->server_set) need += 8 + server_len + 2;
@@ -371,25 +372,42 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
     char *start = wbuf_reserve(w, need);
     if (!start) return -ENOMEM;
     char *p = start;
-    PUT(p, "HTTP/1.1 ");
-    p[0] = (char)('0' + ctx->status / 100);
-    p[1] = (char)('0' + ctx->status / 10 % 10);
-    p[2] = (char)('0' + ctx->status % 10);
-    p[3] = ' ';
-    p += 4;
-    memcpy(p, reason, reason_len);
-    p += reason_len;
-    PUT(p, "\r\n");
-    if (!ctx->server_set) {
-        PUT(p, "Server: ");
-        memcpy(p, srv->cfg.server_name, server_len);
-        p += server_len;
+    if (ctx->status == 200 && !ctx->server_set && server_len < 64) {
+        if (w->ok_prefix_second != w->date.second) {
+            char *q = w->ok_prefix;
+            PUT(q, "HTTP/1.1 200 OK\r\nServer: ");
+            memcpy(q, srv->cfg.server_name, server_len);
+            q += server_len;
+            PUT(q, "\r\nDate: ");
+            memcpy(q, date, TERN_DATE_LEN);
+            q += TERN_DATE_LEN;
+            PUT(q, "\r\n");
+            w->ok_prefix_len = (size_t)(q - w->ok_prefix);
+            w->ok_prefix_second = w->date.second;
+        }
+        memcpy(p, w->ok_prefix, w->ok_prefix_len);
+        p += w->ok_prefix_len;
+    } else {
+        PUT(p, "HTTP/1.1 ");
+        p[0] = (char)('0' + ctx->status / 100);
+        p[1] = (char)('0' + ctx->status / 10 % 10);
+        p[2] = (char)('0' + ctx->status % 10);
+        p[3] = ' ';
+        p += 4;
+        memcpy(p, reason, reason_len);
+        p += reason_len;
+        PUT(p, "\r\n");
+        if (!ctx->server_set) {
+            PUT(p, "Server: ");
+            memcpy(p, srv->cfg.server_name, server_len);
+            p += server_len;
+            PUT(p, "\r\n");
+        }
+        PUT(p, "Date: ");
+        memcpy(p, date, TERN_DATE_LEN);
+        p += TERN_DATE_LEN;
         PUT(p, "\r\n");
     }
-    PUT(p, "Date: ");
-    memcpy(p, date, TERN_DATE_LEN);
-    p += TERN_DATE_LEN;
-    PUT(p, "\r\n");
     for (uint32_t i = 0; i < ctx->num_resp; i++) {
         const tern_resp_header *h = &ctx->resp[i];
         memcpy(p, h->name, h->name_len);
@@ -422,12 +440,43 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
 
 /* ---- input --------------------------------------------------------------- */
 
+/* recv, or recvmsg with the kernel's receive timestamp when a route sheds
+ * adaptively (its queue delay then starts when the bytes reached the host,
+ * not when we got around to reading them). */
+static ssize_t conn_recv(tern_worker *w, tern_conn *c, conn_busy *b, char *buf, size_t len) {
+    if (!w->server->timestamps) return recv(c->fd, buf, len, 0);
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(c->fd, &msg, 0);
+    if (n > 0) {
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+                b->arrival_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            }
+        }
+    }
+    return n;
+}
+
+static uint64_t realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Reads what is there into the scratch buffer without waiting. Returns
  * bytes read, 0 at end of stream, -EAGAIN, or -errno. */
 static ssize_t read_some(tern_worker *w, tern_conn *c, conn_busy *b) {
     for (;;) {
         c->flags &= ~TERN_CONN_READABLE;
-        ssize_t n = recv(c->fd, w->rbuf, w->rbuf_size, 0);
+        ssize_t n = conn_recv(w, c, b, w->rbuf, w->rbuf_size);
         if (n > 0) {
             b->in = w->rbuf;
             b->in_start = 0;
@@ -465,7 +514,7 @@ static int read_more(tern_worker *w, tern_conn *c, conn_busy *b, size_t need_tot
     for (;;) {
         size_t room = b->in_cap - b->in_len;
         c->flags &= ~TERN_CONN_READABLE;
-        ssize_t n = recv(c->fd, b->in + b->in_len, room, 0);
+        ssize_t n = conn_recv(w, c, b, b->in + b->in_len, room);
         if (n > 0) {
             b->in_len += (size_t)n;
             if ((size_t)n == room) c->flags |= TERN_CONN_READABLE;
@@ -542,25 +591,51 @@ static void set_allow(tern_ctx *ctx, unsigned allowed) {
     tern_set_header(ctx, "Allow", buf);
 }
 
-static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_handler h) {
+static void shed(tern_worker *w, tern_ctx *ctx, const char *why) {
+    tern_ctx_error(ctx, 503, why);
+    tern_set_header(ctx, "Retry-After", "1");
+    tern_metrics_shed(w->metrics);
+}
+
+/* Admission, then the handler. Every refusal is immediate: there is no
+ * queue to wait in, so an overloaded server answers 503 in microseconds. */
+static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_entry *e) {
     tern_server *srv = w->server;
+    if (e->adaptive && b->arrival_ns) {
+        uint64_t now = realtime_ns();
+        uint64_t delay = now > b->arrival_ns ? now - b->arrival_ns : 0;
+        tern_metrics_queue_delay(w->metrics, delay);
+        unsigned fl = atomic_load_explicit(&srv->in_flight, memory_order_relaxed);
+        if (tern_admission_check(&w->admission, delay, w->sched.now_ns, fl, srv->cfg.max_in_flight)) {
+            shed(w, ctx, "overloaded, retry later");
+            return;
+        }
+    }
+    if (e->max_in_flight) {
+        unsigned n = atomic_fetch_add_explicit(&e->in_flight, 1, memory_order_relaxed);
+        if (n >= e->max_in_flight) {
+            atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+            shed(w, ctx, "route busy, retry later");
+            return;
+        }
+    }
     unsigned limit = srv->cfg.max_in_flight;
     if (limit) {
-        unsigned now = atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
-        if (now >= limit) {
+        unsigned n = atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
+        if (n >= limit) {
             atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
-            tern_ctx_error(ctx, 503, "server busy, retry later");
-            tern_set_header(ctx, "Retry-After", "1");
-            tern_metrics_shed(w->metrics);
+            if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+            shed(w, ctx, "server busy, retry later");
             return;
         }
     }
     w->in_flight++;
     b->in_handler = 1;
-    h(ctx);
+    e->handler(ctx);
     b->in_handler = 0;
     w->in_flight--;
     if (limit) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
+    if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
 }
 
 /* Reads a chunked body into the connection's own buffer, decoding in place
@@ -616,16 +691,18 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
 
     /* 1. the head */
     tern_http_request req;
-    size_t scanned = 0;
+    memset(&req, 0, sizeof req);
+    req.headers = w->hdrs;
     uint64_t head_deadline = 0;
     int hr;
     for (;;) {
-        memset(&req, 0, sizeof req);
-        req.headers = w->hdrs;
-        req.scanned = scanned;
         hr = tern_http_parse_request(b->in + b->in_start, in_avail(b), &req, &srv->limits);
         if (hr != TERN_PARSE_INCOMPLETE) break;
-        scanned = req.scanned;
+        /* the parser keeps the headers validated so far in w->hdrs, which
+         * other connections use while this one waits for bytes: start the
+         * head over after every wait (at most max_request_head per read) */
+        memset(&req, 0, sizeof req);
+        req.headers = w->hdrs;
         if (!head_deadline) head_deadline = deadline_after(cfg->header_timeout_ms);
         int r = read_more(w, c, b, 0, head_deadline);
         if (r == -ETIMEDOUT) return error_response(w, c, b, 408, NULL, 0);
@@ -750,7 +827,7 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
                     ctx.param_values[i] = v;
                     ctx.num_params = i + 1;
                 }
-                run_handler(w, b, &ctx, (tern_handler)m.handler);
+                run_handler(w, b, &ctx, m.handler);
             } else if (r == -405 && req.method == TERN_OPTIONS) {
                 tern_set_status(&ctx, 204);
                 set_allow(&ctx, m.allowed);

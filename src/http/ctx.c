@@ -161,19 +161,31 @@ void tern_set_status(tern_ctx *ctx, int status) {
 }
 int tern_status(const tern_ctx *ctx) { return ctx->status; }
 
+/* token characters (RFC 9110 §5.6.2), one table lookup per byte */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 int tern_header_name_valid(const char *name, size_t len) {
-    static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
     if (len == 0) return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-            continue;
-        if (ch == 0 || !strchr(tchar_extra, ch)) return 0;
-    }
-    return 1;
+    unsigned ok = 1;
+    for (size_t i = 0; i < len; i++) ok &= tchar[(unsigned char)name[i]];
+    return (int)ok;
 }
 
 int tern_header_value_valid(const char *value, size_t len) {
+    /* field-value: HTAB, SP, VCHAR, obs-text; CR, LF and NUL never */
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)value[i];
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
@@ -192,16 +204,27 @@ static int add_header(tern_ctx *ctx, const char *name, const char *value, int re
     if (!tern_header_name_valid(name, nlen) || !tern_header_value_valid(value, vlen))
         return -EINVAL;
     if (nlen > UINT32_MAX || vlen > UINT32_MAX) return -EINVAL;
-    /* framing headers belong to tern: a handler-set Content-Length or
-     * Transfer-Encoding could desynchronise the client */
-    if (name_is(name, nlen, "Content-Length") || name_is(name, nlen, "Transfer-Encoding"))
-        return -EPERM;
-    if (name_is(name, nlen, "Connection")) {
-        if (strcasecmp(value, "close") == 0) ctx->close = 1;
-        return 0;
+    /* names tern manages are told apart by length first: most headers a
+     * handler sets (Content-Type: 12) skip every compare */
+    switch (nlen) {
+    case 14:
+    case 17:
+        /* framing headers belong to tern: a handler-set Content-Length or
+         * Transfer-Encoding could desynchronise the client */
+        if (name_is(name, nlen, "Content-Length") || name_is(name, nlen, "Transfer-Encoding"))
+            return -EPERM;
+        break;
+    case 10:
+        if (name_is(name, nlen, "Connection")) {
+            if (strcasecmp(value, "close") == 0) ctx->close = 1;
+            return 0;
+        }
+        break;
+    case 6:
+        if (name_is(name, nlen, "Server")) ctx->server_set = 1;
+        break;
     }
-    if (name_is(name, nlen, "Server")) ctx->server_set = 1;
-    if (replace) tern_remove_header(ctx, name);
+    if (replace && ctx->num_resp) tern_remove_header(ctx, name);
     if (ctx->num_resp == ctx->cap_resp) {
         uint32_t cap = ctx->cap_resp * 2;
         tern_resp_header *h = tern_alloc(ctx, cap * sizeof *h);

@@ -216,11 +216,17 @@ int tern_sleep_us(uint64_t us) {
         }
         return 0;
     }
-    int r = tern_sched_park_until(tern_clock_ns() + us * 1000ull);
+    /* saturate: a huge sleep (UINT64_MAX as "forever") must not wrap
+     * around to a deadline in the past and return at once */
+    uint64_t now = tern_clock_ns();
+    uint64_t deadline = us > (UINT64_MAX - now) / 1000ull ? UINT64_MAX : now + us * 1000ull;
+    int r = tern_sched_park_until(deadline);
     return r == -ETIMEDOUT ? 0 : r;
 }
 
-int tern_sleep(uint64_t ms) { return tern_sleep_us(ms * 1000ull); }
+int tern_sleep(uint64_t ms) {
+    return tern_sleep_us(ms > UINT64_MAX / 1000ull ? UINT64_MAX : ms * 1000ull);
+}
 
 int tern_yield(void) {
     tern_sched *s = tern_sched_self;
@@ -249,6 +255,8 @@ int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms) {
         return n < 0 ? -errno : n == 0 ? 0 : p.revents;
     }
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) return -errno;
+    /* clamped so INT64_MAX ("forever") cannot wrap to a past deadline */
+    if (timeout_ms > INT64_MAX / 1000000) timeout_ms = INT64_MAX / 1000000;
     uint64_t deadline = timeout_ms < 0 ? 0 : tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
     int r = tern_sched_park_until(deadline);
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);

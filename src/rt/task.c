@@ -52,6 +52,8 @@ int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
     if (!t->done) {
         if (!s || !s->current) return -EPERM;
         if (t->joiner) return -EBUSY;
+        /* clamped so INT64_MAX ("forever") cannot wrap to a past deadline */
+        if (timeout_ms > INT64_MAX / 1000000) timeout_ms = INT64_MAX / 1000000;
         uint64_t deadline = timeout_ms < 0 ? 0 : tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
         t->joiner = s->current;
         while (!t->done) {
@@ -70,22 +72,51 @@ int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
 
 int tern_join(tern_task *t, void **result) { return tern_join_timeout(t, result, -1); }
 
+/* Waits for t to finish even though the caller is cancelled. Cancellation
+ * is sticky (every park returns -ECANCELED at once), so the flag is set
+ * aside while waiting and put back afterwards, with any cancel that arrived
+ * meanwhile. */
+static void join_uncancellable(tern_task *t, tern_coro *self) {
+    uint32_t cancelled = self->flags & TERN_CORO_CANCELLED;
+    self->flags &= ~TERN_CORO_CANCELLED;
+    t->joiner = self;
+    while (!t->done) {
+        tern_sched_park();
+        cancelled |= self->flags & TERN_CORO_CANCELLED;
+        self->flags &= ~TERN_CORO_CANCELLED;
+    }
+    t->joiner = NULL;
+    self->flags |= cancelled;
+}
+
 int tern_join_all(tern_task **tasks, size_t n, void **results) {
-    int first = 0;
     for (size_t i = 0; i < n; i++) {
         if (!tasks[i]) continue;
         int r = tern_join(tasks[i], results ? &results[i] : NULL);
-        if (r < 0) {
-            if (!first) first = r;
-            /* cancelled: the rest stay joinable? No: the caller can no longer
-             * tell which were joined, so detach them instead of leaking */
-            for (size_t j = i; j < n; j++)
-                if (tasks[j]) tern_detach(tasks[j]);
-            return first;
+        if (r == 0) {
+            tasks[i] = NULL;
+            continue;
         }
-        tasks[i] = NULL;
+        if (r != -ECANCELED) return r; /* the rest stay joinable (joined ones are NULL) */
+        /* The caller was cancelled. Its tasks typically use memory on its
+         * stack (arguments, results, shared counters), so they must not
+         * outlive this call: cancel them all, then wait for each to end.
+         * (Detaching them instead let them run on after the caller returned
+         * and touch its dead stack.) */
+        tern_coro *self = tern_sched_self->current;
+        for (size_t j = i; j < n; j++)
+            if (tasks[j]) tern_cancel(tasks[j]);
+        for (size_t j = i; j < n; j++) {
+            if (!tasks[j]) continue;
+            if (tasks[j]->joiner) continue; /* joined elsewhere: not ours to wait for */
+            join_uncancellable(tasks[j], self);
+            if (results) results[j] = tasks[j]->result;
+            free(tasks[j]);
+            tasks[j] = NULL;
+        }
+        return -ECANCELED;
     }
-    return first;
+    return 0;
 }
 
 void tern_detach(tern_task *t) {

@@ -38,6 +38,8 @@ void tern_config_init(tern_config *cfg) {
     cfg->body_timeout_ms = 10000;
     cfg->write_timeout_ms = 30000;
     cfg->drain_timeout_ms = 10000;
+    cfg->adaptive_target_us = 5000;
+    cfg->adaptive_interval_ms = 100;
     cfg->server_name = "tern";
 }
 
@@ -59,6 +61,8 @@ tern_server *tern_server_new_config(const tern_config *cfg) {
     if (!s->cfg.max_headers) s->cfg.max_headers = 100;
     if (!s->cfg.stack_size) s->cfg.stack_size = 256u << 10;
     if (!s->cfg.backlog) s->cfg.backlog = 4096;
+    if (!s->cfg.adaptive_target_us) s->cfg.adaptive_target_us = 5000;
+    if (!s->cfg.adaptive_interval_ms) s->cfg.adaptive_interval_ms = 100;
     return s;
 }
 
@@ -80,6 +84,11 @@ void tern_server_free(tern_server *s) {
     restore_signals(s);
     close_listeners(s);
     tern_router_free(s->router);
+    while (s->routes) {
+        tern_route_entry *next = s->routes->next;
+        free(s->routes);
+        s->routes = next;
+    }
     free(s->host);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
@@ -108,9 +117,30 @@ int tern_server_set_shared_port(tern_server *s, int shared) {
     return 0;
 }
 
-int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h) {
+int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
+                    const tern_route_opts *opts) {
     if (!s || !pattern || !h || !(methods & TERN_ANY)) return -EINVAL;
-    return tern_router_add(s->router, methods, pattern, (void *)h);
+    if (s->bound && s->workers) return -EBUSY; /* the table is read without locks once running */
+    tern_route_entry *e = calloc(1, sizeof *e);
+    if (!e) return -ENOMEM;
+    e->handler = h;
+    if (opts) {
+        e->max_in_flight = opts->max_in_flight;
+        e->adaptive = opts->adaptive;
+    }
+    int r = tern_router_add(s->router, methods, pattern, e);
+    if (r < 0) {
+        free(e);
+        return r;
+    }
+    e->next = s->routes;
+    s->routes = e;
+    if (e->adaptive) s->timestamps = 1;
+    return 0;
+}
+
+int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h) {
+    return tern_route_with(s, methods, pattern, h, NULL);
 }
 
 uint16_t tern_server_port(const tern_server *s) { return s->bound ? s->port : 0; }
@@ -261,6 +291,7 @@ void tern_server_stop(tern_server *s) {
 int tern_server_run(tern_server *s) {
     int r = tern_server_bind(s);
     if (r < 0) return r;
+    s->server_name_len = strlen(s->cfg.server_name);
     s->limits.max_head = s->cfg.max_request_head;
     s->limits.max_target = s->cfg.max_target;
     s->limits.max_headers = s->cfg.max_headers;

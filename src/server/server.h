@@ -14,6 +14,15 @@
 
 struct tern_worker;
 
+/* What the router maps a route to: the handler and its admission limits. */
+typedef struct tern_route_entry {
+    tern_handler handler;
+    unsigned max_in_flight;
+    int adaptive;
+    atomic_uint in_flight;
+    struct tern_route_entry *next; /* all entries, for freeing */
+} tern_route_entry;
+
 struct tern_server {
     tern_config cfg;
     char *host;
@@ -28,6 +37,9 @@ struct tern_server {
     int stop_pipe[2];           /* self-pipe: tern_server_stop wakes the main thread */
     atomic_uint open_conns;     /* across workers, for max_connections */
     atomic_uint in_flight;      /* across workers, for max_in_flight */
+    size_t server_name_len;
+    tern_route_entry *routes;
+    int timestamps;             /* some route is adaptive: read kernel receive timestamps */
     int signals_blocked;
     sigset_t old_sigmask;
 };

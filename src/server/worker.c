@@ -28,6 +28,38 @@ int tern_worker_id(void) { return tern_worker_self ? tern_worker_self->id : -1; 
 
 static void accept_retry_fire(tern_timer *t);
 
+/* The loop's lag is how late this 10 ms tick fires: a handler that hogs the
+ * CPU without yielding shows up here (and in tern_load_get / metrics). */
+#define TICK_NS (10ull * 1000000ull)
+
+static void tick_fire(tern_timer *t) {
+    tern_worker *w = tern_worker_self;
+    uint64_t now = w->sched.now_ns;
+    uint64_t lag = now > t->deadline_ns ? now - t->deadline_ns : 0;
+    tern_metrics_loop_lag(w->metrics, lag);
+    tern_admission_lag(&w->admission, lag, now);
+    tern_wheel_add(&w->sched.wheel, t, now + TICK_NS);
+}
+
+int tern_load_get(tern_load *out) {
+    tern_worker *w = tern_worker_self;
+    if (!w) return -EPERM;
+    tern_admission *a = &w->admission;
+    tern_admission_tick(a, tern_clock_ns());
+    unsigned in_flight = atomic_load_explicit(&w->server->in_flight, memory_order_relaxed);
+    unsigned max = w->server->cfg.max_in_flight;
+    if (!max) in_flight = w->in_flight; /* counted per worker only without a global limit */
+    out->level = tern_admission_level(a, in_flight, max);
+    out->shedding = a->overloaded;
+    out->mode = a->overloaded ? "shedding" : out->level >= 50 ? "elevated" : "normal";
+    out->queue_delay_us = a->last_min_delay_ns / 1000;
+    out->loop_lag_us = a->last_max_lag_ns / 1000;
+    out->in_flight = in_flight;
+    out->max_in_flight = max;
+    out->shed_total = a->shed_total;
+    return 0;
+}
+
 int tern_worker_init(tern_worker *w, tern_server *s, int id) {
     memset(w, 0, sizeof *w);
     w->server = s;
@@ -41,6 +73,9 @@ int tern_worker_init(tern_worker *w, tern_server *s, int id) {
     tern_conn_install(&w->sched);
     w->epoch_ns = w->sched.now_ns;
     w->accept_retry.fn = accept_retry_fire;
+    w->tick.fn = tick_fire;
+    tern_admission_init(&w->admission, (uint64_t)s->cfg.adaptive_target_us * 1000ull,
+                        (uint64_t)s->cfg.adaptive_interval_ms * 1000000ull, w->sched.now_ns);
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -173,6 +208,13 @@ static void *worker_main(void *arg) {
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
+    if (w->server->timestamps) {
+        /* on the listener, so accepted sockets inherit it and the kernel
+         * stamps even the request that arrived before accept (DEFER_ACCEPT) */
+        int one = 1;
+        setsockopt(w->listen_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    }
+    tern_wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
     accept_all(w); /* connections that queued before the loop started */
 
     uint64_t drain_deadline = 0, hard_deadline = 0;
@@ -193,6 +235,7 @@ static void *worker_main(void *arg) {
             hard_deadline = drain_deadline + 2000000000ull;
         }
         if (w->draining) {
+            tern_wheel_cancel(&w->sched.wheel, &w->tick);
             if (w->open_conns == 0 && w->sched.coros_live == 0) break;
             if (drain_deadline && w->sched.now_ns >= drain_deadline) {
                 /* past the deadline: cancel what still runs; parks now

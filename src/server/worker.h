@@ -12,6 +12,7 @@
 #include "http/date.h"
 #include "http/parse.h"
 #include "rt/sched.h"
+#include "server/admission.h"
 
 struct tern_server;
 struct tern_metrics;
@@ -43,11 +44,18 @@ typedef struct tern_worker {
     tern_wbuf wbuf;
     tern_http_header *hdrs;     /* parser output, max_headers entries */
     tern_date_cache date;
+    /* "HTTP/1.1 200 OK\r\nServer: ...\r\nDate: ...\r\n", rebuilt with the date:
+     * the start of most responses as one memcpy */
+    time_t ok_prefix_second;
+    size_t ok_prefix_len;
+    char ok_prefix[160];
     /* state */
     atomic_int stopping;
     int started;
     int draining;
     struct tern_metrics *metrics;
+    tern_admission admission;
+    tern_timer tick;            /* every 10 ms: measures loop lag */
 } tern_worker;
 
 extern __thread tern_worker *tern_worker_self;

@@ -1,0 +1,46 @@
+/* Admission control: per-route and server-wide in-flight limits, and
+ * adaptive shedding driven by measured load (CoDel-style).
+ *
+ * Signals, all measured:
+ *  - queue delay: from the kernel's receive timestamp of a request's last
+ *    packet (SO_TIMESTAMPNS on the socket) to the moment its handler would
+ *    start; it includes time in the socket buffer and in the event loop;
+ *  - loop lag: how late the worker's 10 ms tick fires;
+ *  - in-flight requests against max_in_flight.
+ *
+ * Shedding follows CoDel's idea applied to a request queue (as in
+ * "Fail at Scale", Maurer 2015): the worker is overloaded when the *minimum*
+ * queue delay over an interval (100 ms) stayed above the target (5 ms) —
+ * a standing queue, not a burst — or when the loop lag stays above the
+ * interval. While overloaded, a request that already waited longer than the
+ * target is answered 503 at once; otherwise only requests that waited longer
+ * than a whole interval are. One worker's state, owned by its thread. */
+#ifndef TERN_SERVER_ADMISSION_H
+#define TERN_SERVER_ADMISSION_H
+
+#include <stdint.h>
+
+typedef struct tern_admission {
+    uint64_t target_ns, interval_ns;
+    uint64_t interval_end_ns;
+    uint64_t min_delay_ns;       /* this interval, UINT64_MAX without samples */
+    uint64_t max_lag_ns;         /* this interval */
+    uint64_t last_min_delay_ns;  /* previous complete interval (0 without samples) */
+    uint64_t last_max_lag_ns;
+    uint64_t samples;            /* this interval */
+    int overloaded;              /* decided at the end of the previous interval */
+    unsigned level;              /* 0..100 */
+    uint64_t shed_total;
+} tern_admission;
+
+void tern_admission_init(tern_admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);
+/* Closes intervals that ended by now_ns (call at least once per loop pass). */
+void tern_admission_tick(tern_admission *a, uint64_t now_ns);
+void tern_admission_lag(tern_admission *a, uint64_t lag_ns, uint64_t now_ns);
+/* A request is about to run after waiting delay_ns; returns 1 to shed it. */
+int tern_admission_check(tern_admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
+                         unsigned max_in_flight);
+/* Load level 0..100 from the last interval's signals and the in-flight ratio. */
+unsigned tern_admission_level(const tern_admission *a, unsigned in_flight, unsigned max_in_flight);
+
+#endif
