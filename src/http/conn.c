@@ -444,7 +444,7 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
  * adaptively (its queue delay then starts when the bytes reached the host,
  * not when we got around to reading them). */
 static ssize_t conn_recv(tern_worker *w, tern_conn *c, conn_busy *b, char *buf, size_t len) {
-    if (!w->server->timestamps) return recv(c->fd, buf, len, 0);
+    if (!(c->flags & TERN_CONN_TSTAMP)) return recv(c->fd, buf, len, 0);
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
@@ -601,9 +601,22 @@ static void shed(tern_worker *w, tern_ctx *ctx, const char *why) {
  * queue to wait in, so an overloaded server answers 503 in microseconds. */
 static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_entry *e) {
     tern_server *srv = w->server;
-    if (e->adaptive && b->arrival_ns) {
-        uint64_t now = realtime_ns();
-        uint64_t delay = now > b->arrival_ns ? now - b->arrival_ns : 0;
+    if (e->adaptive) {
+        uint64_t delay;
+        if (b->arrival_ns) {
+            uint64_t now = realtime_ns();
+            delay = now > b->arrival_ns ? now - b->arrival_ns : 0;
+        } else {
+            /* first adaptive request on this connection: from now on read
+             * with kernel receive timestamps (recvmsg costs more than recv,
+             * so only connections that use adaptive routes pay for it);
+             * until then, count from when this loop pass saw the bytes */
+            tern_conn *c = b->conn;
+            int one = 1;
+            if (setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0)
+                c->flags |= TERN_CONN_TSTAMP;
+            delay = tern_clock_ns() - w->sched.now_ns;
+        }
         tern_metrics_queue_delay(w->metrics, delay);
         unsigned fl = atomic_load_explicit(&srv->in_flight, memory_order_relaxed);
         if (tern_admission_check(&w->admission, delay, w->sched.now_ns, fl, srv->cfg.max_in_flight)) {

@@ -31,6 +31,7 @@ enum {
     TERN_CONN_PEER_EOF = 1u << 3,   /* read returned 0 */
     TERN_CONN_HUP = 1u << 4,        /* EPOLLHUP/EPOLLERR/RDHUP seen */
     TERN_CONN_DRAIN = 1u << 5,      /* server draining: close after the current response */
+    TERN_CONN_TSTAMP = 1u << 6,     /* SO_TIMESTAMPNS on: reads carry the arrival time */
 };
 
 static inline int tern_conn_fd(const tern_conn *c) { return c->fd; }

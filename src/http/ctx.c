@@ -185,12 +185,15 @@ int tern_header_name_valid(const char *name, size_t len) {
 }
 
 int tern_header_value_valid(const char *value, size_t len) {
-    /* field-value: HTAB, SP, VCHAR, obs-text; CR, LF and NUL never */
+    /* field-value: HTAB, SP, VCHAR, obs-text; CR, LF and NUL never.
+     * (ch - 0x20) wraps below SP, so one compare finds every control byte
+     * except DEL; HTAB is let through after. */
+    unsigned bad = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)value[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
+        bad |= ((unsigned char)(ch - 0x20) >= 0x5f && ch < 0x80 && ch != '\t');
     }
-    return 1;
+    return !bad;
 }
 
 static int name_is(const char *a, size_t alen, const char *b) {

@@ -135,7 +135,6 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
     }
     e->next = s->routes;
     s->routes = e;
-    if (e->adaptive) s->timestamps = 1;
     return 0;
 }
 

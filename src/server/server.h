@@ -39,7 +39,6 @@ struct tern_server {
     atomic_uint in_flight;      /* across workers, for max_in_flight */
     size_t server_name_len;
     tern_route_entry *routes;
-    int timestamps;             /* some route is adaptive: read kernel receive timestamps */
     int signals_blocked;
     sigset_t old_sigmask;
 };

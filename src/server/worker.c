@@ -208,12 +208,6 @@ static void *worker_main(void *arg) {
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
-    if (w->server->timestamps) {
-        /* on the listener, so accepted sockets inherit it and the kernel
-         * stamps even the request that arrived before accept (DEFER_ACCEPT) */
-        int one = 1;
-        setsockopt(w->listen_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
-    }
     tern_wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
     accept_all(w); /* connections that queued before the loop started */
 
