@@ -62,6 +62,8 @@ typedef struct tern_config {
     unsigned keepalive_timeout_ms;   /* idle keep-alive connection, default 60000 */
     unsigned header_timeout_ms;      /* whole request head, default 10000 (408) */
     unsigned body_timeout_ms;        /* between body reads, default 10000 (408) */
+    unsigned min_body_rate;          /* bytes/s a body must average once it has
+                                        taken body_timeout_ms, default 1024 (408) */
     unsigned write_timeout_ms;       /* no write progress, default 30000 */
     unsigned drain_timeout_ms;       /* graceful shutdown deadline, default 10000 */
     unsigned adaptive_target_us;     /* queue-delay target for shedding, default 5000 */
@@ -100,6 +102,9 @@ typedef struct tern_route_opts {
                                at once (no queue). 0 = unlimited */
     int adaptive;           /* shed this route's requests (503) when the worker
                                is overloaded: see tern_load_get */
+    unsigned timeout_ms;    /* handler deadline: past it the handler is cancelled
+                               (its parks return -ECANCELED) and, unless it
+                               already streamed, the answer is a 503. 0 = none */
 } tern_route_opts;
 int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts);
@@ -176,6 +181,16 @@ int tern_append_body(tern_ctx *ctx, const void *data, size_t len);
 void tern_set_body_static(tern_ctx *ctx, const void *data, size_t len);
 int tern_printf_body(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Streaming: sends the status and headers set so far, then the body piece
+ * by piece as the handler produces it, so a response of any size needs no
+ * buffer of that size. Each write parks the handler while the client reads
+ * slowly (write_timeout_ms without progress fails it). content_length >= 0
+ * announces the exact length; -1 streams with chunked coding (HTTP/1.1) or
+ * until close (HTTP/1.0). A stream left open is ended when the handler
+ * returns; fewer bytes than announced close the connection. */
+int tern_stream_start(tern_ctx *ctx, int64_t content_length);
+int tern_stream_write(tern_ctx *ctx, const void *data, size_t len);
+int tern_stream_end(tern_ctx *ctx);
 /* status + "text/plain; charset=utf-8" + body copy */
 int tern_text(tern_ctx *ctx, int status, const char *text);
 /* status + "application/json" + body copy */

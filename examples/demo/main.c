@@ -68,6 +68,39 @@ static void user(tern_ctx *ctx) {
     tern_printf_body(ctx, "{\"id\":%s}", id ? id : "null");
 }
 
+static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+/* GET /stream?mb=N: N MiB (default 1, at most 1024) of a deterministic byte
+ * pattern (byte i is i mod 251), produced 64 KiB at a time and streamed:
+ * the server holds one chunk, never the whole body, however slowly the
+ * client reads. */
+static void stream(tern_ctx *ctx) {
+    unsigned long mb = 1;
+    const char *q = tern_query(ctx, "mb");
+    if (q && (parse_uint(q, 1024, &mb) < 0)) {
+        tern_text(ctx, 400, "mb must be 0..1024\n");
+        return;
+    }
+    enum { CHUNK = 65536 };
+    unsigned char *buf = tern_alloc(ctx, CHUNK);
+    if (!buf) return; /* the arena reports it: 503 */
+    uint64_t total = (uint64_t)mb << 20;
+    tern_set_header(ctx, "Content-Type", "application/octet-stream");
+    if (tern_stream_start(ctx, (int64_t)total) < 0) return;
+    for (uint64_t off = 0; off < total; off += CHUNK) {
+        size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
+        for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
+        if (tern_stream_write(ctx, buf, n) < 0) return; /* client gone or stalled */
+    }
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-demo [--host ADDR] [--port PORT] [--workers N]\n"
@@ -80,14 +113,6 @@ static void usage(FILE *f) {
             "endpoints: GET / /plaintext /json /concurrent /users/:id, POST /echo\n");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
@@ -146,6 +171,7 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/concurrent", concurrent);
     tern_route(s, TERN_POST, "/echo", echo);
     tern_route(s, TERN_GET, "/users/:id", user);
+    tern_route(s, TERN_GET, "/stream", stream);
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
                                       demo_register_pool, demo_register_admission};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {

@@ -8,7 +8,9 @@
  * come from the kernel (/proc/self, CLOCK_PROCESS_CPUTIME_ID).
  *
  * Self-contained on purpose (no #include <tern.h>): tern.h includes this
- * header, and this one declares the two opaque types it needs itself. */
+ * header, so the two opaque types are named by their struct tags here
+ * (struct tern_server * is the same type as tern.h's tern_server *),
+ * which avoids a typedef redefinition in either include order. */
 #ifndef TERN_METRICS_H
 #define TERN_METRICS_H
 
@@ -19,8 +21,8 @@
 extern "C" {
 #endif
 
-typedef struct tern_server tern_server;
-typedef struct tern_ctx tern_ctx;
+struct tern_server;
+struct tern_ctx;
 
 /* A summary of the whole server (all workers summed) and of the process.
  *
@@ -83,13 +85,13 @@ typedef struct tern_worker_stats {
 /* Fills *out. Meant to be called from a handler or from any thread while
  * tern_server_run runs; before that (or after it returns) the server
  * figures are 0 and only the process figures are filled. 0 or -ENOMEM. */
-int tern_stats_read(tern_server *s, tern_stats *out);
+int tern_stats_read(struct tern_server *s, tern_stats *out);
 /* Fills up to max per-worker entries; returns how many workers there are
  * (which may exceed max), or a negative errno. */
-int tern_stats_read_workers(tern_server *s, tern_worker_stats *out, int max);
+int tern_stats_read_workers(struct tern_server *s, tern_worker_stats *out, int max);
 
 /* The server a request belongs to. */
-tern_server *tern_ctx_server(tern_ctx *ctx);
+struct tern_server *tern_ctx_server(struct tern_ctx *ctx);
 
 /* Ready-made handlers: register them on any path, e.g.
  *   tern_route(s, TERN_GET, "/stats", tern_stats_handler);
@@ -97,8 +99,8 @@ tern_server *tern_ctx_server(tern_ctx *ctx);
  * JSON (application/json) with the tern_stats field names, a "workers"
  * array and a "pools" object of registered sources; Prometheus text
  * exposition format 0.0.4. */
-void tern_stats_handler(tern_ctx *ctx);
-void tern_metrics_handler(tern_ctx *ctx);
+void tern_stats_handler(struct tern_ctx *ctx);
+void tern_metrics_handler(struct tern_ctx *ctx);
 
 /* ---- extra values from other modules --------------------------------------
  * A source is a callback that writes its current values whenever /stats or
@@ -119,10 +121,10 @@ void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *
 /* Registers fn(arg) under `name` (1-63 bytes, no control characters) for
  * server s, or for every server when s is NULL. 0, -EINVAL, -EEXIST (same
  * server and name) or -ENOMEM. */
-int tern_metrics_register_source(tern_server *s, const char *name, tern_metrics_source fn,
+int tern_metrics_register_source(struct tern_server *s, const char *name, tern_metrics_source fn,
                                  void *arg);
 /* 0 or -ENOENT. After it returns the callback is no longer running. */
-int tern_metrics_unregister_source(tern_server *s, const char *name);
+int tern_metrics_unregister_source(struct tern_server *s, const char *name);
 
 #ifdef __cplusplus
 }

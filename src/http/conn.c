@@ -171,14 +171,25 @@ int64_t tern_conn_sweep(tern_worker *w) {
     return -1;
 }
 
+/* An idle keep-alive connection is not closed at once when the drain
+ * starts: a client may have sent its next request at that very moment, and
+ * closing would lose it (HTTP/1.1 clients may not retry). It gets a short
+ * grace instead; a request that arrives meanwhile is answered with
+ * Connection: close. */
+#define DRAIN_IDLE_GRACE_MS 500u
+
 void tern_conn_drain(tern_worker *w) {
+    uint32_t now = tern_worker_ms(w);
+    unsigned grace = w->server->cfg.drain_timeout_ms < DRAIN_IDLE_GRACE_MS
+                         ? w->server->cfg.drain_timeout_ms
+                         : DRAIN_IDLE_GRACE_MS;
     for (size_t fd = 0; fd < w->conn_slots; fd++) {
         tern_conn *c = &w->conns[fd];
         if (!(c->flags & TERN_CONN_OPEN)) continue;
-        if (c->busy) {
-            c->flags |= TERN_CONN_DRAIN;
-        } else {
-            conn_close(w, c);
+        c->flags |= TERN_CONN_DRAIN;
+        if (!c->busy) {
+            queue_remove(w, c);
+            queue_append(w, c, now + grace);
         }
     }
 }
@@ -186,7 +197,10 @@ void tern_conn_drain(tern_worker *w) {
 void tern_conn_cancel_all(tern_worker *w) {
     for (size_t fd = 0; fd < w->conn_slots; fd++) {
         tern_conn *c = &w->conns[fd];
-        if ((c->flags & TERN_CONN_OPEN) && c->busy) tern_sched_cancel(c->busy->coro);
+        if ((c->flags & TERN_CONN_OPEN) && c->busy) {
+            c->flags |= TERN_CONN_KILL;
+            tern_sched_cancel(c->busy->coro);
+        }
     }
 }
 
@@ -250,6 +264,7 @@ static void conn_park_hook(tern_coro *co) {
 }
 
 static int conn_wait(conn_busy *b, uint32_t events, uint64_t deadline_ns) {
+    if (b->conn->flags & TERN_CONN_KILL) return -ECANCELED;
     b->wait = events;
     int r = tern_sched_park_until(deadline_ns);
     b->wait = 0;
@@ -352,14 +367,21 @@ static int status_has_body(int status) {
 
 /* Serialises ctx's response into the write buffer (and sends a large body
  * straight from where it is). 0, or -errno when the connection broke. */
-static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx) {
+/* stream: STREAM_NONE for a whole response; else the head of a streamed
+ * one, with Content-Length `stream` (>= 0) or chunked (STREAM_CHUNKED). */
+#define STREAM_NONE (-2)
+#define STREAM_CHUNKED (-1)
+#define STREAM_UNTIL_CLOSE (-3) /* HTTP/1.0 client, length unknown: no length, close ends it */
+static int send_head_body(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx, int64_t stream) {
     const tern_server *srv = w->server;
     size_t reason_len;
     const char *reason = tern_status_reason(ctx->status, &reason_len);
     const char *date = tern_date_now(&w->date);
     int has_body = status_has_body(ctx->status);
-    int send_body = has_body && ctx->method != TERN_HEAD;
-    size_t body_len = has_body ? ctx->resp_body_len : 0;
+    int send_body = has_body && ctx->method != TERN_HEAD && stream == STREAM_NONE;
+    size_t body_len = !has_body || stream == STREAM_UNTIL_CLOSE ? 0
+                      : stream >= 0                             ? (size_t)stream
+                                                                : ctx->resp_body_len;
     size_t server_len = ctx->server_set ? 0 : srv->server_name_len;
 
     size_t need = 9 + 3 + 1 + reason_len + 2 + 6 + TERN_DATE_LEN + 2 + 16 + 20 + 2 + 24 + 2;
@@ -418,7 +440,9 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
         p += h->value_len;
         PUT(p, "\r\n");
     }
-    if (has_body) {
+    if (has_body && stream == STREAM_CHUNKED) {
+        PUT(p, "Transfer-Encoding: chunked\r\n");
+    } else if (has_body && stream != STREAM_UNTIL_CLOSE) {
         PUT(p, "Content-Length: ");
         p += put_u64(p, body_len);
         PUT(p, "\r\n");
@@ -435,6 +459,98 @@ static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *c
     w->wbuf.len += (size_t)(p - start);
     tern_metrics_response(w->metrics, ctx->status, tern_clock_ns() - ctx->start_ns);
     if (send_body && !inline_body) return conn_write(w, c, b, ctx->resp_body, body_len);
+    return 0;
+}
+
+static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx) {
+    return send_head_body(w, c, b, ctx, STREAM_NONE);
+}
+
+/* ---- streamed responses -------------------------------------------------- */
+
+int tern_stream_start(tern_ctx *ctx, int64_t content_length) {
+    if (ctx->stream_state) return -EALREADY;
+    tern_conn *c = ctx->conn;
+    conn_busy *b = c->busy;
+    tern_worker *w = ctx->worker;
+    if (content_length < 0) {
+        /* chunked needs HTTP/1.1; a 1.0 client reads until we close */
+        if (ctx->minor == 0) {
+            ctx->close = 1;
+            content_length = STREAM_UNTIL_CLOSE;
+        } else {
+            content_length = STREAM_CHUNKED;
+        }
+    }
+    ctx->stream_state = 1;
+    ctx->stream_chunked = content_length == STREAM_CHUNKED;
+    ctx->stream_left = content_length >= 0 ? (uint64_t)content_length : UINT64_MAX;
+    ctx->resp_body_len = 0;
+    int r = send_head_body(w, c, b, ctx, content_length);
+    if (r == 0) r = conn_flush(w, c, b);
+    if (r < 0) {
+        ctx->stream_state = 3; /* broken */
+        ctx->close = 1;
+    }
+    return r;
+}
+
+int tern_stream_write(tern_ctx *ctx, const void *data, size_t len) {
+    if (ctx->stream_state == 0) {
+        int r = tern_stream_start(ctx, -1);
+        if (r < 0) return r;
+    }
+    if (ctx->stream_state != 1) return -EPIPE;
+    if (len == 0) return 0;
+    if (ctx->method == TERN_HEAD || !status_has_body(ctx->status)) return 0;
+    tern_conn *c = ctx->conn;
+    conn_busy *b = c->busy;
+    tern_worker *w = ctx->worker;
+    if (!ctx->stream_chunked) {
+        if (len > ctx->stream_left) return -EMSGSIZE;
+        ctx->stream_left -= len;
+    } else {
+        char *p = wbuf_reserve(w, 20);
+        if (!p) return -ENOMEM;
+        static const char hex[] = "0123456789abcdef";
+        char tmp[16];
+        int n = 0;
+        for (size_t v = len; v; v >>= 4) tmp[n++] = hex[v & 15];
+        for (int i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+        p[n] = '\r';
+        p[n + 1] = '\n';
+        w->wbuf.len += (size_t)n + 2;
+    }
+    int r = conn_write(w, c, b, data, len);
+    if (r == 0 && ctx->stream_chunked) {
+        char *p = wbuf_reserve(w, 2);
+        if (!p) r = -ENOMEM;
+        else {
+            memcpy(p, "\r\n", 2);
+            w->wbuf.len += 2;
+        }
+    }
+    if (r < 0) {
+        ctx->stream_state = 3;
+        ctx->close = 1;
+    }
+    return r;
+}
+
+int tern_stream_end(tern_ctx *ctx) {
+    if (ctx->stream_state != 1) return ctx->stream_state == 2 ? 0 : -EPIPE;
+    ctx->stream_state = 2;
+    if (ctx->stream_chunked && ctx->method != TERN_HEAD && status_has_body(ctx->status)) {
+        char *p = wbuf_reserve(ctx->worker, 5);
+        if (!p) return -ENOMEM;
+        memcpy(p, "0\r\n\r\n", 5);
+        ctx->worker->wbuf.len += 5;
+    } else if (!ctx->stream_chunked && ctx->stream_left && ctx->stream_left != UINT64_MAX &&
+               ctx->method != TERN_HEAD) {
+        /* fewer bytes than announced: the client can only learn it from a close */
+        ctx->close = 1;
+        return -EPIPE;
+    }
     return 0;
 }
 
@@ -591,6 +707,18 @@ static void set_allow(tern_ctx *ctx, unsigned allowed) {
     tern_set_header(ctx, "Allow", buf);
 }
 
+typedef struct handler_deadline {
+    tern_timer timer;
+    tern_coro *coro;
+    int fired;
+} handler_deadline;
+
+static void handler_deadline_fire(tern_timer *t) {
+    handler_deadline *hd = (handler_deadline *)t;
+    hd->fired = 1;
+    tern_sched_cancel(hd->coro);
+}
+
 static void shed(tern_worker *w, tern_ctx *ctx, const char *why) {
     tern_ctx_error(ctx, 503, why);
     tern_set_header(ctx, "Retry-After", "1");
@@ -644,11 +772,32 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
     }
     w->in_flight++;
     b->in_handler = 1;
+    handler_deadline hd = {.timer = {.fn = handler_deadline_fire}, .coro = b->coro};
+    if (e->timeout_ms)
+        tern_wheel_add(&w->sched.wheel, &hd.timer, tern_clock_ns() + (uint64_t)e->timeout_ms * 1000000ull);
     e->handler(ctx);
+    tern_wheel_cancel(&w->sched.wheel, &hd.timer);
     b->in_handler = 0;
+    /* a cancellation (client gone, deadline) was aimed at the handler: the
+     * connection's own waits (writing the answer) are not cancelled */
+    b->coro->flags &= ~TERN_CORO_CANCELLED;
+    if (hd.fired && !ctx->stream_state) {
+        tern_ctx_error(ctx, 503, "handler deadline exceeded");
+        tern_set_header(ctx, "Retry-After", "1");
+    }
     w->in_flight--;
     if (limit) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
     if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+}
+
+/* A body that trickles in (each read within body_timeout_ms, so the idle
+ * timeout never fires) is still cut off once, past a grace period of
+ * body_timeout_ms, its average rate stays under min_body_rate. */
+static int body_too_slow(const tern_config *cfg, uint64_t t0, size_t got) {
+    if (!cfg->min_body_rate || !cfg->body_timeout_ms) return 0;
+    uint64_t elapsed = tern_clock_ns() - t0;
+    if (elapsed < (uint64_t)cfg->body_timeout_ms * 1000000ull) return 0;
+    return (uint64_t)got * 1000000000ull / elapsed < cfg->min_body_rate;
 }
 
 /* Reads a chunked body into the connection's own buffer, decoding in place
@@ -663,6 +812,7 @@ static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_
     size_t raw = out;                    /* next undecoded input byte */
     size_t decoded = 0;
     int sent_continue = 0;
+    uint64_t t0 = tern_clock_ns();
     for (;;) {
         size_t used = 0, produced = 0;
         int r = tern_chunked_decode(&dec, b->in + raw, b->in_len - raw, &used, b->in + out + decoded,
@@ -683,6 +833,7 @@ static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_
         int rr = read_more(w, c, b, 0, deadline_after(cfg->body_timeout_ms));
         if (rr == -ETIMEDOUT) return -408;
         if (rr < 0) return -1;
+        if (body_too_slow(cfg, t0, b->in_len - out)) return -408;
     }
     *body_off = out;
     *body_len = decoded;
@@ -757,10 +908,14 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
                 w->wbuf.len += 25;
                 if (conn_flush(w, c, b) < 0) return -1;
             }
+            uint64_t body_t0 = tern_clock_ns();
+            size_t body_have0 = in_avail(b);
             while (in_avail(b) < need) {
                 int r = read_more(w, c, b, b->in_start + need, deadline_after(cfg->body_timeout_ms));
                 if (r == -ETIMEDOUT) return error_response(w, c, b, 408, NULL, req.method);
                 if (r < 0) return -1;
+                if (body_too_slow(cfg, body_t0, in_avail(b) - body_have0))
+                    return error_response(w, c, b, 408, "request body too slow", req.method);
             }
         }
         body_len = (size_t)req.content_length;
@@ -859,7 +1014,14 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
         tern_ctx_error(&ctx, 503, "out of memory");
     }
     if (c->flags & TERN_CONN_DRAIN) ctx.close = 1;
-    int r = send_response(w, c, b, &ctx);
+    int r;
+    if (ctx.stream_state) {
+        /* the handler streamed its response: finish the framing */
+        r = ctx.stream_state == 3 ? -1 : 0;
+        if (ctx.stream_state == 1) tern_stream_end(&ctx);
+    } else {
+        r = send_response(w, c, b, &ctx);
+    }
     tern_ctx_release(&ctx);
     free(body_heap);
     if (r < 0) return -1;

@@ -32,6 +32,7 @@ enum {
     TERN_CONN_HUP = 1u << 4,        /* EPOLLHUP/EPOLLERR/RDHUP seen */
     TERN_CONN_DRAIN = 1u << 5,      /* server draining: close after the current response */
     TERN_CONN_TSTAMP = 1u << 6,     /* SO_TIMESTAMPNS on: reads carry the arrival time */
+    TERN_CONN_KILL = 1u << 7,       /* drain deadline passed: every wait fails */
 };
 
 static inline int tern_conn_fd(const tern_conn *c) { return c->fd; }

@@ -62,6 +62,9 @@ struct tern_ctx {
     unsigned oom : 1;                 /* an allocation failed: answer 503 */
     unsigned close : 1;               /* close the connection after this response */
     unsigned server_set : 1;          /* handler set its own Server header */
+    unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
+    unsigned stream_state : 2;        /* 0 none, 1 streaming, 2 ended, 3 broken */
+    uint64_t stream_left;             /* Content-Length bytes still to stream */
     tern_resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
     tern_arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tern.h"
 #include "tern/metrics.h"
 
 #define TERN_HIST_SUB_BITS 4

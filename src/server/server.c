@@ -36,6 +36,7 @@ void tern_config_init(tern_config *cfg) {
     cfg->keepalive_timeout_ms = 60000;
     cfg->header_timeout_ms = 10000;
     cfg->body_timeout_ms = 10000;
+    cfg->min_body_rate = 1024;
     cfg->write_timeout_ms = 30000;
     cfg->drain_timeout_ms = 10000;
     cfg->adaptive_target_us = 5000;
@@ -127,6 +128,7 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
     if (opts) {
         e->max_in_flight = opts->max_in_flight;
         e->adaptive = opts->adaptive;
+        e->timeout_ms = opts->timeout_ms;
     }
     int r = tern_router_add(s->router, methods, pattern, e);
     if (r < 0) {

@@ -19,6 +19,7 @@ typedef struct tern_route_entry {
     tern_handler handler;
     unsigned max_in_flight;
     int adaptive;
+    unsigned timeout_ms;
     atomic_uint in_flight;
     struct tern_route_entry *next; /* all entries, for freeing */
 } tern_route_entry;

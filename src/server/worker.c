@@ -190,6 +190,9 @@ static void on_event(tern_sched *s, uint64_t data, uint32_t events) {
 }
 
 static void start_drain(tern_worker *w) {
+    /* connections already in the kernel's accept queue would be reset when
+     * the listener closes: take them first, they get Connection: close */
+    if (!w->listen_paused) accept_all(w);
     w->draining = 1;
     if (w->listen_fd >= 0) {
         close(w->listen_fd);

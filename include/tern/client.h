@@ -1,0 +1,138 @@
+/* tern outbound HTTP/1.1 client: requests from a handler or task to one
+ * upstream (http://host:port), over kept-alive connections.
+ *
+ * Every call parks the calling coroutine, never the worker thread: the
+ * connect is non-blocking and waited for with tern_wait_fd, and so are
+ * writes and reads. Connections live in one tern_pool per worker (created
+ * by that worker's first request), so a tern_client may be shared by all
+ * workers while each connection stays on one worker's epoll loop; the
+ * connection limit is max_connections per worker.
+ *
+ * A connection is reused when the response was complete and framed
+ * (Content-Length, chunked, or no body) and neither side said
+ * Connection: close (HTTP/1.0 needs keep-alive); otherwise, and after any
+ * error, it is closed. Idle connections are checked before reuse (a peer
+ * that closed one is noticed without sending on it); when a reused
+ * connection still turns out closed before any response byte arrived, an
+ * idempotent request (GET, HEAD, OPTIONS, PUT, DELETE) is retried once on
+ * a new connection: the race with an upstream's keep-alive timeout.
+ *
+ * The host is resolved once, at the first connect (a numeric address
+ * directly, a name with getaddrinfo on the offload pool); https is not
+ * supported. Requests are not pipelined: one request per connection at a
+ * time. */
+#ifndef TERN_CLIENT_H
+#define TERN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tern.h>
+#include <tern/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_client tern_client;
+
+typedef struct tern_client_config {
+    size_t max_connections;         /* per worker, default 32 */
+    size_t min_idle;                /* connections kept open per worker, default 0 */
+    unsigned connect_timeout_ms;    /* default 2000 */
+    unsigned io_timeout_ms;         /* longest wait for the socket while writing the
+                                       request or reading the response, default 10000 */
+    unsigned acquire_timeout_ms;    /* wait for a free connection, default 5000 */
+    unsigned idle_timeout_ms;       /* idle connections closed after, default 30000 */
+    size_t max_response_head;       /* status line + headers, default 16 KiB */
+    size_t max_response_body;       /* decoded body, default 8 MiB */
+} tern_client_config;
+
+/* Fills cfg with the defaults above. */
+void tern_client_config_init(tern_client_config *cfg);
+
+/* url: "http://host[:port][/path]" (host may be [v6]); the path, if any,
+ * is the default request path. cfg NULL: defaults. NULL with errno
+ * EINVAL (malformed URL or config), EPROTONOSUPPORT (not http) or ENOMEM.
+ * Creating does no I/O. */
+tern_client *tern_client_new(const char *url, const tern_client_config *cfg);
+/* Closes every idle connection and frees the client. No request may be in
+ * flight; call it from a worker of the server (for its own pool: the
+ * others are then closed only when no worker runs), or after
+ * tern_server_run returned. See tern_pool_destroy. */
+void tern_client_free(tern_client *c);
+
+typedef struct tern_client_header {
+    const char *name, *value;       /* NUL-terminated, value without surrounding spaces */
+} tern_client_header;
+
+typedef struct tern_client_request {
+    const char *method;             /* default "GET" */
+    const char *path;               /* origin-form "/p?q"; default: the URL's path or "/" */
+    /* extra request headers as name/value pairs, NULL-terminated:
+     * {"Accept", "text/plain", NULL}. Host, Content-Length (with a body)
+     * and Connection are written by the client. */
+    const char *const *headers;
+    const void *body;
+    size_t body_len;
+} tern_client_request;
+
+typedef struct tern_client_response {
+    int status;
+    int http_minor;                 /* 0 or 1 */
+    const char *reason;             /* reason phrase, may be "" */
+    const tern_client_header *headers;
+    size_t nheaders;
+    const char *body;               /* decoded (chunked removed), NUL-terminated */
+    size_t body_len;
+    int reused;                     /* sent on a kept-alive connection */
+    uint64_t connect_ns;            /* time spent connecting (0 when reused) */
+    void *internal_;
+} tern_client_response;
+
+/* Sends req and reads the whole response into *resp (which the caller
+ * frees with tern_client_response_free, also after an error). Returns 0
+ * whatever the HTTP status, or:
+ *   -EINVAL       bad request fields (CR/LF in a header, not origin-form)
+ *   -EPERM        outside a coroutine
+ *   -EBUSY        no connection free within acquire_timeout_ms
+ *   -ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH...   connect failed
+ *                 (-EHOSTUNREACH too when the name does not resolve)
+ *   -ETIMEDOUT    connect, write or read made no progress in time
+ *   -ECONNRESET   the connection closed before the response was complete
+ *   -EPROTO       malformed response
+ *   -EMSGSIZE     response head or body above the configured limits
+ *   -ECANCELED    the caller was cancelled
+ *   -ENOMEM */
+int tern_client_send(tern_client *c, const tern_client_request *req, tern_client_response *resp);
+/* GET path (NULL: the URL's path). */
+int tern_client_get(tern_client *c, const char *path, tern_client_response *resp);
+void tern_client_response_free(tern_client_response *resp);
+/* First header named `name` (case-insensitive), NULL when absent. */
+const char *tern_client_header_get(const tern_client_response *resp, const char *name);
+
+/* The URL the client was created with. */
+const char *tern_client_url(const tern_client *c);
+
+typedef struct tern_client_stats {
+    tern_pool_stats pool;           /* connections, summed over workers */
+    uint64_t requests;              /* tern_client_send calls */
+    uint64_t responses;             /* complete responses received */
+    uint64_t errors;                /* calls that returned an error */
+    uint64_t reused;                /* requests sent on a kept-alive connection */
+    uint64_t retries;               /* retried after a stale kept-alive connection */
+    uint64_t connects;              /* connects that succeeded */
+} tern_client_stats;
+
+/* Thread-safe snapshot, summed over workers. */
+void tern_client_stats_read(tern_client *c, tern_client_stats *out);
+/* Registers the client's figures with the metrics module under `name`:
+ * the pool's (see tern_pool_metrics_write) plus requests_total,
+ * responses_total, errors_total, reused_total, retries_total and
+ * connects_total. tern_client_free unregisters. */
+int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
