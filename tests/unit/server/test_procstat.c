@@ -18,14 +18,14 @@ static uint64_t now_ns(clockid_t id) {
     return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* VmRSS from /proc/self/status (kB), a second opinion on statm */
+/* VmRSS from /proc/self/status (kB), a second opinion on statm; read with
+ * read_small (no stdio buffer that would itself add resident pages) */
 static uint64_t status_vmrss(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
+    char buf[4096];
+    if (read_small("/proc/self/status", buf, sizeof buf) < 0) return 0;
+    const char *p = strstr(buf, "\nVmRSS:");
     uint64_t kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %" SCNu64 " kB", &kb) == 1) break;
-    if (f) fclose(f);
+    if (p) sscanf(p + 7, " %" SCNu64, &kb);
     return kb * 1024;
 }
 
@@ -34,8 +34,12 @@ static void test_rss(void) {
     CHECK_INT(tern_procstat_rss(&before), 0);
     CHECK(before > 0);
     uint64_t vm = status_vmrss();
-    /* the two kernel views agree (they are read a moment apart) */
-    CHECK(vm > 0 && before > vm * 9 / 10 && before < vm * 11 / 10);
+    /* the two kernel views agree: within 10%, or 512 KiB for a process this
+     * small (the kernel's RSS counters are per-CPU and batched, so two
+     * reads a moment apart differ by a few dozen pages) */
+    fprintf(stderr, "rss: statm %" PRIu64 ", status VmRSS %" PRIu64 "\n", before, vm);
+    uint64_t diff = before > vm ? before - vm : vm - before;
+    CHECK(vm > 0 && (diff <= vm / 10 || diff <= (512u << 10)));
 
     const size_t size = 64u << 20;
     volatile char *p = malloc(size);
