@@ -110,6 +110,10 @@ static void usage(FILE *f) {
             "  --reuse-port   share the port with a running instance (rolling restart)\n"
             "  --upstream URL upstream for /real (default: this server's /plaintext)\n"
             "  --db PATH      SQLite database for /pool and /real (default: in /tmp)\n"
+            "  --header-timeout MS, --body-timeout MS, --keepalive-timeout MS,\n"
+            "  --write-timeout MS, --drain-timeout MS (0 disables; defaults 10s, 10s,\n"
+            "                 60s, 30s, 10s)\n"
+            "  --max-connections N, --max-in-flight N (0 = unlimited, the default)\n"
             "endpoints: GET / /plaintext /json /concurrent /users/:id, POST /echo\n");
 }
 
@@ -120,10 +124,19 @@ int main(int argc, char **argv) {
         {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'H'},
         {"reuse-port", no_argument, NULL, 'r'},   {"upstream", required_argument, NULL, 'u'},
         {"db", required_argument, NULL, 'd'},
+        {"header-timeout", required_argument, NULL, 1000},
+        {"body-timeout", required_argument, NULL, 1001},
+        {"keepalive-timeout", required_argument, NULL, 1002},
+        {"write-timeout", required_argument, NULL, 1003},
+        {"drain-timeout", required_argument, NULL, 1004},
+        {"max-connections", required_argument, NULL, 1005},
+        {"max-in-flight", required_argument, NULL, 1006},
         {NULL, 0, NULL, 0}};
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0;
     int reuse_port = 0;
+    tern_config cfg;
+    tern_config_init(&cfg);
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,6 +158,18 @@ int main(int argc, char **argv) {
         case 'r': reuse_port = 1; break;
         case 'u': demo_opts.upstream = optarg; break;
         case 'd': demo_opts.db_path = optarg; break;
+        case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
+            unsigned long v;
+            if (parse_uint(optarg, 86400000, &v) < 0) {
+                fprintf(stderr, "tern-demo: bad value '%s' for --%s\n", optarg, opts[opt - 1000 + 7].name);
+                return 2;
+            }
+            unsigned *fields[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
+                                  &cfg.keepalive_timeout_ms, &cfg.write_timeout_ms,
+                                  &cfg.drain_timeout_ms, &cfg.max_connections, &cfg.max_in_flight};
+            *fields[opt - 1000] = (unsigned)v;
+            break;
+        }
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -157,7 +182,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    tern_server *s = tern_server_new();
+    tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
         fprintf(stderr, "tern-demo: out of memory\n");
         return 1;

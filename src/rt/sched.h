@@ -25,6 +25,10 @@ enum {
     TERN_EV_TAG_MASK = 7,
 };
 
+/* How late a timer may fire so that neighbours share a wake-up (see
+ * tern_sched_poll): 200 µs, well inside the 1 ms promised for tern_sleep. */
+#define TERN_TIMER_SLACK_NS 200000
+
 /* coroutine flags (tern_coro.flags) */
 enum {
     TERN_CORO_PARKED = 1u << 0,
