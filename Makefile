@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all run test bench soak install clean deps format valgrind
+.PHONY: all run test bench soak install clean deps format leakcheck
 
 all:
 	@scripts/deps.sh build
@@ -25,6 +25,21 @@ test:
 bench: all
 	@scripts/deps.sh bench
 	bench/run.sh
+
+# 10 minutes of mixed load on the release build; figures go to bench/RESULTS.md
+soak: all
+	@scripts/deps.sh bench
+	python3 bench/soak.py --binary $(BUILD)/tern-demo --minutes $${SOAK_MINUTES:-10}
+
+# The integration suite with LeakSanitizer made strict: any leak or error
+# report fails (make test runs it too; this runs it alone, serially).
+leakcheck:
+	@scripts/deps.sh test
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DTERN_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+	    LSAN_OPTIONS=report_objects=1 ctest --output-on-failure -L integration
 
 install: all
 	cmake --install $(BUILD)

@@ -133,8 +133,10 @@ static int next_form_byte(const char *s, size_t len, size_t *i) {
 static int form_equal(const char *a, size_t alen, const char *b, size_t blen) {
     size_t i = 0, j = 0;
 
+    /* the key from the query is decoded; the name the caller asks for is
+     * taken literally, so tern_query(ctx, "c++") finds "c%2B%2B=..." */
     while (i < alen && j < blen)
-        if (next_form_byte(a, alen, &i) != next_form_byte(b, blen, &j)) return 0;
+        if (next_form_byte(a, alen, &i) != (unsigned char)b[j++]) return 0;
     return i == alen && j == blen;
 }
 

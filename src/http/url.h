@@ -30,10 +30,10 @@ ssize_t tern_url_decode(const char *in, size_t len, char *out, int plus_is_space
 /* Finds the first parameter `name` in query q[0..qlen) ("a=1&b=2"; keys
  * compared after decoding). Sets *val and *val_len to the raw (still encoded)
  * value and returns 1, or returns 0 when absent. A key without '=' has an
- * empty value. Both the key and name are form-decoded before comparing ('+'
- * is a space, %XX a byte; a '%' not followed by two hex digits stands for
- * itself), so "a%20b=1" and "a+b=1" match name "a b"; a name containing a
- * literal '+' or '%' must spell it %2B / %25. val and val_len may be NULL. */
+ * empty value. Keys are form-decoded before comparing ('+' is a space, %XX
+ * a byte; a '%' not followed by two hex digits stands for itself) and the
+ * name is taken literally, so "a%20b=1" and "a+b=1" match name "a b", and
+ * "c%2B%2B=1" matches "c++". val and val_len may be NULL. */
 int tern_query_find(const char *q, size_t qlen, const char *name, const char **val, size_t *val_len);
 
 #endif

@@ -11,7 +11,7 @@
  *    per tern_path_needs_normalize must come back unchanged;
  *  - as a string to percent-decode, both '+' modes, against a reference;
  *  - as "name\nquery" for tern_query_find, against a reference that decodes
- *    keys into buffers.
+ *    keys into buffers (the name itself is literal).
  * Inputs live in exact-size heap copies so ASan flags any over-read. */
 #include "http/url.c"
 
@@ -213,7 +213,9 @@ static void check_query(const char *data, size_t size) {
 
     nbuf = malloc(nlen + 1);
     kbuf = malloc(qlen + 1);
-    ndec = ref_form(name, nlen, nbuf);
+    /* the name is matched literally; only query keys are decoded */
+    memcpy(nbuf, name, nlen);
+    ndec = nlen;
     for (size_t s = 0; s < qlen && !rfound;) {
         size_t e = s, k;
         while (e < qlen && q[e] != '&') e++;

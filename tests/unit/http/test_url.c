@@ -210,8 +210,9 @@ static void test_query_find(void) {
         {"A=1", "a", NULL}, /* case-sensitive */
         {"a%20b=1", "a b", "1"},
         {"a+b=1", "a b", "1"},
-        {"a%20b=1", "a+b", "1"}, /* the name is decoded too */
-        {"a%20b=1", "a%20b", "1"},
+        {"a%20b=1", "a+b", NULL},   /* the name is literal: '+' is a plus */
+        {"a%20b=1", "a%20b", NULL},
+        {"c%2B%2B=1", "c++", "1"},
         {"%61=1", "a", "1"},
         {"a%3D=1", "a=", "1"}, /* an encoded '=' is part of the key */
         {"a%26b=1", "a&b", "1"},
