@@ -92,7 +92,7 @@ static void conn_close(tern_worker *w, tern_conn *c) {
     close(c->fd); /* also removes it from the epoll set */
     c->flags = 0;
     c->busy = NULL;
-    w->open_conns--;
+    __atomic_store_n(&w->open_conns, w->open_conns - 1, __ATOMIC_RELAXED); /* read by /stats */
     atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
     tern_metrics_conn_closed(w->metrics);
 }
@@ -127,7 +127,7 @@ void tern_conn_accepted(tern_worker *w, int fd) {
         c->flags = 0;
         return;
     }
-    w->open_conns++;
+    __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
     atomic_fetch_add_explicit(&w->server->open_conns, 1, memory_order_relaxed);
     tern_metrics_conn_opened(w->metrics);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
@@ -770,7 +770,7 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
             return;
         }
     }
-    w->in_flight++;
+    __atomic_store_n(&w->in_flight, w->in_flight + 1, __ATOMIC_RELAXED); /* read by /stats */
     b->in_handler = 1;
     handler_deadline hd = {.timer = {.fn = handler_deadline_fire}, .coro = b->coro};
     if (e->timeout_ms)
@@ -785,7 +785,7 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
         tern_ctx_error(ctx, 503, "handler deadline exceeded");
         tern_set_header(ctx, "Retry-After", "1");
     }
-    w->in_flight--;
+    __atomic_store_n(&w->in_flight, w->in_flight - 1, __ATOMIC_RELAXED);
     if (limit) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
     if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
 }

@@ -94,7 +94,7 @@ int tern_worker_init(tern_worker *w, tern_server *s, int id) {
     w->wbuf.data = malloc(WBUF_INITIAL);
     w->wbuf.cap = WBUF_INITIAL;
     w->hdrs = calloc(s->cfg.max_headers ? s->cfg.max_headers : 1, sizeof(tern_http_header));
-    w->metrics = tern_metrics_new();
+    __atomic_store_n(&w->metrics, tern_metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!w->rbuf || !w->wbuf.data || !w->hdrs || !w->metrics || w->notify_fd < 0) return -ENOMEM;
     return 0;
