@@ -114,8 +114,6 @@ void tern_conn_accepted(tern_worker *w, int fd) {
         close(fd);
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     tern_conn *c = &w->conns[fd];
     *c = (tern_conn){.fd = fd, .flags = TERN_CONN_OPEN | TERN_CONN_READABLE, .q_prev = -1, .q_next = -1};
     /* registered once, edge-triggered for both directions: no epoll_ctl
@@ -252,6 +250,15 @@ static void conn_park_hook(tern_coro *co) {
         }
     }
     size_t pending = w->wbuf.len - w->wbuf.off;
+    if (pending && b->out_len == b->out_off && !(b->wait & EPOLLOUT)) {
+        /* responses already made for earlier pipelined requests go out now,
+         * not when the parking handler finishes */
+        ssize_t n = send(b->conn->fd, w->wbuf.data + w->wbuf.off, pending, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            w->wbuf.off += (size_t)n;
+            pending -= (size_t)n;
+        }
+    }
     if (pending) {
         if (out_reserve(b, pending) == 0) {
             memcpy(b->out + b->out_len, w->wbuf.data + w->wbuf.off, pending);
@@ -259,8 +266,8 @@ static void conn_park_hook(tern_coro *co) {
         } else {
             b->lost = 1;
         }
-        w->wbuf.off = w->wbuf.len = 0;
     }
+    w->wbuf.off = w->wbuf.len = 0;
 }
 
 static int conn_wait(conn_busy *b, uint32_t events, uint64_t deadline_ns) {
@@ -1014,6 +1021,14 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
         tern_ctx_error(&ctx, 503, "out of memory");
     }
     if (c->flags & TERN_CONN_DRAIN) ctx.close = 1;
+    if (!ctx.close && !(c->flags & TERN_CONN_NODELAY)) {
+        /* Nagle would hold a later small response while this one is
+         * unacknowledged; a connection that closes after its first answer
+         * never has that problem, so it is spared the syscall */
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->flags |= TERN_CONN_NODELAY;
+    }
     int r;
     if (ctx.stream_state) {
         /* the handler streamed its response: finish the framing */

@@ -33,6 +33,7 @@ enum {
     TERN_CONN_DRAIN = 1u << 5,      /* server draining: close after the current response */
     TERN_CONN_TSTAMP = 1u << 6,     /* SO_TIMESTAMPNS on: reads carry the arrival time */
     TERN_CONN_KILL = 1u << 7,       /* drain deadline passed: every wait fails */
+    TERN_CONN_NODELAY = 1u << 8,    /* TCP_NODELAY set (first keep-alive response) */
 };
 
 static inline int tern_conn_fd(const tern_conn *c) { return c->fd; }

@@ -237,7 +237,9 @@ int tern_yield(void) {
     tern_sched *s = tern_sched_self;
     if (!s || !s->current) return 0;
     tern_coro *c = s->current;
-    if (c->flags & TERN_CORO_CANCELLED) return -ECANCELED;
+    /* no early return when cancelled: a CPU-bound task that finishes its
+     * work despite the cancel (or ignores the result) must still let IO and
+     * timers run, or it would hold the worker until it ends */
     /* ready again at once: parked and queued in one step */
     if (c->flags & TERN_CORO_PARK_HOOK) s->park_hook(c);
     tern_sched_enqueue(s, c);
