@@ -62,9 +62,12 @@ def load(out):
             d = dict(kv.split("=", 1) for kv in line.split("\t") if "=" in kv)
             if "wrk" in d:
                 d.update(parse_wrk(os.path.join(out, "..", d["wrk"])))
-                ticks, tck = int(d["cpu_ticks"]), int(d["clk_tck"])
-                if d["requests"]:
-                    d["cpu_us"] = ticks / tck / d["requests"] * 1e6
+                if d.get("died"):
+                    # The server exited mid-run: its figures are not a measurement.
+                    for k in ("rps", "p50", "p99", "requests"):
+                        d[k] = None
+                elif d["requests"]:
+                    d["cpu_us"] = int(d["cpu_ticks"]) / int(d["clk_tck"]) / d["requests"] * 1e6
             recs.append(d)
     return recs
 
@@ -102,6 +105,16 @@ def med(vals):
 
 def ratio(a, b):
     return a / b if a is not None and b else None
+
+
+BUSY = 20  # % of CPU 0 used by other processes above which a run is marked
+
+
+def busy_cell(r):
+    v = r.get("cpu0_other")
+    if not v:
+        return "—"
+    return f"⚠ {v}" if float(v) > BUSY else v
 
 
 def fr(x):
@@ -175,11 +188,13 @@ class Report:
                     err.append(f"{r['sock_err']} socket")
                 if r.get("non2xx"):
                     err.append(f"{r['non2xx']} non-2xx")
-                if r.get("requests") is None:
+                if r.get("died"):
+                    err.append("server exited mid-run: discarded")
+                elif r.get("requests") is None:
                     err.append("no wrk output")
                 self.w(f"| {label(s)} | {r['round']} | "
                        + " | ".join(fnum(r.get(k), kind) for _, k, kind in cols)
-                       + f" | {r.get('cpu0_other') or '—'} | {', '.join(err) or '0'} |")
+                       + f" | {busy_cell(r)} | {', '.join(err) or '0'} |")
             meds[s] = {k: med([r.get(k) for r in rows]) for _, k, _ in cols}
             self.w(f"| **{label(s)}** | **median** | "
                    + " | ".join(f"**{fnum(meds[s][k], kind)}**" for _, k, kind in cols)
@@ -321,6 +336,11 @@ class Report:
         for s in self.servers(6):
             rows = self.rows(6, s)
             for r in rows:
+                if r.get("died"):
+                    r["bpi"] = None
+                    self.w(f"| {label(s)} | {r['round']} | server exited mid-run: discarded "
+                           "| | | | | | | | |")
+                    continue
                 r["bpi"] = ((int(r["rss_mid_kb"]) - int(r["rss_idle_kb"])) * KB
                             / int(r["inflight"]))
                 err = []
@@ -331,7 +351,7 @@ class Report:
                 self.w(f"| {label(s)} | {r['round']} | {fnum(r.get('rps'), 'rps')} | "
                        f"{fnum(r.get('cpu_us'), 'us')} | {fnum(r.get('p50'), 'us')} | "
                        f"{fnum(r.get('p99'), 'us')} | {r['rss_idle_kb']} | {r['rss_mid_kb']} | "
-                       f"{fnum(r['bpi'], 'B')} | {r.get('cpu0_other') or '—'} | {', '.join(err) or '0'} |")
+                       f"{fnum(r['bpi'], 'B')} | {busy_cell(r)} | {', '.join(err) or '0'} |")
             meds[s] = {k: med([r.get(k) for r in rows]) for k in ("rps", "cpu_us", "bpi")}
             self.w(f"| **{label(s)}** | **median** | **{fnum(meds[s]['rps'], 'rps')}** | "
                    f"**{fnum(meds[s]['cpu_us'], 'us')}** | | | | | "
@@ -436,13 +456,18 @@ class Report:
           "`http1-request-timeout: 120` (its defaults, 1,024 connections and 10 s, cannot hold "
           "scenario 5's 10,000 idle connections; port 18082, asked for `/`); `tokio-hyper-anchor 18083 1`; the floor `floor 18086` "
           f"(built from `{self.anchors}/floor/floor.c` with `gcc -O2`).")
-        if busy is not None and busy > 10:
+        w()
+        w("\"CPU0 other %\": share of CPU 0's time during the measurement not charged to the "
+          "server (other processes on the server's core). Both counters are tick-sampled, so "
+          "values within about ±15 points of 0 (including negative ones) mean \"quiet\".")
+        nbusy = sum(1 for x in others if x > BUSY)
+        if nbusy:
             w()
-            w(f"**Warning: the machine was busy during this run.** CPU 0, reserved for the "
-              f"server, spent a median {busy:.0f}% of each measurement on other processes "
-              f"(column \"CPU0 other %\"; max {max(others):.0f}%). Wall-clock figures (req/s, "
-              "latency) are depressed and noisy; CPU µs/request and memory figures are less "
-              "affected. Compare ratios within a round, and re-run on a quiet machine.")
+            w(f"**Warning: {nbusy} of {len(others)} measurements ran while other processes "
+              f"took more than {BUSY}% of CPU 0 (marked ⚠; median {busy:.0f}%, max "
+              f"{max(others):.0f}%).** Their wall-clock figures (req/s, latency) are depressed; "
+              "CPU µs/request and memory figures are less affected. Medians resist a single "
+              "disturbed round; re-run on a quiet machine for clean figures.")
         if notes:
             w()
             w("Notes from this run:")

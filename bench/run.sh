@@ -252,6 +252,11 @@ run_wrk() {
     return $rc
 }
 record() { local IFS=$'\t'; echo "$*" >>"$RES"; }
+# alive PID: the server is still running (a killed child stays a zombie until reaped).
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
+}
 # quote ARGS...: the command line as one would type it (args with spaces in '').
 quote() {
     local a s=""
@@ -283,6 +288,9 @@ wrk_scenario() {
     run_wrk "$file" "${args[@]}"
     t1=$(cpu_ticks "$SRV_PID")
     c1=$(cpu0_ticks)
+    alive "$SRV_PID" || { note "$server: exited during scenario $id round $round (run discarded)"
+        record "scenario=$id" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
+            "died=1"; stop_server; return 0; }
     record "scenario=$id" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
         "cpu_ticks=$((t1 - t0))" "clk_tck=$CLK_TCK" "cpu0_other=$(other_pct "$c0" "$c1" $((t1 - t0)))"
     stop_server
@@ -302,6 +310,7 @@ idle_scenario() {
     untrack "$cpid"
     line=$(grep '^conns=' "$file" | tail -1)
     [ -n "$line" ] || line="error=client_failed"
+    alive "$SRV_PID" || line="error=server_exited"
     record "scenario=5" "server=$server" "round=$round" "out=${file#$ROOT/bench/}" "$line"
     stop_server
 }
@@ -328,6 +337,9 @@ conc_scenario() {
     untrack "$WRK_PID"
     t1=$(cpu_ticks "$SRV_PID")
     c1=$(cpu0_ticks)
+    alive "$SRV_PID" || { note "$server: exited during scenario 6 round $round (run discarded)"
+        record "scenario=6" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
+            "died=1"; stop_server; return 0; }
     record "scenario=6" "server=$server" "round=$round" "wrk=${file#$ROOT/bench/}" \
         "cpu_ticks=$((t1 - t0))" "clk_tck=$CLK_TCK" "rss_idle_kb=$idle" "rss_mid_kb=$mid" \
         "inflight=$CONC_CONNS" "cpu0_other=$(other_pct "$c0" "$c1" $((t1 - t0)))"
