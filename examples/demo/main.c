@@ -36,6 +36,17 @@ static void json(tern_ctx *ctx) {
 /* A request that waits on three things in turn (a database query, an API
  * call, a file read), simulated by timer sleeps: the worker serves other
  * requests meanwhile. */
+static void fmt_u64(char *out, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+}
+
 static void concurrent(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
     uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
@@ -43,15 +54,26 @@ static void concurrent(tern_ctx *ctx) {
         tern_text(ctx, 503, "cancelled\n");
         return;
     }
-    char id[24], took[24];
-    snprintf(id, sizeof id, "%" PRIu64, n);
-    snprintf(took, sizeof took, "%" PRIu64, (tern_clock_ns() - t0) / 1000);
+    /* formatted by hand: at 60k requests/s, printf's machinery is a few
+     * percent of the server's CPU */
+    char id[24], took[24], body[160];
+    fmt_u64(id, n);
+    fmt_u64(took, (tern_clock_ns() - t0) / 1000);
+    size_t len = 0;
+    static const char *const parts[] = {"Request ", ": DB=db_data_", ", API=api_response_",
+                                        ", File=file_content_"};
+    size_t idlen = strlen(id);
+    for (int i = 0; i < 4; i++) {
+        size_t pl = strlen(parts[i]);
+        memcpy(body + len, parts[i], pl);
+        len += pl;
+        memcpy(body + len, id, idlen);
+        len += idlen;
+    }
     tern_set_header(ctx, "Content-Type", "text/plain");
     tern_set_header(ctx, "X-Request-ID", id);
     tern_set_header(ctx, "X-Process-Time", took);
-    tern_printf_body(ctx, "Request %" PRIu64 ": DB=db_data_%" PRIu64 ", API=api_response_%" PRIu64
-                          ", File=file_content_%" PRIu64,
-                     n, n, n, n);
+    tern_set_body(ctx, body, len);
 }
 
 static void echo(tern_ctx *ctx) {
