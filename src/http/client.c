@@ -36,7 +36,7 @@
 #include "rt/sched.h"
 #include "tern/sync.h"
 
-#define MAX_WORKERS 1024        /* per-worker pools, indexed by scheduler id */
+#define MAX_WORKERS 1024 /* per-worker pools, indexed by scheduler id */
 #define MAX_ADDRS 8
 #define INITIAL_BUF 4096
 /* room for chunk framing still undecoded in the buffer, beyond the body */
@@ -48,7 +48,7 @@
 
 typedef struct client_conn {
     int fd;
-    uint64_t uses;              /* completed exchanges */
+    uint64_t uses; /* completed exchanges */
     uint64_t connect_ns;
 } client_conn;
 
@@ -62,11 +62,11 @@ typedef struct client_worker {
 struct tern_client {
     tern_client_config cfg;
     char *url;
-    char *host;                 /* without brackets, for getaddrinfo */
-    char *authority;            /* Host header: host[:port] as written */
-    char *path;                 /* default request path */
+    char *host;      /* without brackets, for getaddrinfo */
+    char *authority; /* Host header: host[:port] as written */
+    char *path;      /* default request path */
     char port[8];
-    pthread_mutex_t lock;       /* guards the resolved addresses */
+    pthread_mutex_t lock; /* guards the resolved addresses */
     int naddrs;
     struct sockaddr_storage addrs[MAX_ADDRS];
     socklen_t addr_lens[MAX_ADDRS];
@@ -102,7 +102,9 @@ static char *dup_range(const char *p, size_t n) {
 }
 
 /* printable ASCII without space: what an origin-form target may hold */
-static int is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
+static int is_target_char(unsigned char c) {
+    return c > 0x20 && c < 0x7f;
+}
 
 static int parse_url(tern_client *c, const char *url) {
     if (strncasecmp(url, "https://", 8) == 0) return -EPROTONOSUPPORT;
@@ -130,7 +132,8 @@ static int parse_url(tern_client *c, const char *url) {
     if (host_end == host) return -EINVAL;
     for (const char *q = host; q < host_end; q++) {
         unsigned char ch = (unsigned char)*q;
-        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        int alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         if (!alnum && (!ch || !strchr("-._:%", ch))) return -EINVAL;
     }
     unsigned long portnum = 80;
@@ -161,7 +164,7 @@ static int parse_url(tern_client *c, const char *url) {
 typedef struct resolve_job {
     const char *host, *port;
     int flags;
-    int rc;                     /* getaddrinfo's result */
+    int rc; /* getaddrinfo's result */
     int n;
     struct sockaddr_storage addrs[MAX_ADDRS];
     socklen_t lens[MAX_ADDRS];
@@ -169,7 +172,8 @@ typedef struct resolve_job {
 
 static void *resolve_fn(void *arg) {
     resolve_job *j = arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = j->flags | AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     j->rc = getaddrinfo(j->host, j->port, &hints, &res);
@@ -319,10 +323,14 @@ static client_worker *worker_state(tern_client *c, int *err) {
         return NULL;
     }
     w->client = c;
-    tern_pool_config pc = {.max_size = c->cfg.max_connections, .min_idle = c->cfg.min_idle,
-                           .idle_timeout_ms = c->cfg.idle_timeout_ms, .validate_on_acquire = 1,
-                           .create = conn_create, .validate = conn_validate,
-                           .destroy = conn_destroy, .arg = w};
+    tern_pool_config pc = {.max_size = c->cfg.max_connections,
+                           .min_idle = c->cfg.min_idle,
+                           .idle_timeout_ms = c->cfg.idle_timeout_ms,
+                           .validate_on_acquire = 1,
+                           .create = conn_create,
+                           .validate = conn_validate,
+                           .destroy = conn_destroy,
+                           .arg = w};
     w->pool = tern_pool_create(&pc);
     if (!w->pool) {
         free(w);
@@ -393,8 +401,8 @@ static int build_head(tern_client *c, const tern_client_request *req, char **out
     }
     char *h = malloc(need);
     if (!h) return -ENOMEM;
-    size_t len = (size_t)snprintf(h, need, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path,
-                                  c->authority);
+    size_t len =
+        (size_t)snprintf(h, need, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, c->authority);
     if (req->headers) {
         for (size_t i = 0; req->headers[i]; i += 2)
             len += (size_t)snprintf(h + len, need - len, "%s: %s\r\n", req->headers[i],
@@ -448,7 +456,7 @@ typedef struct rbuf {
     char *data;
     size_t len, cap, limit;
     int eof;
-    size_t received;            /* bytes read from the socket in total */
+    size_t received; /* bytes read from the socket in total */
 } rbuf;
 
 /* Reads more into b, parking while the socket is empty. >0 bytes read,
@@ -886,7 +894,9 @@ void tern_client_free(tern_client *c) {
     free(c);
 }
 
-const char *tern_client_url(const tern_client *c) { return c->url; }
+const char *tern_client_url(const tern_client *c) {
+    return c->url;
+}
 
 void tern_client_stats_read(tern_client *c, tern_client_stats *out) {
     memset(out, 0, sizeof *out);

@@ -21,6 +21,7 @@
 #include "tern/pool.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,17 +49,17 @@ typedef struct idle_entry {
 
 struct tern_pool {
     tern_pool_config cfg;
-    tern_sched *sched;              /* owning worker, NULL until bound */
-    idle_entry *ring;               /* max_size entries */
-    size_t ring_head, idle_n;       /* bottom (oldest) at ring_head */
+    tern_sched *sched;        /* owning worker, NULL until bound */
+    idle_entry *ring;         /* max_size entries */
+    size_t ring_head, idle_n; /* bottom (oldest) at ring_head */
     pool_waiter *wq_head, *wq_tail;
-    size_t fg_creating;             /* acquirers inside create */
+    size_t fg_creating; /* acquirers inside create */
     tern_timer expiry;
-    tern_task *filler;              /* background min_idle task, joinable */
+    tern_task *filler; /* background min_idle task, joinable */
     int filler_running;
     int closing;
-    uint64_t fill_retry_ns;         /* no background create before this */
-    tern_pool_stats st;             /* owner's live figures */
+    uint64_t fill_retry_ns; /* no background create before this */
+    tern_pool_stats st;     /* owner's live figures */
     /* published copy for other threads */
     unsigned seq;
     tern_pool_stats pub;
@@ -92,8 +93,12 @@ void tern_pool_stats_read(const tern_pool *p, tern_pool_stats *out) {
     uint64_t *dst = (uint64_t *)out;
     for (;;) {
         unsigned s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
-        if (s1 & 1) continue; /* a write is in progress: ~20 stores, spin */
-        for (size_t i = 0; i < STATS_WORDS; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+        if (s1 & 1) {
+            sched_yield(); /* a write is in progress (~20 stores); its thread may be preempted */
+            continue;
+        }
+        for (size_t i = 0; i < STATS_WORDS; i++)
+            dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1) return;
     }
@@ -272,7 +277,8 @@ static void maybe_fill(tern_pool *p) {
 
 tern_pool *tern_pool_create(const tern_pool_config *cfg) {
     if (!cfg || !cfg->max_size || cfg->min_idle > cfg->max_size || !cfg->create || !cfg->destroy ||
-        (cfg->validate_on_acquire && !cfg->validate) || cfg->max_size > SIZE_MAX / sizeof(idle_entry)) {
+        (cfg->validate_on_acquire && !cfg->validate) ||
+        cfg->max_size > SIZE_MAX / sizeof(idle_entry)) {
         errno = EINVAL;
         return NULL;
     }
@@ -483,8 +489,7 @@ void tern_pool_metrics_write(const tern_pool_stats *st, tern_metrics_writer *w) 
                          (double)st->cancelled);
     tern_metrics_counter(w, "discards_total", "Resources discarded as broken",
                          (double)st->discards);
-    tern_metrics_counter(w, "create_failures_total", "Failed creates",
-                         (double)st->create_failures);
+    tern_metrics_counter(w, "create_failures_total", "Failed creates", (double)st->create_failures);
     tern_metrics_counter(w, "validate_failures_total", "Idle resources that failed validation",
                          (double)st->validate_failures);
     tern_metrics_counter(w, "expired_total", "Resources destroyed by idle expiry",

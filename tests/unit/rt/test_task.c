@@ -365,6 +365,35 @@ static void *t_fairness(void *unused) {
     return unused;
 }
 
+/* A cancelled CPU-bound task that keeps going (it ignores tern_yield's
+ * -ECANCELED, e.g. to finish its work) must still yield: a sleeper beside
+ * it keeps its 1 ms pace instead of waiting for the whole spin. */
+static void *stubborn_spinner(void *arg) {
+    fair *f = arg;
+    uint64_t t0 = tern_clock_ns(), last = t0;
+    f->spinning = 1;
+    while (tern_clock_ns() - t0 < 100 * MS) {
+        if (tern_clock_ns() - last >= 50000) {
+            if (tern_yield() == -ECANCELED) f->yields++; /* counts cancelled yields */
+            last = tern_clock_ns();
+        }
+    }
+    f->spinning = 0;
+    return NULL;
+}
+
+static void *t_cancelled_yield(void *unused) {
+    fair f = {0};
+    tern_task *sp = tern_spawn(stubborn_spinner, &f);
+    tern_cancel(sp);
+    tern_task *sl = tern_spawn(sleeper, &f);
+    tern_task *ts[2] = {sp, sl};
+    CHECK_INT(tern_join_all(ts, 2, NULL), 0);
+    CHECK(f.yields > 0);
+    CHECK(f.sleeper_done_first);    /* done while the 100 ms spin still ran */
+    return unused;
+}
+
 /* ---- sleep accuracy ------------------------------------------------------ */
 
 static void *t_sleep_accuracy(void *unused) {
@@ -379,12 +408,17 @@ static void *t_sleep_accuracy(void *unused) {
     /* a millisecond wheel must not round 0.5 ms up to a whole tick or two */
     CHECK(ns >= 500000 && ns < 1500000);
 
-    /* 20 sleeps of 1 ms: no tick added per call */
-    t0 = tern_clock_ns();
-    for (int i = 0; i < 20; i++) CHECK_INT(tern_sleep(1), 0);
-    ns = tern_clock_ns() - t0;
-    fprintf(stderr, "sleep: 20 x sleep(1) = %.2f ms\n", (double)ns / 1e6);
-    CHECK(ns >= 20 * MS && ns < 30 * MS);
+    /* 20 sleeps of 1 ms: no tick added per call (that would be >= 40 ms).
+     * Best of 3 rounds: a loaded machine only ever makes a round slower. */
+    uint64_t best = UINT64_MAX;
+    for (int round = 0; round < 3; round++) {
+        t0 = tern_clock_ns();
+        for (int i = 0; i < 20; i++) CHECK_INT(tern_sleep(1), 0);
+        ns = tern_clock_ns() - t0;
+        if (ns < best) best = ns;
+    }
+    fprintf(stderr, "sleep: 20 x sleep(1) = %.2f ms (best of 3)\n", (double)best / 1e6);
+    CHECK(best >= 20 * MS && best < 30 * MS);
 
     t0 = tern_clock_ns();
     CHECK_INT(tern_sleep(0), 0);
@@ -525,6 +559,7 @@ int main(void) {
     run_main(t_join_all_cancel, NULL);
     run_main(t_yield_order, NULL);
     run_main(t_fairness, NULL);
+    run_main(t_cancelled_yield, NULL);
     run_main(t_sleep_accuracy, NULL);
     run_main(t_wait_fd, NULL);
     run_main(t_remote_wake, NULL);
