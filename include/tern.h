@@ -225,7 +225,9 @@ tern_task *tern_spawn(void *(*fn)(void *arg), void *arg);
 int tern_join(tern_task *t, void **result);
 /* Like tern_join with a deadline: -ETIMEDOUT leaves t joinable. */
 int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms);
-/* Joins every task; results may be NULL. Returns 0 or the first error. */
+/* Joins every task (joined entries are set to NULL); results may be NULL.
+ * Returns 0, or -ECANCELED when the caller is cancelled: the tasks not yet
+ * joined are then cancelled and waited for, so none outlives the call. */
 int tern_join_all(tern_task **tasks, size_t n, void **results);
 /* The task frees itself when it finishes. */
 void tern_detach(tern_task *t);
@@ -241,4 +243,8 @@ uint64_t tern_clock_ns(void);
 #ifdef __cplusplus
 }
 #endif
+
+/* The rest of the public API, one header per area. */
+#include <tern/sync.h>    /* sem, mutex, wait group, channel, gsem, offload */
+#include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 #endif

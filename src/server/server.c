@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rt/offload.h"
 #include "server/worker.h"
 
 void tern_config_init(tern_config *cfg) {
@@ -341,6 +342,9 @@ int tern_server_run(tern_server *s) {
     }
     for (int i = 0; i < s->nworkers && s->workers; i++)
         if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
+    /* offload threads may still post results to a worker: stop them before
+     * the schedulers go away */
+    tern_offload_shutdown();
     for (int i = 0; i < s->nworkers && s->workers; i++)
         if (s->workers[i].server) tern_worker_destroy(&s->workers[i]);
     (void)started;
