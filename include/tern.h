@@ -247,4 +247,6 @@ uint64_t tern_clock_ns(void);
 /* The rest of the public API, one header per area. */
 #include <tern/sync.h>    /* sem, mutex, wait group, channel, gsem, offload */
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
+/* and, included on their own: <tern/pool.h> (bounded async resource pool),
+ * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

@@ -136,7 +136,8 @@ static void usage(FILE *f) {
             "  --write-timeout MS, --drain-timeout MS (0 disables; defaults 10s, 10s,\n"
             "                 60s, 30s, 10s)\n"
             "  --max-connections N, --max-in-flight N (0 = unlimited, the default)\n"
-            "endpoints: GET / /plaintext /json /concurrent /users/:id, POST /echo\n");
+            "endpoints: GET / /plaintext /json /concurrent /users/:id /stream /memory\n"
+            "  /event-loop /backpressure /adaptive /pool /real /stats /metrics, POST /echo\n");
 }
 
 
