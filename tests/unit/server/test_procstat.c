@@ -141,7 +141,10 @@ static void test_cpu_percent(void) {
     double busy = tern_procstat_cpu_percent();
     double expect = 100.0 * (double)(c1 - c0) / 1.2e9;
     fprintf(stderr, "cpu: %.1f%% while busy (process clock says %.1f%%)\n", busy, expect);
-    CHECK(busy >= 50 && busy <= 110);
+    /* the absolute figure depends on what else the machine runs (ctest -j2
+     * shares the CPUs); what must hold is agreement with the process clock
+     * and a clear difference from the idle reading below */
+    CHECK(busy > 10 && busy <= 110);
     CHECK(busy > expect - 15 && busy < expect + 15);
     /* idle 1.2 s: near 0 */
     struct timespec ts = {1, 200000000};
