@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all run test bench soak install clean deps format leakcheck
+.PHONY: all run test bench soak install clean deps format leakcheck test-aarch64
 
 all:
 	@scripts/deps.sh build
@@ -40,6 +40,10 @@ leakcheck:
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 	    LSAN_OPTIONS=report_objects=1 ctest --output-on-failure -L integration
+
+# the runtime's unit tests cross-compiled for aarch64, run under qemu-user
+test-aarch64:
+	scripts/test-aarch64.sh
 
 install: all
 	cmake --install $(BUILD)

