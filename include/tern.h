@@ -187,7 +187,8 @@ int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__(
  * slowly (write_timeout_ms without progress fails it). content_length >= 0
  * announces the exact length; -1 streams with chunked coding (HTTP/1.1) or
  * until close (HTTP/1.0). A stream left open is ended when the handler
- * returns; fewer bytes than announced close the connection. */
+ * returns; fewer bytes than announced close the connection. Only the
+ * handler itself may stream (-EPERM from a task it spawned). */
 int tern_stream_start(tern_ctx *ctx, int64_t content_length);
 int tern_stream_write(tern_ctx *ctx, const void *data, size_t len);
 int tern_stream_end(tern_ctx *ctx);

@@ -479,6 +479,9 @@ int tern_stream_start(tern_ctx *ctx, int64_t content_length) {
     if (ctx->stream_state) return -EALREADY;
     tern_conn *c = ctx->conn;
     conn_busy *b = c->busy;
+    /* the worker's write buffer belongs to the connection's coroutine: a
+     * task spawned by the handler must hand data back, not write itself */
+    if (!b || tern_sched_self->current != b->coro) return -EPERM;
     tern_worker *w = ctx->worker;
     if (content_length < 0) {
         /* chunked needs HTTP/1.1; a 1.0 client reads until we close */
@@ -508,6 +511,7 @@ int tern_stream_write(tern_ctx *ctx, const void *data, size_t len) {
         if (r < 0) return r;
     }
     if (ctx->stream_state != 1) return -EPIPE;
+    if (!ctx->conn->busy || tern_sched_self->current != ctx->conn->busy->coro) return -EPERM;
     if (len == 0) return 0;
     if (ctx->method == TERN_HEAD || !status_has_body(ctx->status)) return 0;
     tern_conn *c = ctx->conn;

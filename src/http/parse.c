@@ -60,49 +60,113 @@ static inline int is_tchar(char c) {
     return tchar[(unsigned char)c];
 }
 
-/* First byte in [p, end) outside 0x21..0x7E (the request-target alphabet),
- * or end. */
-static const char *find_target_end(const char *p, const char *end) {
-#ifdef __SSE2__
-    const __m128i lo = _mm_set1_epi8(0x21), span = _mm_set1_epi8(0x7e - 0x21);
-    while (end - p >= 16) {
-        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const void *)p), lo);
-        __m128i ok = _mm_cmpeq_epi8(_mm_min_epu8(v, span), v); /* unsigned v <= span */
-        unsigned bad = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-        if (bad) return p + __builtin_ctz(bad);
-        p += 16;
+/* ---- scanning -------------------------------------------------------------
+ * Each scanner finds the first byte of a class in [p, end). With SSE2 it
+ * looks at 16 bytes per step, and a last partial block is read as the 16
+ * bytes that end at `end` (when [lo, end) holds that many: lo is the start
+ * of the caller's buffer) with the bits for bytes before p shifted out. A
+ * header line or a request-target is usually shorter than 16 bytes past
+ * its start but not past the buffer's, so it costs one block instead of a
+ * byte loop, and nothing outside [lo, end) is read (the tests place the
+ * input flush against an unreadable page). Other targets (aarch64 here)
+ * use the byte loop. */
+enum scan_class {
+    SCAN_TARGET,       /* outside 0x21..0x7E: the end of the request-target */
+    SCAN_TARGET_PATH,  /* the same, '?' or '#' */
+    SCAN_TARGET_QUERY, /* the same or '#' */
+    SCAN_CTL,          /* 0x00..0x1F or DEL: field values (RFC 9110 §5.5) */
+    SCAN_NAME,         /* not a tchar */
+};
+
+static inline int byte_in_class(unsigned char c, enum scan_class k) {
+    int outside = (unsigned char)(c - 0x21) > 0x7e - 0x21;
+    switch (k) {
+    case SCAN_TARGET:
+        return outside;
+    case SCAN_TARGET_PATH:
+        return outside || c == '?' || c == '#';
+    case SCAN_TARGET_QUERY:
+        return outside || c == '#';
+    case SCAN_CTL:
+        return c < 0x20 || c == 0x7f;
+    case SCAN_NAME:
+        return !tchar[c];
     }
-#endif
-    for (; p < end; p++)
-        if ((unsigned char)(*p - 0x21) > 0x7e - 0x21) return p;
-    return p;
+    return 1;
 }
 
-/* First control byte (0x00-0x1F or DEL) in [p, end), or end. Field values
- * allow HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5), so the caller only
- * has to look at what this stops on: HTAB, the CR ending the line, or an
- * error. */
-static const char *find_ctl(const char *p, const char *end) {
 #ifdef __SSE2__
-    const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+/* Per byte: 0xFF where unsigned a <= b. */
+static inline __m128i le_u8(__m128i a, __m128i b) {
+    return _mm_cmpeq_epi8(_mm_min_epu8(a, b), a);
+}
+
+/* Per byte: 0xFF where lo <= v <= hi (unsigned). */
+static inline __m128i in_range(__m128i v, char lo, char hi) {
+    return le_u8(_mm_sub_epi8(v, _mm_set1_epi8(lo)), _mm_set1_epi8((char)(hi - lo)));
+}
+
+static inline unsigned eq_mask(__m128i v, char c) {
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+}
+
+/* Bit i set when byte i of v is in class k. */
+static inline unsigned block_mask(__m128i v, enum scan_class k) {
+    unsigned outside = (unsigned)_mm_movemask_epi8(in_range(v, 0x21, 0x7e)) ^ 0xffffu;
+    switch (k) {
+    case SCAN_TARGET:
+        return outside;
+    case SCAN_TARGET_PATH:
+        return outside | eq_mask(v, '?') | eq_mask(v, '#');
+    case SCAN_TARGET_QUERY:
+        return outside | eq_mask(v, '#');
+    case SCAN_CTL:
+        return (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(le_u8(v, _mm_set1_epi8(0x1f)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+    case SCAN_NAME: {
+        /* the visible bytes that are not tchar: "(),/:;<=>?@[\]{} */
+        __m128i sep = _mm_or_si128(in_range(v, 0x3a, 0x40), in_range(v, 0x5b, 0x5d));
+        sep = _mm_or_si128(sep, in_range(v, 0x28, 0x29));
+        sep = _mm_or_si128(sep, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        sep = _mm_or_si128(sep, _mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+        sep = _mm_or_si128(sep, _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+        sep = _mm_or_si128(sep, _mm_cmpeq_epi8(v, _mm_set1_epi8('{')));
+        sep = _mm_or_si128(sep, _mm_cmpeq_epi8(v, _mm_set1_epi8('}')));
+        return outside | (unsigned)_mm_movemask_epi8(sep);
+    }
+    }
+    return 0xffffu;
+}
+#endif
+
+static inline __attribute__((always_inline)) const char *scan(const char *p, const char *end,
+                                                              const char *lo, enum scan_class k) {
+#ifdef __SSE2__
     while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const void *)p);
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v); /* unsigned v <= 0x1f */
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
+        unsigned m = block_mask(_mm_loadu_si128((const void *)p), k);
         if (m) return p + __builtin_ctz(m);
         p += 16;
     }
-#endif
-    for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f) return p;
+    if (p < end && end - lo >= 16) {
+        unsigned m = block_mask(_mm_loadu_si128((const void *)(end - 16)), k) >> (16 - (end - p));
+        return m ? p + __builtin_ctz(m) : end;
     }
+#endif
+    (void)lo;
+    for (; p < end; p++)
+        if (byte_in_class((unsigned char)*p, k)) return p;
     return p;
 }
 
 /* Header-name recognition compares whole words with the ASCII case bit set.
  * For tchar bytes this is exact: x | 0x20 equals a lower-case letter only
  * for that letter in either case, and '-' (0x2d) only for '-' or CR. */
+static inline uint16_t ld16(const char *p) {
+    uint16_t x;
+    memcpy(&x, p, 2);
+    return x;
+}
+
 static inline uint32_t ld32(const char *p) {
     uint32_t x;
     memcpy(&x, p, 4);
@@ -226,12 +290,15 @@ static int valid_authority_form(const char *t, size_t n) {
     return 1;
 }
 
-/* Fills the target fields; returns 0 or -400. */
-static int classify_target(const char *buf, const char *t, size_t n, tern_http_request *req) {
+/* Fills the target fields; returns 0 or -400. q is the first '?' in the
+ * target or NULL, has_hash whether it holds a '#' (both found by the scan
+ * that found its end). */
+static int classify_target(const char *buf, const char *t, size_t n, const char *q, int has_hash,
+                           tern_http_request *req) {
     uint32_t off = (uint32_t)(t - buf);
     /* A fragment is never sent in a request (RFC 9112 §3.2): refuse it
      * rather than guess which part a router should see. */
-    if (memchr(t, '#', n)) return -400;
+    if (has_hash) return -400;
     req->query_off = off + (uint32_t)n;
     req->query_len = 0;
     if (req->method == TERN_CONNECT) {
@@ -271,8 +338,8 @@ static int classify_target(const char *buf, const char *t, size_t n, tern_http_r
         req->flags |= TERN_REQ_FORM_ABSOLUTE;
         p = ae; /* may be '?' or end: path_len 0 then means "/" */
     }
+    /* an absolute-form authority stops at the first '?', so q >= p */
     const char *end = t + n;
-    const char *q = memchr(p, '?', (size_t)(end - p));
     const char *pe = q ? q : end;
     req->path_off = (uint32_t)(p - buf);
     req->path_len = (uint32_t)(pe - p);
@@ -289,7 +356,7 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
                               tern_http_request *req, size_t max_target) {
     const char *p = *pp, *m = p;
     unsigned method;
-    if (end - p >= 4 && !memcmp(p, "GET ", 4)) {
+    if (end - p >= 4 && ld32(p) == ld32("GET ")) {
         method = TERN_GET;
         p += 3;
     } else {
@@ -308,10 +375,22 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     if (*p != ' ') return -400;
     p++;
 
-    const char *t = p;
+    /* The target ends at the first byte outside 0x21..0x7E; the same pass
+     * notes the first '?' and any '#' for classify_target. Only the first
+     * max_target + 1 bytes are looked at. */
+    const char *t = p, *q = NULL;
+    int has_hash = 0;
     size_t avail = (size_t)(end - t);
-    size_t scan = avail < max_target + 1 ? avail : max_target + 1;
-    const char *te = find_target_end(t, t + scan);
+    const char *limit = t + (avail < max_target + 1 ? avail : max_target + 1);
+    const char *te = scan(t, limit, buf, SCAN_TARGET_PATH);
+    if (te < limit && *te == '?') {
+        q = te;
+        te = scan(te + 1, limit, buf, SCAN_TARGET_QUERY);
+    }
+    if (te < limit && *te == '#') {
+        has_hash = 1;
+        te = scan(te + 1, limit, buf, SCAN_TARGET);
+    }
     size_t tlen = (size_t)(te - t);
     if (tlen > max_target) return -414;
     if (te == end) return TERN_PARSE_INCOMPLETE;
@@ -322,12 +401,19 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
     req->target_off = (uint32_t)(t - buf);
     req->target_len = (uint32_t)tlen;
     req->flags = 0;
-    int r = classify_target(buf, t, tlen, req);
+    int r = classify_target(buf, t, tlen, q, has_hash, req);
     if (r) return r;
 
     /* HTTP-version is case-sensitive, one digit each side (RFC 9112 §2.3).
-     * Checked byte by byte so "HTTP/1.1\n" is refused without waiting. */
+     * The two versions we serve are compared as words; anything else is
+     * checked byte by byte so "HTTP/1.1\n" is refused without waiting. */
     p = te + 1;
+    if (end - p >= 10 && (ld64(p) == ld64("HTTP/1.1") || ld64(p) == ld64("HTTP/1.0")) &&
+        ld16(p + 8) == ld16("\r\n")) {
+        req->minor = (uint32_t)(p[7] - '0');
+        *pp = p + 10;
+        return 0;
+    }
     static const char pattern[] = "HTTP/9.9\r\n";
     size_t have = (size_t)(end - p) < 10 ? (size_t)(end - p) : 10;
     for (size_t i = 0; i < have; i++) {
@@ -359,37 +445,44 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
         }                                                                                          \
     } while (0)
 
-struct sem {
-    int err; /* first per-line semantic error */
-    unsigned hosts;
-    unsigned close, keep_alive;
-    unsigned te, te_chunked, te_other, te_last_chunked, te_twice, te_empty;
+/* What the header lines said, as bits of one word that stays in a register
+ * (the only per-line semantic error, a bad Content-Length or a second Host,
+ * is a 400: S_BAD). */
+enum {
+    S_BAD = 1u << 0,
+    S_HOST = 1u << 1,
+    S_CLOSE = 1u << 2,
+    S_KEEP_ALIVE = 1u << 3,
+    S_TE = 1u << 4,
+    S_TE_CHUNKED = 1u << 5,
+    S_TE_OTHER = 1u << 6,
+    S_TE_LAST_CHUNKED = 1u << 7,
+    S_TE_TWICE = 1u << 8,
+    S_TE_EMPTY = 1u << 9,
 };
+_Static_assert(S_HOST >> 1 == S_BAD, "note_host shifts S_HOST onto S_BAD");
 
-static void note(struct sem *s, int err) {
-    if (!s->err) s->err = err;
+/* RFC 9112 §3.2: more than one Host is a 400. */
+static inline unsigned note_host(unsigned s) {
+    return s | (s & S_HOST) >> 1 | S_HOST;
 }
 
-static void header_semantics(const char *buf, const char *n, size_t nl, const char *v,
-                             const char *ve, uint32_t idx, tern_http_request *req, struct sem *s) {
-    switch (header_kind(n, nl)) {
-    case H_HOST:
-        /* RFC 9112 §3.2: more than one Host is a 400 */
-        if (++s->hosts > 1) note(s, -400);
-        req->host_index = idx;
-        break;
+/* Header kinds other than Host (which the callers handle inline). Returns
+ * the new S_* bits. */
+static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve,
+                                 tern_http_request *req, unsigned s) {
+    switch (kind) {
     case H_CL: {
         /* RFC 9110 §8.6: 1*DIGIT. A list, even of equal values, is refused:
          * two lengths are a smuggling shape whoever is right. */
         if (req->flags & TERN_REQ_HAS_LENGTH || v == ve) {
-            note(s, -400);
+            s |= S_BAD;
             break;
         }
         uint64_t cl = 0;
         for (const char *q = v; q < ve; q++) {
             if (!is_digit(*q) || cl > (uint64_t)(INT64_MAX - (*q - '0')) / 10) {
-                note(s, -400);
-                return;
+                return s | S_BAD;
             }
             cl = cl * 10 + (uint64_t)(*q - '0');
         }
@@ -398,25 +491,23 @@ static void header_semantics(const char *buf, const char *n, size_t nl, const ch
         break;
     }
     case H_TE:
-        s->te = 1;
-        if (v == ve) s->te_empty = 1;
+        s |= S_TE;
+        if (v == ve) s |= S_TE_EMPTY;
         FOR_EACH_ELEMENT(v, ve, es, el, {
             if (ieq(es, el, "chunked", 7)) {
-                if (s->te_chunked) s->te_twice = 1;
-                s->te_chunked = 1;
-                s->te_last_chunked = 1;
+                if (s & S_TE_CHUNKED) s |= S_TE_TWICE;
+                s |= S_TE_CHUNKED | S_TE_LAST_CHUNKED;
             } else {
-                s->te_other = 1;
-                s->te_last_chunked = 0;
+                s = (s | S_TE_OTHER) & ~(unsigned)S_TE_LAST_CHUNKED;
             }
         });
         break;
     case H_CONNECTION:
         FOR_EACH_ELEMENT(v, ve, es, el, {
             if (ieq(es, el, "close", 5))
-                s->close = 1;
+                s |= S_CLOSE;
             else if (ieq(es, el, "keep-alive", 10))
-                s->keep_alive = 1;
+                s |= S_KEEP_ALIVE;
             else if (ieq(es, el, "upgrade", 7))
                 req->flags |= TERN_REQ_CONNECTION_UPGRADE;
         });
@@ -430,34 +521,37 @@ static void header_semantics(const char *buf, const char *n, size_t nl, const ch
     case H_UPGRADE:
         req->flags |= TERN_REQ_UPGRADE;
         break;
+    case H_HOST:
     case H_OTHER:
         break;
     }
-    (void)buf;
+    return s;
 }
 
-static int finish(tern_http_request *req, struct sem *s) {
-    if (s->err) return s->err;
-    if (req->minor == 1 && s->hosts == 0) return -400; /* RFC 9112 §3.2 */
-    if (s->te) {
+static inline int finish(tern_http_request *req, unsigned b) {
+    if (b & S_BAD) return -400;
+    if (req->minor == 1 && !(b & S_HOST)) return -400; /* RFC 9112 §3.2 */
+    if (b & S_TE) {
         /* RFC 9112 §6.1/§6.3: TE with CL, or TE in HTTP/1.0, is a smuggling
          * shape; chunked MUST NOT be applied twice. */
-        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 || s->te_twice || s->te_empty)
+        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 || b & (S_TE_TWICE | S_TE_EMPTY))
             return -400;
         /* §6.1: a coding we do not know, or chunked not last: 501 */
-        if (s->te_other || !s->te_last_chunked) return -501;
+        if (b & S_TE_OTHER || !(b & S_TE_LAST_CHUNKED)) return -501;
         req->flags |= TERN_REQ_CHUNKED;
     }
-    if (req->minor == 1 ? !s->close : s->keep_alive && !s->close) req->flags |= TERN_REQ_KEEP_ALIVE;
+    if (req->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
+        req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
 }
 
 /* Parses lines from pos (== start for the request line) within [buf, end).
- * With semantics on, pos must be start and the results are filled in. */
-static int parse_lines(const char *buf, const char *end, const char *start, const char *pos,
-                       uint32_t nh, tern_http_request *req, const tern_http_limits *lim,
-                       size_t max_target, int semantics) {
-    struct sem s = {0};
+ * With semantics on, pos must be start and the results are filled in.
+ * Inlined into its two callers so that each is one straight function with
+ * `semantics` a constant: the common request costs a single call. */
+static inline int parse_lines(const char *buf, const char *end, const char *start, const char *pos, uint32_t nh,
+            tern_http_request *req, uint32_t max_headers, size_t max_target, int semantics) {
+    unsigned s = 0;
     const char *p = pos;
     int r;
     if (p == start) {
@@ -482,24 +576,35 @@ static int parse_lines(const char *buf, const char *end, const char *start, cons
             req->scanned = (size_t)(p + 2 - buf);
             int head_len = (int)(p + 2 - buf);
             if (!semantics) return head_len;
-            r = finish(req, &s);
+            r = finish(req, s);
             return r ? r : head_len;
         }
         /* obs-fold, or whitespace before the first field (RFC 9112 §5.2,
          * §2.2): both refused */
         if (*p == ' ' || *p == '\t') return -400;
-        if (nh >= lim->max_headers) return -431;
+        if (nh >= max_headers) return -431;
         const char *n = p;
-        while (p < end && is_tchar(*p)) p++;
-        if (p == end) goto incomplete_line;
-        /* no whitespace between name and colon (RFC 9112 §5.1) */
-        if (*p != ':' || p == n) return -400;
-        size_t nl = (size_t)(p - n);
+        size_t nl;
+        enum hdr_kind kind;
+        if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
+            /* Host is in every HTTP/1.1 request; the word compare is exact
+             * for letters (see LOW32), so it also validated the name. */
+            nl = 4;
+            kind = H_HOST;
+            p += 4;
+        } else {
+            p = scan(p, end, buf, SCAN_NAME);
+            if (p == end) goto incomplete_line;
+            /* no whitespace between name and colon (RFC 9112 §5.1) */
+            if (*p != ':' || p == n) return -400;
+            nl = (size_t)(p - n);
+            kind = semantics ? header_kind(n, nl) : H_OTHER;
+        }
         p++;
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         const char *v = p, *q;
         for (;;) {
-            q = find_ctl(p, end);
+            q = scan(p, end, buf, SCAN_CTL);
             if (q == end) goto incomplete_line;
             if (*q != '\t') break;
             p = q + 1;
@@ -514,7 +619,14 @@ static int parse_lines(const char *buf, const char *end, const char *start, cons
         h->name_len = (uint32_t)nl;
         h->value_off = (uint32_t)(v - buf);
         h->value_len = (uint32_t)(ve - v);
-        if (semantics) header_semantics(buf, n, nl, v, ve, nh, req, &s);
+        if (semantics && kind != H_OTHER) {
+            if (kind == H_HOST) {
+                s = note_host(s);
+                req->host_index = nh;
+            } else {
+                s = header_semantics(kind, v, ve, req, s);
+            }
+        }
         nh++;
         p = q + 2;
         continue;
@@ -527,8 +639,112 @@ static int parse_lines(const char *buf, const char *end, const char *start, cons
     }
 }
 
-int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
-                            const tern_http_limits *lim) {
+/* The common case in one pass: a head that is complete in [buf, end) and
+ * of the usual shape (no leading empty line, one of the methods below, an
+ * origin-form target, HTTP/1.1 or HTTP/1.0, field values without HTAB).
+ * Every byte is held to the same rules as in parse_lines, so whatever this
+ * accepts the general parser accepts with the same results (the tests and
+ * the fuzz target compare the two on the same input). Returns the head
+ * length or a semantic error, or 0 to leave the request to parse_lines:
+ * anything else, including every syntax error and an incomplete head. */
+static int parse_fast(const char *buf, const char *end, tern_http_request *req,
+                      uint32_t max_headers, size_t max_target) {
+    /* the shortest head, "GET / HTTP/1.0\r\n\r\n", is 18 bytes */
+    if (end - buf < 18) return 0;
+    const char *p = buf;
+    uint32_t w = ld32(p);
+    unsigned method;
+    size_t ml;
+    if (w == ld32("GET ")) {
+        method = TERN_GET, ml = 3;
+    } else if (w == ld32("POST") && p[4] == ' ') {
+        method = TERN_POST, ml = 4;
+    } else if (w == ld32("HEAD") && p[4] == ' ') {
+        method = TERN_HEAD, ml = 4;
+    } else if (w == ld32("PUT ")) {
+        method = TERN_PUT, ml = 3;
+    } else if (w == ld32("DELE") && ld32(p + 3) == ld32("ETE ")) {
+        method = TERN_DELETE, ml = 6;
+    } else if (w == ld32("PATC") && ld16(p + 4) == ld16("H ")) {
+        method = TERN_PATCH, ml = 5;
+    } else {
+        return 0;
+    }
+    const char *t = p + ml + 1;
+    if (*t != '/') return 0;
+    size_t avail = (size_t)(end - t);
+    const char *limit = t + (avail < max_target + 1 ? avail : max_target + 1);
+    const char *te = scan(t, limit, buf, SCAN_TARGET_PATH), *q = NULL;
+    if (te < limit && *te == '?') {
+        q = te;
+        te = scan(te + 1, limit, buf, SCAN_TARGET_QUERY);
+    }
+    /* also refuses '#', a target over max_target and an incomplete line */
+    if (te == limit || *te != ' ') return 0;
+    p = te + 1;
+    if (end - p < 12 || (ld64(p) != ld64("HTTP/1.1") && ld64(p) != ld64("HTTP/1.0")) ||
+        ld16(p + 8) != ld16("\r\n"))
+        return 0;
+    req->method = method;
+    req->method_len = (uint32_t)ml;
+    req->target_off = req->path_off = (uint32_t)(t - buf);
+    req->target_len = (uint32_t)(te - t);
+    req->path_len = (uint32_t)((q ? q : te) - t);
+    req->query_off = (uint32_t)((q ? q + 1 : te) - buf);
+    req->query_len = q ? (uint32_t)(te - q - 1) : 0;
+    req->minor = (uint32_t)(p[7] - '0');
+    req->flags = 0;
+    req->host_index = UINT32_MAX;
+    req->content_length = 0;
+    p += 10;
+
+    unsigned s = 0;
+    uint32_t nh = 0;
+    for (;;) {
+        if (end - p < 2) return 0;
+        if (ld16(p) == ld16("\r\n")) break;
+        if (nh >= max_headers) return 0;
+        const char *n = p;
+        enum hdr_kind kind;
+        if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
+            kind = H_HOST;
+            p += 4;
+        } else {
+            p = scan(p, end, buf, SCAN_NAME);
+            if (p == end || *p != ':' || p == n) return 0;
+            kind = header_kind(n, (size_t)(p - n));
+        }
+        const char *ne = p++;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *v = p, *ve = scan(p, end, buf, SCAN_CTL);
+        if (end - ve < 2 || ld16(ve) != ld16("\r\n")) return 0;
+        p = ve + 2;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        tern_http_header *h = &req->headers[nh];
+        h->name_off = (uint32_t)(n - buf);
+        h->name_len = (uint32_t)(ne - n);
+        h->value_off = (uint32_t)(v - buf);
+        h->value_len = (uint32_t)(ve - v);
+        if (kind == H_HOST) {
+            s = note_host(s);
+            req->host_index = nh;
+        } else if (kind != H_OTHER) {
+            s = header_semantics(kind, v, ve, req, s);
+        }
+        nh++;
+    }
+    p += 2;
+    req->num_headers = nh;
+    req->scanned = (size_t)(p - buf);
+    int r = finish(req, s);
+    return r ? r : (int)(p - buf);
+}
+
+/* Everything parse_fast leaves: leading empty lines, a head split across
+ * reads, the rarer forms and every error. */
+static __attribute__((noinline)) int parse_general(const char *buf, size_t len,
+                                                   tern_http_request *req,
+                                                   const tern_http_limits *lim) {
     /* offsets are 32-bit and the length is returned as an int */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;
@@ -542,13 +758,25 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
 
     int r;
     if (req->scanned > s && req->scanned <= bound) {
-        /* resume: validate the lines that completed since the last call */
-        r = parse_lines(buf, end, start, buf + req->scanned, req->num_headers, req, lim, max_target,
-                        0);
-        if (r > 0) r = parse_lines(buf, buf + r, start, start, 0, req, lim, max_target, 1);
-    } else {
-        r = parse_lines(buf, end, start, start, 0, req, lim, max_target, 1);
+        /* resume: validate the lines that completed since the last call,
+         * then parse the whole head once more for the results */
+        r = parse_lines(buf, end, start, buf + req->scanned, req->num_headers, req,
+                        lim->max_headers, max_target, 0);
+        if (r <= 0) goto out;
+        end = buf + r;
     }
+    r = parse_lines(buf, end, start, start, 0, req, lim->max_headers, max_target, 1);
+out:
     if (r == TERN_PARSE_INCOMPLETE && len > max_head) return req->scanned == s ? -414 : -431;
     return r;
+}
+
+int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
+                            const tern_http_limits *lim) {
+    /* the same bounds as parse_general */
+    size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
+    size_t bound = len < max_head ? len : max_head;
+    size_t max_target = lim->max_target < max_head ? lim->max_target : max_head;
+    int r = parse_fast(buf, buf + bound, req, lim->max_headers, max_target);
+    return r ? r : parse_general(buf, len, req, lim);
 }
