@@ -56,7 +56,7 @@
  * neither zero nor a plausible pointer, the values an overflow usually writes. */
 #define CORO_CANARY UINT64_C(0x6b74735f6e726574)
 #define CANARY_SLOT 64 /* canary word + padding: keeps the control block 64-aligned */
-#define CTRL_BYTES 128 /* room reserved for struct tern_coro at the stack top */
+#define CTRL_BYTES TERN_CORO_CTRL_BYTES /* room reserved for struct tern_coro at the stack top */
 #define MIN_STACK (16 * 1024)
 #define MAX_STACK ((size_t)1 << 30)
 #define REGION_TARGET ((size_t)64 << 20) /* bytes of stacks per mmap region */
@@ -112,6 +112,7 @@ int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm
 void tern_stack_pool_destroy(tern_stack_pool *p) {
     for (size_t i = 0; i < p->n_regions; i++) munmap(p->regions[i], p->region_bytes);
     free(p->regions);
+    free(p->cold);
     memset(p, 0, sizeof *p);
 }
 
@@ -135,6 +136,23 @@ static int add_region(tern_stack_pool *p) {
     p->carve_next = base;
     p->carve_left = p->per_region;
     return 0;
+}
+
+/* The region holding addr (regions are few: a linear scan from the newest,
+ * on the cold path only). */
+static char *region_of(const tern_stack_pool *p, const char *addr) {
+    for (size_t i = p->n_regions; i-- > 0;) {
+        char *b = p->regions[i];
+        if (addr >= b && addr < b + p->region_bytes) return b;
+    }
+    return NULL;
+}
+
+/* A stack's pool state, read without faulting memory in: a dropped page
+ * reads as zeros (the shared zero page, no RSS), i.e. "cold". Stacks never
+ * carved read as zeros too. */
+static uint32_t above_state(const tern_coro *c) {
+    return __atomic_load_n(&c->pool_state, __ATOMIC_RELAXED);
 }
 
 static tern_coro *carve(tern_stack_pool *p) {
@@ -201,10 +219,8 @@ tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg) {
         c = p->free_warm; /* LIFO: the most recently used stack is cache-warm */
         p->free_warm = c->next;
         p->n_warm--;
-    } else if (p->free_cold) {
-        c = p->free_cold;
-        p->free_cold = c->next;
-        p->n_cold--;
+    } else if (p->n_cold) {
+        c = p->cold[--p->n_cold];
     } else {
         c = carve(p);
         if (!c) {
@@ -212,12 +228,15 @@ tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg) {
             return NULL;
         }
     }
-    char *lo = c->stack_lo;
+    /* from the address, not the control block: a cold stack's control page
+     * may have been dropped and read back as zeros */
+    char *lo = (char *)c + CTRL_BYTES - p->stack_size;
     memset(c, 0, sizeof *c);
     c->fn = fn;
     c->arg = arg;
     c->pool = p;
     c->stack_lo = lo;
+    c->pool_state = 1;
     *(uint64_t *)(void *)lo = CORO_CANARY;
     build_initial_frame(c);
     p->n_live++;
@@ -238,21 +257,54 @@ void tern_coro_release(tern_coro *c) {
 #endif
     p->n_live--;
     if (p->n_warm < p->keep_warm) {
+        c->pool_state = 2;
         c->next = p->free_warm;
         p->free_warm = c;
         p->n_warm++;
         return;
     }
-    /* Return every page wholly inside the stack except the control block's
-     * page (it holds the free-list link and, in the release layout, the next
-     * stack's canary). The partial page under stack_lo belongs to the
-     * previous stack and is left alone; the canary is rewritten by create. */
+    if (p->n_cold == p->cap_cold) {
+        size_t cap = p->cap_cold ? p->cap_cold * 2 : 256;
+        tern_coro **v = realloc(p->cold, cap * sizeof *v);
+        if (!v) {
+            /* cannot track it as cold: keep it warm instead (pages stay) */
+            c->pool_state = 2;
+            c->next = p->free_warm;
+            p->free_warm = c;
+            p->n_warm++;
+            return;
+        }
+        p->cold = v;
+        p->cap_cold = cap;
+    }
+    c->pool_state = 0;
+    p->cold[p->n_cold++] = c;
+    /* Return every page wholly inside the stack. */
     uintptr_t from = align_up((uintptr_t)c->stack_lo, p->page_size);
     uintptr_t to = align_down((uintptr_t)c, p->page_size);
     if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
-    c->next = p->free_cold;
-    p->free_cold = c;
-    p->n_cold++;
+    if (TERN_STACK_GUARD) {
+        /* own control page: nothing else lives there */
+        (void)madvise((void *)to, p->page_size, MADV_DONTNEED);
+        return;
+    }
+    /* The control block's page also holds the canary of the stack above
+     * (release layout), and the page under stack_lo holds the control block
+     * of the stack below. Each may go only when both of its stacks are cold:
+     * a live or warm neighbour still needs its half. */
+    char *base = region_of(p, (char *)c);
+    if (!base) return;
+    char *region_end = base + p->region_bytes;
+    /* the last stack of a region has the region's extra page to itself */
+    tern_coro *above = (tern_coro *)(void *)((char *)c + p->stride);
+    int above_free = (char *)above >= region_end || above_state(above) == 0;
+    if (above_free) (void)madvise((void *)to, p->page_size, MADV_DONTNEED);
+    if ((char *)c - p->stride >= base) {
+        tern_coro *below = (tern_coro *)(void *)((char *)c - p->stride);
+        if (above_state(below) == 0)
+            (void)madvise((void *)align_down((uintptr_t)below, p->page_size), p->page_size,
+                          MADV_DONTNEED);
+    }
 }
 
 __attribute__((noinline, noreturn, cold)) static void canary_dead(const tern_coro *c) {

@@ -40,14 +40,22 @@ struct tern_coro {
     uint32_t flags;   /* scheduler-owned bits */
     int32_t result;   /* scheduler-owned: value returned by a park */
     uint64_t user[2]; /* scheduler-owned scratch */
+    uint32_t pool_state; /* pool-owned: 0 cold or never used (a dropped page
+                            reads as 0), 1 live, 2 free and warm */
 };
+
+/* Bytes reserved for struct tern_coro at the top of every stack: a stack's
+ * lowest address is (char *)c + TERN_CORO_CTRL_BYTES - stack_size. */
+#define TERN_CORO_CTRL_BYTES 128
 
 typedef struct tern_stack_pool {
     size_t stack_size;    /* bytes per stack incl. the tern_coro, page multiple */
     size_t per_region;    /* stacks per mmap region */
     size_t keep_warm;     /* free stacks kept resident; beyond: madvise(DONTNEED) */
     tern_coro *free_warm; /* free, pages possibly resident */
-    tern_coro *free_cold; /* free, pages returned to the kernel */
+    tern_coro **cold;     /* free, pages returned to the kernel: a vector kept
+                             outside the stacks, whose pages may be dropped */
+    size_t cap_cold;
     size_t n_warm, n_cold;
     size_t n_live;  /* handed out and not yet released */
     size_t n_total; /* carved so far */
