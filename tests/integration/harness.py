@@ -8,6 +8,7 @@ Each test file defines plain functions `test_*(srv)` and ends with
     python3 tests/integration/test_x.py --binary build-test/tern-demo [-k substring] [-v]
 """
 import argparse
+import contextlib
 import email.utils
 import os
 import re
@@ -88,10 +89,13 @@ def raise_nofile_limit():
 # ---------------------------------------------------------------------------- server
 
 class Server:
-    def __init__(self, binary, args=None, host="127.0.0.1", workers=2):
+    def __init__(self, binary, args=None, host="127.0.0.1", workers=2, wrapper=None):
+        """wrapper: a command that execs the server (e.g. ["prlimit", "--nofile=128:128"]),
+        so the pid is still the server's."""
         self.binary = binary
         self.host = host
         self.workers = workers
+        self.wrapper = list(wrapper or [])
         self.args = args if args is not None else [
             "--port", "0", "--workers", str(workers), "--host", host]
         self.proc = None
@@ -106,7 +110,8 @@ class Server:
         # Make sanitizer findings fatal and visible; keep leak detection on.
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        self.proc = subprocess.Popen([self.binary] + self.args, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.wrapper + [self.binary] + self.args,
+                                     stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.stderr_file, env=env)
         fd = self.proc.stdout.fileno()
         buf = b""
@@ -150,6 +155,18 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kb(self):
+        """Resident set size (VmRSS) in KiB."""
+        return proc_status_kb(self.proc.pid, "VmRSS")
+
+    def cpu_seconds(self):
+        """utime + stime of the whole server process so far."""
+        return proc_cpu_seconds(self.proc.pid)
+
     def stderr_text(self):
         try:
             with open(self.stderr_file.name, "rb") as f:
@@ -188,6 +205,65 @@ class Server:
             os.unlink(self.stderr_file.name)
         except OSError:
             pass
+
+
+def proc_status_kb(pid, field="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise TestFailure("no %s in /proc/%d/status" % (field, pid))
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        # the command name may hold spaces: fields start after the last ')'
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def serving(binary, extra_args=(), workers=2, host="127.0.0.1", wrapper=None, port=0):
+    """Starts a server of its own for one test, yields it, then requires a clean SIGTERM
+    shutdown (exit 0, no sanitizer report) unless the test already failed or stopped it."""
+    srv = Server(binary, ["--port", str(port), "--workers", str(workers), "--host", host] +
+                 [str(a) for a in extra_args], host=host, workers=workers, wrapper=wrapper)
+    srv.start()
+    ok = False
+    try:
+        yield srv
+        ok = True
+    finally:
+        try:
+            if ok:
+                rc = srv.stop()
+                check(rc == 0, "exit status %s after SIGTERM; stderr tail:\n%s"
+                      % (rc, srv.stderr_text()[-3000:]))
+                rep = srv.sanitizer_report()
+                check(rep is None, "sanitizer report in stderr:\n%s" % rep)
+            elif srv.alive():
+                srv.kill()
+        finally:
+            srv.cleanup()
+
+
+async def aread_response(reader, method="GET"):
+    """Reads one Content-Length framed response from an asyncio StreamReader."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    resp = parse_head(head)
+    if method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200:
+        return resp
+    cl = resp.header("Content-Length")
+    check(cl is not None and cl.isdigit(), "no Content-Length in %r" % resp.headers)
+    resp.body = await reader.readexactly(int(cl))
+    return resp
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(-(-p * len(v) // 100)) - 1))
+    return v[k]
 
 
 # ---------------------------------------------------------------------------- raw HTTP
