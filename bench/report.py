@@ -51,6 +51,35 @@ def parse_wrk(path):
     return r
 
 
+def dur_s(path):
+    """Seconds wrk measured over ("N requests in 10.00s"), None if absent."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    m = re.search(r"\d+ requests in ([\d.]+)(ms|s|m)\b", text)
+    return float(m.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(2)] if m else None
+
+
+def dump_by_work(path):
+    """{work_us: (count, p50 µs, p99 µs)} of the 200s in a loadgen --dump file."""
+    lat = {}
+    try:
+        f = open(path)
+    except OSError:
+        return {}
+    with f:
+        for line in f:
+            v = line.split()
+            if len(v) == 6 and v[1] == "200":
+                lat.setdefault(int(v[4]), []).append(int(v[2]))
+    out = {}
+    for w, xs in lat.items():
+        xs.sort()
+        out[w] = (len(xs), xs[(len(xs) + 1) // 2 - 1], xs[(len(xs) * 99 + 99) // 100 - 1])
+    return out
+
+
 def load(out):
     recs = []
     path = os.path.join(out, "results.tsv")
@@ -115,6 +144,10 @@ def busy_cell(r):
     if not v:
         return "—"
     return f"⚠ {v}" if float(v) > BUSY else v
+
+
+def pct1(x):
+    return "—" if x is None else f"{x:.1f}"
 
 
 def fr(x):
@@ -408,6 +441,243 @@ class Report:
                     f"{parked[0]:,.0f} B{pte}" if parked else "— (no `parked_rss_bytes` line)",
                     None if parked is None else parked[0] <= 4.3 * KB)
 
+    def s8(self):
+        self.w("## 8. RSS per parked task (`/memory?tasks=N`)")
+        self.w()
+        self.w("One fresh `tern-demo --workers 1` (pinned to CPU 0) per measurement; `GET "
+               "/memory?tasks=N` is its first request, so the stack pool is cold and every task "
+               "pays its full cost. The handler spawns N tasks, waits until all of them are "
+               "parked, and reports its own RSS growth (`/proc/self/statm`) over that span: "
+               "`memory_per_task_bytes` = `memory_used_kb` × 1024 / `tasks_created`. Reference: "
+               "a sleeping tokio task (`spawn` + `sleep`) measured 1.42 KB RSS on this machine "
+               f"(`{self.anchors}/README.md`; not re-run here).")
+        self.w()
+        rows = [r for r in self.recs if r.get("scenario") == "8"]
+        cmds = []
+        for r in rows:
+            with open(os.path.join(self.out, "..", r["out"])) as f:
+                first = f.readline().strip()
+            cmd = first[2:] if first.startswith("$ ") else None
+            if cmd and cmd not in cmds:
+                cmds.append(cmd)
+        if cmds:
+            self.w("```")
+            self.lines.extend(cmds)
+            self.w("```")
+        self.w("| tasks | round | tasks_created | successful_tasks | memory_used_kb | "
+               "memory_per_task_bytes | spawn → all parked ms |")
+        self.w("|---|---|---|---|---|---|---|")
+        ns = sorted({int(r["tasks"]) for r in rows})
+        res = {}
+        for n in ns:
+            rs = sorted((r for r in rows if int(r["tasks"]) == n), key=lambda r: int(r["round"]))
+            for r in rs:
+                if "error" in r:
+                    self.w(f"| {n:,} | {r['round']} | failed ({r['error']}): see {r['out']} "
+                           "| | | | |")
+                    continue
+                self.w(f"| {n:,} | {r['round']} | {r['tasks_created']} | "
+                       f"{r['successful_tasks']} | {r['memory_used_kb']} | "
+                       f"{int(r['memory_per_task_bytes']):,} | "
+                       f"{r.get('spawn_to_all_parked_ms', '—')} |")
+            good = [r for r in rs if "error" not in r]
+            m = {k: med([float(r[k]) for r in good]) for k in
+                 ("tasks_created", "successful_tasks", "memory_used_kb", "memory_per_task_bytes")}
+            complete = bool(good) and len(good) == len(rs) and all(
+                int(r["tasks_created"]) == n and int(r["successful_tasks"]) == n for r in good)
+            res[n] = (m, complete)
+            self.w(f"| **{n:,}** | **median** | **{fnum(m['tasks_created'], 'kB')}** | "
+                   f"**{fnum(m['successful_tasks'], 'kB')}** | "
+                   f"**{fnum(m['memory_used_kb'], 'kB')}**"
+                   f" | **{fnum(m['memory_per_task_bytes'], 'kB')}** | |")
+        self.targets_head()
+        for n in ns or [1000, 100000]:
+            m, complete = res.get(n, ({}, False))
+            b = m.get("memory_per_task_bytes")
+            note = "" if complete or b is None else "; not every task created and finished"
+            self.target(8, f"≤ 4.3 KB = 4,403 B RSS per task at {n:,} tasks",
+                        f"{fnum(b, 'kB')} B ({fr(ratio(b, 1.42 * KB))} tokio's 1.42 KB{note})",
+                        None if b is None else b <= 4.3 * KB and complete)
+
+    def s9(self):
+        mach = kv_file(os.path.join(self.out, "machine.txt"))
+        path = mach.get("ovl_path", "/adaptive?work_us=1000")
+        factor = mach.get("ovl_factor", "3")
+        self.w(f"## 9. Overload: `{path}` offered at {factor}× capacity (open loop)")
+        self.w()
+        self.w(f"One fresh `tern-demo --workers 1` per round, pinned to CPU 0; clients pinned to "
+               f"CPU 1. (1) Capacity: closed-loop `wrk -c{mach.get('ovl_cap_conns', '?')}` for "
+               f"{mach.get('ovl_cap_duration', '?')} after a warm-up; capacity C = 200 responses "
+               "per second (503s excluded), unloaded p50/p99 = wrk's. (2) Overload: "
+               f"`bench/loadgen.c` offers {factor} × C requests/s for "
+               f"{mach.get('ovl_seconds', '?')} s, open loop (request i due at i / rate "
+               f"whatever the server does) over {mach.get('ovl_conns', '?')} keep-alive "
+               "connections, one request in flight per connection; latency from the due time to "
+               "the complete response, per status. (3) Recovery: the capacity run again, started "
+               "as soon as the overload stops. `/stats` read before and after the overload and "
+               "after the recovery (its loop-lag and queue-delay p99 are cumulative since start); "
+               "server VmRSS sampled every 0.2 s.")
+        self.w()
+        rows = sorted((r for r in self.recs if r.get("scenario") == "9"),
+                      key=lambda r: int(r["round"]))
+        good = [r for r in rows if "error" not in r]
+        cmds = []
+        for r in good:
+            for key, name in (("cap", "capacity"), ("ovl", "overload"), ("rec", "recovery")):
+                with open(os.path.join(self.out, "..", r[key])) as f:
+                    first = f.readline().strip()
+                if first.startswith("$ "):
+                    cmds.append(f"{first[2:]}      # {name}, round {r['round']}")
+        if cmds:
+            self.w("```")
+            self.lines.extend(cmds)
+            self.w("```")
+        for r in rows:
+            if "error" in r:
+                self.w(f"- round {r['round']}: failed ({r['error']})")
+        # derive per-round figures
+        for r in good:
+            cap, rec = parse_wrk(os.path.join(self.out, "..", r["cap"])), \
+                parse_wrk(os.path.join(self.out, "..", r["rec"]))
+            r["cap_rps"] = float(r["cap_ok_rps"])
+            r["cap_p50"], r["cap_p99"], r["cap_non2xx"] = cap["p50"], cap["p99"], cap["non2xx"]
+            secs = dur_s(os.path.join(self.out, "..", r["rec"]))
+            r["rec_rps"] = ((rec["requests"] - rec["non2xx"]) / secs
+                            if rec["requests"] is not None and secs else None)
+            r["rec_p50"], r["rec_p99"], r["rec_non2xx"] = rec["p50"], rec["p99"], rec["non2xx"]
+            r["rec_pct"] = 100 * r["rec_rps"] / r["cap_rps"] if r["rec_rps"] else None
+            for k in ("offered_rps", "ok_rps", "ok_p50_us", "ok_p99_us", "shed_p50_us",
+                      "shed_p99_us", "shed_max_us", "shed_min_us", "shed_wire_p99_us",
+                      "send_lag_p99_us", "rss_before_kb", "rss_during_max_kb", "rss_end_kb",
+                      "rss_after_kb", "seconds"):
+                r[k + "_f"] = float(r[k]) if r.get(k) not in (None, "") else None
+            r["shed_rps"] = int(r["shed"]) / float(r["seconds"])
+            r["adm_ratio"] = ratio(r["ok_p99_us_f"], r["cap_p99"])
+            r["rss_growth_kb"] = r["rss_during_max_kb_f"] - r["rss_before_kb_f"]
+            r["rss_b_per_req"] = r["rss_growth_kb"] * KB / int(r["due"])
+
+        def m(k):
+            return med([r.get(k) for r in good])
+
+        self.w()
+        self.w("Capacity, overload and latency (µs):")
+        self.w()
+        self.w("| round | capacity C req/s | unloaded p50 | unloaded p99 | offered req/s | "
+               "200 req/s | 503 req/s | admitted p50 | admitted p99 | admitted p99 / unloaded "
+               "p99 | 503 p50 | 503 p99 | 503 min / max | other, unanswered | client send lag p99 "
+               "| CPU0 other % (cap / ovl / rec) |")
+        self.w("|---|" + "---|" * 15)
+        for r in good:
+            self.w(f"| {r['round']} | {fnum(r['cap_rps'], 'rps')}"
+                   f"{' (' + str(r['cap_non2xx']) + ' 503s)' if r['cap_non2xx'] else ''} | "
+                   f"{fnum(r['cap_p50'], 'us')} | {fnum(r['cap_p99'], 'us')} | "
+                   f"{fnum(r['offered_rps_f'], 'rps')} | {fnum(r['ok_rps_f'], 'rps')} | "
+                   f"{fnum(r['shed_rps'], 'rps')} | {fnum(r['ok_p50_us_f'], 'us')} | "
+                   f"{fnum(r['ok_p99_us_f'], 'us')} | {fr(r['adm_ratio'])} | "
+                   f"{fnum(r['shed_p50_us_f'], 'us')} | {fnum(r['shed_p99_us_f'], 'us')} | "
+                   f"{fnum(r['shed_min_us_f'], 'us')} / {fnum(r['shed_max_us_f'], 'us')} | "
+                   f"{r['other']}, {r['unanswered']} | {fnum(r['send_lag_p99_us_f'], 'us')} | "
+                   f"{busy_cell({'cpu0_other': r['cap_cpu0_other']})} / "
+                   f"{busy_cell({'cpu0_other': r['ovl_cpu0_other']})} / "
+                   f"{busy_cell({'cpu0_other': r['rec_cpu0_other']})} |")
+        self.w(f"| **median** | **{fnum(m('cap_rps'), 'rps')}** | **{fnum(m('cap_p50'), 'us')}** "
+               f"| **{fnum(m('cap_p99'), 'us')}** | **{fnum(m('offered_rps_f'), 'rps')}** | "
+               f"**{fnum(m('ok_rps_f'), 'rps')}** | **{fnum(m('shed_rps'), 'rps')}** | "
+               f"**{fnum(m('ok_p50_us_f'), 'us')}** | **{fnum(m('ok_p99_us_f'), 'us')}** | "
+               f"**{fr(ratio(m('ok_p99_us_f'), m('cap_p99')))}** | "
+               f"**{fnum(m('shed_p50_us_f'), 'us')}** | **{fnum(m('shed_p99_us_f'), 'us')}** | "
+               f"| | | |")
+        self.w()
+        self.w("503s' latency from the actual send instead of the due time (client lateness "
+               "excluded), p99 µs: " + (", ".join(
+                   f"round {r['round']} {fnum(r['shed_wire_p99_us_f'], 'us')}" for r in good)
+                   or "—") + ". Work done by the admitted requests (the demo handler does "
+               "`work_us / 4` when the load level is ≥ 50), `work_us:count`: " + (", ".join(
+                   f"round {r['round']} {r.get('ok_work_us', '—')}" for r in good) or "—")
+               + ".")
+        # admitted latency split by the work the handler did: shows whether the
+        # slow answers are the full-work ones (a queue built while the handler
+        # was back at full work) or not
+        parts = []
+        for r in good:
+            by = dump_by_work(os.path.join(self.out, "..", r.get("dump", "")))
+            if by:
+                parts.append(f"round {r['round']}: " + "; ".join(
+                    f"work_us {w}: {n:,} answers, p50 {fnum(p50, 'us')}, p99 {fnum(p99, 'us')}"
+                    for w, (n, p50, p99) in sorted(by.items(), reverse=True)))
+        if parts:
+            self.w()
+            self.w("Admitted (200) latency in µs by the work the handler did (from "
+                   "`bench/out/s9-*-requests.txt`, every answer of the overload): "
+                   + ". ".join(parts) + ".")
+        self.w()
+        self.w("Work mix of the closed-loop runs (`bench/work_us.lua`, `work_us:count`): "
+               + (", ".join(f"round {r['round']} capacity {r.get('cap_work') or '—'}, "
+                            f"recovery {r.get('rec_work') or '—'}" for r in good) or "—") + ".")
+        self.w()
+        self.w("Memory and recovery:")
+        self.w()
+        self.w("| round | RSS before kB | RSS max during kB | RSS at end kB | RSS after recovery "
+               "kB | growth kB | growth B / offered request | recovery 200 req/s | % of C | "
+               "recovery p99 µs | recovery p99 / unloaded p99 |")
+        self.w("|---|" + "---|" * 10)
+        for r in good:
+            self.w(f"| {r['round']} | {r['rss_before_kb']} | {r['rss_during_max_kb']} | "
+                   f"{r['rss_end_kb']} | {r['rss_after_kb']} | {r['rss_growth_kb']:,.0f} | "
+                   f"{r['rss_b_per_req']:.2f} | {fnum(r['rec_rps'], 'rps')}"
+                   f"{' (' + str(r['rec_non2xx']) + ' 503s)' if r['rec_non2xx'] else ''} | "
+                   f"{pct1(r['rec_pct'])} | "
+                   f"{fnum(r['rec_p99'], 'us')} | {fr(ratio(r['rec_p99'], r['cap_p99']))} |")
+        self.w(f"| **median** | | | | | **{fnum(m('rss_growth_kb'), 'kB')}** | "
+               f"**{fnum(m('rss_b_per_req'), 'B')}** | **{fnum(m('rec_rps'), 'rps')}** | "
+               f"**{pct1(m('rec_pct'))}** | **{fnum(m('rec_p99'), 'us')}** | "
+               f"**{fr(ratio(m('rec_p99'), m('cap_p99')))}** |")
+        self.w()
+        self.w("`/stats` (before overload → after overload → after recovery):")
+        self.w()
+        self.w("| round | shed_503 | 503s counted by loadgen | loop_lag_p99_ms | loop_lag_max_ms "
+               "| queue_delay_p99_ms |")
+        self.w("|---|---|---|---|---|---|")
+        for r in good:
+            def tri(k):
+                return " → ".join(r.get(f"st{i}_{k}", "—") for i in range(3))
+            self.w(f"| {r['round']} | {tri('shed_503')} | {r['shed']} | {tri('loop_lag_p99_ms')} "
+                   f"| {tri('loop_lag_max_ms')} | {tri('queue_delay_p99_ms')} |")
+        self.targets_head()
+        # wall-clock figures of this scenario are only as good as CPU 0 was free
+        busy = [med([float(r[k]) for r in good if r.get(k)])
+                for k in ("cap_cpu0_other", "ovl_cpu0_other", "rec_cpu0_other")]
+        warn = "" if all(b is None or b <= BUSY for b in busy) else \
+            (" ⚠ CPU 0 busy with other processes (median " +
+             " / ".join(pct1(b) for b in busy) + "% in capacity / overload / recovery)")
+        conns = int(mach.get("ovl_conns", "512"))
+        a, u = m("ok_p99_us_f"), m("cap_p99")
+        x = ratio(a, u)
+        per = ", ".join(fr(r["adm_ratio"]) for r in good)
+        self.target(9, f"admitted (200) p99 at {factor}× capacity ≤ 2× unloaded p99",
+                    f"{fnum(a, 'us')} µs vs {fnum(u, 'us')} µs ({fr(x)}; rounds {per or '—'})"
+                    + warn,
+                    None if x is None else x <= 2)
+        s = m("shed_p99_us_f")
+        self.target(9, "503 sheds' p99 latency < 1 ms",
+                    f"{fnum(s, 'us')} µs (fastest 503: {fnum(m('shed_min_us_f'), 'us')} µs)"
+                    + warn,
+                    None if s is None else s < 1000)
+        g = m("rss_growth_kb")
+        bound = conns * 4  # kB: one 4 KiB page per client connection
+        self.target(9, f"RSS bounded: growth during overload ≤ {conns} connections × 4 KiB "
+                    f"= {bound:,} kB, not proportional to offered load",
+                    f"{fnum(g, 'kB')} kB ({fnum(m('rss_b_per_req'), 'B')} B per offered "
+                    "request)", None if g is None else g <= bound)
+        p = m("rec_pct")
+        # each round against its own capacity (the machine's state varies by round)
+        self.target(9, f"recovered: 200 req/s in the {mach.get('ovl_recovery_duration', '?')} "
+                    "after the overload ≥ 95% of the round's capacity",
+                    f"median {pct1(p)}% (rounds "
+                    + ", ".join(f"{pct1(r['rec_pct'])}%" for r in good)
+                    + f"); recovery p99 {fnum(m('rec_p99'), 'us')} µs vs {fnum(u, 'us')} µs "
+                    "unloaded" + warn, None if p is None else p >= 95)
+
     def write(self, path):
         mach = kv_file(os.path.join(self.out, "machine.txt"))
         notes = []
@@ -415,10 +685,19 @@ class Report:
             for line in open(os.path.join(self.out, "notes.txt")):
                 if line.strip() and line.strip() not in notes:
                     notes.append(line.strip())
-        others = [float(r["cpu0_other"]) for r in self.recs if r.get("cpu0_other")]
+        # every "CPU0 other" figure, scenario 9's per-phase ones included
+        others = [float(v) for r in self.recs for k, v in r.items()
+                  if k.endswith("cpu0_other") and v]
         busy = med(others)
+        # only the scenarios this run was asked for (SCENARIOS); older runs
+        # did not record the list: all of 1-7 then
+        ran = mach.get("scenarios", "1 2 3 4 5 6 7").split()
+        sections = (self.s1, self.s2, self.s3, self.s4, self.s5, self.s6, self.s7, self.s8,
+                    self.s9)
         body_start = len(self.lines)
-        for s in (self.s1, self.s2, self.s3, self.s4, self.s5, self.s6, self.s7):
+        for i, s in enumerate(sections, 1):
+            if str(i) not in ran:
+                continue
             s()
             self.w()
         body = self.lines[body_start:]
@@ -440,6 +719,7 @@ class Report:
         w(f"- Rounds: {mach.get('rounds', '?')}; wrk duration {mach.get('duration', '?')} "
           f"(`/concurrent`: {mach.get('conc_duration', '?')}); warm-up "
           f"{mach.get('warmup', '?')}; RLIMIT_NOFILE {mach.get('ulimit_n', '?')}")
+        w(f"- Scenarios run: {' '.join(ran)}")
         w()
         w("Method (ARCHITECTURE.md \"Benchmark method\"): every server pinned to CPU 0 "
           "(`taskset -c 0`) with one worker, `wrk -t1` (or the idle-connection client) pinned "

@@ -7,9 +7,15 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
+# Scenario 8 (tern's /memory, RSS per parked task):  MEM_TASKS="1000 100000"
+# Scenario 9 (overload of /adaptive, open loop; tern only):
+#   OVL_PATH=/adaptive?work_us=1000  OVL_CAP_CONNS=2 (closed-loop capacity run)
+#   OVL_CAP_DURATION=10s  OVL_FACTOR=3 (offered = 3 x capacity)  OVL_SECONDS=10
+#   OVL_CONNS=512 (open-loop client's keep-alive connections)
+#   OVL_RECOVERY_DURATION=10s
 set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -20,7 +26,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
@@ -28,6 +34,14 @@ ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
     exit 1
 }
 EXTRA=${EXTRA:-}
+MEM_TASKS=${MEM_TASKS:-1000 100000}
+OVL_PATH=${OVL_PATH:-/adaptive?work_us=1000}
+OVL_CAP_CONNS=${OVL_CAP_CONNS:-2}
+OVL_CAP_DURATION=${OVL_CAP_DURATION:-10s}
+OVL_FACTOR=${OVL_FACTOR:-3}
+OVL_SECONDS=${OVL_SECONDS:-10}
+OVL_CONNS=${OVL_CONNS:-512}
+OVL_RECOVERY_DURATION=${OVL_RECOVERY_DURATION:-10s}
 OUT=$ROOT/bench/out
 RES=$OUT/results.tsv
 NOTES=$OUT/notes.txt
@@ -384,8 +398,179 @@ micro_scenario() {
     done
 }
 
+# ---- scenarios 8 and 9: tern's runtime under its own endpoints ---------------
+# http_get URL FILE: GET with a 120 s timeout, pinned to CPU 1; body to FILE
+# (appended). Python rather than curl: python3 is already required.
+http_get() {
+    taskset -c 1 timeout 130 python3 -c '
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=120) as r:
+    sys.stdout.write(r.read().decode() + "\n")' "$1" >>"$2" 2>&1
+}
+# json_kv FILE [PREFIX]: the top-level scalars of the last JSON line of FILE as
+# tab-separated PREFIXkey=value fields (nothing if there is no JSON line).
+json_kv() {
+    python3 - "$1" "${2:-}" <<'PY'
+import json, sys
+d = None
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            pass
+if d:
+    print("\t".join(f"{sys.argv[2]}{k}={v}" for k, v in d.items()
+                    if isinstance(v, (int, float, str)) and not isinstance(v, bool)))
+PY
+}
+
+# Scenario 8: GET /memory?tasks=N as the first request of a fresh server, so
+# the stack pool is cold and every task pays its full cost (runtime.c: a warm
+# pool of freed stacks would hide it). One server per measurement.
+memory_scenario() {
+    local round=$1 n file kv
+    for n in $MEM_TASKS; do
+        start_server tern || return 0
+        file=$OUT/s8-tern-n$n-r$round.txt
+        echo "\$ taskset -c 1 python3 (urllib) GET http://127.0.0.1:$SRV_PORT/memory?tasks=$n" \
+            "# first request to a fresh tern-demo --workers 1" >"$file"
+        http_get "http://127.0.0.1:$SRV_PORT/memory?tasks=$n" "$file"
+        echo "server VmRSS after: $(rss_kb "$SRV_PID") kB" >>"$file"
+        kv=$(json_kv "$file")
+        [ -n "$kv" ] || kv="error=no_json"
+        alive "$SRV_PID" || kv="error=server_exited"
+        record "scenario=8" "server=tern" "round=$round" "tasks=$n" "out=${file#$ROOT/bench/}" "$kv"
+        stop_server
+    done
+}
+
+# rss_sampler PID FILE: VmRSS (kB) of PID every 0.2 s into FILE until killed.
+rss_sampler() {
+    while :; do
+        echo "$(date +%s.%N) $(rss_kb "$1")" >>"$2"
+        sleep 0.2
+    done
+}
+
+# Scenario 9: capacity of OVL_PATH (closed-loop wrk, OVL_CAP_CONNS connections;
+# the default 2 keeps one request queued behind the running one, so the worker
+# never idles, while the queue delay (~1 ms) stays under the level at which the
+# demo's /adaptive handler cuts its work to a quarter (load level >= 50, i.e.
+# >= 2.5 ms of queue delay with the 5 ms target): with -c4 or more wrk counts
+# quarter-work answers and the "capacity" doubles; bench/work_us.lua prints the
+# mix so this shows),
+# then OVL_FACTOR x that rate offered open-loop by bench/loadgen.c for
+# OVL_SECONDS, then the same closed-loop run again at once (recovery). /stats
+# is read before and after the overload and after the recovery, VmRSS is
+# sampled every 0.2 s throughout.
+overload_scenario() {
+    local round=$1
+    [ -n "$LOADGEN" ] || return 0
+    start_server tern || return 0
+    local url="http://127.0.0.1:$SRV_PORT$OVL_PATH" pre=$OUT/s9-tern-r$round
+    local t0 t1 c0 c1 cap_rps rate rss0 rss1 rss2 rss_max spid kv lg
+    taskset -c 1 wrk -t1 -c"$OVL_CAP_CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1
+    # capacity and unloaded p99
+    c0=$(cpu0_ticks); t0=$(cpu_ticks "$SRV_PID")
+    run_wrk "$pre-capacity.txt" -t1 -c"$OVL_CAP_CONNS" -d"$OVL_CAP_DURATION" --latency \
+        -s bench/work_us.lua "$url"
+    t1=$(cpu_ticks "$SRV_PID"); c1=$(cpu0_ticks)
+    local cap_other
+    cap_other=$(other_pct "$c0" "$c1" $((t1 - t0)))
+    # 200s per second only: a 503 is not served capacity
+    cap_rps=$(python3 - "$pre-capacity.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+n = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", t)
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+if n:
+    secs = float(n.group(2)) * {"ms": 1e-3, "s": 1, "m": 60}[n.group(3)]
+    print(f"{(int(n.group(1)) - (int(bad.group(1)) if bad else 0)) / secs:.1f}")
+PY
+)
+    if [ -z "$cap_rps" ] || ! alive "$SRV_PID"; then
+        note "tern: scenario 9 round $round: no capacity figure (see ${pre#$ROOT/}-capacity.txt)"
+        record "scenario=9" "server=tern" "round=$round" "error=capacity"
+        stop_server
+        return 0
+    fi
+    rate=$(awk -v c="$cap_rps" -v f="$OVL_FACTOR" 'BEGIN { printf "%.0f", c * f }')
+    : >"$pre-rss.txt"
+    rss_sampler "$SRV_PID" "$pre-rss.txt" &
+    spid=$!
+    TRACKED+=("$spid")
+    sleep 1 # a few samples of the calm baseline
+    echo "\$ GET /stats" >"$pre-stats0.txt"
+    http_get "http://127.0.0.1:$SRV_PORT/stats" "$pre-stats0.txt"
+    rss0=$(rss_kb "$SRV_PID")
+    # the overload, open loop
+    c0=$(cpu0_ticks); t0=$(cpu_ticks "$SRV_PID")
+    lg=(--port "$SRV_PORT" --path "$OVL_PATH" --rate "$rate" --conns "$OVL_CONNS"
+        --seconds "$OVL_SECONDS" --dump "$pre-requests.txt")
+    echo "overload_start $(date +%s.%N)" >>"$pre-rss.txt"
+    echo "\$ taskset -c 1 bench/out/bin/loadgen $(quote "${lg[@]}")" >"$pre-overload.txt"
+    taskset -c 1 "$LOADGEN" "${lg[@]}" >>"$pre-overload.txt" 2>&1 &
+    local lpid=$!
+    TRACKED+=("$lpid")
+    wait "$lpid"
+    untrack "$lpid"
+    echo "overload_end $(date +%s.%N)" >>"$pre-rss.txt"
+    t1=$(cpu_ticks "$SRV_PID"); c1=$(cpu0_ticks)
+    local ovl_other
+    ovl_other=$(other_pct "$c0" "$c1" $((t1 - t0)))
+    rss1=$(rss_kb "$SRV_PID")
+    echo "\$ GET /stats" >"$pre-stats1.txt"
+    http_get "http://127.0.0.1:$SRV_PORT/stats" "$pre-stats1.txt"
+    # recovery: the capacity run again, right away
+    c0=$(cpu0_ticks); t0=$(cpu_ticks "$SRV_PID")
+    run_wrk "$pre-recovery.txt" -t1 -c"$OVL_CAP_CONNS" -d"$OVL_RECOVERY_DURATION" --latency \
+        -s bench/work_us.lua "$url"
+    t1=$(cpu_ticks "$SRV_PID"); c1=$(cpu0_ticks)
+    local rec_other
+    rec_other=$(other_pct "$c0" "$c1" $((t1 - t0)))
+    echo "\$ GET /stats" >"$pre-stats2.txt"
+    http_get "http://127.0.0.1:$SRV_PORT/stats" "$pre-stats2.txt"
+    sleep 0.5
+    kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; untrack "$spid"
+    rss2=$(rss_kb "$SRV_PID")
+    # largest sample between the overload's start and end markers
+    rss_max=$(awk '/^overload_start/ { on = 1; next } /^overload_end/ { on = 0; next }
+                   on && $2 > m { m = $2 } END { print m + 0 }' "$pre-rss.txt")
+    if ! alive "$SRV_PID"; then
+        note "tern: exited during scenario 9 round $round (run discarded)"
+        record "scenario=9" "server=tern" "round=$round" "error=server_exited"
+        stop_server
+        return 0
+    fi
+    kv=$(grep '^offered_rps=' "$pre-overload.txt" | tail -1)
+    [ -n "$kv" ] || kv="error=loadgen_failed"
+    record "scenario=9" "server=tern" "round=$round" "cap=${pre#$ROOT/bench/}-capacity.txt" \
+        "rec=${pre#$ROOT/bench/}-recovery.txt" "ovl=${pre#$ROOT/bench/}-overload.txt" \
+        "dump=${pre#$ROOT/bench/}-requests.txt" \
+        "cap_ok_rps=$cap_rps" "rss_before_kb=$rss0" "rss_during_max_kb=$rss_max" \
+        "rss_end_kb=$rss1" "rss_after_kb=$rss2" "cap_cpu0_other=$cap_other" \
+        "ovl_cpu0_other=$ovl_other" "rec_cpu0_other=$rec_other" \
+        "cap_work=$(sed -n 's/^work_us=//p' "$pre-capacity.txt")" \
+        "rec_work=$(sed -n 's/^work_us=//p' "$pre-recovery.txt")" "$kv" \
+        "$(json_kv "$pre-stats0.txt" st0_)" "$(json_kv "$pre-stats1.txt" st1_)" \
+        "$(json_kv "$pre-stats2.txt" st2_)"
+    stop_server
+}
+
 MAIN=(tern nginx floor)
 for e in $EXTRA; do MAIN+=("$e"); done
+
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+LOADGEN=""
+if has 9; then
+    LOADGEN=$OUT/bin/loadgen
+    if ! cc -O2 -o "$LOADGEN" bench/loadgen.c >"$OUT/logs/loadgen-build.log" 2>&1; then
+        note "loadgen: build failed (see bench/out/logs/loadgen-build.log): scenario 9 skipped"
+        LOADGEN=""
+    fi
+fi
 
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -402,9 +587,17 @@ for e in $EXTRA; do MAIN+=("$e"); done
     echo "conc_duration=$CONC_DURATION"
     echo "warmup=$WARMUP"
     echo "ulimit_n=$(ulimit -n)"
+    echo "scenarios=$SCENARIOS"
+    echo "mem_tasks=$MEM_TASKS"
+    echo "ovl_path=$OVL_PATH"
+    echo "ovl_cap_conns=$OVL_CAP_CONNS"
+    echo "ovl_cap_duration=$OVL_CAP_DURATION"
+    echo "ovl_factor=$OVL_FACTOR"
+    echo "ovl_seconds=$OVL_SECONDS"
+    echo "ovl_conns=$OVL_CONNS"
+    echo "ovl_recovery_duration=$OVL_RECOVERY_DURATION"
 } >"$OUT/machine.txt"
 
-has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 PIPE_LUA=$ANCHORS/pipeline.lua
 for ((r = 1; r <= ROUNDS; r++)); do
     mapfile -t ORDER < <(rotate "$r" "${MAIN[@]}")
@@ -421,6 +614,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if has 6; then
         for s in $(rotate "$r" tern tokio); do conc_scenario "$s" "$r"; done
     fi
+    has 8 && memory_scenario "$r"
+    has 9 && overload_scenario "$r"
 done
 has 7 && micro_scenario
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"

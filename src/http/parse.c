@@ -285,6 +285,45 @@ static inline int is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
+/* host [":" port] as in an authority or a Host field value (RFC 3986
+ * §3.2.2/§3.2.3, RFC 9110 §7.2): an IP-literal in brackets, or a reg-name /
+ * IPv4 address of unreserved, pct-encoded and sub-delims characters; the
+ * port is digits. Anything else ('"', '@', '/', SP...) makes the field
+ * invalid, which RFC 9112 §3.2 says MUST be answered with 400. An empty value
+ * is valid (a Host for a target without authority). */
+static int valid_host_port(const char *h, const char *e) {
+    static const unsigned char reg[256] = {
+        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['%'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+        ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+        ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+        ['Y'] = 1, ['Z'] = 1,
+        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+        ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+        ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+        ['y'] = 1, ['z'] = 1,
+    };
+    const char *p = h;
+    if (p < e && *p == '[') {
+        /* IP-literal: IPv6address / IPvFuture; their characters are a
+         * subset of reg-name's plus ':' */
+        for (p++; p < e && *p != ']'; p++)
+            if (!reg[(unsigned char)*p] && *p != ':') return 0;
+        if (p == e || p == h + 1) return 0;
+        p++;
+    } else {
+        while (p < e && reg[(unsigned char)*p]) p++;
+    }
+    if (p == e) return 1;
+    if (*p != ':') return 0;
+    for (p++; p < e; p++)
+        if (!is_digit(*p)) return 0;
+    return 1;
+}
+
 /* CONNECT target: uri-host ":" port (RFC 9110 §9.3.6). The host may be an
  * IP-literal in brackets; a path, query, fragment or userinfo is refused. */
 static int valid_authority_form(const char *t, size_t n) {
@@ -305,7 +344,7 @@ static int valid_authority_form(const char *t, size_t n) {
     if (v > 65535) return 0;
     /* "[::1]:443": the last ':' must follow the closing bracket */
     if (t[0] == '[' && colon[-1] != ']') return 0;
-    return 1;
+    return valid_host_port(t, end);
 }
 
 /* Fills the target fields; returns 0 or -400. q is the first '?' in the
@@ -352,7 +391,7 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
             ae++;
         }
         /* an http(s) URI with an empty host MUST be rejected (§4.2.1) */
-        if (ae == a) return -400;
+        if (ae == a || !valid_host_port(a, ae)) return -400;
         req->flags |= TERN_REQ_FORM_ABSOLUTE;
         p = ae; /* may be '?' or end: path_len 0 then means "/" */
     }
@@ -649,6 +688,7 @@ static inline int parse_lines(const char *buf, const char *end, const char *star
         if (semantics && kind != H_OTHER) {
             if (kind == H_HOST) {
                 s = note_host(s);
+                if (!valid_host_port(v, ve)) s |= S_BAD;
                 req->host_index = nh;
             } else {
                 s = header_semantics(kind, v, ve, req, s);
@@ -755,6 +795,7 @@ static int parse_fast(const char *buf, const char *end, tern_http_request *req,
         h->value_len = (uint32_t)(ve - v);
         if (kind == H_HOST) {
             s = note_host(s);
+            if (!valid_host_port(v, ve)) s |= S_BAD;
             req->host_index = nh;
         } else if (kind != H_OTHER) {
             s = header_semantics(kind, v, ve, req, s);

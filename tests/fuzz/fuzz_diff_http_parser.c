@@ -166,7 +166,7 @@ enum {
     F_TARGET_BYTES = 1u << 6,   /* target byte outside 0x21..0x7E */
     F_TARGET_FORM = 1u << 7,    /* target form tern refuses (see target_form_ok) */
     F_NAME = 1u << 8,           /* header name empty or not a token */
-    F_HOST = 1u << 9,           /* HTTP/1.1 head without Host, or two Host */
+    F_HOST = 1u << 9,           /* HTTP/1.1 head without Host, two Host, or an invalid Host value */
     F_CL = 1u << 10,            /* Content-Length not one 1*DIGIT <= 2^63-1, or with TE */
     F_TE = 1u << 11,            /* TE in 1.0, empty, chunked twice, or other coding */
     F_LIMIT = 1u << 12,         /* over tern's limits */
@@ -179,7 +179,7 @@ enum {
                                    upgrade but is not it */
     F_TE_PREFIX = 1u << 18,     /* header name longer than, starting with, Transfer-Encoding */
     F_TE_EMPTY_ELEM = 1u << 19, /* Transfer-Encoding list with an empty element */
-    F_HTAB = 1u << 20,          /* HTAB after the start of a Content-Length or
+    F_HTAB = 1u << 20,          /* HTAB after the start of a Content-Length, Connection or
                                    Transfer-Encoding value (OWS, or inside a list) */
 };
 
@@ -229,7 +229,9 @@ static int target_form_ok(const char *m, size_t ml, const char *t, size_t n) {
         if (t[e] == '@') return 0;
         e++;
     }
-    return e > s;
+    /* host characters per RFC 3986 §3.2.2 (tern's check, tested on its own
+     * in test_parse.c) */
+    return e > s && valid_host_port(t + s, t + e);
 }
 
 static void lex(const char *buf, size_t len, feat *ft) {
@@ -312,7 +314,10 @@ static void lex(const char *buf, size_t len, feat *ft) {
             const char *v = colon + 1, *ve = le;
             trim(&v, &ve);
             if (n > 17 && lower_eq(l, 17, "transfer-encoding")) ft->f |= F_TE_PREFIX;
-            if (lower_eq(l, n, "host") && whole) hosts++;
+            if (lower_eq(l, n, "host") && whole) {
+                hosts++;
+                if (!valid_host_port(v, ve)) ft->f |= F_HOST; /* RFC 9112 §3.2 */
+            }
             if (lower_eq(l, n, "content-length")) {
                 cls++;
                 uint64_t x = 0;
@@ -351,6 +356,7 @@ static void lex(const char *buf, size_t len, feat *ft) {
                 if (!whole) te_other = 0;
             }
             if (lower_eq(l, n, "connection")) {
+                if (memchr(v, '\t', (size_t)(le - v))) ft->f |= F_HTAB;
                 const char *it = v;
                 while (v < ve) {
                     const char *c = memchr(it, ',', (size_t)(ve - it));
@@ -510,7 +516,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             !(ft.f & (F_TE_EMPTY_ELEM | F_HTAB)))
             fail("chunked", buf, size, t, h, &ft);
         if (!!(q->flags & TERN_REQ_KEEP_ALIVE) != !!h->keep_alive &&
-            !(ft.f & (F_KA10 | F_CONN_LIST)))
+            !(ft.f & (F_KA10 | F_CONN_LIST | F_HTAB)))
             fail("keep-alive", buf, size, t, h, &ft);
     }
     free(buf);

@@ -320,6 +320,15 @@ struct bad {
 static void test_rejections(void) {
     static const struct bad cases[] = {
         /* request line */
+        /* Host with an invalid value (RFC 9112 §3.2: MUST 400) */
+        {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: @x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: h:80x\r\n\r\n", -400},
+        {"GET / HTTP/1.1\r\nHost: \"h\"\r\n\r\n", -400},
+        {"GET http://a\"b/ HTTP/1.1\r\nHost: h\r\n\r\n", -400},
+        {"CONNECT a\"b:443 HTTP/1.1\r\nHost: h\r\n\r\n", -400},
         {"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", -400},
         {"GET /  HTTP/1.1\r\nHost: h\r\n\r\n", -400},
         {"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", -400},
@@ -566,8 +575,22 @@ static void test_random_splits(void) {
     CHECK(seen[3] > 10);
 }
 
+/* valid Host values (the invalid ones are in test_rejections) */
+static void test_host_values(void) {
+    static const char *ok[] = {
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:18095\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: xn--bcher-kva.example:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a-b_c~d.e%20f!$&'()*+,;=\r\n\r\n",
+        "GET http://example.com:8080/x HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) CHECK_INT(P(ok[i], strlen(ok[i])), (int)strlen(ok[i]));
+}
+
 int main(void) {
     guard_init();
+    test_host_values();
     test_basic();
     test_methods();
     test_target_forms();
