@@ -591,8 +591,8 @@ class Report:
         self.w("503s' latency from the actual send instead of the due time (client lateness "
                "excluded), p99 µs: " + (", ".join(
                    f"round {r['round']} {fnum(r['shed_wire_p99_us_f'], 'us')}" for r in good)
-                   or "—") + ". Work done by the admitted requests (the demo handler does "
-               "`work_us / 4` when the load level is ≥ 50), `work_us:count`: " + (", ".join(
+                   or "—") + ". Work done by the admitted requests (the demo handler "
+               "always does the full `work_us`, yielding every 100 µs), `work_us:count`: " + (", ".join(
                    f"round {r['round']} {r.get('ok_work_us', '—')}" for r in good) or "—")
                + ".")
         # admitted latency split by the work the handler did: shows whether the

@@ -116,12 +116,14 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
 typedef struct tern_load {
     unsigned level;           /* 0..100: the worst signal as % of its limit */
     const char *mode;         /* "normal" (< 50), "elevated", "shedding" */
-    int shedding;             /* CoDel: min queue delay over the interval above target */
+    int shedding;             /* overloaded (standing queue) or shedding lately */
     uint64_t queue_delay_us;  /* min over the last interval */
     uint64_t loop_lag_us;     /* max over the last interval */
     unsigned in_flight;       /* server-wide */
     unsigned max_in_flight;   /* server-wide limit, 0 = none */
     uint64_t shed_total;      /* requests this worker shed adaptively */
+    unsigned concurrency_limit; /* adaptive requests allowed to run at once here */
+    unsigned running;         /* adaptive requests running here now */
 } tern_load;
 /* 0, or -EPERM outside a worker thread. */
 int tern_load_get(tern_load *out);

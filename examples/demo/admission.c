@@ -34,20 +34,39 @@ static void backpressure(tern_ctx *ctx) {
                      BACKPRESSURE_SLOTS, free_now, (double)(tern_clock_ns() - t0) / 1e6);
 }
 
-/* Real CPU work (a hash over a buffer), about `us` microseconds worth. */
+/* Real CPU work: FNV-hash rounds, a fixed number per microsecond measured
+ * once at start-up (so the work is a quantity of computation, not of wall
+ * time: interleaved requests do not shorten each other's work). Yields to
+ * the event loop about every 100 µs: new requests are read (and, under
+ * overload, shed) while this one computes, instead of waiting behind it. */
+static double rounds_per_us = 100;
+
+static uint64_t hash_rounds(uint64_t h, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) h = (h ^ (i & 0xff)) * 1099511628211ull;
+    return h;
+}
+
+static void calibrate(void) {
+    uint64_t n = 1u << 20, t0 = tern_clock_ns();
+    volatile uint64_t sink = hash_rounds(1469598103934665603ull, n);
+    (void)sink;
+    uint64_t ns = tern_clock_ns() - t0;
+    if (ns) rounds_per_us = (double)n * 1000.0 / (double)ns;
+}
+
 static uint64_t burn(unsigned us) {
-    uint64_t h = 1469598103934665603ull, end = tern_clock_ns() + (uint64_t)us * 1000;
-    unsigned i = 0;
-    while (tern_clock_ns() < end) {
-        for (int k = 0; k < 256; k++) h = (h ^ (i++ & 0xff)) * 1099511628211ull;
+    uint64_t total = (uint64_t)(rounds_per_us * us), slice = (uint64_t)(rounds_per_us * 100) + 1;
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t done = 0; done < total; done += slice) {
+        h = hash_rounds(h, total - done < slice ? total - done : slice);
+        if (done + slice < total) tern_yield();
     }
     return h;
 }
 
 /* Answers normally or is shed by tern (route option `adaptive`) according
  * to the measured load; reports the level and mode it ran under.
- * ?work_us=N adds N µs of CPU work per request (default 200), so a load
- * generator can push the worker into overload. */
+ * ?work_us=N sets the CPU work per request (default 200 µs, at most 100 ms). */
 static void adaptive(tern_ctx *ctx) {
     unsigned work = 200;
     const char *q = tern_query(ctx, "work_us");
@@ -57,22 +76,24 @@ static void adaptive(tern_ctx *ctx) {
     }
     tern_load before;
     tern_load_get(&before);
-    /* under elevated load, do a cheaper version of the work */
-    unsigned done = before.level >= 50 ? work / 4 : work;
-    uint64_t h = burn(done);
+    uint64_t t0 = tern_clock_ns();
+    uint64_t h = burn(work);
     tern_set_header(ctx, "Content-Type", "application/json");
     tern_printf_body(ctx,
                      "{\"status\":\"ok\",\"mode\":\"%s\",\"load_level\":%u,\"shedding\":%s,"
                      "\"queue_delay_us\":%" PRIu64 ",\"loop_lag_us\":%" PRIu64
-                     ",\"in_flight\":%u,\"shed_total\":%" PRIu64 ",\"work_us\":%u,\"hash\":\"%016" PRIx64
-                     "\"}",
+                     ",\"in_flight\":%u,\"concurrency_limit\":%u,\"running\":%u,"
+                     "\"shed_total\":%" PRIu64 ",\"work_us\":%u,\"took_us\":%" PRIu64
+                     ",\"hash\":\"%016" PRIx64 "\"}",
                      before.mode, before.level, before.shedding ? "true" : "false",
-                     before.queue_delay_us, before.loop_lag_us, before.in_flight, before.shed_total,
-                     done, h);
+                     before.queue_delay_us, before.loop_lag_us, before.in_flight,
+                     before.concurrency_limit, before.running, before.shed_total, work,
+                     (tern_clock_ns() - t0) / 1000, h);
 }
 
 int demo_register_admission(tern_server *s) {
     tern_gsem_init(&backpressure_slots, BACKPRESSURE_SLOTS);
+    calibrate();
     int r = tern_route(s, TERN_GET, "/backpressure", backpressure);
     if (r < 0) return r;
     tern_route_opts opts = {.adaptive = 1};

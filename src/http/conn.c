@@ -786,7 +786,13 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
     handler_deadline hd = {.timer = {.fn = handler_deadline_fire}, .coro = b->coro};
     if (e->timeout_ms)
         tern_wheel_add(&w->sched.wheel, &hd.timer, tern_clock_ns() + (uint64_t)e->timeout_ms * 1000000ull);
+    uint64_t t_start = 0;
+    if (e->adaptive) {
+        tern_admission_start(&w->admission);
+        t_start = tern_clock_ns();
+    }
     e->handler(ctx);
+    if (e->adaptive) tern_admission_done(&w->admission, tern_clock_ns() - t_start);
     tern_wheel_cancel(&w->sched.wheel, &hd.timer);
     b->in_handler = 0;
     /* a cancellation (client gone, deadline) was aimed at the handler: the

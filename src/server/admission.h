@@ -20,6 +20,14 @@
 
 #include <stdint.h>
 
+/* Second mechanism, for handlers that yield (many interleave, so nobody
+ * waits in a queue but everybody gets slower): an adaptive limit on the
+ * adaptive requests running at once on the worker, in the spirit of TCP
+ * Vegas. Each interval compares the requests' measured handler time with
+ * the smallest seen recently (the unloaded time): above twice that, the
+ * limit is scaled down in proportion (at least by a quarter); otherwise, if
+ * the limit was reached, it grows by an eighth. A request over the limit is
+ * answered 503 at once. */
 typedef struct tern_admission {
     uint64_t target_ns, interval_ns;
     uint64_t interval_end_ns;
@@ -31,6 +39,15 @@ typedef struct tern_admission {
     int overloaded;              /* decided at the end of the previous interval */
     unsigned level;              /* 0..100 */
     uint64_t shed_total;
+    unsigned calm_intervals;
+    uint64_t sheds_interval, last_sheds; /* sheds in this / the previous interval */     /* consecutive intervals without a standing queue */
+    /* concurrency limit */
+    unsigned limit, running, peak_running;
+    uint64_t min_latency_ns;     /* smallest handler time seen, refreshed every 50 intervals */
+    uint64_t next_min_ns;        /* smallest of the current refresh window */
+    unsigned min_age;
+    uint64_t lat_sum_ns, lat_count;
+    uint64_t last_avg_latency_ns;
 } tern_admission;
 
 void tern_admission_init(tern_admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);
@@ -40,6 +57,10 @@ void tern_admission_lag(tern_admission *a, uint64_t lag_ns, uint64_t now_ns);
 /* A request is about to run after waiting delay_ns; returns 1 to shed it. */
 int tern_admission_check(tern_admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
                          unsigned max_in_flight);
+/* An admitted adaptive request starts / finished after latency_ns. */
+void tern_admission_start(tern_admission *a);
+void tern_admission_done(tern_admission *a, uint64_t latency_ns);
+
 /* Load level 0..100 from the last interval's signals and the in-flight ratio. */
 unsigned tern_admission_level(const tern_admission *a, unsigned in_flight, unsigned max_in_flight);
 

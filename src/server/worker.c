@@ -50,8 +50,10 @@ int tern_load_get(tern_load *out) {
     unsigned max = w->server->cfg.max_in_flight;
     if (!max) in_flight = w->in_flight; /* counted per worker only without a global limit */
     out->level = tern_admission_level(a, in_flight, max);
-    out->shedding = a->overloaded;
-    out->mode = a->overloaded ? "shedding" : out->level >= 50 ? "elevated" : "normal";
+    out->shedding = a->overloaded || a->last_sheds > 0 || a->sheds_interval > 0;
+    out->mode = out->shedding ? "shedding" : out->level >= 50 ? "elevated" : "normal";
+    out->concurrency_limit = a->limit;
+    out->running = a->running;
     out->queue_delay_us = a->last_min_delay_ns / 1000;
     out->loop_lag_us = a->last_max_lag_ns / 1000;
     out->in_flight = in_flight;
