@@ -1,6 +1,10 @@
 #include "server/admission.h"
 
-#define LIMIT_INITIAL 64
+/* slow start, as TCP does: a cold worker does not let an unmeasured burst of
+ * 64 CPU-heavy handlers interleave (their first completions would take 64
+ * times the work); the limit doubles every interval while times stay near
+ * the unloaded time, so an IO-bound route reaches 64 in half a second */
+#define LIMIT_INITIAL 4
 #define LIMIT_MAX 100000
 /* leave overload only after this many calm intervals in a row: one quiet
  * interval in the middle of an overload is the shedding working, not the
@@ -35,9 +39,13 @@ static void limit_update(tern_admission *a) {
         if (l > quarter_off) l = quarter_off;
         a->limit = l ? (unsigned)l : 1;
     } else if (a->peak_running >= a->limit && a->limit < LIMIT_MAX) {
-        /* room to spare and it was used: grow by an eighth (at least one) */
-        unsigned g = a->limit / 8;
+        /* the limit was used and times are within budget: double while they
+         * stay close to the unloaded time, then grow by an eighth */
+        unsigned g = a->min_latency_ns != UINT64_MAX && 2 * avg <= 3 * a->min_latency_ns
+                         ? a->limit
+                         : a->limit / 8;
         a->limit += g ? g : 1;
+        if (a->limit > LIMIT_MAX) a->limit = LIMIT_MAX;
     }
     /* the unloaded time is re-learnt now and then, so a slower phase of the
      * application does not look like overload forever */

@@ -26,8 +26,9 @@
  * Vegas. Each interval compares the requests' measured handler time with
  * the smallest seen recently (the unloaded time): above twice that, the
  * limit is scaled down in proportion (at least by a quarter); otherwise, if
- * the limit was reached, it grows by an eighth. A request over the limit is
- * answered 503 at once. */
+ * the limit was reached, it doubles (times within 1.5x) or grows by an
+ * eighth. It starts at 4 (slow start). A request over the limit is answered
+ * 503 at once. */
 typedef struct tern_admission {
     uint64_t target_ns, interval_ns;
     uint64_t interval_end_ns;

@@ -72,13 +72,24 @@ static void test_concurrency_limit(void) {
     tern_admission a;
     uint64_t now = 0;
     tern_admission_init(&a, 5 * MS, 100 * MS, now);
-    unsigned start = a.limit;
+    CHECK_INT(a.limit, 4); /* slow start */
     /* unloaded: 1 ms handlers one at a time */
     for (int i = 0; i < 20; i++) {
         tern_admission_start(&a);
         tern_admission_done(&a, 1 * MS);
     }
     CHECK_INT(a.min_latency_ns, 1 * MS);
+    /* the limit used and times unchanged: it doubles each interval */
+    for (int k = 0; k < 4; k++) {
+        unsigned before = a.limit;
+        for (unsigned i = 0; i < before; i++) tern_admission_start(&a);
+        for (unsigned i = 0; i < before; i++) tern_admission_done(&a, 1 * MS);
+        now += 101 * MS;
+        tern_admission_tick(&a, now);
+        CHECK_INT(a.limit, 2 * before);
+    }
+    unsigned start = a.limit;
+    CHECK_INT(start, 64);
     /* 32 interleaved handlers take 32 ms each: the limit is cut in
      * proportion (2 x 1 ms / 32 ms of 64 -> 4), not by a quarter per interval */
     for (int i = 0; i < 32; i++) tern_admission_start(&a);
