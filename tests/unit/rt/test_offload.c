@@ -22,49 +22,8 @@
 
 #define MS 1000000ull
 
-/* ---- a scheduler without a server --------------------------------------- */
+#include "sched_harness.h"
 
-static void on_event(tern_sched *s, uint64_t data, uint32_t events) {
-    switch (data & TERN_EV_TAG_MASK) {
-    case TERN_EV_FDWAIT: tern_sched_fdwait_event(data, events); break;
-    case TERN_EV_NOTIFY: tern_sched_drain_remote(s); break;
-    default: break;
-    }
-}
-
-typedef struct main_box {
-    void *(*fn)(void *);
-    void *arg;
-    int done;
-} main_box;
-
-static void *main_wrap(void *a) {
-    main_box *b = a;
-    b->fn(b->arg);
-    b->done = 1;
-    return NULL;
-}
-
-static void run_main_id(void *(*fn)(void *), void *arg, int id) {
-    tern_sched s;
-    if (tern_sched_init(&s, id, 64 * 1024) < 0) exit(1);
-    tern_sched_self = &s;
-    main_box b = {fn, arg, 0};
-    tern_task *t = tern_spawn(main_wrap, &b);
-    uint64_t limit = tern_clock_ns() + 30000 * MS;
-    while (!b.done || s.coros_live) {
-        tern_sched_poll(&s, on_event, 50 * MS);
-        if (tern_clock_ns() > limit) {
-            fprintf(stderr, "test hung\n");
-            _exit(1); /* not exit: atexit would wait for the stuck pool jobs */
-        }
-    }
-    CHECK_INT(tern_join(t, NULL), 0);
-    tern_sched_self = NULL;
-    tern_sched_destroy(&s);
-}
-
-static void run_main(void *(*fn)(void *), void *arg) { run_main_id(fn, arg, 0); }
 
 static uint64_t ms_since(uint64_t t0) { return (tern_clock_ns() - t0) / MS; }
 
