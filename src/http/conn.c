@@ -398,6 +398,12 @@ static int send_head_body(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *
     int inline_body = send_body && body_len <= INLINE_BODY_MAX;
     if (inline_body) need += body_len;
 
+    if (w->wbuf.len > w->wbuf.off && w->wbuf.cap - w->wbuf.len < need) {
+        /* the batch is full: send it rather than grow the worker's buffer
+         * (it stays at its initial 64 KiB under any mix of responses) */
+        int fr = conn_flush(w, c, b);
+        if (fr < 0) return fr;
+    }
     char *start = wbuf_reserve(w, need);
     if (!start) return -ENOMEM;
     char *p = start;
