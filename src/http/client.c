@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "http/chunked.h"
+#include "http/parse.h"
 #include "rt/sched.h"
 #include "tern/sync.h"
 
@@ -349,16 +350,10 @@ static client_worker *worker_state(tern_client *c, int *err) {
 
 /* ---- request ---------------------------------------------------------------- */
 
-/* tchar (RFC 9110 §5.6.2), ASCII only whatever the locale */
-static int is_tchar(unsigned char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(const char *s) {
     if (!*s) return 0;
     for (; *s; s++)
-        if (!is_tchar((unsigned char)*s)) return 0;
+        if (!tern_http_tchar[(unsigned char)*s]) return 0;
     return 1;
 }
 

@@ -51,9 +51,10 @@
  * with 501"); the bound keeps the re-scan of a partial request line cheap. */
 #define MAX_METHOD 32
 
-/* tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~" DIGIT ALPHA. */
+/* tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~" DIGIT ALPHA. Shared with the
+ * response side (header names a handler sets) and the client (parse.h). */
 // clang-format off
-static const unsigned char tchar[256] = {
+const unsigned char tern_http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -70,7 +71,7 @@ static const unsigned char tchar[256] = {
 // clang-format on
 
 static inline int is_tchar(char c) {
-    return tchar[(unsigned char)c];
+    return tern_http_tchar[(unsigned char)c];
 }
 
 /* ---- scanning -------------------------------------------------------------

@@ -95,6 +95,9 @@ typedef struct tern_http_request {
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
                             const tern_http_limits *lim);
 
+/* 1 for the token characters of RFC 9110 §5.6.2, 0 otherwise. */
+extern const unsigned char tern_http_tchar[256];
+
 /* Case-insensitive compare of a header name at buf+h->name_off. */
 int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,
                         size_t name_len);
