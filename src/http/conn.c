@@ -110,8 +110,11 @@ static void start_serving(tern_worker *w, tern_conn *c) {
 /* ---- accept / events / sweep --------------------------------------------- */
 
 void tern_conn_accepted(tern_worker *w, int fd) {
+    /* the server-wide count was raised by the caller before accept (the
+     * slot reservation that makes max_connections exact across workers) */
     if ((size_t)fd >= w->conn_slots) {
         close(fd);
+        atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
         return;
     }
     tern_conn *c = &w->conns[fd];
@@ -123,10 +126,10 @@ void tern_conn_accepted(tern_worker *w, int fd) {
     if (epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);
         c->flags = 0;
+        atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
         return;
     }
     __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
-    atomic_fetch_add_explicit(&w->server->open_conns, 1, memory_order_relaxed);
     tern_metrics_conn_opened(w->metrics);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */

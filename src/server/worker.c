@@ -134,7 +134,11 @@ static void accept_all(tern_worker *w) {
     tern_server *s = w->server;
     unsigned limit = s->cfg.max_connections;
     while (w->listen_fd >= 0 && !w->draining) {
-        if (limit && atomic_load_explicit(&s->open_conns, memory_order_relaxed) >= limit) {
+        /* reserve the slot first: two workers checking a shared count and
+         * then accepting could both take the last one */
+        unsigned n = atomic_fetch_add_explicit(&s->open_conns, 1, memory_order_relaxed);
+        if (limit && n >= limit) {
+            atomic_fetch_sub_explicit(&s->open_conns, 1, memory_order_relaxed);
             /* at the limit: leave connections in the kernel's backlog (the
              * client waits) rather than accept and drop them */
             pause_accept(w);
@@ -142,9 +146,11 @@ static void accept_all(tern_worker *w) {
         }
         int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN) return;
-            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            int e = errno;
+            atomic_fetch_sub_explicit(&s->open_conns, 1, memory_order_relaxed);
+            if (e == EAGAIN) return;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
                 pause_accept(w);
                 return;
             }
