@@ -353,7 +353,7 @@ static client_worker *worker_state(tern_client *c, int *err) {
 static int is_token(const char *s) {
     if (!*s) return 0;
     for (; *s; s++)
-        if (!tern_http_tchar[(unsigned char)*s]) return 0;
+        if (!(tern_http_char_class[(unsigned char)*s] & TERN_CHAR_TOKEN)) return 0;
     return 1;
 }
 

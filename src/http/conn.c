@@ -140,7 +140,6 @@ void tern_conn_event(tern_worker *w, tern_conn *c, uint32_t events) {
     if (!(c->flags & TERN_CONN_OPEN)) return;
     const uint32_t in_ev = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     if (events & in_ev) c->flags |= TERN_CONN_READABLE;
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->flags |= TERN_CONN_HUP;
     conn_busy *b = c->busy;
     if (b) {
         if (b->wait) {

@@ -29,7 +29,6 @@ enum {
     TERN_CONN_READABLE = 1u << 1,   /* an EPOLLIN edge not yet drained by a read */
     TERN_CONN_IN_QUEUE = 1u << 2,   /* on the idle queue */
     TERN_CONN_PEER_EOF = 1u << 3,   /* read returned 0 */
-    TERN_CONN_HUP = 1u << 4,        /* EPOLLHUP/EPOLLERR/RDHUP seen */
     TERN_CONN_DRAIN = 1u << 5,      /* server draining: close after the current response */
     TERN_CONN_TSTAMP = 1u << 6,     /* SO_TIMESTAMPNS on: reads carry the arrival time */
     TERN_CONN_KILL = 1u << 7,       /* drain deadline passed: every wait fails */

@@ -166,7 +166,7 @@ int tern_header_name_valid(const char *name, size_t len) {
     if (len == 0) return 0;
     unsigned ok = 1;
     /* one table lookup per byte, no branch */
-    for (size_t i = 0; i < len; i++) ok &= tern_http_tchar[(unsigned char)name[i]];
+    for (size_t i = 0; i < len; i++) ok &= tern_http_char_class[(unsigned char)name[i]] & TERN_CHAR_TOKEN;
     return (int)ok;
 }
 

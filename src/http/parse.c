@@ -51,27 +51,36 @@
  * with 501"); the bound keeps the re-scan of a partial request line cheap. */
 #define MAX_METHOD 32
 
-/* tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~" DIGIT ALPHA. Shared with the
- * response side (header names a handler sets) and the client (parse.h). */
+/* Character classes, shared with the response side (header names a handler
+ * sets) and the client through parse.h:
+ *   TERN_CHAR_TOKEN: tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~" DIGIT ALPHA;
+ *   TERN_CHAR_HOST:  what a reg-name or IP literal may hold (RFC 3986 §3.2.2):
+ *                    unreserved, pct-encoded's '%', sub-delims. */
+#define T TERN_CHAR_TOKEN
+#define H TERN_CHAR_HOST
 // clang-format off
-const unsigned char tern_http_tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
+const unsigned char tern_http_char_class[256] = {
+    ['!'] = T | H, ['#'] = T, ['$'] = T | H, ['%'] = T | H, ['&'] = T | H, ['\''] = T | H,
+    ['*'] = T | H, ['+'] = T | H, ['-'] = T | H, ['.'] = T | H, ['^'] = T, ['_'] = T | H,
+    ['`'] = T, ['|'] = T, ['~'] = T | H, ['0'] = T | H, ['1'] = T | H, ['2'] = T | H,
+    ['3'] = T | H, ['4'] = T | H, ['5'] = T | H, ['6'] = T | H, ['7'] = T | H, ['8'] = T | H,
+    ['9'] = T | H, ['A'] = T | H, ['B'] = T | H, ['C'] = T | H, ['D'] = T | H, ['E'] = T | H,
+    ['F'] = T | H, ['G'] = T | H, ['H'] = T | H, ['I'] = T | H, ['J'] = T | H, ['K'] = T | H,
+    ['L'] = T | H, ['M'] = T | H, ['N'] = T | H, ['O'] = T | H, ['P'] = T | H, ['Q'] = T | H,
+    ['R'] = T | H, ['S'] = T | H, ['T'] = T | H, ['U'] = T | H, ['V'] = T | H, ['W'] = T | H,
+    ['X'] = T | H, ['Y'] = T | H, ['Z'] = T | H, ['a'] = T | H, ['b'] = T | H, ['c'] = T | H,
+    ['d'] = T | H, ['e'] = T | H, ['f'] = T | H, ['g'] = T | H, ['h'] = T | H, ['i'] = T | H,
+    ['j'] = T | H, ['k'] = T | H, ['l'] = T | H, ['m'] = T | H, ['n'] = T | H, ['o'] = T | H,
+    ['p'] = T | H, ['q'] = T | H, ['r'] = T | H, ['s'] = T | H, ['t'] = T | H, ['u'] = T | H,
+    ['v'] = T | H, ['w'] = T | H, ['x'] = T | H, ['y'] = T | H, ['z'] = T | H, ['('] = H,
+    [')'] = H, [','] = H, [';'] = H, ['='] = H,
 };
 // clang-format on
+#undef T
+#undef H
 
 static inline int is_tchar(char c) {
-    return tern_http_tchar[(unsigned char)c];
+    return tern_http_char_class[(unsigned char)c] & TERN_CHAR_TOKEN;
 }
 
 /* ---- scanning -------------------------------------------------------------
@@ -293,30 +302,16 @@ static inline int is_digit(char c) {
  * invalid, which RFC 9112 §3.2 says MUST be answered with 400. An empty value
  * is valid (a Host for a target without authority). */
 static int valid_host_port(const char *h, const char *e) {
-    static const unsigned char reg[256] = {
-        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['%'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
-        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1,
-        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-        ['8'] = 1, ['9'] = 1,
-        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-        ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-        ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-        ['Y'] = 1, ['Z'] = 1,
-        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-        ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-        ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-        ['y'] = 1, ['z'] = 1,
-    };
     const char *p = h;
     if (p < e && *p == '[') {
         /* IP-literal: IPv6address / IPvFuture; their characters are a
          * subset of reg-name's plus ':' */
         for (p++; p < e && *p != ']'; p++)
-            if (!reg[(unsigned char)*p] && *p != ':') return 0;
+            if (!(tern_http_char_class[(unsigned char)*p] & TERN_CHAR_HOST) && *p != ':') return 0;
         if (p == e || p == h + 1) return 0;
         p++;
     } else {
-        while (p < e && reg[(unsigned char)*p]) p++;
+        while (p < e && (tern_http_char_class[(unsigned char)*p] & TERN_CHAR_HOST)) p++;
     }
     if (p == e) return 1;
     if (*p != ':') return 0;

@@ -95,8 +95,10 @@ typedef struct tern_http_request {
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
                             const tern_http_limits *lim);
 
-/* 1 for the token characters of RFC 9110 §5.6.2, 0 otherwise. */
-extern const unsigned char tern_http_tchar[256];
+/* Character classes (bits): tokens (RFC 9110 §5.6.2) and host characters
+ * (RFC 3986 §3.2.2). */
+enum { TERN_CHAR_TOKEN = 1, TERN_CHAR_HOST = 2 };
+extern const unsigned char tern_http_char_class[256];
 
 /* Case-insensitive compare of a header name at buf+h->name_off. */
 int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,

@@ -93,7 +93,6 @@ tern_coro *tern_sched_coro_new(tern_sched *s, void (*fn)(void *), void *arg) {
 
 static void resume(tern_sched *s, tern_coro *c) {
     s->current = c;
-    s->switches++;
     tern_coro_switch(&s->loop_sp, c->sp);
     s->current = NULL;
     tern_coro_check(c);
@@ -137,7 +136,6 @@ int tern_sched_park(void) {
     if (c->flags & TERN_CORO_PARK_HOOK) s->park_hook(c);
     c->flags |= TERN_CORO_PARKED;
     c->result = 0;
-    s->switches++;
     tern_coro_switch(&c->sp, s->loop_sp);
     return c->result;
 }
@@ -161,10 +159,6 @@ typedef struct park_timer {
 
 static void park_timer_fire(tern_timer *t) {
     park_timer *pt = (park_timer *)t;
-    tern_sched *s = tern_sched_self;
-    /* loop lag: how late this timer fired (metrics, fairness) */
-    if (s->now_ns > t->deadline_ns && s->now_ns - t->deadline_ns > s->lag_ns_max)
-        s->lag_ns_max = s->now_ns - t->deadline_ns;
     tern_sched_wake(pt->coro, -ETIMEDOUT);
 }
 
@@ -243,7 +237,6 @@ int tern_yield(void) {
     /* ready again at once: parked and queued in one step */
     if (c->flags & TERN_CORO_PARK_HOOK) s->park_hook(c);
     tern_sched_enqueue(s, c);
-    s->switches++;
     tern_coro_switch(&c->sp, s->loop_sp);
     return (c->flags & TERN_CORO_CANCELLED) ? -ECANCELED : 0;
 }

@@ -51,8 +51,6 @@ struct tern_sched {
     tern_park_hook park_hook;     /* see TERN_CORO_PARK_HOOK */
     void *user;                   /* the worker that owns this scheduler */
     uint64_t coros_live;          /* coroutines not yet finished */
-    uint64_t switches;            /* context switches (metrics) */
-    uint64_t lag_ns_max;          /* worst timer lateness since last read */
     tern_wheel wheel;
     tern_stack_pool stacks;
     /* wakes posted from other threads (offload results, cross-worker sync) */
