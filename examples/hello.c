@@ -2,8 +2,8 @@
 #include <tern.h>
 
 static void hello(tern_ctx *ctx) {
-    tern_set_header(ctx, "Content-Type", "text/plain");
-    tern_set_body_static(ctx, "Hello, World!", 13);
+    tern_resp_set_header(ctx, "Content-Type", "text/plain");
+    tern_resp_set_body_static(ctx, "Hello, World!", 13);
 }
 
 int main(void) {

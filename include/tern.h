@@ -10,6 +10,8 @@
 #ifndef TERN_H
 #define TERN_H
 
+#include <tern/api.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +24,7 @@ extern "C" {
 #define TERN_VERSION "0.1.0"
 
 /* ---- methods (bit flags, so a route can accept several) ---------------- */
-enum tern_method {
+enum tern_req_method {
     TERN_GET = 1u << 0,
     TERN_HEAD = 1u << 1,
     TERN_POST = 1u << 2,
@@ -75,25 +77,25 @@ typedef struct tern_config {
 } tern_config;
 
 /* Fills cfg with the defaults documented above. */
-void tern_config_init(tern_config *cfg);
+TERN_API void tern_config_init(tern_config *cfg);
 
 /* Creates a server with default configuration (or a copy of cfg). */
-tern_server *tern_server_new(void);
-tern_server *tern_server_new_config(const tern_config *cfg);
-void tern_server_free(tern_server *s);
+TERN_API tern_server *tern_server_new(void);
+TERN_API tern_server *tern_server_new_config(const tern_config *cfg);
+TERN_API void tern_server_free(tern_server *s);
 
 /* Address and workers; return 0 or -EINVAL. */
-int tern_server_listen(tern_server *s, const char *host, uint16_t port);
-int tern_server_set_workers(tern_server *s, int workers);
+TERN_API int tern_server_set_address(tern_server *s, const char *host, uint16_t port);
+TERN_API int tern_server_set_workers(tern_server *s, int workers);
 /* See tern_config.shared_port. */
-int tern_server_set_shared_port(tern_server *s, int shared);
+TERN_API int tern_server_set_shared_port(tern_server *s, int shared);
 
 /* Registers handler h for the methods in `methods` on `pattern`.
  * Patterns: "/static/path", "/users/:id" (one segment), and a last
  * segment "*path" that takes the rest of the path (as in "/files/" + "*path"). Static segments win over
  * :params, which win over *wildcards. Returns 0, -EINVAL (bad pattern),
  * -EEXIST (same method and shape already registered) or -ENOMEM. */
-int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h);
+TERN_API int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h);
 
 /* Per-route admission control. */
 typedef struct tern_route_opts {
@@ -105,8 +107,9 @@ typedef struct tern_route_opts {
     unsigned timeout_ms;    /* handler deadline: past it the handler is cancelled
                                (its parks return -ECANCELED) and, unless it
                                already streamed, the answer is a 503. 0 = none */
+    void *data;             /* the route's user data: tern_route_data(ctx) */
 } tern_route_opts;
-int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
+TERN_API int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts);
 
 /* The current worker's load, from measured signals only: the minimum queue
@@ -126,63 +129,83 @@ typedef struct tern_load {
     unsigned running;         /* adaptive requests running here now */
 } tern_load;
 /* 0, or -EPERM outside a worker thread. */
-int tern_load_get(tern_load *out);
+TERN_API int tern_load_get(tern_load *out);
+
+/* ---- application data ----------------------------------------------------
+ * Three places for a program's state, so handlers need no globals:
+ * - the route's data (tern_route_opts.data), read with tern_route_data;
+ * - the server's data, set once before running, read from any handler with
+ *   tern_server_data(tern_ctx_server(ctx));
+ * - a per-worker slot: `start` runs on each worker thread before it serves
+ *   (worker index 0..workers-1) and returns that worker's local state, read
+ *   with tern_worker_local() from handlers and tasks on that worker;
+ *   `stop` runs on the same thread after its last request. Per-worker state
+ *   needs no locking: only that worker's coroutines see it. */
+TERN_API void *tern_route_data(const tern_ctx *ctx);
+TERN_API void tern_server_set_data(tern_server *s, void *data);
+TERN_API void *tern_server_data(const tern_server *s);
+typedef void *(*tern_worker_start_fn)(tern_server *s, int worker);
+typedef void (*tern_worker_stop_fn)(tern_server *s, int worker, void *local);
+/* 0, or -EBUSY once the server runs. */
+TERN_API int tern_server_on_worker(tern_server *s, tern_worker_start_fn start, tern_worker_stop_fn stop);
+/* The current worker's slot; NULL outside a worker thread or without `start`. */
+TERN_API void *tern_worker_local(void);
 
 /* Binds the listeners (one per worker, SO_REUSEPORT) without serving yet.
  * Called by tern_server_run if not called before. Returns 0 or -errno
  * (-EADDRINUSE when the port is taken). From here on SIGINT, SIGTERM and
  * SIGPIPE are blocked in the calling thread, so a stop signal that arrives
  * before tern_server_run is not lost; run (or free) restores the mask. */
-int tern_server_bind(tern_server *s);
+TERN_API int tern_server_bind(tern_server *s);
 /* The bound port (useful with port 0), or 0 before binding. */
-uint16_t tern_server_port(const tern_server *s);
+TERN_API uint16_t tern_server_port(const tern_server *s);
 /* Worker threads the server runs (the resolved default once bound). */
-int tern_server_workers(const tern_server *s);
+TERN_API int tern_server_workers(const tern_server *s);
 
 /* Serves until SIGINT/SIGTERM or tern_server_stop(); then stops accepting,
  * lets in-flight requests finish (drain_timeout_ms) and returns 0, or a
  * negative errno if the server could not start. */
-int tern_server_run(tern_server *s);
+TERN_API int tern_server_run(tern_server *s);
 /* Asks a running server to stop; async-signal-safe and thread-safe. */
-void tern_server_stop(tern_server *s);
+TERN_API void tern_server_stop(tern_server *s);
 
 /* ---- request ------------------------------------------------------------- */
-unsigned tern_method(const tern_ctx *ctx);           /* one TERN_* bit, 0 if other */
-tern_str tern_method_str(const tern_ctx *ctx);
-tern_str tern_target(const tern_ctx *ctx);           /* raw request-target */
-const char *tern_path(const tern_ctx *ctx);          /* decoded, normalised path */
-tern_str tern_query_string(const tern_ctx *ctx);     /* raw, without '?' */
+TERN_API unsigned tern_req_method(const tern_ctx *ctx);           /* one TERN_* bit, 0 if other */
+TERN_API tern_str tern_req_method_str(const tern_ctx *ctx);
+TERN_API tern_str tern_req_target(const tern_ctx *ctx);           /* raw request-target */
+TERN_API const char *tern_req_path(const tern_ctx *ctx);          /* decoded, normalised path */
+TERN_API tern_str tern_req_query_string(const tern_ctx *ctx);     /* raw, without '?' */
 /* Decoded query parameter (first occurrence), NULL when absent. */
-const char *tern_query(tern_ctx *ctx, const char *name);
+TERN_API const char *tern_req_query(tern_ctx *ctx, const char *name);
 /* Header value, case-insensitive name; NULL when absent. */
-const char *tern_header(const tern_ctx *ctx, const char *name);
+TERN_API const char *tern_req_header(const tern_ctx *ctx, const char *name);
 /* Iterates headers: returns 0 and fills name/value for index i, -1 past end. */
-int tern_header_at(const tern_ctx *ctx, size_t i, tern_str *name, tern_str *value);
+TERN_API int tern_req_header_at(const tern_ctx *ctx, size_t i, tern_str *name, tern_str *value);
 /* Route parameter (":id" or "*path"), decoded; NULL when absent. */
-const char *tern_param(const tern_ctx *ctx, const char *name);
-tern_str tern_body(const tern_ctx *ctx);
-int tern_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
+TERN_API const char *tern_req_param(const tern_ctx *ctx, const char *name);
+TERN_API tern_str tern_req_body(const tern_ctx *ctx);
+TERN_API int tern_req_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
 /* Peer address; returns 0 or -errno. */
-int tern_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);
+TERN_API int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);
 /* The worker index this request runs on. */
-int tern_worker_id(void);
+TERN_API int tern_worker_id(void);
 
 /* ---- response ------------------------------------------------------------ */
-void tern_set_status(tern_ctx *ctx, int status);
-int tern_status(const tern_ctx *ctx);
+TERN_API void tern_resp_set_status(tern_ctx *ctx, int status);
+TERN_API int tern_resp_status(const tern_ctx *ctx);
 /* Header names must be tokens and values must not hold CR, LF or NUL:
  * invalid input is refused with -EINVAL (no response splitting). */
-int tern_set_header(tern_ctx *ctx, const char *name, const char *value);
-int tern_add_header(tern_ctx *ctx, const char *name, const char *value);
-int tern_remove_header(tern_ctx *ctx, const char *name);
+TERN_API int tern_resp_set_header(tern_ctx *ctx, const char *name, const char *value);
+TERN_API int tern_resp_add_header(tern_ctx *ctx, const char *name, const char *value);
+TERN_API int tern_resp_remove_header(tern_ctx *ctx, const char *name);
 /* Body copied into the request arena. */
-int tern_set_body(tern_ctx *ctx, const void *data, size_t len);
-int tern_append_body(tern_ctx *ctx, const void *data, size_t len);
+TERN_API int tern_resp_set_body(tern_ctx *ctx, const void *data, size_t len);
+TERN_API int tern_resp_append_body(tern_ctx *ctx, const void *data, size_t len);
 /* Body not copied: data must stay valid until the response is sent
  * (a string literal or other static data). */
-void tern_set_body_static(tern_ctx *ctx, const void *data, size_t len);
-int tern_printf_body(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+TERN_API void tern_resp_set_body_static(tern_ctx *ctx, const void *data, size_t len);
+TERN_API int tern_resp_printf(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+TERN_API int tern_resp_vprintf(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Streaming: sends the status and headers set so far, then the body piece
  * by piece as the handler produces it, so a response of any size needs no
  * buffer of that size. Each write parks the handler while the client reads
@@ -191,57 +214,57 @@ int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) __attribute__(
  * until close (HTTP/1.0). A stream left open is ended when the handler
  * returns; fewer bytes than announced close the connection. Only the
  * handler itself may stream (-EPERM from a task it spawned). */
-int tern_stream_start(tern_ctx *ctx, int64_t content_length);
-int tern_stream_write(tern_ctx *ctx, const void *data, size_t len);
-int tern_stream_end(tern_ctx *ctx);
+TERN_API int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length);
+TERN_API int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len);
+TERN_API int tern_resp_stream_end(tern_ctx *ctx);
 /* status + "text/plain; charset=utf-8" + body copy */
-int tern_text(tern_ctx *ctx, int status, const char *text);
+TERN_API int tern_resp_text(tern_ctx *ctx, int status, const char *text);
 /* status + "application/json" + body copy */
-int tern_json(tern_ctx *ctx, int status, const char *json);
+TERN_API int tern_resp_json(tern_ctx *ctx, int status, const char *json);
 /* s escaped as a JSON string literal, quotes included, in the arena. */
-const char *tern_json_quote(tern_ctx *ctx, const char *s);
+TERN_API const char *tern_json_quote(tern_ctx *ctx, const char *s);
 
 /* Per-request arena: freed when the request ends. NULL on out of memory
  * (the request then gets a 503). */
-void *tern_alloc(tern_ctx *ctx, size_t n);
-char *tern_strdup(tern_ctx *ctx, const char *s);
-char *tern_sprintf(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+TERN_API void *tern_alloc(tern_ctx *ctx, size_t n);
+TERN_API char *tern_strdup(tern_ctx *ctx, const char *s);
+TERN_API char *tern_sprintf(tern_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- runtime (callable from any handler or task) -------------------------
  * Parking calls return -ECANCELED when the task or request was cancelled
  * (for a request: the client went away), so the caller can clean up. */
 typedef struct tern_task tern_task;
 
-int tern_sleep(uint64_t ms);
-int tern_sleep_us(uint64_t us);
+TERN_API int tern_sleep(uint64_t ms);
+TERN_API int tern_sleep_us(uint64_t us);
 /* Lets other ready coroutines and pending IO run; returns 0 or -ECANCELED. */
-int tern_yield(void);
+TERN_API int tern_yield(void);
 /* Waits until fd is ready for `events` (EPOLLIN/EPOLLOUT bits). Returns the
  * ready events (> 0), 0 on timeout, or -errno. timeout_ms < 0: no timeout. */
-int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms);
+TERN_API int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms);
 
 /* Starts fn(arg) as a new task on the current worker. The task must be
  * joined (or detached). NULL on out of memory or outside a worker. */
-tern_task *tern_spawn(void *(*fn)(void *arg), void *arg);
+TERN_API tern_task *tern_spawn(void *(*fn)(void *arg), void *arg);
 /* Waits for t to finish, stores its return value in *result (may be NULL)
  * and frees t. Returns 0 or -ECANCELED (t is then still joinable). */
-int tern_join(tern_task *t, void **result);
+TERN_API int tern_join(tern_task *t, void **result);
 /* Like tern_join with a deadline: -ETIMEDOUT leaves t joinable. */
-int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms);
+TERN_API int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms);
 /* Joins every task (joined entries are set to NULL); results may be NULL.
  * Returns 0, or -ECANCELED when the caller is cancelled: the tasks not yet
  * joined are then cancelled and waited for, so none outlives the call. */
-int tern_join_all(tern_task **tasks, size_t n, void **results);
+TERN_API int tern_join_all(tern_task **tasks, size_t n, void **results);
 /* The task frees itself when it finishes. */
-void tern_detach(tern_task *t);
+TERN_API void tern_detach(tern_task *t);
 /* Requests cancellation: t's current or next park returns -ECANCELED. */
-void tern_cancel(tern_task *t);
+TERN_API void tern_cancel(tern_task *t);
 /* Non-zero when the current task or request has been cancelled. */
-int tern_cancelled(void);
+TERN_API int tern_cancelled(void);
 
 /* Monotonic clock read once per loop pass (cheap), and a fresh reading. */
-uint64_t tern_now_ms(void);
-uint64_t tern_clock_ns(void);
+TERN_API uint64_t tern_now_ms(void);
+TERN_API uint64_t tern_clock_ns(void);
 
 #ifdef __cplusplus
 }

@@ -17,8 +17,8 @@ static tern_gsem backpressure_slots;
 static void backpressure(tern_ctx *ctx) {
     if (tern_gsem_try_acquire(&backpressure_slots) < 0) {
         /* full: refuse at once, no queue */
-        tern_set_header(ctx, "Retry-After", "1");
-        tern_json(ctx, 503, "{\"status\":\"busy\",\"limit\":100,\"retry_after_s\":1}");
+        tern_resp_set_header(ctx, "Retry-After", "1");
+        tern_resp_json(ctx, 503, "{\"status\":\"busy\",\"limit\":100,\"retry_after_s\":1}");
         return;
     }
     uint64_t t0 = tern_clock_ns();
@@ -26,11 +26,11 @@ static void backpressure(tern_ctx *ctx) {
     long free_now = tern_gsem_available(&backpressure_slots);
     tern_gsem_release(&backpressure_slots);
     if (r < 0) {
-        tern_text(ctx, 503, "cancelled\n");
+        tern_resp_text(ctx, 503, "cancelled\n");
         return;
     }
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_printf_body(ctx, "{\"status\":\"ok\",\"limit\":%d,\"free_slots\":%ld,\"work_ms\":%.1f}",
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx, "{\"status\":\"ok\",\"limit\":%d,\"free_slots\":%ld,\"work_ms\":%.1f}",
                      BACKPRESSURE_SLOTS, free_now, (double)(tern_clock_ns() - t0) / 1e6);
 }
 
@@ -69,7 +69,7 @@ static uint64_t burn(unsigned us) {
  * ?work_us=N sets the CPU work per request (default 200 µs, at most 100 ms). */
 static void adaptive(tern_ctx *ctx) {
     unsigned work = 200;
-    const char *q = tern_query(ctx, "work_us");
+    const char *q = tern_req_query(ctx, "work_us");
     if (q) {
         unsigned long v = strtoul(q, NULL, 10);
         work = v > 100000 ? 100000 : (unsigned)v;
@@ -78,8 +78,8 @@ static void adaptive(tern_ctx *ctx) {
     tern_load_get(&before);
     uint64_t t0 = tern_clock_ns();
     uint64_t h = burn(work);
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_printf_body(ctx,
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx,
                      "{\"status\":\"ok\",\"mode\":\"%s\",\"load_level\":%u,\"shedding\":%s,"
                      "\"queue_delay_us\":%" PRIu64 ",\"loop_lag_us\":%" PRIu64
                      ",\"in_flight\":%u,\"concurrency_limit\":%u,\"running\":%u,"

@@ -23,14 +23,14 @@ demo_options demo_opts;
 static atomic_uint_fast64_t request_counter;
 
 static void plaintext(tern_ctx *ctx) {
-    tern_set_header(ctx, "Content-Type", "text/plain");
-    tern_set_body_static(ctx, "Hello, World!", 13);
+    tern_resp_set_header(ctx, "Content-Type", "text/plain");
+    tern_resp_set_body_static(ctx, "Hello, World!", 13);
 }
 
 static void json(tern_ctx *ctx) {
     static const char body[] = "{\"message\":\"Hello, World!\"}";
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_set_body_static(ctx, body, sizeof body - 1);
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_set_body_static(ctx, body, sizeof body - 1);
 }
 
 /* A request that waits on three things in turn (a database query, an API
@@ -51,7 +51,7 @@ static void concurrent(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
     uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
     if (tern_sleep(10) < 0 || tern_sleep(5) < 0 || tern_sleep(3) < 0) {
-        tern_text(ctx, 503, "cancelled\n");
+        tern_resp_text(ctx, 503, "cancelled\n");
         return;
     }
     /* formatted by hand: at 60k requests/s, printf's machinery is a few
@@ -70,24 +70,24 @@ static void concurrent(tern_ctx *ctx) {
         memcpy(body + len, id, idlen);
         len += idlen;
     }
-    tern_set_header(ctx, "Content-Type", "text/plain");
-    tern_set_header(ctx, "X-Request-ID", id);
-    tern_set_header(ctx, "X-Process-Time", took);
-    tern_set_body(ctx, body, len);
+    tern_resp_set_header(ctx, "Content-Type", "text/plain");
+    tern_resp_set_header(ctx, "X-Request-ID", id);
+    tern_resp_set_header(ctx, "X-Process-Time", took);
+    tern_resp_set_body(ctx, body, len);
 }
 
 static void echo(tern_ctx *ctx) {
-    const char *type = tern_header(ctx, "Content-Type");
-    tern_str body = tern_body(ctx);
-    tern_set_header(ctx, "Content-Type", type ? type : "application/octet-stream");
+    const char *type = tern_req_header(ctx, "Content-Type");
+    tern_str body = tern_req_body(ctx);
+    tern_resp_set_header(ctx, "Content-Type", type ? type : "application/octet-stream");
     /* the request body lives until the response is sent: no copy needed */
-    tern_set_body_static(ctx, body.ptr, body.len);
+    tern_resp_set_body_static(ctx, body.ptr, body.len);
 }
 
 static void user(tern_ctx *ctx) {
-    const char *id = tern_json_quote(ctx, tern_param(ctx, "id"));
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_printf_body(ctx, "{\"id\":%s}", id ? id : "null");
+    const char *id = tern_json_quote(ctx, tern_req_param(ctx, "id"));
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx, "{\"id\":%s}", id ? id : "null");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
@@ -105,21 +105,21 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
  * client reads. */
 static void stream(tern_ctx *ctx) {
     unsigned long mb = 1;
-    const char *q = tern_query(ctx, "mb");
+    const char *q = tern_req_query(ctx, "mb");
     if (q && (parse_uint(q, 1024, &mb) < 0)) {
-        tern_text(ctx, 400, "mb must be 0..1024\n");
+        tern_resp_text(ctx, 400, "mb must be 0..1024\n");
         return;
     }
     enum { CHUNK = 65536 };
     unsigned char *buf = tern_alloc(ctx, CHUNK);
     if (!buf) return; /* the arena reports it: 503 */
     uint64_t total = (uint64_t)mb << 20;
-    tern_set_header(ctx, "Content-Type", "application/octet-stream");
-    if (tern_stream_start(ctx, (int64_t)total) < 0) return;
+    tern_resp_set_header(ctx, "Content-Type", "application/octet-stream");
+    if (tern_resp_stream_start(ctx, (int64_t)total) < 0) return;
     for (uint64_t off = 0; off < total; off += CHUNK) {
         size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
         for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
-        if (tern_stream_write(ctx, buf, n) < 0) return; /* client gone or stalled */
+        if (tern_resp_stream_write(ctx, buf, n) < 0) return; /* client gone or stalled */
     }
 }
 
@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tern-demo: out of memory\n");
         return 1;
     }
-    tern_server_listen(s, host, (uint16_t)port);
+    tern_server_set_address(s, host, (uint16_t)port);
     if (workers) tern_server_set_workers(s, (int)workers);
     tern_server_set_shared_port(s, reuse_port);
     tern_route(s, TERN_GET, "/", plaintext);

@@ -137,7 +137,7 @@ static tern_pool *db_pool(void) {
                             .idle_timeout_ms = DB_IDLE_TIMEOUT_MS,
                             .create = db_create,
                             .destroy = db_destroy};
-    p = tern_pool_create(&cfg);
+    p = tern_pool_new(&cfg);
     if (p) atomic_store_explicit(&db_pools[w], p, memory_order_release);
     return p;
 }
@@ -353,7 +353,7 @@ static int random_user(void) {
 
 /* ?id=N (1..2^31-1), else a random user. 0, or -1 when id is malformed. */
 static int pick_user(tern_ctx *ctx, int *id) {
-    const char *q = tern_query(ctx, "id");
+    const char *q = tern_req_query(ctx, "id");
     if (!q) {
         *id = random_user();
         return 0;
@@ -374,10 +374,10 @@ static const char *row_json(tern_ctx *ctx, const db_result *d) {
 }
 
 static void db_error(tern_ctx *ctx, const db_result *d) {
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_set_status(ctx, d->http);
-    if (d->http == 503) tern_set_header(ctx, "Retry-After", "1");
-    tern_printf_body(ctx,
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_set_status(ctx, d->http);
+    if (d->http == 503) tern_resp_set_header(ctx, "Retry-After", "1");
+    tern_resp_printf(ctx,
                      "{\"error\":\"database step failed\",\"step\":\"db\",\"detail\":%s,"
                      "\"errno\":%d,\"us\":%" PRIu64 "}",
                      tern_json_quote(ctx, d->detail), -d->err, d->us);
@@ -387,7 +387,7 @@ static void pool_handler(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
     db_result d = {0};
     if (pick_user(ctx, &d.id) < 0) {
-        tern_json(ctx, 400, "{\"error\":\"id must be an integer >= 1\"}");
+        tern_resp_json(ctx, 400, "{\"error\":\"id must be an integer >= 1\"}");
         return;
     }
     db_query(&d);
@@ -399,9 +399,9 @@ static void pool_handler(tern_ctx *ctx) {
     tern_pool_stats st = {0};
     tern_pool *p = db_pool();
     if (p) tern_pool_stats_read(p, &st);
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_set_status(ctx, d.found ? 200 : 404);
-    tern_printf_body(
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_set_status(ctx, d.found ? 200 : 404);
+    tern_resp_printf(
         ctx,
         "{\"row\":%s,\"id\":%d,\"query_us\":%" PRIu64 ",\"acquire_us\":%" PRIu64
         ",\"offload_us\":%" PRIu64 ",\"total_us\":%" PRIu64 ",\"worker\":%d,"
@@ -440,7 +440,7 @@ static void real_handler(tern_ctx *ctx) {
     real_steps s;
     memset(&s, 0, sizeof s);
     s.db.id = random_user();
-    const char *par = tern_query(ctx, "parallel");
+    const char *par = tern_req_query(ctx, "parallel");
     int parallel = par && strcmp(par, "0") != 0;
     if (parallel) {
         /* three tasks on this worker; the handler parks until all end (a
@@ -451,7 +451,7 @@ static void real_handler(tern_ctx *ctx) {
             for (int i = 0; i < 3; i++) {
                 if (t[i]) tern_join(t[i], NULL);
             }
-            tern_json(ctx, 503, "{\"error\":\"out of memory\"}");
+            tern_resp_json(ctx, 503, "{\"error\":\"out of memory\"}");
             return;
         }
         if (tern_join_all(t, 3, NULL) < 0) return; /* cancelled */
@@ -464,12 +464,12 @@ static void real_handler(tern_ctx *ctx) {
     }
     if (tern_cancelled()) return;
     uint64_t total = us_since(t0);
-    tern_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
     if (s.api.err) {
         /* the upstream is what failed: a gateway error, with what the
          * other steps measured */
-        tern_set_status(ctx, 502);
-        tern_printf_body(ctx,
+        tern_resp_set_status(ctx, 502);
+        tern_resp_printf(ctx,
                          "{\"error\":\"upstream request failed\",\"step\":\"api\",\"url\":%s,"
                          "\"detail\":%s,\"errno\":%d,\"api_us\":%" PRIu64 ",\"total_us\":%" PRIu64
                          "}",
@@ -482,15 +482,15 @@ static void real_handler(tern_ctx *ctx) {
         return;
     }
     if (s.file.err) {
-        tern_set_status(ctx, 500);
-        tern_printf_body(ctx,
+        tern_resp_set_status(ctx, 500);
+        tern_resp_printf(ctx,
                          "{\"error\":\"file read failed\",\"step\":\"file\",\"path\":%s,"
                          "\"detail\":%s}",
                          tern_json_quote(ctx, file_path),
                          tern_json_quote(ctx, strerror(-s.file.err)));
         return;
     }
-    tern_printf_body(
+    tern_resp_printf(
         ctx,
         "{\"db\":{\"us\":%" PRIu64 ",\"acquire_us\":%" PRIu64 ",\"query_us\":%" PRIu64
         ",\"row\":%s},"

@@ -39,7 +39,7 @@ static long rss_kb(void) {
 
 /* Strict decimal query parameter in [lo, hi]; def when absent; -1 when bad. */
 static long query_range(tern_ctx *ctx, const char *name, long def, long lo, long hi) {
-    const char *q = tern_query(ctx, name);
+    const char *q = tern_req_query(ctx, name);
     if (!q) return def;
     char *end;
     errno = 0;
@@ -50,9 +50,9 @@ static long query_range(tern_ctx *ctx, const char *name, long def, long lo, long
 
 static void bad_param(tern_ctx *ctx, const char *msg) {
     const char *m = tern_json_quote(ctx, msg);
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_set_status(ctx, 400);
-    tern_printf_body(ctx, "{\"error\":%s}", m ? m : "\"bad request\"");
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_set_status(ctx, 400);
+    tern_resp_printf(ctx, "{\"error\":%s}", m ? m : "\"bad request\"");
 }
 
 /* ---- /memory --------------------------------------------------------------- */
@@ -89,7 +89,7 @@ static void memory(tern_ctx *ctx) {
     }
     tern_task **tasks = malloc((size_t)n * sizeof *tasks);
     if (!tasks) {
-        tern_text(ctx, 503, "out of memory\n");
+        tern_resp_text(ctx, 503, "out of memory\n");
         return;
     }
     /* touch the handle array first so its pages are not counted per task */
@@ -121,13 +121,13 @@ static void memory(tern_ctx *ctx) {
     long after = rss_kb();
     free(tasks);
     if (cancelled || r < 0) {
-        tern_text(ctx, 503, "cancelled\n");
+        tern_resp_text(ctx, 503, "cancelled\n");
         return;
     }
     long used_kb = (before >= 0 && peak >= 0) ? peak - before : 0;
     long per_task = created ? used_kb * 1024 / created : 0;
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_printf_body(ctx,
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx,
                      "{\"tasks_created\":%ld,\"successful_tasks\":%ld,\"memory_used_kb\":%ld,"
                      "\"memory_per_task_bytes\":%ld,\"rss_before_kb\":%ld,\"rss_peak_kb\":%ld,"
                      "\"rss_after_kb\":%ld,\"spawn_to_all_parked_ms\":%.2f,\"elapsed_ms\":%.2f,"
@@ -257,7 +257,7 @@ static void event_loop(tern_ctx *ctx) {
     /* 16 KiB of lag samples: on the heap, not on the handler's stack */
     loop_run *lr = calloc(1, sizeof *lr);
     if (!lr) {
-        tern_text(ctx, 503, "out of memory\n");
+        tern_resp_text(ctx, 503, "out of memory\n");
         return;
     }
     lr->cpu_bytes = (uint64_t)mb << 20;
@@ -276,7 +276,7 @@ static void event_loop(tern_ctx *ctx) {
     uint64_t total = tern_clock_ns() - t0;
     if (r < 0 || spawned < 4) {
         free(lr);
-        tern_text(ctx, 503, r < 0 ? "cancelled\n" : "out of memory\n");
+        tern_resp_text(ctx, 503, r < 0 ? "cancelled\n" : "out of memory\n");
         return;
     }
     uint32_t p99 = 0, p50 = 0;
@@ -286,8 +286,8 @@ static void event_loop(tern_ctx *ctx) {
         p99 = lr->lag_us[i99 - 1];
         p50 = lr->lag_us[(lr->lag_n + 1) / 2 - 1];
     }
-    tern_set_header(ctx, "Content-Type", "application/json");
-    tern_printf_body(
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(
         ctx,
         "{\"cpu_task_ms\":%.2f,\"io_task_ms\":%.2f,\"mixed_task_ms\":%.2f,\"total_ms\":%.2f,"
         "\"loop_lag_max_us\":%" PRIu64 ",\"loop_lag_p99_us\":%" PRIu32 ",\"loop_lag_p50_us\":%" PRIu32

@@ -24,6 +24,8 @@
 #ifndef TERN_CLIENT_H
 #define TERN_CLIENT_H
 
+#include <tern/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,18 +51,18 @@ typedef struct tern_client_config {
 } tern_client_config;
 
 /* Fills cfg with the defaults above. */
-void tern_client_config_init(tern_client_config *cfg);
+TERN_API void tern_client_config_init(tern_client_config *cfg);
 
 /* url: "http://host[:port][/path]" (host may be [v6]); the path, if any,
  * is the default request path. cfg NULL: defaults. NULL with errno
  * EINVAL (malformed URL or config), EPROTONOSUPPORT (not http) or ENOMEM.
  * Creating does no I/O. */
-tern_client *tern_client_new(const char *url, const tern_client_config *cfg);
+TERN_API tern_client *tern_client_new(const char *url, const tern_client_config *cfg);
 /* Closes every idle connection and frees the client. No request may be in
  * flight; call it from a worker of the server (for its own pool: the
  * others are then closed only when no worker runs), or after
- * tern_server_run returned. See tern_pool_destroy. */
-void tern_client_free(tern_client *c);
+ * tern_server_run returned. See tern_pool_free. */
+TERN_API void tern_client_free(tern_client *c);
 
 typedef struct tern_client_header {
     const char *name, *value;       /* NUL-terminated, value without surrounding spaces */
@@ -104,15 +106,15 @@ typedef struct tern_client_response {
  *   -EMSGSIZE     response head or body above the configured limits
  *   -ECANCELED    the caller was cancelled
  *   -ENOMEM */
-int tern_client_send(tern_client *c, const tern_client_request *req, tern_client_response *resp);
+TERN_API int tern_client_send(tern_client *c, const tern_client_request *req, tern_client_response *resp);
 /* GET path (NULL: the URL's path). */
-int tern_client_get(tern_client *c, const char *path, tern_client_response *resp);
-void tern_client_response_free(tern_client_response *resp);
+TERN_API int tern_client_get(tern_client *c, const char *path, tern_client_response *resp);
+TERN_API void tern_client_response_free(tern_client_response *resp);
 /* First header named `name` (case-insensitive), NULL when absent. */
-const char *tern_client_header_get(const tern_client_response *resp, const char *name);
+TERN_API const char *tern_client_header_get(const tern_client_response *resp, const char *name);
 
 /* The URL the client was created with. */
-const char *tern_client_url(const tern_client *c);
+TERN_API const char *tern_client_url(const tern_client *c);
 
 typedef struct tern_client_stats {
     tern_pool_stats pool;           /* connections, summed over workers */
@@ -125,12 +127,12 @@ typedef struct tern_client_stats {
 } tern_client_stats;
 
 /* Thread-safe snapshot, summed over workers. */
-void tern_client_stats_read(tern_client *c, tern_client_stats *out);
+TERN_API void tern_client_stats_read(tern_client *c, tern_client_stats *out);
 /* Registers the client's figures with the metrics module under `name`:
  * the pool's (see tern_pool_metrics_write) plus requests_total,
  * responses_total, errors_total, reused_total, retries_total and
  * connects_total. tern_client_free unregisters. */
-int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name);
+TERN_API int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #ifndef TERN_METRICS_H
 #define TERN_METRICS_H
 
+#include <tern/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,13 +87,13 @@ typedef struct tern_worker_stats {
 /* Fills *out. Meant to be called from a handler or from any thread while
  * tern_server_run runs; before that (or after it returns) the server
  * figures are 0 and only the process figures are filled. 0 or -ENOMEM. */
-int tern_stats_read(struct tern_server *s, tern_stats *out);
+TERN_API int tern_stats_read(struct tern_server *s, tern_stats *out);
 /* Fills up to max per-worker entries; returns how many workers there are
  * (which may exceed max), or a negative errno. */
-int tern_stats_read_workers(struct tern_server *s, tern_worker_stats *out, int max);
+TERN_API int tern_stats_read_workers(struct tern_server *s, tern_worker_stats *out, int max);
 
 /* The server a request belongs to. */
-struct tern_server *tern_ctx_server(struct tern_ctx *ctx);
+TERN_API struct tern_server *tern_ctx_server(const struct tern_ctx *ctx);
 
 /* Ready-made handlers: register them on any path, e.g.
  *   tern_route(s, TERN_GET, "/stats", tern_stats_handler);
@@ -99,8 +101,8 @@ struct tern_server *tern_ctx_server(struct tern_ctx *ctx);
  * JSON (application/json) with the tern_stats field names, a "workers"
  * array and a "pools" object of registered sources; Prometheus text
  * exposition format 0.0.4. */
-void tern_stats_handler(struct tern_ctx *ctx);
-void tern_metrics_handler(struct tern_ctx *ctx);
+TERN_API void tern_stats_handler(struct tern_ctx *ctx);
+TERN_API void tern_metrics_handler(struct tern_ctx *ctx);
 
 /* ---- extra values from other modules --------------------------------------
  * A source is a callback that writes its current values whenever /stats or
@@ -115,16 +117,16 @@ void tern_metrics_handler(struct tern_ctx *ctx);
 typedef struct tern_metrics_writer tern_metrics_writer;
 typedef void (*tern_metrics_source)(void *arg, tern_metrics_writer *w);
 
-void tern_metrics_gauge(tern_metrics_writer *w, const char *name, const char *help, double value);
-void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *help, double value);
+TERN_API void tern_metrics_gauge(tern_metrics_writer *w, const char *name, const char *help, double value);
+TERN_API void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *help, double value);
 
 /* Registers fn(arg) under `name` (1-63 bytes, no control characters) for
  * server s, or for every server when s is NULL. 0, -EINVAL, -EEXIST (same
  * server and name) or -ENOMEM. */
-int tern_metrics_register_source(struct tern_server *s, const char *name, tern_metrics_source fn,
+TERN_API int tern_metrics_register_source(struct tern_server *s, const char *name, tern_metrics_source fn,
                                  void *arg);
 /* 0 or -ENOENT. After it returns the callback is no longer running. */
-int tern_metrics_unregister_source(struct tern_server *s, const char *name);
+TERN_API int tern_metrics_unregister_source(struct tern_server *s, const char *name);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,8 @@
 #ifndef TERN_POOL_H
 #define TERN_POOL_H
 
+#include <tern/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,7 +89,7 @@ typedef struct tern_pool_stats {
 /* Copies cfg. NULL (errno EINVAL) when max_size is 0, min_idle > max_size
  * or create/destroy is missing; NULL (errno ENOMEM) on out of memory.
  * Creates nothing yet: min_idle is filled once the pool is bound. */
-tern_pool *tern_pool_create(const tern_pool_config *cfg);
+TERN_API tern_pool *tern_pool_new(const tern_pool_config *cfg);
 
 /* Destroys the idle resources and frees the pool. 0, -EBUSY (nothing
  * done) while resources are in use, waiters queued or an acquirer is
@@ -95,7 +97,7 @@ tern_pool *tern_pool_create(const tern_pool_config *cfg);
  * worker (a handler or task; from a coroutine it also waits for the
  * background task to finish), or once that worker's loop has stopped (for
  * a server: after tern_server_run returned, before tern_server_free). */
-int tern_pool_destroy(tern_pool *p);
+TERN_API int tern_pool_free(tern_pool *p);
 
 /* Hands out a resource in *res. timeout_ms bounds the wait in the queue
  * (< 0 forever, 0 never parks for a release); it does not bound create,
@@ -103,27 +105,27 @@ int tern_pool_destroy(tern_pool *p);
  * -ECANCELED (the caller was cancelled while queued: it leaves the queue
  * holding nothing), create's error, -EPERM outside a coroutine, -EXDEV on
  * another worker, -ESHUTDOWN while the pool is being destroyed. */
-int tern_pool_acquire(tern_pool *p, int64_t timeout_ms, void **res);
+TERN_API int tern_pool_acquire(tern_pool *p, int64_t timeout_ms, void **res);
 /* Returns a healthy resource: to the first waiter, else to the idle set. */
-void tern_pool_release(tern_pool *p, void *res);
+TERN_API void tern_pool_release(tern_pool *p, void *res);
 /* Destroys a broken resource (or one that must not be reused, e.g. after
  * Connection: close). Its slot goes to the first waiter, who creates a
  * replacement; without waiters, min_idle is refilled in the background. */
-void tern_pool_discard(tern_pool *p, void *res);
+TERN_API void tern_pool_discard(tern_pool *p, void *res);
 
 /* Thread-safe snapshot (consistent: taken between two operations). */
-void tern_pool_stats_read(const tern_pool *p, tern_pool_stats *out);
+TERN_API void tern_pool_stats_read(const tern_pool *p, tern_pool_stats *out);
 /* sum += x, field by field (to report several per-worker pools as one). */
-void tern_pool_stats_add(tern_pool_stats *sum, const tern_pool_stats *x);
+TERN_API void tern_pool_stats_add(tern_pool_stats *sum, const tern_pool_stats *x);
 /* Writes st through a metrics source: gauges size, idle, in_use,
  * creating, waiters, max_size, min_idle and counters created_total,
  * destroyed_total, acquired_total, waited_total, timeouts_total,
  * cancelled_total, discards_total, create_failures_total,
  * validate_failures_total, expired_total, wait_seconds_total. */
-void tern_pool_metrics_write(const tern_pool_stats *st, tern_metrics_writer *w);
+TERN_API void tern_pool_metrics_write(const tern_pool_stats *st, tern_metrics_writer *w);
 /* Registers p with the metrics module under `name` (see
- * tern_metrics_register_source); tern_pool_destroy unregisters it. */
-int tern_pool_register_metrics(tern_pool *p, tern_server *s, const char *name);
+ * tern_metrics_register_source); tern_pool_free unregisters it. */
+TERN_API int tern_pool_register_metrics(tern_pool *p, tern_server *s, const char *name);
 
 #ifdef __cplusplus
 }

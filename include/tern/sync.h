@@ -27,6 +27,8 @@
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
 
+#include <tern/api.h>
+
 #include <tern.h>
 
 #ifdef __cplusplus
@@ -45,17 +47,17 @@ typedef struct tern_sem {
     tern_waitq waiters;
 } tern_sem;
 
-void tern_sem_init(tern_sem *sem, size_t count);
+TERN_API void tern_sem_init(tern_sem *sem, size_t count);
 /* Takes a permit, waiting as long as needed: 0 or -ECANCELED. */
-int tern_sem_acquire(tern_sem *sem);
+TERN_API int tern_sem_acquire(tern_sem *sem);
 /* 0, or -EAGAIN when no permit is free right now. Never parks. */
-int tern_sem_try_acquire(tern_sem *sem);
+TERN_API int tern_sem_try_acquire(tern_sem *sem);
 /* 0, -ETIMEDOUT (also for timeout_ms == 0 and no free permit) or -ECANCELED. */
-int tern_sem_acquire_timeout(tern_sem *sem, int64_t timeout_ms);
+TERN_API int tern_sem_acquire_timeout(tern_sem *sem, int64_t timeout_ms);
 /* Returns a permit: to the first waiter if any, else to the count. */
-void tern_sem_release(tern_sem *sem);
+TERN_API void tern_sem_release(tern_sem *sem);
 /* Free permits now. */
-size_t tern_sem_available(const tern_sem *sem);
+TERN_API size_t tern_sem_available(const tern_sem *sem);
 
 /* ---- mutex ----------------------------------------------------------------- */
 /* Owned by the coroutine that locked it (NULL owner outside a coroutine).
@@ -66,13 +68,13 @@ typedef struct tern_mutex {
     tern_waitq waiters;
 } tern_mutex;
 
-void tern_mutex_init(tern_mutex *m);
-int tern_mutex_lock(tern_mutex *m);                     /* 0, -ECANCELED, -EDEADLK */
-int tern_mutex_try_lock(tern_mutex *m);                 /* 0 or -EBUSY */
-int tern_mutex_lock_timeout(tern_mutex *m, int64_t timeout_ms); /* + -ETIMEDOUT */
+TERN_API void tern_mutex_init(tern_mutex *m);
+TERN_API int tern_mutex_lock(tern_mutex *m);                     /* 0, -ECANCELED, -EDEADLK */
+TERN_API int tern_mutex_try_lock(tern_mutex *m);                 /* 0 or -EBUSY */
+TERN_API int tern_mutex_lock_timeout(tern_mutex *m, int64_t timeout_ms); /* + -ETIMEDOUT */
 /* 0, or -EPERM when not locked or locked by another coroutine. With
  * waiters, ownership passes directly to the first one. */
-int tern_mutex_unlock(tern_mutex *m);
+TERN_API int tern_mutex_unlock(tern_mutex *m);
 
 /* ---- wait group -------------------------------------------------------------- */
 /* Counts outstanding work: add before starting it, done when it ends; wait
@@ -82,12 +84,12 @@ typedef struct tern_wg {
     tern_waitq waiters;
 } tern_wg;
 
-void tern_wg_init(tern_wg *wg);
+TERN_API void tern_wg_init(tern_wg *wg);
 /* 0, or -EINVAL (nothing changed) if the count would go below zero. */
-int tern_wg_add(tern_wg *wg, long delta);
-int tern_wg_done(tern_wg *wg);                          /* tern_wg_add(wg, -1) */
-int tern_wg_wait(tern_wg *wg);                          /* 0 or -ECANCELED */
-int tern_wg_wait_timeout(tern_wg *wg, int64_t timeout_ms); /* + -ETIMEDOUT */
+TERN_API int tern_wg_add(tern_wg *wg, long delta);
+TERN_API int tern_wg_done(tern_wg *wg);                          /* tern_wg_add(wg, -1) */
+TERN_API int tern_wg_wait(tern_wg *wg);                          /* 0 or -ECANCELED */
+TERN_API int tern_wg_wait_timeout(tern_wg *wg, int64_t timeout_ms); /* + -ETIMEDOUT */
 
 /* ---- bounded channel ---------------------------------------------------------- */
 /* A FIFO of fixed-size items copied in and out (item_size bytes each; 0
@@ -96,24 +98,24 @@ int tern_wg_wait_timeout(tern_wg *wg, int64_t timeout_ms); /* + -ETIMEDOUT */
 typedef struct tern_chan tern_chan;
 
 /* NULL on out of memory or when capacity * item_size overflows. */
-tern_chan *tern_chan_create(size_t capacity, size_t item_size);
+TERN_API tern_chan *tern_chan_new(size_t capacity, size_t item_size);
 /* Closes the channel (waiters get -EPIPE), then frees it. */
-void tern_chan_free(tern_chan *ch);
+TERN_API void tern_chan_free(tern_chan *ch);
 /* Copies item_size bytes from item. 0, -ETIMEDOUT, -ECANCELED, or -EPIPE
  * when the channel is closed (also when it closes while waiting: the item
  * was then not delivered). */
-int tern_chan_send(tern_chan *ch, const void *item, int64_t timeout_ms);
+TERN_API int tern_chan_send(tern_chan *ch, const void *item, int64_t timeout_ms);
 /* Copies the oldest item to out. 0, -ETIMEDOUT, -ECANCELED, or -EPIPE once
  * the channel is closed and empty (items queued before close are still
  * delivered). */
-int tern_chan_recv(tern_chan *ch, void *out, int64_t timeout_ms);
+TERN_API int tern_chan_recv(tern_chan *ch, void *out, int64_t timeout_ms);
 /* For pointer channels (item_size sizeof(void *)); -EINVAL otherwise. */
-int tern_chan_send_ptr(tern_chan *ch, void *p, int64_t timeout_ms);
-int tern_chan_recv_ptr(tern_chan *ch, void **p, int64_t timeout_ms);
+TERN_API int tern_chan_send_ptr(tern_chan *ch, void *p, int64_t timeout_ms);
+TERN_API int tern_chan_recv_ptr(tern_chan *ch, void **p, int64_t timeout_ms);
 /* Wakes every waiter with -EPIPE. 0, or -EPIPE when already closed. */
-int tern_chan_close(tern_chan *ch);
-size_t tern_chan_len(const tern_chan *ch);              /* items buffered */
-size_t tern_chan_capacity(const tern_chan *ch);
+TERN_API int tern_chan_close(tern_chan *ch);
+TERN_API size_t tern_chan_len(const tern_chan *ch);              /* items buffered */
+TERN_API size_t tern_chan_capacity(const tern_chan *ch);
 
 /* ---- cross-worker semaphore ---------------------------------------------------- */
 /* A permit counter shared by all threads (atomic compare-and-swap), e.g. a
@@ -124,10 +126,10 @@ typedef struct tern_gsem {
     long count;             /* accessed atomically only */
 } tern_gsem;
 
-void tern_gsem_init(tern_gsem *g, long count);
-int tern_gsem_try_acquire(tern_gsem *g);                /* 0 or -EAGAIN */
-void tern_gsem_release(tern_gsem *g);
-long tern_gsem_available(const tern_gsem *g);
+TERN_API void tern_gsem_init(tern_gsem *g, long count);
+TERN_API int tern_gsem_try_acquire(tern_gsem *g);                /* 0 or -EAGAIN */
+TERN_API void tern_gsem_release(tern_gsem *g);
+TERN_API long tern_gsem_available(const tern_gsem *g);
 
 /* ---- offload pool for blocking calls ------------------------------------------ */
 /* Runs fn(arg) on a pool thread and parks the caller until it returns; the
@@ -144,19 +146,19 @@ long tern_gsem_available(const tern_gsem *g);
  * be using memory the caller owns), stores *result, then returns
  * -ECANCELED so the caller can release what fn produced.
  * Outside a coroutine (no worker), fn runs inline on the calling thread. */
-int tern_offload(void *(*fn)(void *arg), void *arg, void **result);
+TERN_API int tern_offload(void *(*fn)(void *arg), void *arg, void **result);
 /* Sets the pool size and queue bound; threads <= 0 and queue_max == 0 pick
  * the defaults: max(4, online CPUs) threads (blocking calls mostly wait,
  * so at least 4 even on small machines) and 1024 queued jobs. Only while the
  * pool is stopped (before the first tern_offload, or after shutdown):
  * 0, -EBUSY while running, -EINVAL above 1024 threads or 1M queued jobs. */
-int tern_offload_configure(int threads, size_t queue_max);
+TERN_API int tern_offload_configure(int threads, size_t queue_max);
 /* Lets queued and running jobs finish, then stops the pool threads. Called
  * at exit (atexit) automatically; call it earlier to stop the pool while the
  * workers that wait on it still exist. A later tern_offload restarts the
  * pool. Blocks as long as the slowest job: fn must not block forever. Must
  * not be called from a pool thread. */
-void tern_offload_shutdown(void);
+TERN_API void tern_offload_shutdown(void);
 
 #ifdef __cplusplus
 }

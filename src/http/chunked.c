@@ -61,13 +61,13 @@ static inline int is_field_byte(unsigned char c) {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-void tern_chunked_init(tern_chunked *d, uint64_t max_body) {
+void tern__chunked_init(tern__chunked *d, uint64_t max_body) {
     memset(d, 0, sizeof *d);
     d->max_body = max_body;
     d->state = S_SIZE;
 }
 
-int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
+int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
                         size_t *out_len) {
     size_t i = 0, o = 0;
     int ret = 0;

@@ -9,17 +9,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-typedef struct tern_chunked {
+typedef struct tern__chunked {
     uint64_t remaining;     /* bytes left in the current chunk */
     uint64_t total;         /* decoded bytes so far */
     uint64_t max_body;      /* decoded size limit (413) */
     uint32_t state;         /* private */
     uint32_t line_len;      /* private: bytes of the current size/trailer line */
     uint32_t trailer_bytes; /* private: bound on the trailer section */
-} tern_chunked;
+} tern__chunked;
 
 /* max_body is the decoded size limit; pass UINT64_MAX for none. */
-void tern_chunked_init(tern_chunked *d, uint64_t max_body);
+void tern__chunked_init(tern__chunked *d, uint64_t max_body);
 
 /* Decodes from in[0..in_len), writing body bytes to out (out may equal in:
  * output never overtakes input, so in-place decoding is safe; memmove).
@@ -33,7 +33,7 @@ void tern_chunked_init(tern_chunked *d, uint64_t max_body);
  * would exceed max_body, before its data. Size lines are bounded at 4 KiB
  * (before the CR) and the trailer section at 8 KiB, else 400. Errors and
  * completion are sticky: later calls return the same and consume nothing. */
-int tern_chunked_decode(tern_chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
+int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
                         size_t *out_len);
 
 #endif

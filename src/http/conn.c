@@ -42,7 +42,7 @@
 #define LINGER_MAX_BYTES (1u << 20)
 
 typedef struct conn_busy {
-    tern_conn *conn;
+    tern__conn *conn;
     tern_coro *coro;
     uint32_t wait;            /* EPOLLIN/EPOLLOUT the coroutine is parked on */
     int in_handler;           /* a handler runs: client hangup cancels it */
@@ -61,7 +61,7 @@ static void conn_main(void *arg);
 
 static inline size_t in_avail(const conn_busy *b) { return b->in_len - b->in_start; }
 
-static void queue_append(tern_worker *w, tern_conn *c, uint32_t deadline_ms) {
+static void queue_append(tern__worker *w, tern__conn *c, uint32_t deadline_ms) {
     c->q_deadline_ms = deadline_ms;
     c->q_next = -1;
     c->q_prev = w->idle_tail;
@@ -73,7 +73,7 @@ static void queue_append(tern_worker *w, tern_conn *c, uint32_t deadline_ms) {
     c->flags |= TERN_CONN_IN_QUEUE;
 }
 
-static void queue_remove(tern_worker *w, tern_conn *c) {
+static void queue_remove(tern__worker *w, tern__conn *c) {
     if (!(c->flags & TERN_CONN_IN_QUEUE)) return;
     if (c->q_prev >= 0)
         w->conns[c->q_prev].q_next = c->q_next;
@@ -87,29 +87,29 @@ static void queue_remove(tern_worker *w, tern_conn *c) {
     c->flags &= ~TERN_CONN_IN_QUEUE;
 }
 
-static void conn_close(tern_worker *w, tern_conn *c) {
+static void conn_close(tern__worker *w, tern__conn *c) {
     queue_remove(w, c);
     close(c->fd); /* also removes it from the epoll set */
     c->flags = 0;
     c->busy = NULL;
     __atomic_store_n(&w->open_conns, w->open_conns - 1, __ATOMIC_RELAXED); /* read by /stats */
     atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
-    tern_metrics_conn_closed(w->metrics);
+    tern__metrics_conn_closed(w->metrics);
 }
 
-static void start_serving(tern_worker *w, tern_conn *c) {
-    tern_coro *co = tern_sched_coro_new(&w->sched, conn_main, c);
+static void start_serving(tern__worker *w, tern__conn *c) {
+    tern_coro *co = tern__sched_coro_new(&w->sched, conn_main, c);
     if (!co) {
         /* no stack for it: dropping one connection beats stalling them all */
         conn_close(w, c);
         return;
     }
-    tern_sched_run_now(&w->sched, co);
+    tern__sched_run_now(&w->sched, co);
 }
 
 /* ---- accept / events / sweep --------------------------------------------- */
 
-void tern_conn_accepted(tern_worker *w, int fd) {
+void tern__conn_accepted(tern__worker *w, int fd) {
     /* the server-wide count was raised by the caller before accept (the
      * slot reservation that makes max_connections exact across workers) */
     if ((size_t)fd >= w->conn_slots) {
@@ -117,8 +117,8 @@ void tern_conn_accepted(tern_worker *w, int fd) {
         atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
         return;
     }
-    tern_conn *c = &w->conns[fd];
-    *c = (tern_conn){.fd = fd, .flags = TERN_CONN_OPEN | TERN_CONN_READABLE, .q_prev = -1, .q_next = -1};
+    tern__conn *c = &w->conns[fd];
+    *c = (tern__conn){.fd = fd, .flags = TERN_CONN_OPEN | TERN_CONN_READABLE, .q_prev = -1, .q_next = -1};
     /* registered once, edge-triggered for both directions: no epoll_ctl
      * ever again for this connection, whatever it does */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -130,13 +130,13 @@ void tern_conn_accepted(tern_worker *w, int fd) {
         return;
     }
     __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
-    tern_metrics_conn_opened(w->metrics);
+    tern__metrics_conn_opened(w->metrics);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */
     start_serving(w, c);
 }
 
-void tern_conn_event(tern_worker *w, tern_conn *c, uint32_t events) {
+void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
     if (!(c->flags & TERN_CONN_OPEN)) return;
     const uint32_t in_ev = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     if (events & in_ev) c->flags |= TERN_CONN_READABLE;
@@ -145,11 +145,11 @@ void tern_conn_event(tern_worker *w, tern_conn *c, uint32_t events) {
         if (b->wait) {
             if (((b->wait & EPOLLIN) && (events & in_ev)) ||
                 ((b->wait & EPOLLOUT) && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))))
-                tern_sched_wake(b->coro, 0);
+                tern__sched_wake(b->coro, 0);
         } else if (b->in_handler && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
             /* the client went away while its request is being handled:
              * cancel it, so its next park returns -ECANCELED */
-            tern_sched_cancel(b->coro);
+            tern__sched_cancel(b->coro);
         }
         return;
     }
@@ -159,13 +159,13 @@ void tern_conn_event(tern_worker *w, tern_conn *c, uint32_t events) {
     }
 }
 
-int64_t tern_conn_sweep(tern_worker *w) {
-    uint32_t now = tern_worker_ms(w);
+int64_t tern__conn_sweep(tern__worker *w) {
+    uint32_t now = tern__worker_ms(w);
     while (w->idle_head >= 0) {
-        tern_conn *c = &w->conns[w->idle_head];
+        tern__conn *c = &w->conns[w->idle_head];
         int32_t left = (int32_t)(c->q_deadline_ms - now);
         if (left > 0) return (int64_t)left * 1000000;
-        tern_metrics_timeout(w->metrics);
+        tern__metrics_timeout(w->metrics);
         conn_close(w, c);
     }
     return -1;
@@ -178,13 +178,13 @@ int64_t tern_conn_sweep(tern_worker *w) {
  * Connection: close. */
 #define DRAIN_IDLE_GRACE_MS 500u
 
-void tern_conn_drain(tern_worker *w) {
-    uint32_t now = tern_worker_ms(w);
+void tern__conn_drain(tern__worker *w) {
+    uint32_t now = tern__worker_ms(w);
     unsigned grace = w->server->cfg.drain_timeout_ms < DRAIN_IDLE_GRACE_MS
                          ? w->server->cfg.drain_timeout_ms
                          : DRAIN_IDLE_GRACE_MS;
     for (size_t fd = 0; fd < w->conn_slots; fd++) {
-        tern_conn *c = &w->conns[fd];
+        tern__conn *c = &w->conns[fd];
         if (!(c->flags & TERN_CONN_OPEN)) continue;
         c->flags |= TERN_CONN_DRAIN;
         if (!c->busy) {
@@ -194,12 +194,12 @@ void tern_conn_drain(tern_worker *w) {
     }
 }
 
-void tern_conn_cancel_all(tern_worker *w) {
+void tern__conn_cancel_all(tern__worker *w) {
     for (size_t fd = 0; fd < w->conn_slots; fd++) {
-        tern_conn *c = &w->conns[fd];
+        tern__conn *c = &w->conns[fd];
         if ((c->flags & TERN_CONN_OPEN) && c->busy) {
             c->flags |= TERN_CONN_KILL;
-            tern_sched_cancel(c->busy->coro);
+            tern__sched_cancel(c->busy->coro);
         }
     }
 }
@@ -240,9 +240,9 @@ static int in_make_owned(conn_busy *b, size_t min_cap) {
 
 /* Called by the scheduler just before a connection coroutine parks: what it
  * still needs from the worker's scratch buffers moves to its own. */
-static void conn_park_hook(tern_coro *co) {
-    conn_busy *b = co->owner;
-    tern_worker *w = tern_worker_self;
+static void conn_park_hook(void *arg) {
+    conn_busy *b = arg;
+    tern__worker *w = tern__worker_self;
     if (!b->in_owned) {
         if (b->in && in_avail(b)) {
             if (in_make_owned(b, 0) < 0) b->lost = 1;
@@ -275,7 +275,7 @@ static void conn_park_hook(tern_coro *co) {
 static int conn_wait(conn_busy *b, uint32_t events, uint64_t deadline_ns) {
     if (b->conn->flags & TERN_CONN_KILL) return -ECANCELED;
     b->wait = events;
-    int r = tern_sched_park_until(deadline_ns);
+    int r = tern__sched_park_until(deadline_ns);
     b->wait = 0;
     if (b->lost) return -ENOMEM;
     return r;
@@ -283,8 +283,8 @@ static int conn_wait(conn_busy *b, uint32_t events, uint64_t deadline_ns) {
 
 /* ---- output -------------------------------------------------------------- */
 
-static char *wbuf_reserve(tern_worker *w, size_t n) {
-    tern_wbuf *wb = &w->wbuf;
+static char *wbuf_reserve(tern__worker *w, size_t n) {
+    tern__wbuf *wb = &w->wbuf;
     if (wb->cap - wb->len < n) {
         size_t cap = wb->cap * 2;
         while (cap - wb->len < n) cap *= 2;
@@ -299,7 +299,7 @@ static char *wbuf_reserve(tern_worker *w, size_t n) {
 /* Writes the output stash, the write buffer and then `extra`, parking while
  * the socket is full (a slow reader is waited for, never cut off, until the
  * write timeout passes with no progress at all). 0 or -errno. */
-static int conn_write(tern_worker *w, tern_conn *c, conn_busy *b, const char *extra, size_t extra_len) {
+static int conn_write(tern__worker *w, tern__conn *c, conn_busy *b, const char *extra, size_t extra_len) {
     const tern_config *cfg = &w->server->cfg;
     for (;;) {
         struct iovec iov[3];
@@ -353,7 +353,7 @@ static int conn_write(tern_worker *w, tern_conn *c, conn_busy *b, const char *ex
     }
 }
 
-static int conn_flush(tern_worker *w, tern_conn *c, conn_busy *b) {
+static int conn_flush(tern__worker *w, tern__conn *c, conn_busy *b) {
     return conn_write(w, c, b, NULL, 0);
 }
 
@@ -381,11 +381,11 @@ static int status_has_body(int status) {
 #define STREAM_NONE (-2)
 #define STREAM_CHUNKED (-1)
 #define STREAM_UNTIL_CLOSE (-3) /* HTTP/1.0 client, length unknown: no length, close ends it */
-static int send_head_body(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx, int64_t stream) {
+static int send_head_body(tern__worker *w, tern__conn *c, conn_busy *b, tern_ctx *ctx, int64_t stream) {
     const tern_server *srv = w->server;
     size_t reason_len;
-    const char *reason = tern_status_reason(ctx->status, &reason_len);
-    const char *date = tern_date_now(&w->date);
+    const char *reason = tern__status_reason(ctx->status, &reason_len);
+    const char *date = tern__date_now(&w->date);
     int has_body = status_has_body(ctx->status);
     int send_body = has_body && ctx->method != TERN_HEAD && stream == STREAM_NONE;
     size_t body_len = !has_body || stream == STREAM_UNTIL_CLOSE ? 0
@@ -446,7 +446,7 @@ static int send_head_body(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *
         PUT(p, "\r\n");
     }
     for (uint32_t i = 0; i < ctx->num_resp; i++) {
-        const tern_resp_header *h = &ctx->resp[i];
+        const tern__resp_header *h = &ctx->resp[i];
         memcpy(p, h->name, h->name_len);
         p += h->name_len;
         *p++ = ':';
@@ -472,25 +472,25 @@ static int send_head_body(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *
         p += body_len;
     }
     w->wbuf.len += (size_t)(p - start);
-    tern_metrics_response(w->metrics, ctx->status, tern_clock_ns() - ctx->start_ns);
+    tern__metrics_response(w->metrics, ctx->status, tern_clock_ns() - ctx->start_ns);
     if (send_body && !inline_body) return conn_write(w, c, b, ctx->resp_body, body_len);
     return 0;
 }
 
-static int send_response(tern_worker *w, tern_conn *c, conn_busy *b, tern_ctx *ctx) {
+static int send_response(tern__worker *w, tern__conn *c, conn_busy *b, tern_ctx *ctx) {
     return send_head_body(w, c, b, ctx, STREAM_NONE);
 }
 
 /* ---- streamed responses -------------------------------------------------- */
 
-int tern_stream_start(tern_ctx *ctx, int64_t content_length) {
+int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length) {
     if (ctx->stream_state) return -EALREADY;
-    tern_conn *c = ctx->conn;
+    tern__conn *c = ctx->conn;
     conn_busy *b = c->busy;
     /* the worker's write buffer belongs to the connection's coroutine: a
      * task spawned by the handler must hand data back, not write itself */
-    if (!b || tern_sched_self->current != b->coro) return -EPERM;
-    tern_worker *w = ctx->worker;
+    if (!b || tern__sched_self->current != b->coro) return -EPERM;
+    tern__worker *w = ctx->worker;
     if (content_length < 0) {
         /* chunked needs HTTP/1.1; a 1.0 client reads until we close */
         if (ctx->minor == 0) {
@@ -513,18 +513,18 @@ int tern_stream_start(tern_ctx *ctx, int64_t content_length) {
     return r;
 }
 
-int tern_stream_write(tern_ctx *ctx, const void *data, size_t len) {
+int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
     if (ctx->stream_state == 0) {
-        int r = tern_stream_start(ctx, -1);
+        int r = tern_resp_stream_start(ctx, -1);
         if (r < 0) return r;
     }
     if (ctx->stream_state != 1) return -EPIPE;
-    if (!ctx->conn->busy || tern_sched_self->current != ctx->conn->busy->coro) return -EPERM;
+    if (!ctx->conn->busy || tern__sched_self->current != ctx->conn->busy->coro) return -EPERM;
     if (len == 0) return 0;
     if (ctx->method == TERN_HEAD || !status_has_body(ctx->status)) return 0;
-    tern_conn *c = ctx->conn;
+    tern__conn *c = ctx->conn;
     conn_busy *b = c->busy;
-    tern_worker *w = ctx->worker;
+    tern__worker *w = ctx->worker;
     if (!ctx->stream_chunked) {
         if (len > ctx->stream_left) return -EMSGSIZE;
         ctx->stream_left -= len;
@@ -556,7 +556,7 @@ int tern_stream_write(tern_ctx *ctx, const void *data, size_t len) {
     return r;
 }
 
-int tern_stream_end(tern_ctx *ctx) {
+int tern_resp_stream_end(tern_ctx *ctx) {
     if (ctx->stream_state != 1) return ctx->stream_state == 2 ? 0 : -EPIPE;
     ctx->stream_state = 2;
     if (ctx->stream_chunked && ctx->method != TERN_HEAD && status_has_body(ctx->status)) {
@@ -578,7 +578,7 @@ int tern_stream_end(tern_ctx *ctx) {
 /* recv, or recvmsg with the kernel's receive timestamp when a route sheds
  * adaptively (its queue delay then starts when the bytes reached the host,
  * not when we got around to reading them). */
-static ssize_t conn_recv(tern_worker *w, tern_conn *c, conn_busy *b, char *buf, size_t len) {
+static ssize_t conn_recv(tern__worker *w, tern__conn *c, conn_busy *b, char *buf, size_t len) {
     if (!(c->flags & TERN_CONN_TSTAMP)) return recv(c->fd, buf, len, 0);
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
@@ -608,7 +608,7 @@ static uint64_t realtime_ns(void) {
 
 /* Reads what is there into the scratch buffer without waiting. Returns
  * bytes read, 0 at end of stream, -EAGAIN, or -errno. */
-static ssize_t read_some(tern_worker *w, tern_conn *c, conn_busy *b) {
+static ssize_t read_some(tern__worker *w, tern__conn *c, conn_busy *b) {
     for (;;) {
         c->flags &= ~TERN_CONN_READABLE;
         ssize_t n = conn_recv(w, c, b, w->rbuf, w->rbuf_size);
@@ -634,7 +634,7 @@ static ssize_t read_some(tern_worker *w, tern_conn *c, conn_busy *b) {
 /* Appends more input to the connection's own buffer (holding at least
  * need_total bytes of room from in_start), waiting for it up to deadline.
  * 0, -EPIPE at end of stream, -ETIMEDOUT, -ECANCELED or -errno. */
-static int read_more(tern_worker *w, tern_conn *c, conn_busy *b, size_t need_total, uint64_t deadline) {
+static int read_more(tern__worker *w, tern__conn *c, conn_busy *b, size_t need_total, uint64_t deadline) {
     if (!b->in_owned) {
         if (in_make_owned(b, need_total) < 0) return -ENOMEM;
     }
@@ -687,20 +687,20 @@ static const char *error_detail(int status) {
 
 /* Answers with an error page and asks for the connection to be closed:
  * after a bad request the stream can no longer be trusted. */
-static int error_response(tern_worker *w, tern_conn *c, conn_busy *b, int status, const char *detail,
+static int error_response(tern__worker *w, tern__conn *c, conn_busy *b, int status, const char *detail,
                           unsigned method) {
     tern_ctx ctx;
-    tern_ctx_init(&ctx);
+    tern__ctx_init(&ctx);
     ctx.worker = w;
     ctx.conn = c;
     ctx.minor = 1;
     ctx.method = method;
     ctx.close = 1;
     ctx.start_ns = tern_clock_ns();
-    tern_ctx_error(&ctx, status, detail ? detail : error_detail(status));
+    tern__ctx_error(&ctx, status, detail ? detail : error_detail(status));
     int r = send_response(w, c, b, &ctx);
-    tern_ctx_release(&ctx);
-    tern_metrics_rejected(w->metrics, status);
+    tern__ctx_release(&ctx);
+    tern__metrics_rejected(w->metrics, status);
     return r < 0 ? -1 : 0;
 }
 
@@ -723,30 +723,30 @@ static void set_allow(tern_ctx *ctx, unsigned allowed) {
         n += l;
     }
     buf[n] = 0;
-    tern_set_header(ctx, "Allow", buf);
+    tern_resp_set_header(ctx, "Allow", buf);
 }
 
 typedef struct handler_deadline {
-    tern_timer timer;
+    tern__timer timer;
     tern_coro *coro;
     int fired;
 } handler_deadline;
 
-static void handler_deadline_fire(tern_timer *t) {
+static void handler_deadline_fire(tern__timer *t) {
     handler_deadline *hd = (handler_deadline *)t;
     hd->fired = 1;
-    tern_sched_cancel(hd->coro);
+    tern__sched_cancel(hd->coro);
 }
 
-static void shed(tern_worker *w, tern_ctx *ctx, const char *why) {
-    tern_ctx_error(ctx, 503, why);
-    tern_set_header(ctx, "Retry-After", "1");
-    tern_metrics_shed(w->metrics);
+static void shed(tern__worker *w, tern_ctx *ctx, const char *why) {
+    tern__ctx_error(ctx, 503, why);
+    tern_resp_set_header(ctx, "Retry-After", "1");
+    tern__metrics_shed(w->metrics);
 }
 
 /* Admission, then the handler. Every refusal is immediate: there is no
  * queue to wait in, so an overloaded server answers 503 in microseconds. */
-static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_entry *e) {
+static void run_handler(tern__worker *w, conn_busy *b, tern_ctx *ctx, tern__route_entry *e) {
     tern_server *srv = w->server;
     if (e->adaptive) {
         uint64_t delay;
@@ -758,15 +758,15 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
              * with kernel receive timestamps (recvmsg costs more than recv,
              * so only connections that use adaptive routes pay for it);
              * until then, count from when this loop pass saw the bytes */
-            tern_conn *c = b->conn;
+            tern__conn *c = b->conn;
             int one = 1;
             if (setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0)
                 c->flags |= TERN_CONN_TSTAMP;
             delay = tern_clock_ns() - w->sched.now_ns;
         }
-        tern_metrics_queue_delay(w->metrics, delay);
+        tern__metrics_queue_delay(w->metrics, delay);
         unsigned fl = atomic_load_explicit(&srv->in_flight, memory_order_relaxed);
-        if (tern_admission_check(&w->admission, delay, w->sched.now_ns, fl, srv->cfg.max_in_flight)) {
+        if (tern__admission_check(&w->admission, delay, w->sched.now_ns, fl, srv->cfg.max_in_flight)) {
             shed(w, ctx, "overloaded, retry later");
             return;
         }
@@ -793,22 +793,22 @@ static void run_handler(tern_worker *w, conn_busy *b, tern_ctx *ctx, tern_route_
     b->in_handler = 1;
     handler_deadline hd = {.timer = {.fn = handler_deadline_fire}, .coro = b->coro};
     if (e->timeout_ms)
-        tern_wheel_add(&w->sched.wheel, &hd.timer, tern_clock_ns() + (uint64_t)e->timeout_ms * 1000000ull);
+        tern__wheel_add(&w->sched.wheel, &hd.timer, tern_clock_ns() + (uint64_t)e->timeout_ms * 1000000ull);
     uint64_t t_start = 0;
     if (e->adaptive) {
-        tern_admission_start(&w->admission);
+        tern__admission_start(&w->admission);
         t_start = tern_clock_ns();
     }
     e->handler(ctx);
-    if (e->adaptive) tern_admission_done(&w->admission, tern_clock_ns() - t_start);
-    tern_wheel_cancel(&w->sched.wheel, &hd.timer);
+    if (e->adaptive) tern__admission_done(&w->admission, tern_clock_ns() - t_start);
+    tern__wheel_cancel(&w->sched.wheel, &hd.timer);
     b->in_handler = 0;
     /* a cancellation (client gone, deadline) was aimed at the handler: the
      * connection's own waits (writing the answer) are not cancelled */
-    b->coro->flags &= ~TERN_CORO_CANCELLED;
+    tern__sched_clear_cancel(b->coro);
     if (hd.fired && !ctx->stream_state) {
-        tern_ctx_error(ctx, 503, "handler deadline exceeded");
-        tern_set_header(ctx, "Retry-After", "1");
+        tern__ctx_error(ctx, 503, "handler deadline exceeded");
+        tern_resp_set_header(ctx, "Retry-After", "1");
     }
     __atomic_store_n(&w->in_flight, w->in_flight - 1, __ATOMIC_RELAXED);
     if (limit) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
@@ -827,12 +827,12 @@ static int body_too_slow(const tern_config *cfg, uint64_t t0, size_t got) {
 
 /* Reads a chunked body into the connection's own buffer, decoding in place
  * right after the head. Sets the decoded body and the input consumed. */
-static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_len, int expect,
+static int read_chunked(tern__worker *w, tern__conn *c, conn_busy *b, size_t head_len, int expect,
                         size_t *body_off, size_t *body_len, size_t *consumed) {
     const tern_config *cfg = &w->server->cfg;
     if (!b->in_owned && in_make_owned(b, head_len + 4096) < 0) return -503;
-    tern_chunked dec;
-    tern_chunked_init(&dec, cfg->max_body);
+    tern__chunked dec;
+    tern__chunked_init(&dec, cfg->max_body);
     size_t out = b->in_start + head_len; /* decoded bytes go here */
     size_t raw = out;                    /* next undecoded input byte */
     size_t decoded = 0;
@@ -840,7 +840,7 @@ static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_
     uint64_t t0 = tern_clock_ns();
     for (;;) {
         size_t used = 0, produced = 0;
-        int r = tern_chunked_decode(&dec, b->in + raw, b->in_len - raw, &used, b->in + out + decoded,
+        int r = tern__chunked_decode(&dec, b->in + raw, b->in_len - raw, &used, b->in + out + decoded,
                                     &produced);
         raw += used;
         decoded += produced;
@@ -868,7 +868,7 @@ static int read_chunked(tern_worker *w, tern_conn *c, conn_busy *b, size_t head_
 
 /* Serves one request from the input. Returns 1 to go on, 0 to close after
  * flushing what was answered, -1 to close at once. */
-static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
+static int serve_one(tern__worker *w, tern__conn *c, conn_busy *b) {
     tern_server *srv = w->server;
     const tern_config *cfg = &srv->cfg;
     if (b->in_owned && b->in_start) {
@@ -879,13 +879,13 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
     }
 
     /* 1. the head */
-    tern_http_request req;
+    tern__http_request req;
     memset(&req, 0, sizeof req);
     req.headers = w->hdrs;
     uint64_t head_deadline = 0;
     int hr;
     for (;;) {
-        hr = tern_http_parse_request(b->in + b->in_start, in_avail(b), &req, &srv->limits);
+        hr = tern__http_parse_request(b->in + b->in_start, in_avail(b), &req, &srv->limits);
         if (hr != TERN_PARSE_INCOMPLETE) break;
         /* the parser keeps the headers validated so far in w->hdrs, which
          * other connections use while this one waits for bytes: start the
@@ -905,7 +905,7 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
     char *head = alloca(head_len + 1);
     memcpy(head, b->in + b->in_start, head_len);
     head[head_len] = 0;
-    tern_http_header *hdrs = alloca((req.num_headers ? req.num_headers : 1) * sizeof *hdrs);
+    tern__http_header *hdrs = alloca((req.num_headers ? req.num_headers : 1) * sizeof *hdrs);
     memcpy(hdrs, w->hdrs, req.num_headers * sizeof *hdrs);
     for (uint32_t i = 0; i < req.num_headers; i++) head[hdrs[i].value_off + hdrs[i].value_len] = 0;
 
@@ -958,9 +958,10 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
 
     /* 4. the context */
     tern_ctx ctx;
-    tern_ctx_init(&ctx);
+    tern__ctx_init(&ctx);
     ctx.worker = w;
     ctx.conn = c;
+    ctx.server = w->server;
     ctx.head = head;
     ctx.headers = hdrs;
     ctx.num_headers = req.num_headers;
@@ -979,7 +980,7 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
     int status = 0; /* an error to answer with, closing */
     if (req.flags & TERN_REQ_FORM_ASTERISK) {
         /* "OPTIONS *": the server's own capabilities (RFC 9110 §9.3.7) */
-        tern_set_status(&ctx, 204);
+        tern_resp_set_status(&ctx, 204);
         set_allow(&ctx, TERN_ANY & ~(TERN_CONNECT | TERN_TRACE));
         ctx.path = "*";
     } else {
@@ -988,9 +989,9 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
         char *path;
         if (plen == 0) {
             path = (char *)"/";
-        } else if (tern_path_needs_normalize(raw, plen)) {
+        } else if (tern__path_needs_normalize(raw, plen)) {
             path = tern_alloc(&ctx, plen + 1);
-            ssize_t n = path ? tern_path_normalize(raw, plen, path) : -1;
+            ssize_t n = path ? tern__path_normalize(raw, plen, path) : -1;
             if (!path) status = 503;
             else if (n < 0) status = 400;
             else plen = (size_t)n;
@@ -1008,8 +1009,8 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
         }
         ctx.path = status ? "/" : path;
         if (!status) {
-            tern_route_match m;
-            int r = tern_router_match(srv->router, req.method, path, plen, &m);
+            tern__route_match m;
+            int r = tern__router_match(srv->router, req.method, path, plen, &m);
             if (r == 0) {
                 for (uint32_t i = 0; i < m.num_params; i++) {
                     char *v = tern_alloc(&ctx, m.params[i].value_len + 1);
@@ -1020,23 +1021,24 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
                     ctx.param_values[i] = v;
                     ctx.num_params = i + 1;
                 }
+                ctx.route_data = ((tern__route_entry *)m.handler)->data;
                 run_handler(w, b, &ctx, m.handler);
             } else if (r == -405 && req.method == TERN_OPTIONS) {
-                tern_set_status(&ctx, 204);
+                tern_resp_set_status(&ctx, 204);
                 set_allow(&ctx, m.allowed);
             } else if (r == -405) {
-                tern_ctx_error(&ctx, 405, NULL);
+                tern__ctx_error(&ctx, 405, NULL);
                 set_allow(&ctx, m.allowed);
             } else {
-                tern_ctx_error(&ctx, 404, NULL);
+                tern__ctx_error(&ctx, 404, NULL);
             }
         }
     }
     if (status) {
         ctx.close = 1;
-        tern_ctx_error(&ctx, status, status == 400 ? "invalid path" : "out of memory");
+        tern__ctx_error(&ctx, status, status == 400 ? "invalid path" : "out of memory");
     } else if (ctx.oom) {
-        tern_ctx_error(&ctx, 503, "out of memory");
+        tern__ctx_error(&ctx, 503, "out of memory");
     }
     if (c->flags & TERN_CONN_DRAIN) ctx.close = 1;
     if (!ctx.close && !(c->flags & TERN_CONN_NODELAY)) {
@@ -1051,11 +1053,11 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
     if (ctx.stream_state) {
         /* the handler streamed its response: finish the framing */
         r = ctx.stream_state == 3 ? -1 : 0;
-        if (ctx.stream_state == 1) tern_stream_end(&ctx);
+        if (ctx.stream_state == 1) tern_resp_stream_end(&ctx);
     } else {
         r = send_response(w, c, b, &ctx);
     }
-    tern_ctx_release(&ctx);
+    tern__ctx_release(&ctx);
     free(body_heap);
     if (r < 0) return -1;
     return ctx.close ? 0 : 1;
@@ -1065,7 +1067,7 @@ static int serve_one(tern_worker *w, tern_conn *c, conn_busy *b) {
  * (unread input), shut down our side first and read until it closes, so
  * that its unread bytes do not make the kernel answer with an RST that
  * could destroy the response before the client reads it. */
-static void finish_close(tern_worker *w, tern_conn *c, conn_busy *b, int graceful) {
+static void finish_close(tern__worker *w, tern__conn *c, conn_busy *b, int graceful) {
     if (graceful && conn_flush(w, c, b) == 0 && !(c->flags & TERN_CONN_PEER_EOF) &&
         (in_avail(b) || (c->flags & TERN_CONN_READABLE))) {
         shutdown(c->fd, SHUT_WR);
@@ -1086,14 +1088,13 @@ static void finish_close(tern_worker *w, tern_conn *c, conn_busy *b, int gracefu
 }
 
 static void conn_main(void *arg) {
-    tern_conn *c = arg;
-    tern_worker *w = tern_worker_self;
+    tern__conn *c = arg;
+    tern__worker *w = tern__worker_self;
     conn_busy b;
     memset(&b, 0, sizeof b);
     b.conn = c;
     b.coro = w->sched.current;
-    b.coro->owner = &b;
-    b.coro->flags |= TERN_CORO_PARK_HOOK;
+    tern__sched_set_park_hook(b.coro, conn_park_hook, &b);
     c->busy = &b;
 
     int open = 1;
@@ -1152,12 +1153,12 @@ static void conn_main(void *arg) {
     w->wbuf.off = w->wbuf.len = 0;
     if (b.in_owned) free(b.in);
     free(b.out);
-    b.coro->flags &= ~TERN_CORO_PARK_HOOK;
+    tern__sched_set_park_hook(b.coro, NULL, NULL);
     if (open) {
         c->busy = NULL;
         unsigned ka = w->server->cfg.keepalive_timeout_ms;
-        if (ka) queue_append(w, c, tern_worker_ms(w) + ka);
+        if (ka) queue_append(w, c, tern__worker_ms(w) + ka);
     }
 }
 
-void tern_conn_install(tern_sched *s) { s->park_hook = conn_park_hook; }
+

@@ -9,20 +9,20 @@
 #include <assert.h>
 #include <stdint.h>
 
-struct tern_worker;
+struct tern__worker;
 struct conn_busy;
 
-typedef struct tern_conn {
+typedef struct tern__conn {
     int32_t fd;
     uint32_t flags;              /* TERN_CONN_* */
     int32_t q_prev, q_next;      /* idle queue links (fds), -1 = none */
     uint32_t q_deadline_ms;      /* idle expiry, worker-relative ms */
     uint32_t requests;           /* served on this connection (saturating) */
     struct conn_busy *busy;      /* on the serving coroutine's stack, NULL when idle */
-} tern_conn;
+} tern__conn;
 
 /* Two connections per cache line; the idle-memory budget (100 B) depends on it. */
-static_assert(sizeof(tern_conn) == 32, "tern_conn must stay 32 bytes");
+static_assert(sizeof(tern__conn) == 32, "tern__conn must stay 32 bytes");
 
 enum {
     TERN_CONN_OPEN = 1u << 0,
@@ -35,23 +35,20 @@ enum {
     TERN_CONN_NODELAY = 1u << 8,    /* TCP_NODELAY set (first keep-alive response) */
 };
 
-static inline int tern_conn_fd(const tern_conn *c) { return c->fd; }
+static inline int tern__conn_fd(const tern__conn *c) { return c->fd; }
 
 /* Takes ownership of an accepted socket. */
-void tern_conn_accepted(struct tern_worker *w, int fd);
+void tern__conn_accepted(struct tern__worker *w, int fd);
 /* epoll event for a connection. */
-void tern_conn_event(struct tern_worker *w, tern_conn *c, uint32_t events);
+void tern__conn_event(struct tern__worker *w, tern__conn *c, uint32_t events);
 /* Closes idle connections whose keep-alive time ran out; returns ns until
  * the next expiry (-1: none). */
-int64_t tern_conn_sweep(struct tern_worker *w);
-/* Installs the connection park hook on a worker's scheduler. */
-struct tern_sched;
-void tern_conn_install(struct tern_sched *s);
+int64_t tern__conn_sweep(struct tern__worker *w);
 /* Graceful drain: close idle connections now, mark busy ones to close after
  * their current response. */
-void tern_conn_drain(struct tern_worker *w);
+void tern__conn_drain(struct tern__worker *w);
 
 /* Cancels every connection's running coroutine (end of a drain). */
-void tern_conn_cancel_all(struct tern_worker *w);
+void tern__conn_cancel_all(struct tern__worker *w);
 
 #endif

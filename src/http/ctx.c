@@ -12,7 +12,7 @@
 #include "http/url.h"
 #include "server/worker.h"
 
-void tern_ctx_init(tern_ctx *ctx) {
+void tern__ctx_init(tern_ctx *ctx) {
     memset(ctx, 0, offsetof(tern_ctx, resp_inline));
     ctx->status = 200;
     ctx->resp = ctx->resp_inline;
@@ -22,10 +22,10 @@ void tern_ctx_init(tern_ctx *ctx) {
     ctx->arena.chunks = NULL;
 }
 
-void tern_ctx_release(tern_ctx *ctx) {
-    tern_arena_chunk *c = ctx->arena.chunks;
+void tern__ctx_release(tern_ctx *ctx) {
+    tern__arena_chunk *c = ctx->arena.chunks;
     while (c) {
-        tern_arena_chunk *next = c->next;
+        tern__arena_chunk *next = c->next;
         free(c);
         c = next;
     }
@@ -35,7 +35,7 @@ void tern_ctx_release(tern_ctx *ctx) {
 /* ---- arena --------------------------------------------------------------- */
 
 void *tern_alloc(tern_ctx *ctx, size_t n) {
-    tern_arena *a = &ctx->arena;
+    tern__arena *a = &ctx->arena;
     size_t pad = (size_t)(-(uintptr_t)a->ptr & 15);
     if (n + pad <= a->left) {
         void *p = a->ptr + pad;
@@ -45,12 +45,12 @@ void *tern_alloc(tern_ctx *ctx, size_t n) {
     }
     /* new chunk: at least 4 KiB so small allocations amortise the malloc,
      * exactly sized beyond that so big bodies do not waste a doubling */
-    size_t size = n > 4096 - sizeof(tern_arena_chunk) ? n : 4096 - sizeof(tern_arena_chunk);
-    if (size > SIZE_MAX - sizeof(tern_arena_chunk) - 16) {
+    size_t size = n > 4096 - sizeof(tern__arena_chunk) ? n : 4096 - sizeof(tern__arena_chunk);
+    if (size > SIZE_MAX - sizeof(tern__arena_chunk) - 16) {
         ctx->oom = 1;
         return NULL;
     }
-    tern_arena_chunk *c = malloc(sizeof *c + size + 16);
+    tern__arena_chunk *c = malloc(sizeof *c + size + 16);
     if (!c) {
         ctx->oom = 1;
         return NULL;
@@ -107,70 +107,70 @@ char *tern_sprintf(tern_ctx *ctx, const char *fmt, ...) {
 
 /* ---- request ------------------------------------------------------------- */
 
-unsigned tern_method(const tern_ctx *ctx) { return ctx->method; }
-tern_str tern_method_str(const tern_ctx *ctx) { return ctx->method_str; }
-tern_str tern_target(const tern_ctx *ctx) { return ctx->target; }
-const char *tern_path(const tern_ctx *ctx) { return ctx->path; }
-tern_str tern_query_string(const tern_ctx *ctx) { return ctx->query; }
-tern_str tern_body(const tern_ctx *ctx) { return (tern_str){ctx->body, ctx->body_len}; }
-int tern_http_minor(const tern_ctx *ctx) { return (int)ctx->minor; }
+unsigned tern_req_method(const tern_ctx *ctx) { return ctx->method; }
+tern_str tern_req_method_str(const tern_ctx *ctx) { return ctx->method_str; }
+tern_str tern_req_target(const tern_ctx *ctx) { return ctx->target; }
+const char *tern_req_path(const tern_ctx *ctx) { return ctx->path; }
+tern_str tern_req_query_string(const tern_ctx *ctx) { return ctx->query; }
+tern_str tern_req_body(const tern_ctx *ctx) { return (tern_str){ctx->body, ctx->body_len}; }
+int tern_req_http_minor(const tern_ctx *ctx) { return (int)ctx->minor; }
 
-const char *tern_query(tern_ctx *ctx, const char *name) {
+const char *tern_req_query(tern_ctx *ctx, const char *name) {
     const char *v;
     size_t vlen;
-    if (!tern_query_find(ctx->query.ptr, ctx->query.len, name, &v, &vlen)) return NULL;
+    if (!tern__query_find(ctx->query.ptr, ctx->query.len, name, &v, &vlen)) return NULL;
     char *out = tern_alloc(ctx, vlen + 1);
     if (!out) return NULL;
-    if (tern_url_decode(v, vlen, out, 1) < 0) return NULL;
+    if (tern__url_decode(v, vlen, out, 1) < 0) return NULL;
     return out;
 }
 
-const char *tern_header(const tern_ctx *ctx, const char *name) {
+const char *tern_req_header(const tern_ctx *ctx, const char *name) {
     size_t n = strlen(name);
     for (uint32_t i = 0; i < ctx->num_headers; i++) {
-        const tern_http_header *h = &ctx->headers[i];
+        const tern__http_header *h = &ctx->headers[i];
         if (h->name_len == n && strncasecmp(ctx->head + h->name_off, name, n) == 0)
             return ctx->head + h->value_off;
     }
     return NULL;
 }
 
-int tern_header_at(const tern_ctx *ctx, size_t i, tern_str *name, tern_str *value) {
+int tern_req_header_at(const tern_ctx *ctx, size_t i, tern_str *name, tern_str *value) {
     if (i >= ctx->num_headers) return -1;
-    const tern_http_header *h = &ctx->headers[i];
+    const tern__http_header *h = &ctx->headers[i];
     if (name) *name = (tern_str){ctx->head + h->name_off, h->name_len};
     if (value) *value = (tern_str){ctx->head + h->value_off, h->value_len};
     return 0;
 }
 
-const char *tern_param(const tern_ctx *ctx, const char *name) {
+const char *tern_req_param(const tern_ctx *ctx, const char *name) {
     for (uint32_t i = 0; i < ctx->num_params; i++)
         if (strcmp(ctx->param_names[i], name) == 0) return ctx->param_values[i];
     return NULL;
 }
 
-int tern_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
+int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
     *len = sizeof *addr;
-    return getpeername(tern_conn_fd(ctx->conn), (struct sockaddr *)addr, len) < 0 ? -errno : 0;
+    return getpeername(tern__conn_fd(ctx->conn), (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
 
 /* ---- response ------------------------------------------------------------ */
 
-void tern_set_status(tern_ctx *ctx, int status) {
+void tern_resp_set_status(tern_ctx *ctx, int status) {
     if (status >= 100 && status <= 999) ctx->status = status;
 }
-int tern_status(const tern_ctx *ctx) { return ctx->status; }
+int tern_resp_status(const tern_ctx *ctx) { return ctx->status; }
 
 
-int tern_header_name_valid(const char *name, size_t len) {
+int tern__header_name_valid(const char *name, size_t len) {
     if (len == 0) return 0;
     unsigned ok = 1;
     /* one table lookup per byte, no branch */
-    for (size_t i = 0; i < len; i++) ok &= tern_http_char_class[(unsigned char)name[i]] & TERN_CHAR_TOKEN;
+    for (size_t i = 0; i < len; i++) ok &= tern__http_char_class[(unsigned char)name[i]] & TERN_CHAR_TOKEN;
     return (int)ok;
 }
 
-int tern_header_value_valid(const char *value, size_t len) {
+int tern__header_value_valid(const char *value, size_t len) {
     /* field-value: HTAB, SP, VCHAR, obs-text; CR, LF and NUL never.
      * (ch - 0x20) wraps below SP, so one compare finds every control byte
      * except DEL; HTAB is let through after. */
@@ -190,7 +190,7 @@ static int name_is(const char *a, size_t alen, const char *b) {
 static int add_header(tern_ctx *ctx, const char *name, const char *value, int replace) {
     if (!name || !value) return -EINVAL;
     size_t nlen = strlen(name), vlen = strlen(value);
-    if (!tern_header_name_valid(name, nlen) || !tern_header_value_valid(value, vlen))
+    if (!tern__header_name_valid(name, nlen) || !tern__header_value_valid(value, vlen))
         return -EINVAL;
     if (nlen > UINT32_MAX || vlen > UINT32_MAX) return -EINVAL;
     /* names tern manages are told apart by length first: most headers a
@@ -213,10 +213,10 @@ static int add_header(tern_ctx *ctx, const char *name, const char *value, int re
         if (name_is(name, nlen, "Server")) ctx->server_set = 1;
         break;
     }
-    if (replace && ctx->num_resp) tern_remove_header(ctx, name);
+    if (replace && ctx->num_resp) tern_resp_remove_header(ctx, name);
     if (ctx->num_resp == ctx->cap_resp) {
         uint32_t cap = ctx->cap_resp * 2;
-        tern_resp_header *h = tern_alloc(ctx, cap * sizeof *h);
+        tern__resp_header *h = tern_alloc(ctx, cap * sizeof *h);
         if (!h) return -ENOMEM;
         memcpy(h, ctx->resp, ctx->num_resp * sizeof *h);
         ctx->resp = h;
@@ -226,18 +226,18 @@ static int add_header(tern_ctx *ctx, const char *name, const char *value, int re
     if (!copy) return -ENOMEM;
     memcpy(copy, name, nlen + 1);
     memcpy(copy + nlen + 1, value, vlen + 1);
-    ctx->resp[ctx->num_resp++] = (tern_resp_header){copy, copy + nlen + 1, (uint32_t)nlen, (uint32_t)vlen};
+    ctx->resp[ctx->num_resp++] = (tern__resp_header){copy, copy + nlen + 1, (uint32_t)nlen, (uint32_t)vlen};
     return 0;
 }
 
-int tern_set_header(tern_ctx *ctx, const char *name, const char *value) {
+int tern_resp_set_header(tern_ctx *ctx, const char *name, const char *value) {
     return add_header(ctx, name, value, 1);
 }
-int tern_add_header(tern_ctx *ctx, const char *name, const char *value) {
+int tern_resp_add_header(tern_ctx *ctx, const char *name, const char *value) {
     return add_header(ctx, name, value, 0);
 }
 
-int tern_remove_header(tern_ctx *ctx, const char *name) {
+int tern_resp_remove_header(tern_ctx *ctx, const char *name) {
     size_t nlen = strlen(name);
     uint32_t j = 0, removed = 0;
     for (uint32_t i = 0; i < ctx->num_resp; i++) {
@@ -252,20 +252,20 @@ int tern_remove_header(tern_ctx *ctx, const char *name) {
     return removed ? 0 : -ENOENT;
 }
 
-void tern_set_body_static(tern_ctx *ctx, const void *data, size_t len) {
+void tern_resp_set_body_static(tern_ctx *ctx, const void *data, size_t len) {
     ctx->resp_body = data;
     ctx->resp_body_len = len;
     ctx->resp_body_cap = 0;
 }
 
-int tern_set_body(tern_ctx *ctx, const void *data, size_t len) {
+int tern_resp_set_body(tern_ctx *ctx, const void *data, size_t len) {
     ctx->resp_body = NULL;
     ctx->resp_body_len = 0;
     ctx->resp_body_cap = 0;
-    return tern_append_body(ctx, data, len);
+    return tern_resp_append_body(ctx, data, len);
 }
 
-int tern_append_body(tern_ctx *ctx, const void *data, size_t len) {
+int tern_resp_append_body(tern_ctx *ctx, const void *data, size_t len) {
     if (len == 0) {
         if (!ctx->resp_body) ctx->resp_body = "";
         return 0;
@@ -286,7 +286,7 @@ int tern_append_body(tern_ctx *ctx, const void *data, size_t len) {
     return 0;
 }
 
-int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) {
+int tern_resp_vprintf(tern_ctx *ctx, const char *fmt, va_list ap) {
     size_t n;
     char *p = arena_vsprintf(ctx, &n, fmt, ap);
     if (!p) return -ENOMEM;
@@ -297,27 +297,27 @@ int tern_vprintf_body(tern_ctx *ctx, const char *fmt, va_list ap) {
         ctx->resp_body_cap = 0;
         return 0;
     }
-    return tern_append_body(ctx, p, n);
+    return tern_resp_append_body(ctx, p, n);
 }
 
-int tern_printf_body(tern_ctx *ctx, const char *fmt, ...) {
+int tern_resp_printf(tern_ctx *ctx, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int r = tern_vprintf_body(ctx, fmt, ap);
+    int r = tern_resp_vprintf(ctx, fmt, ap);
     va_end(ap);
     return r;
 }
 
-int tern_text(tern_ctx *ctx, int status, const char *text) {
-    tern_set_status(ctx, status);
-    int r = tern_set_header(ctx, "Content-Type", "text/plain; charset=utf-8");
-    return r < 0 ? r : tern_set_body(ctx, text, strlen(text));
+int tern_resp_text(tern_ctx *ctx, int status, const char *text) {
+    tern_resp_set_status(ctx, status);
+    int r = tern_resp_set_header(ctx, "Content-Type", "text/plain; charset=utf-8");
+    return r < 0 ? r : tern_resp_set_body(ctx, text, strlen(text));
 }
 
-int tern_json(tern_ctx *ctx, int status, const char *json) {
-    tern_set_status(ctx, status);
-    int r = tern_set_header(ctx, "Content-Type", "application/json");
-    return r < 0 ? r : tern_set_body(ctx, json, strlen(json));
+int tern_resp_json(tern_ctx *ctx, int status, const char *json) {
+    tern_resp_set_status(ctx, status);
+    int r = tern_resp_set_header(ctx, "Content-Type", "application/json");
+    return r < 0 ? r : tern_resp_set_body(ctx, json, strlen(json));
 }
 
 const char *tern_json_quote(tern_ctx *ctx, const char *s) {
@@ -355,7 +355,7 @@ const char *tern_json_quote(tern_ctx *ctx, const char *s) {
 
 /* ---- status codes -------------------------------------------------------- */
 
-const char *tern_status_reason(int status, size_t *len) {
+const char *tern__status_reason(int status, size_t *len) {
     const char *r;
     switch (status) {
     case 100: r = "Continue"; break;
@@ -400,16 +400,18 @@ const char *tern_status_reason(int status, size_t *len) {
     return r;
 }
 
-void tern_ctx_error(tern_ctx *ctx, int status, const char *detail) {
+void tern__ctx_error(tern_ctx *ctx, int status, const char *detail) {
     /* start from a clean response: whatever the handler set is dropped */
     ctx->num_resp = 0;
     ctx->server_set = 0;
     ctx->status = status;
     ctx->oom = 0;
-    const char *reason = tern_status_reason(status, NULL);
+    const char *reason = tern__status_reason(status, NULL);
     char *body = detail ? tern_sprintf(ctx, "%d %s: %s\n", status, reason, detail)
                         : tern_sprintf(ctx, "%d %s\n", status, reason);
     if (!body) body = (char *)"error\n";
     add_header(ctx, "Content-Type", "text/plain; charset=utf-8", 0);
-    tern_set_body_static(ctx, body, strlen(body));
+    tern_resp_set_body_static(ctx, body, strlen(body));
 }
+
+void *tern_route_data(const tern_ctx *ctx) { return ctx->route_data; }

@@ -12,35 +12,35 @@
 #include "http/router.h"
 #include "tern.h"
 
-typedef struct tern_arena_chunk {
-    struct tern_arena_chunk *next;
+typedef struct tern__arena_chunk {
+    struct tern__arena_chunk *next;
     size_t size;
     char data[];
-} tern_arena_chunk;
+} tern__arena_chunk;
 
-typedef struct tern_arena {
+typedef struct tern__arena {
     char *ptr;                  /* free space in the current chunk */
     size_t left;
-    tern_arena_chunk *chunks;   /* malloc'd chunks, freed at request end */
-} tern_arena;
+    tern__arena_chunk *chunks;   /* malloc'd chunks, freed at request end */
+} tern__arena;
 
-typedef struct tern_resp_header {
+typedef struct tern__resp_header {
     const char *name, *value;
     uint32_t name_len, value_len;
-} tern_resp_header;
+} tern__resp_header;
 
 #define TERN_CTX_INLINE_HEADERS 8
 #define TERN_CTX_INLINE_ARENA 256
 
-struct tern_worker;
-struct tern_conn;
+struct tern__worker;
+struct tern__conn;
 
 struct tern_ctx {
-    struct tern_worker *worker;
-    struct tern_conn *conn;
+    struct tern__worker *worker;
+    struct tern__conn *conn;
     /* request */
     const char *head;                 /* copy of the head; header values NUL-terminated */
-    const tern_http_header *headers;  /* offsets into head */
+    const tern__http_header *headers;  /* offsets into head */
     uint32_t num_headers;
     unsigned method;
     uint32_t minor;
@@ -53,10 +53,12 @@ struct tern_ctx {
     const char *param_names[TERN_MAX_PARAMS];
     const char *param_values[TERN_MAX_PARAMS];
     uint64_t start_ns;
+    void *route_data;                 /* the route's user data */
+    struct tern_server *server;       /* the driver's, opaque to HTTP */
     /* response */
     int status;
     uint32_t num_resp, cap_resp;
-    tern_resp_header *resp;
+    tern__resp_header *resp;
     const char *resp_body;
     size_t resp_body_len, resp_body_cap;  /* cap > 0: arena buffer we may append to */
     unsigned oom : 1;                 /* an allocation failed: answer 503 */
@@ -65,23 +67,23 @@ struct tern_ctx {
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
     unsigned stream_state : 2;        /* 0 none, 1 streaming, 2 ended, 3 broken */
     uint64_t stream_left;             /* Content-Length bytes still to stream */
-    tern_resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
-    tern_arena arena;
+    tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
+    tern__arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];
 };
 
-void tern_ctx_init(tern_ctx *ctx);
+void tern__ctx_init(tern_ctx *ctx);
 /* Frees the arena's chunks. */
-void tern_ctx_release(tern_ctx *ctx);
+void tern__ctx_release(tern_ctx *ctx);
 /* Sets the response to a plain-text error page (no request bytes echoed). */
-void tern_ctx_error(tern_ctx *ctx, int status, const char *detail);
+void tern__ctx_error(tern_ctx *ctx, int status, const char *detail);
 
 /* Reason phrase for a status code ("Unknown" for unlisted codes). */
-const char *tern_status_reason(int status, size_t *len);
+const char *tern__status_reason(int status, size_t *len);
 
 /* Non-zero when name is a valid token and value has no CR, LF, NUL or other
  * control characters besides HTAB (RFC 9110 §5.1, §5.5). */
-int tern_header_name_valid(const char *name, size_t len);
-int tern_header_value_valid(const char *value, size_t len);
+int tern__header_name_valid(const char *name, size_t len);
+int tern__header_value_valid(const char *value, size_t len);
 
 #endif

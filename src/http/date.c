@@ -11,7 +11,7 @@ static void put2(char *p, int v) {
     p[1] = (char)('0' + v % 10);
 }
 
-void tern_date_format(time_t t, char *out) {
+void tern__date_format(time_t t, char *out) {
     struct tm tm;
     gmtime_r(&t, &tm);
     memcpy(out, days[tm.tm_wday], 3);
@@ -33,14 +33,14 @@ void tern_date_format(time_t t, char *out) {
     memcpy(out + 25, " GMT", 5);
 }
 
-const char *tern_date_now(tern_date_cache *c) {
+const char *tern__date_now(tern__date_cache *c) {
     /* CLOCK_REALTIME_COARSE: a vDSO read with no syscall; one-second
      * resolution is all the Date header has */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec != c->second) {
         c->second = ts.tv_sec;
-        tern_date_format(ts.tv_sec, c->text);
+        tern__date_format(ts.tv_sec, c->text);
     }
     return c->text;
 }

@@ -8,14 +8,14 @@
 
 #define TERN_DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
-typedef struct tern_date_cache {
+typedef struct tern__date_cache {
     time_t second;
     char text[TERN_DATE_LEN + 1];
-} tern_date_cache;
+} tern__date_cache;
 
 /* Formats t into out (TERN_DATE_LEN bytes + NUL). */
-void tern_date_format(time_t t, char *out);
+void tern__date_format(time_t t, char *out);
 /* Returns the cached text for the current wall-clock second. */
-const char *tern_date_now(tern_date_cache *c);
+const char *tern__date_now(tern__date_cache *c);
 
 #endif

@@ -59,7 +59,7 @@
 #define T TERN_CHAR_TOKEN
 #define H TERN_CHAR_HOST
 // clang-format off
-const unsigned char tern_http_char_class[256] = {
+const unsigned char tern__http_char_class[256] = {
     ['!'] = T | H, ['#'] = T, ['$'] = T | H, ['%'] = T | H, ['&'] = T | H, ['\''] = T | H,
     ['*'] = T | H, ['+'] = T | H, ['-'] = T | H, ['.'] = T | H, ['^'] = T, ['_'] = T | H,
     ['`'] = T, ['|'] = T, ['~'] = T | H, ['0'] = T | H, ['1'] = T | H, ['2'] = T | H,
@@ -80,7 +80,7 @@ const unsigned char tern_http_char_class[256] = {
 #undef H
 
 static inline int is_tchar(char c) {
-    return tern_http_char_class[(unsigned char)c] & TERN_CHAR_TOKEN;
+    return tern__http_char_class[(unsigned char)c] & TERN_CHAR_TOKEN;
 }
 
 /* ---- scanning -------------------------------------------------------------
@@ -252,7 +252,7 @@ static int ieq(const char *a, size_t n, const char *b, size_t bn) {
     return 1;
 }
 
-int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,
+int tern__http_header_is(const char *buf, const tern__http_header *h, const char *name,
                         size_t name_len) {
     if (h->name_len != name_len) return 0;
     const char *a = buf + h->name_off;
@@ -307,11 +307,11 @@ static int valid_host_port(const char *h, const char *e) {
         /* IP-literal: IPv6address / IPvFuture; their characters are a
          * subset of reg-name's plus ':' */
         for (p++; p < e && *p != ']'; p++)
-            if (!(tern_http_char_class[(unsigned char)*p] & TERN_CHAR_HOST) && *p != ':') return 0;
+            if (!(tern__http_char_class[(unsigned char)*p] & TERN_CHAR_HOST) && *p != ':') return 0;
         if (p == e || p == h + 1) return 0;
         p++;
     } else {
-        while (p < e && (tern_http_char_class[(unsigned char)*p] & TERN_CHAR_HOST)) p++;
+        while (p < e && (tern__http_char_class[(unsigned char)*p] & TERN_CHAR_HOST)) p++;
     }
     if (p == e) return 1;
     if (*p != ':') return 0;
@@ -347,7 +347,7 @@ static int valid_authority_form(const char *t, size_t n) {
  * target or NULL, has_hash whether it holds a '#' (both found by the scan
  * that found its end). */
 static int classify_target(const char *buf, const char *t, size_t n, const char *q, int has_hash,
-                           tern_http_request *req) {
+                           tern__http_request *req) {
     uint32_t off = (uint32_t)(t - buf);
     /* A fragment is never sent in a request (RFC 9112 §3.2): refuse it
      * rather than guess which part a router should see. */
@@ -406,7 +406,7 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
 /* Request line at p. Returns the position after its CRLF via *pp, 0 on
  * success, TERN_PARSE_INCOMPLETE or a negated status. */
 static int parse_request_line(const char *buf, const char **pp, const char *end,
-                              tern_http_request *req, size_t max_target) {
+                              tern__http_request *req, size_t max_target) {
     const char *p = *pp, *m = p;
     unsigned method;
     if (end - p >= 4 && ld32(p) == ld32("GET ")) {
@@ -523,7 +523,7 @@ static inline unsigned note_host(unsigned s) {
 /* Header kinds other than Host (which the callers handle inline). Returns
  * the new S_* bits. */
 static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve,
-                                 tern_http_request *req, unsigned s) {
+                                 tern__http_request *req, unsigned s) {
     switch (kind) {
     case H_CL: {
         /* RFC 9110 §8.6: 1*DIGIT. A list, even of equal values, is refused:
@@ -591,7 +591,7 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
     return s;
 }
 
-static inline int finish(tern_http_request *req, unsigned b) {
+static inline int finish(tern__http_request *req, unsigned b) {
     if (b & S_BAD) return -400;
     if (req->minor == 1 && !(b & S_HOST)) return -400; /* RFC 9112 §3.2 */
     if (b & S_TE) {
@@ -611,7 +611,7 @@ static inline int finish(tern_http_request *req, unsigned b) {
 /* Parses lines from pos (== start for the request line) within [buf, end).
  * With semantics on, pos must be start and the results are filled in. */
 static inline int parse_lines(const char *buf, const char *end, const char *start, const char *pos,
-                              uint32_t nh, tern_http_request *req, uint32_t max_headers,
+                              uint32_t nh, tern__http_request *req, uint32_t max_headers,
                               size_t max_target, int semantics) {
     unsigned s = 0;
     const char *p = pos;
@@ -676,7 +676,7 @@ static inline int parse_lines(const char *buf, const char *end, const char *star
         if (q[1] != '\n') return -400; /* bare CR */
         const char *ve = q;
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-        tern_http_header *h = &req->headers[nh];
+        tern__http_header *h = &req->headers[nh];
         h->name_off = (uint32_t)(n - buf);
         h->name_len = (uint32_t)nl;
         h->value_off = (uint32_t)(v - buf);
@@ -710,7 +710,7 @@ static inline int parse_lines(const char *buf, const char *end, const char *star
  * builds check that on every call: check_fast). Returns the head
  * length or a semantic error, or 0 to leave the request to parse_lines:
  * anything else, including every syntax error and an incomplete head. */
-static int parse_fast(const char *buf, const char *end, tern_http_request *req,
+static int parse_fast(const char *buf, const char *end, tern__http_request *req,
                       uint32_t max_headers, size_t max_target) {
     /* the shortest head, "GET / HTTP/1.0\r\n\r\n", is 18 bytes */
     if (end - buf < 18) return 0;
@@ -784,7 +784,7 @@ static int parse_fast(const char *buf, const char *end, tern_http_request *req,
         if (end - ve < 2 || ld16(ve) != ld16("\r\n")) return 0;
         p = ve + 2;
         while (ve > v && ve[-1] == ' ') ve--; /* no HTAB got this far */
-        tern_http_header *h = &req->headers[nh];
+        tern__http_header *h = &req->headers[nh];
         h->name_off = (uint32_t)(n - buf);
         h->name_len = (uint32_t)(ne - n);
         h->value_off = (uint32_t)(v - buf);
@@ -808,7 +808,7 @@ static int parse_fast(const char *buf, const char *end, tern_http_request *req,
 /* Everything parse_fast leaves: leading empty lines, a head split across
  * reads, the rarer forms and every error. */
 static __attribute__((noinline)) int
-parse_general(const char *buf, size_t len, tern_http_request *req, const tern_http_limits *lim) {
+parse_general(const char *buf, size_t len, tern__http_request *req, const tern__http_limits *lim) {
     /* offsets are 32-bit and the length is returned as an int */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;
@@ -854,9 +854,9 @@ out:
 #endif
 
 #if TERN_PARSE_CHECK_FAST
-static void check_fast(const char *buf, size_t len, const tern_http_limits *lim, int r,
-                       const tern_http_request *f, size_t scanned, uint32_t num_headers) {
-    tern_http_request g;
+static void check_fast(const char *buf, size_t len, const tern__http_limits *lim, int r,
+                       const tern__http_request *f, size_t scanned, uint32_t num_headers) {
+    tern__http_request g;
     memset(&g, 0, sizeof g);
     g.scanned = scanned;
     g.num_headers = num_headers;
@@ -882,8 +882,8 @@ static void check_fast(const char *buf, size_t len, const tern_http_limits *lim,
 }
 #endif
 
-int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
-                            const tern_http_limits *lim) {
+int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
+                            const tern__http_limits *lim) {
     /* the same bounds as parse_general */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;

@@ -17,10 +17,10 @@
  * -400 malformed / smuggling shape, -414 target too long, -431 head too
  * large or too many headers, -501 unknown transfer coding, -505 version. */
 
-typedef struct tern_http_header {
+typedef struct tern__http_header {
     uint32_t name_off, name_len;
     uint32_t value_off, value_len; /* value without surrounding OWS */
-} tern_http_header;
+} tern__http_header;
 
 enum {
     TERN_REQ_KEEP_ALIVE = 1u << 0,         /* persistent after this request */
@@ -36,13 +36,13 @@ enum {
     TERN_REQ_CONNECTION_UPGRADE = 1u << 9, /* "upgrade" option in Connection */
 };
 
-typedef struct tern_http_limits {
+typedef struct tern__http_limits {
     size_t max_head; /* request line + headers + final CRLF */
     size_t max_target;
     uint32_t max_headers;
-} tern_http_limits;
+} tern__http_limits;
 
-typedef struct tern_http_request {
+typedef struct tern__http_request {
     /* results */
     unsigned method; /* TERN_GET... bit from tern.h, 0 = other token */
     uint32_t method_len;
@@ -59,11 +59,11 @@ typedef struct tern_http_request {
     uint32_t host_index;           /* index of Host in headers, UINT32_MAX if none */
     uint32_t num_headers;          /* on INCOMPLETE: header lines validated so far
                                       (parser state, do not change between calls) */
-    tern_http_header *headers;     /* caller-provided, capacity max_headers */
+    tern__http_header *headers;     /* caller-provided, capacity max_headers */
     /* incremental state: zero before the first call for a request (and
      * after moving the buffer); only scanned and num_headers carry over */
     size_t scanned;
-} tern_http_request;
+} tern__http_request;
 
 /* Parses the request head at the start of buf. Returns the head length
  * (> 0) when complete, TERN_PARSE_INCOMPLETE when more bytes are needed (a
@@ -92,16 +92,16 @@ typedef struct tern_http_request {
  *   chunked twice -> 400; any other coding or chunked not last -> 501.
  * Expect other than 100-continue sets TERN_REQ_EXPECT_OTHER (answer 417).
  * Host values are not validated beyond the field-value rules. */
-int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
-                            const tern_http_limits *lim);
+int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
+                            const tern__http_limits *lim);
 
 /* Character classes (bits): tokens (RFC 9110 §5.6.2) and host characters
  * (RFC 3986 §3.2.2). */
 enum { TERN_CHAR_TOKEN = 1, TERN_CHAR_HOST = 2 };
-extern const unsigned char tern_http_char_class[256];
+extern const unsigned char tern__http_char_class[256];
 
 /* Case-insensitive compare of a header name at buf+h->name_off. */
-int tern_http_header_is(const char *buf, const tern_http_header *h, const char *name,
+int tern__http_header_is(const char *buf, const tern__http_header *h, const char *name,
                         size_t name_len);
 
 #endif

@@ -8,7 +8,7 @@
  * Each node is visited at most once per lookup (a node at depth d can only
  * consume segment d of the path), so a miss costs O(nodes) at worst.
  *
- * The common lookups skip most of that machinery (tern_router_match):
+ * The common lookups skip most of that machinery (tern__router_match):
  * - a path that is an all-static pattern ("/plaintext", "/api/v1/users")
  *   is one probe in a hash table of such patterns by whole path;
  * - otherwise the search's first path (static edge, else :param, at each
@@ -31,7 +31,7 @@
 #include "tern.h"
 
 /* Allocation hooks so the unit test can inject failures (it #includes this
- * file after defining them). Only tern_router_add allocates. */
+ * file after defining them). Only tern__router_add allocates. */
 #ifndef ROUTER_MALLOC
 #define ROUTER_MALLOC malloc
 #endif
@@ -85,7 +85,7 @@ typedef struct exact_route {
     const router_node *node;
 } exact_route;
 
-struct tern_router {
+struct tern__router {
     router_node *root;
     exact_route *exact;
     uint32_t nexact, exact_slots; /* entries; slots (0 or a power of two) */
@@ -140,7 +140,7 @@ static inline uint32_t path_hash(const char *p, size_t len, uint64_t head, uint6
 
 /* The entry for path, or NULL. Up to 16 bytes the key is the path itself,
  * so a probe is three compares; longer paths also compare the middle. */
-static inline const exact_route *exact_find(const tern_router *r, const char *path, size_t len) {
+static inline const exact_route *exact_find(const tern__router *r, const char *path, size_t len) {
     if (!r->nexact) return NULL;
     uint64_t head, tail;
     seg_key(path, len, &head, &tail);
@@ -161,7 +161,7 @@ static void exact_put(exact_route *slots, uint32_t nslots, uint32_t shift, exact
 }
 
 /* Room for one more entry; 0 or -ENOMEM (the table is then unchanged). */
-static int exact_reserve(tern_router *r) {
+static int exact_reserve(tern__router *r) {
     if ((r->nexact + 1) * 2 <= r->exact_slots) return 0;
     if (r->exact_slots > UINT32_MAX / 4) return -ENOMEM;
     uint32_t nslots = r->exact_slots ? r->exact_slots * 2 : 16;
@@ -257,8 +257,8 @@ static void subtree_free(router_node *n) {
     }
 }
 
-tern_router *tern_router_new(void) {
-    tern_router *r = ROUTER_MALLOC(sizeof(*r));
+tern__router *tern__router_new(void) {
+    tern__router *r = ROUTER_MALLOC(sizeof(*r));
     if (!r) return NULL;
     r->root = node_new(NULL, NODE_ROOT, NULL, 0);
     if (!r->root) {
@@ -270,7 +270,7 @@ tern_router *tern_router_new(void) {
     return r;
 }
 
-void tern_router_free(tern_router *r) {
+void tern__router_free(tern__router *r) {
     if (!r) return;
     subtree_free(r->root);
     for (uint32_t i = 0; i < r->exact_slots; i++) free(r->exact[i].path);
@@ -288,7 +288,7 @@ typedef struct pattern_seg {
 
 /* Parameter names may not hold ':' or '*' (they would read as a typo for a
  * second parameter) and may not repeat inside one pattern, since
- * tern_param() looks parameters up by name. */
+ * tern_req_param() looks parameters up by name. */
 static bool name_ok(const char *name, size_t len) {
     return len > 0 && !memchr(name, ':', len) && !memchr(name, '*', len);
 }
@@ -435,7 +435,7 @@ static void node_set_handlers(router_node *n, unsigned methods, void *handler) {
     n->allowed = n->registered | TERN_OPTIONS | (n->registered & TERN_GET ? TERN_HEAD : 0);
 }
 
-int tern_router_add(tern_router *r, unsigned methods, const char *pattern, void *handler) {
+int tern__router_add(tern__router *r, unsigned methods, const char *pattern, void *handler) {
     if (!r || !handler || methods == 0 || (methods & ~(unsigned)TERN_ANY)) return -EINVAL;
     long nseg = pattern_parse(pattern, NULL);
     if (nseg < 0) return (int)nseg;
@@ -553,7 +553,7 @@ static inline size_t segment_len(const char *path, const char *s, const char *en
  * alternative to try at n: 0 static, 1 :param, 2 *wildcard, 3 go up. */
 static __attribute__((noinline)) int match_from(const router_node *n, size_t pos,
                                                 unsigned next_slot, const char *path, size_t len,
-                                                tern_route_match *m) {
+                                                tern__route_match *m) {
     int next = (int)(next_slot & 3);
     const unsigned slot = next_slot >> 2;
     unsigned allowed405 = 0;
@@ -594,7 +594,7 @@ static __attribute__((noinline)) int match_from(const router_node *n, size_t pos
                 if (seglen == 0) continue; /* a :param is never empty */
                 assert(m->num_params < TERN_MAX_PARAMS);
                 m->params[m->num_params++] =
-                    (tern_route_param){n->param->name, seg, (uint32_t)seglen};
+                    (tern__route_param){n->param->name, seg, (uint32_t)seglen};
                 n = n->param;
                 pos += 1 + seglen;
                 next = 0;
@@ -607,7 +607,7 @@ static __attribute__((noinline)) int match_from(const router_node *n, size_t pos
                 void *h = c->handlers[slot];
                 if (h) {
                     assert(m->num_params < TERN_MAX_PARAMS);
-                    m->params[m->num_params++] = (tern_route_param){c->name, seg, (uint32_t)rest};
+                    m->params[m->num_params++] = (tern__route_param){c->name, seg, (uint32_t)rest};
                     m->handler = h;
                     m->allowed = c->allowed;
                     return 0;
@@ -625,7 +625,7 @@ static __attribute__((noinline)) int match_from(const router_node *n, size_t pos
             pos -= 1 + n->seglen;
             next = 1;
         } else if (n->kind == NODE_PARAM) {
-            const tern_route_param *p = &m->params[--m->num_params];
+            const tern__route_param *p = &m->params[--m->num_params];
             pos = (size_t)(p->value - path) - 1;
             next = 2;
         } else {
@@ -647,7 +647,7 @@ static __attribute__((noinline)) int match_from(const router_node *n, size_t pos
  * without a handler for the method. */
 static __attribute__((noinline)) int match_descend(const router_node *n, unsigned slot,
                                                    const char *path, size_t len,
-                                                   tern_route_match *m) {
+                                                   tern__route_match *m) {
     const router_node *c;
     size_t pos = 0;
     while (pos < len) {
@@ -657,7 +657,7 @@ static __attribute__((noinline)) int match_descend(const router_node *n, unsigne
             n = c;
         } else if ((c = n->param) && seglen) {
             assert(m->num_params < TERN_MAX_PARAMS);
-            m->params[m->num_params++] = (tern_route_param){c->name, seg, (uint32_t)seglen};
+            m->params[m->num_params++] = (tern__route_param){c->name, seg, (uint32_t)seglen};
             n = c;
         } else {
             return match_from(n, pos, NEXT_SLOT(2, slot), path, len, m);
@@ -676,7 +676,7 @@ static __attribute__((noinline)) int match_descend(const router_node *n, unsigne
  * path is an all-static pattern: the exact table has those. Inlined twice,
  * so that the common short path is a leaf function with only tail calls. */
 static inline __attribute__((always_inline)) int
-match_path(const tern_router *r, unsigned slot, const char *path, size_t len, tern_route_match *m) {
+match_path(const tern__router *r, unsigned slot, const char *path, size_t len, tern__route_match *m) {
     const exact_route *e = exact_find(r, path, len);
     if (!e) return match_descend(r->root, slot, path, len, m);
     void *h = e->node->handlers[slot];
@@ -686,13 +686,13 @@ match_path(const tern_router *r, unsigned slot, const char *path, size_t len, te
     return 0;
 }
 
-static __attribute__((noinline)) int match_long(const tern_router *r, unsigned slot,
-                                                const char *path, size_t len, tern_route_match *m) {
+static __attribute__((noinline)) int match_long(const tern__router *r, unsigned slot,
+                                                const char *path, size_t len, tern__route_match *m) {
     return match_path(r, slot, path, len, m);
 }
 
-int tern_router_match(const tern_router *r, unsigned method, const char *path, size_t len,
-                      tern_route_match *m) {
+int tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
+                      tern__route_match *m) {
     const unsigned slot = method_slot(method);
     m->handler = NULL;
     m->allowed = 0;

@@ -12,23 +12,23 @@
 
 #define TERN_MAX_PARAMS 8
 
-typedef struct tern_router tern_router;
+typedef struct tern__router tern__router;
 
-typedef struct tern_route_param {
+typedef struct tern__route_param {
     const char *name;        /* NUL-terminated, owned by the router */
     const char *value;       /* points into the path passed to match */
     uint32_t value_len;
-} tern_route_param;
+} tern__route_param;
 
-typedef struct tern_route_match {
+typedef struct tern__route_match {
     void *handler;
     unsigned allowed;        /* methods registered for the matched path (for 405/Allow/OPTIONS) */
     uint32_t num_params;
-    tern_route_param params[TERN_MAX_PARAMS];
-} tern_route_match;
+    tern__route_param params[TERN_MAX_PARAMS];
+} tern__route_match;
 
-tern_router *tern_router_new(void);
-void tern_router_free(tern_router *r);
+tern__router *tern__router_new(void);
+void tern__router_free(tern__router *r);
 
 /* methods: TERN_* bits. Pattern must start with '/'; ":name" matches one
  * non-empty segment; "*name" (last segment only) matches the rest of the path,
@@ -45,7 +45,7 @@ void tern_router_free(tern_router *r);
  *   may not repeat within a pattern (-EINVAL). A wildcard counts as a param.
  * - Also -EINVAL: handler NULL, methods 0 or outside TERN_ANY.
  * - A refused route (any error) leaves the router unchanged. */
-int tern_router_add(tern_router *r, unsigned methods, const char *pattern, void *handler);
+int tern__router_add(tern__router *r, unsigned methods, const char *pattern, void *handler);
 
 /* Matches an already decoded and normalised path (starts with '/').
  * Returns 0 with m->handler set; -404 when no route has this path; -405 when
@@ -63,7 +63,7 @@ int tern_router_add(tern_router *r, unsigned methods, const char *pattern, void 
  *   "/a/:x" (GET) give GET /a/b -> "/a/:x".
  * - m->handler is non-NULL iff 0 is returned; m->num_params is 0 unless 0.
  * - Lock-free for any number of concurrent readers once adds are done. */
-int tern_router_match(const tern_router *r, unsigned method, const char *path, size_t len,
-                      tern_route_match *m);
+int tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
+                      tern__route_match *m);
 
 #endif

@@ -1,6 +1,6 @@
 /* Percent-decoding, path normalisation and query lookup (see url.h).
  *
- * tern_path_normalize decodes first and resolves dot segments second, as
+ * tern__path_normalize decodes first and resolves dot segments second, as
  * nginx does: "%2e%2e" is a ".." and a decoded "%2F" separates segments. The
  * order matters for safety: resolving before decoding would let "/%2e%2e/"
  * through as an ordinary name and a file handler that decodes later would
@@ -28,7 +28,7 @@ static int escape_value(const char *p) {
     return (hi | lo) < 0 ? -1 : hi << 4 | lo;
 }
 
-ssize_t tern_path_normalize(const char *in, size_t len, char *out) {
+ssize_t tern__path_normalize(const char *in, size_t len, char *out) {
     const char *p = in, *end = in + len;
     size_t n = 0, r = 0, o = 0;
 
@@ -131,7 +131,7 @@ static __attribute__((noinline)) int needs_normalize_slow(const char *in, size_t
  * wide loads (overlapping so that none reads outside in[0..len)); only a
  * path holding one goes to the exact check. Measured with callgrind on
  * "/plaintext": 62 instructions with two memchr calls before, 15 now. */
-int tern_path_needs_normalize(const char *in, size_t len) {
+int tern__path_needs_normalize(const char *in, size_t len) {
     uint64_t any = 0;
 #ifdef __SSE2__
     if (len >= 16) {
@@ -158,7 +158,7 @@ int tern_path_needs_normalize(const char *in, size_t len) {
     return any ? needs_normalize_slow(in, len) : 0;
 }
 
-ssize_t tern_url_decode(const char *in, size_t len, char *out, int plus_is_space) {
+ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_space) {
     size_t n = 0;
 
     for (size_t i = 0; i < len; i++) {
@@ -199,13 +199,13 @@ static int form_equal(const char *a, size_t alen, const char *b, size_t blen) {
     size_t i = 0, j = 0;
 
     /* the key from the query is decoded; the name the caller asks for is
-     * taken literally, so tern_query(ctx, "c++") finds "c%2B%2B=..." */
+     * taken literally, so tern_req_query(ctx, "c++") finds "c%2B%2B=..." */
     while (i < alen && j < blen)
         if (next_form_byte(a, alen, &i) != (unsigned char)b[j++]) return 0;
     return i == alen && j == blen;
 }
 
-int tern_query_find(const char *q, size_t qlen, const char *name, const char **val,
+int tern__query_find(const char *q, size_t qlen, const char *name, const char **val,
                     size_t *val_len) {
     size_t nlen = strlen(name), start = 0;
 

@@ -16,16 +16,16 @@
  * length (never more than len), or -1 for a bad %-escape, an encoded NUL, a
  * ".." above root, or a path not starting with '/'. Raw bytes other than '%'
  * are not checked (that is the request parser's job). out may not alias in. */
-ssize_t tern_path_normalize(const char *in, size_t len, char *out);
+ssize_t tern__path_normalize(const char *in, size_t len, char *out);
 
-/* Non-zero when the path needs tern_path_normalize (has '%' or a dot
+/* Non-zero when the path needs tern__path_normalize (has '%' or a dot
  * segment); zero when it can be used as is. */
-int tern_path_needs_normalize(const char *in, size_t len);
+int tern__path_needs_normalize(const char *in, size_t len);
 
 /* Percent-decodes in[0..len) into out (room for len + 1), decoding '+' as
  * space when plus_is_space. NUL-terminates. Returns the output length or -1
  * for a bad escape. */
-ssize_t tern_url_decode(const char *in, size_t len, char *out, int plus_is_space);
+ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_space);
 
 /* Finds the first parameter `name` in query q[0..qlen) ("a=1&b=2"; keys
  * compared after decoding). Sets *val and *val_len to the raw (still encoded)
@@ -34,6 +34,6 @@ ssize_t tern_url_decode(const char *in, size_t len, char *out, int plus_is_space
  * a byte; a '%' not followed by two hex digits stands for itself) and the
  * name is taken literally, so "a%20b=1" and "a+b=1" match name "a b", and
  * "c%2B%2B=1" matches "c++". val and val_len may be NULL. */
-int tern_query_find(const char *q, size_t qlen, const char *name, const char **val, size_t *val_len);
+int tern__query_find(const char *q, size_t qlen, const char *name, const char **val, size_t *val_len);
 
 #endif

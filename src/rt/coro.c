@@ -64,14 +64,14 @@
 static_assert(sizeof(tern_coro) <= CTRL_BYTES, "tern_coro must fit its reserved slot");
 static_assert(CTRL_BYTES % 64 == 0 && CANARY_SLOT % 64 == 0, "control block cache-aligned");
 /* The assembly entry trampoline only relies on the switch frame, not on
- * struct offsets; tern_coro_start reads fn and arg in C. */
+ * struct offsets; tern__coro_start reads fn and arg in C. */
 
 /* Called (hidden, from coro_<arch>.S) as the first frame of every coroutine. */
-__attribute__((visibility("hidden"), noreturn)) void tern_coro_start(tern_coro *c);
+__attribute__((visibility("hidden"), noreturn)) void tern__coro_start(tern_coro *c);
 /* Assembly trampoline that a new coroutine's first switch returns into. */
-__attribute__((visibility("hidden"))) void tern_coro_entry(void);
+__attribute__((visibility("hidden"))) void tern__coro_entry(void);
 
-void tern_coro_start(tern_coro *c) {
+void tern__coro_start(tern_coro *c) {
     c->fn(c->arg);
     /* Returning would pop into the zero words above the initial frame; a
      * coroutine ends by switching away for the last time instead. */
@@ -90,7 +90,7 @@ static inline tern_coro *ctrl_of(char *stack_lo, size_t stack_size) {
     return (tern_coro *)(void *)(stack_lo + stack_size - CTRL_BYTES);
 }
 
-int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm) {
+int tern__stack_pool_init(tern__stack_pool *p, size_t stack_size, size_t keep_warm) {
     memset(p, 0, sizeof *p);
     long pg = sysconf(_SC_PAGESIZE);
     size_t page = pg > 0 ? (size_t)pg : 4096;
@@ -109,14 +109,14 @@ int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm
     return 0;
 }
 
-void tern_stack_pool_destroy(tern_stack_pool *p) {
+void tern__stack_pool_destroy(tern__stack_pool *p) {
     for (size_t i = 0; i < p->n_regions; i++) munmap(p->regions[i], p->region_bytes);
     free(p->regions);
     free(p->cold);
     memset(p, 0, sizeof *p);
 }
 
-static int add_region(tern_stack_pool *p) {
+static int add_region(tern__stack_pool *p) {
     if (p->n_regions == p->cap_regions) {
         size_t cap = p->cap_regions ? p->cap_regions * 2 : 16;
         void **r = realloc(p->regions, cap * sizeof *r);
@@ -140,7 +140,7 @@ static int add_region(tern_stack_pool *p) {
 
 /* The region holding addr (regions are few: a linear scan from the newest,
  * on the cold path only). */
-static char *region_of(const tern_stack_pool *p, const char *addr) {
+static char *region_of(const tern__stack_pool *p, const char *addr) {
     for (size_t i = p->n_regions; i-- > 0;) {
         char *b = p->regions[i];
         if (addr >= b && addr < b + p->region_bytes) return b;
@@ -155,7 +155,7 @@ static uint32_t above_state(const tern_coro *c) {
     return __atomic_load_n(&c->pool_state, __ATOMIC_RELAXED);
 }
 
-static tern_coro *carve(tern_stack_pool *p) {
+static tern_coro *carve(tern__stack_pool *p) {
     if (p->carve_left == 0 && add_region(p) < 0) return NULL;
     char *slot = p->carve_next;
     p->carve_next += p->stride;
@@ -175,8 +175,8 @@ static tern_coro *carve(tern_stack_pool *p) {
     return c;
 }
 
-/* Lays out the frame tern_coro_switch pops (see coro_<arch>.S), so that the
- * first switch to c "returns" into tern_coro_entry with an aligned stack. */
+/* Lays out the frame tern__coro_switch pops (see coro_<arch>.S), so that the
+ * first switch to c "returns" into tern__coro_entry with an aligned stack. */
 static void build_initial_frame(tern_coro *c) {
     uintptr_t top = align_down((uintptr_t)c, 16);
     uint64_t *w = (uint64_t *)top;
@@ -185,7 +185,7 @@ static void build_initial_frame(tern_coro *c) {
      * 16-aligned, as the ABI wants just before a call. */
     w[-1] = 0;
     w[-2] = 0;
-    w[-3] = (uint64_t)(uintptr_t)tern_coro_entry; /* return address */
+    w[-3] = (uint64_t)(uintptr_t)tern__coro_entry; /* return address */
     w[-4] = 0;                                    /* rbp: ends frame chains */
     w[-5] = (uint64_t)(uintptr_t)c;               /* rbx: the entry's argument */
     w[-6] = w[-7] = w[-8] = w[-9] = 0;            /* r12 r13 r14 r15 */
@@ -206,14 +206,14 @@ static void build_initial_frame(tern_coro *c) {
     memset(sp, 0, 160);
     sp[0] = (uint64_t)(uintptr_t)c;                /* x19 */
     sp[10] = 0;                                    /* x29 */
-    sp[11] = (uint64_t)(uintptr_t)tern_coro_entry; /* x30 */
+    sp[11] = (uint64_t)(uintptr_t)tern__coro_entry; /* x30 */
     c->sp = sp;
 #else
 #error "tern: no coroutine switch for this architecture"
 #endif
 }
 
-tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg) {
+tern_coro *tern__coro_create(tern__stack_pool *p, tern__coro_fn fn, void *arg) {
     tern_coro *c;
     if (p->free_warm) {
         c = p->free_warm; /* LIFO: the most recently used stack is cache-warm */
@@ -243,10 +243,10 @@ tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg) {
     return c;
 }
 
-void tern_coro_release(tern_coro *c) {
-    tern_stack_pool *p = c->pool;
+void tern__coro_release(tern_coro *c) {
+    tern__stack_pool *p = c->pool;
     assert(p->n_live > 0);
-    tern_coro_check(c);
+    tern__coro_check(c);
 #if TERN_ASAN
     /* Frames abandoned at the last switch-out keep their redzones poisoned;
      * the next coroutine on this stack would trip over them. Every frame
@@ -313,13 +313,13 @@ __attribute__((noinline, noreturn, cold)) static void canary_dead(const tern_cor
     abort();
 }
 
-void tern_coro_check(const tern_coro *c) {
+void tern__coro_check(const tern_coro *c) {
     if (__builtin_expect(*(const uint64_t *)(const void *)c->stack_lo != CORO_CANARY, 0))
         canary_dead(c);
 }
 
 /* Reads other frames' redzones on purpose: not an ASan finding. */
-__attribute__((no_sanitize("address"))) size_t tern_coro_stack_size(const tern_coro *c) {
+__attribute__((no_sanitize("address"))) size_t tern__coro_stack_size(const tern_coro *c) {
     /* Fresh and MADV_DONTNEED'd pages read as zero, so the lowest non-zero
      * word is the deepest point any occupant reached since the stack was
      * carved or went cold. Non-resident pages are skipped with mincore so

@@ -18,7 +18,7 @@
  * about one page. There is no guard page per stack in release builds (each
  * mprotect splits a mapping and vm.max_map_count is 65530); overflow is
  * detected by a canary at the low end checked on every switch out
- * (tern_coro_check), and debug builds (TERN_STACK_GUARD) add guard pages.
+ * (tern__coro_check), and debug builds (TERN_STACK_GUARD) add guard pages.
  * Not thread-safe: one pool per worker thread. */
 #ifndef TERN_RT_CORO_H
 #define TERN_RT_CORO_H
@@ -27,15 +27,17 @@
 #include <stdint.h>
 
 typedef struct tern_coro tern_coro;
-typedef void (*tern_coro_fn)(void *arg);
+typedef void (*tern__coro_fn)(void *arg);
 
 struct tern_coro {
     void *sp; /* saved stack pointer while switched out */
-    tern_coro_fn fn;
+    tern__coro_fn fn;
     void *arg;
     tern_coro *next; /* free list / run queue link (owner decides) */
     void *owner;     /* scheduler data (task, request), opaque here */
-    struct tern_stack_pool *pool;
+    void (*park_hook)(void *arg); /* scheduler-owned: see tern__sched_set_park_hook */
+    void *park_arg;
+    struct tern__stack_pool *pool;
     char *stack_lo;   /* lowest usable address (canary lives here) */
     uint32_t flags;   /* scheduler-owned bits */
     int32_t result;   /* scheduler-owned: value returned by a park */
@@ -48,7 +50,7 @@ struct tern_coro {
  * lowest address is (char *)c + TERN_CORO_CTRL_BYTES - stack_size. */
 #define TERN_CORO_CTRL_BYTES 128
 
-typedef struct tern_stack_pool {
+typedef struct tern__stack_pool {
     size_t stack_size;    /* bytes per stack incl. the tern_coro, page multiple */
     size_t per_region;    /* stacks per mmap region */
     size_t keep_warm;     /* free stacks kept resident; beyond: madvise(DONTNEED) */
@@ -66,35 +68,35 @@ typedef struct tern_stack_pool {
     size_t page_size;    /* sysconf(_SC_PAGESIZE) at init */
     size_t stride;       /* distance between stacks in a region (+ guard page) */
     size_t region_bytes; /* length of each mmap region */
-} tern_stack_pool;
+} tern__stack_pool;
 
 /* stack_size is rounded up to a page multiple (minimum 16 KiB). Maps nothing
  * yet. Returns 0, or -EINVAL when stack_size is absurd (over 1 GiB). */
-int tern_stack_pool_init(tern_stack_pool *p, size_t stack_size, size_t keep_warm);
-void tern_stack_pool_destroy(tern_stack_pool *p);
+int tern__stack_pool_init(tern__stack_pool *p, size_t stack_size, size_t keep_warm);
+void tern__stack_pool_destroy(tern__stack_pool *p);
 
 /* Takes a stack from the pool and prepares it so that the first switch to
  * it runs fn(arg) on that stack. fn must never return (the entry trampoline
  * aborts if it does): a scheduler ends a coroutine by switching away from it
- * for the last time and calling tern_coro_release from another context.
+ * for the last time and calling tern__coro_release from another context.
  * Returns NULL on ENOMEM. */
-tern_coro *tern_coro_create(tern_stack_pool *p, tern_coro_fn fn, void *arg);
+tern_coro *tern__coro_create(tern__stack_pool *p, tern__coro_fn fn, void *arg);
 /* Gives the stack back to its pool. Must not be the running coroutine.
  * Checks the canary first. The first keep_warm free stacks stay resident;
  * beyond that every page except the tern_coro's is madvise(DONTNEED)ed. */
-void tern_coro_release(tern_coro *c);
+void tern__coro_release(tern_coro *c);
 
 /* Saves callee-saved registers and the stack pointer into *save_sp, then
  * restores the context saved at to_sp. Implemented in assembly. */
-void tern_coro_switch(void **save_sp, void *to_sp);
+void tern__coro_switch(void **save_sp, void *to_sp);
 
 /* Aborts with a clear message when c's canary was overwritten (stack
  * overflow). Cheap: one load and compare. */
-void tern_coro_check(const tern_coro *c);
+void tern__coro_check(const tern_coro *c);
 
 /* Deepest stack use, in bytes, since the stack was carved or last went cold
  * (it scans for the lowest non-zero word, skipping non-resident pages; a
  * warm stack may report an earlier occupant's depth). Debug only: O(stack). */
-size_t tern_coro_stack_size(const tern_coro *c);
+size_t tern__coro_stack_size(const tern_coro *c);
 
 #endif

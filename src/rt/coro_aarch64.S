@@ -1,6 +1,6 @@
 /* AArch64 (AAPCS64) context switch for tern coroutines (see coro.h).
  *
- * tern_coro_switch(void **save_sp, void *to_sp)    x0 = save_sp, x1 = to_sp
+ * tern__coro_switch(void **save_sp, void *to_sp)    x0 = save_sp, x1 = to_sp
  *
  * Saves what AAPCS64 makes callee-saved: x19-x28, the frame pointer x29, the
  * link register x30 (our resume address) and the low 64 bits of v8-v15
@@ -34,9 +34,10 @@
     .text
 
     .p2align 4
-    .globl tern_coro_switch
-    .type tern_coro_switch, %function
-tern_coro_switch:
+    .globl tern__coro_switch
+    .hidden tern__coro_switch
+    .type tern__coro_switch, %function
+tern__coro_switch:
     .cfi_startproc
     TERN_BTI_C
     sub sp, sp, #160
@@ -68,24 +69,24 @@ tern_coro_switch:
     .cfi_adjust_cfa_offset -160
     ret
     .cfi_endproc
-    .size tern_coro_switch, .-tern_coro_switch
+    .size tern__coro_switch, .-tern__coro_switch
 
 /* First "return" of a new coroutine lands here: x19 holds the tern_coro,
  * x29 is 0 (ends frame-pointer chains), sp is 16-aligned. The undefined
  * return address ends DWARF unwinding here too. */
     .p2align 4
-    .globl tern_coro_entry
-    .hidden tern_coro_entry
-    .type tern_coro_entry, %function
-tern_coro_entry:
+    .globl tern__coro_entry
+    .hidden tern__coro_entry
+    .type tern__coro_entry, %function
+tern__coro_entry:
     .cfi_startproc
     .cfi_undefined x30
     TERN_BTI_C
     mov x0, x19
-    bl tern_coro_start
-    brk #0x3e8                  /* tern_coro_start never returns */
+    bl tern__coro_start
+    brk #0x3e8                  /* tern__coro_start never returns */
     .cfi_endproc
-    .size tern_coro_entry, .-tern_coro_entry
+    .size tern__coro_entry, .-tern__coro_entry
 
     .section .note.GNU-stack,"",%progbits
 

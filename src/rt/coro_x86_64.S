@@ -1,6 +1,6 @@
 /* x86-64 SysV context switch for tern coroutines (see coro.h).
  *
- * tern_coro_switch(void **save_sp, void *to_sp)    rdi = save_sp, rsi = to_sp
+ * tern__coro_switch(void **save_sp, void *to_sp)    rdi = save_sp, rsi = to_sp
  *
  * Saves only what the SysV ABI makes callee-saved: rbx, rbp, r12-r15 and the
  * stack pointer; rip travels as the return address the call already pushed.
@@ -53,9 +53,10 @@
     .text
 
     .p2align 4
-    .globl tern_coro_switch
-    .type tern_coro_switch, @function
-tern_coro_switch:
+    .globl tern__coro_switch
+    .hidden tern__coro_switch
+    .type tern__coro_switch, @function
+tern__coro_switch:
     .cfi_startproc
     TERN_ENDBR
     pushq %rbp
@@ -108,7 +109,7 @@ tern_coro_switch:
     TERN_NOTRACK jmp *%rcx
 #endif
     .cfi_endproc
-    .size tern_coro_switch, .-tern_coro_switch
+    .size tern__coro_switch, .-tern__coro_switch
 
 /* First "return" of a new coroutine lands here (coro.c put this address in
  * the initial frame). rbx holds the tern_coro, rbp is 0 and rsp is 16-byte
@@ -116,18 +117,18 @@ tern_coro_switch:
  * The undefined return address tells unwinders (gdb, libunwind) that the
  * coroutine's call chain ends here. */
     .p2align 4
-    .globl tern_coro_entry
-    .hidden tern_coro_entry
-    .type tern_coro_entry, @function
-tern_coro_entry:
+    .globl tern__coro_entry
+    .hidden tern__coro_entry
+    .type tern__coro_entry, @function
+tern__coro_entry:
     .cfi_startproc
     .cfi_undefined rip
     TERN_ENDBR
     movq %rbx, %rdi
-    call tern_coro_start@PLT
-    ud2                         /* tern_coro_start never returns */
+    call tern__coro_start@PLT
+    ud2                         /* tern__coro_start never returns */
     .cfi_endproc
-    .size tern_coro_entry, .-tern_coro_entry
+    .size tern__coro_entry, .-tern__coro_entry
 
     .section .note.GNU-stack,"",@progbits
 

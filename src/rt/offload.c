@@ -33,7 +33,7 @@ typedef struct offload_job {
     void *(*fn)(void *);
     void *arg;
     void *ret;
-    tern_sched *sched;      /* the caller's worker */
+    tern__sched *sched;      /* the caller's worker */
     tern_coro *coro;        /* the caller */
     atomic_int state;
 } offload_job;
@@ -69,12 +69,12 @@ static void *pool_main(void *unused) {
         pthread_mutex_unlock(&pool.lock);
 
         job->ret = job->fn(job->arg);
-        tern_sched *s = job->sched;
+        tern__sched *s = job->sched;
         tern_coro *c = job->coro;
         atomic_store_explicit(&job->state, JOB_DONE, memory_order_release);
         /* the wake cannot be dropped: only out of memory makes it fail, and
          * the caller stays parked until it gets through */
-        while (tern_sched_remote_wake(s, c, TERN_OFFLOAD_WAKE) < 0) {
+        while (tern__sched_remote_wake(s, c, TERN_OFFLOAD_WAKE) < 0) {
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
@@ -175,7 +175,7 @@ int tern_offload_configure(int threads, size_t queue_max) {
     return r;
 }
 
-void tern_offload_get_stats(tern_offload_stats *out) {
+void tern__offload_get_stats(tern__offload_stats *out) {
     pthread_mutex_lock(&pool.lock);
     out->threads = pool.nthreads;
     out->queue_max = pool.started ? pool.cap : (pool.cfg_queue ? pool.cfg_queue : DEFAULT_QUEUE);
@@ -191,7 +191,7 @@ void tern_offload_get_stats(tern_offload_stats *out) {
  * once), so the flag is set aside while waiting and put back after; a
  * cancel that arrives during the wait is remembered the same way. Returns
  * non-zero when the caller was cancelled before or during the wait. */
-static int wait_job(tern_sched *s, offload_job *job) {
+static int wait_job(tern__sched *s, offload_job *job) {
     tern_coro *self = s->current;
     uint32_t cancelled = self->flags & TERN_CORO_CANCELLED;
     self->flags &= ~TERN_CORO_CANCELLED;
@@ -208,7 +208,7 @@ static int wait_job(tern_sched *s, offload_job *job) {
         } else {
             /* not DONE yet, so the wake is not posted yet either, and it will
              * find us parked: nothing runs between this check and the park */
-            r = tern_sched_park();
+            r = tern__sched_park();
         }
         if (r == TERN_OFFLOAD_WAKE) consumed = 1;
         cancelled |= self->flags & TERN_CORO_CANCELLED;
@@ -217,14 +217,14 @@ static int wait_job(tern_sched *s, offload_job *job) {
     /* Our wake may still sit in the worker's remote queue (we were woken by
      * a cancel, then it was posted): apply the queue now, while we are
      * running, so it is dropped here instead of waking a later park. */
-    if (!consumed) tern_sched_drain_remote(s);
+    if (!consumed) tern__sched_drain_remote(s);
     self->flags |= cancelled;
     return cancelled != 0;
 }
 
 int tern_offload(void *(*fn)(void *), void *arg, void **result) {
     if (!fn) return -EINVAL;
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) {
         /* no worker to keep serving: just call it */
         void *r = fn(arg);

@@ -1,5 +1,5 @@
 /* Per-worker scheduler: see sched.h. The loop's phases, in order, are in
- * tern_sched_poll: wait for IO, dispatch events, fire timers, run ready
+ * tern__sched_poll: wait for IO, dispatch events, fire timers, run ready
  * coroutines. */
 #include "rt/sched.h"
 
@@ -14,7 +14,7 @@
 
 #include "tern.h"
 
-__thread tern_sched *tern_sched_self;
+__thread tern__sched *tern__sched_self;
 
 uint64_t tern_clock_ns(void) {
     struct timespec ts;
@@ -23,17 +23,17 @@ uint64_t tern_clock_ns(void) {
 }
 
 uint64_t tern_now_ms(void) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     return (s ? s->now_ns : tern_clock_ns()) / 1000000ull;
 }
 
-int tern_sched_init(tern_sched *s, int id, size_t stack_size) {
+int tern__sched_init(tern__sched *s, int id, size_t stack_size) {
     memset(s, 0, sizeof *s);
     s->id = id;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) return -errno;
     s->now_ns = tern_clock_ns();
-    tern_wheel_init(&s->wheel, s->now_ns);
+    tern__wheel_init(&s->wheel, s->now_ns);
     s->remote_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->remote_fd < 0) {
         int e = -errno;
@@ -41,11 +41,11 @@ int tern_sched_init(tern_sched *s, int id, size_t stack_size) {
         return e;
     }
     pthread_mutex_init(&s->remote_lock, NULL);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)s | TERN_EV_NOTIFY};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)s | TERN__EV_REMOTE};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->remote_fd, &ev);
     /* keep up to 1024 warm stacks: enough for bursts of parked requests,
      * while a spike of 100k coroutines gives its pages back afterwards */
-    int r = tern_stack_pool_init(&s->stacks, stack_size, 1024);
+    int r = tern__stack_pool_init(&s->stacks, stack_size, 1024);
     if (r < 0) {
         close(s->epfd);
         return r;
@@ -53,8 +53,8 @@ int tern_sched_init(tern_sched *s, int id, size_t stack_size) {
     return 0;
 }
 
-void tern_sched_destroy(tern_sched *s) {
-    tern_stack_pool_destroy(&s->stacks);
+void tern__sched_destroy(tern__sched *s) {
+    tern__stack_pool_destroy(&s->stacks);
     if (s->remote_fd >= 0) close(s->remote_fd);
     s->remote_fd = -1;
     pthread_mutex_destroy(&s->remote_lock);
@@ -71,14 +71,14 @@ static void coro_entry(void *arg) {
     tern_coro *c = arg;
     void (*fn)(void *) = (void (*)(void *))c->user[0];
     fn((void *)c->user[1]);
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     c->flags |= TERN_CORO_DONE;
-    tern_coro_switch(&c->sp, s->loop_sp);
+    tern__coro_switch(&c->sp, s->loop_sp);
     abort(); /* a finished coroutine is never resumed */
 }
 
-tern_coro *tern_sched_coro_new(tern_sched *s, void (*fn)(void *), void *arg) {
-    tern_coro *c = tern_coro_create(&s->stacks, coro_entry, NULL);
+tern_coro *tern__sched_coro_new(tern__sched *s, void (*fn)(void *), void *arg) {
+    tern_coro *c = tern__coro_create(&s->stacks, coro_entry, NULL);
     if (!c) return NULL;
     c->arg = c;
     c->user[0] = (uint64_t)(uintptr_t)fn;
@@ -86,25 +86,27 @@ tern_coro *tern_sched_coro_new(tern_sched *s, void (*fn)(void *), void *arg) {
     c->flags = 0;
     c->result = 0;
     c->owner = NULL;
+    c->park_hook = NULL;
+    c->park_arg = NULL;
     c->next = NULL;
     s->coros_live++;
     return c;
 }
 
-static void resume(tern_sched *s, tern_coro *c) {
+static void resume(tern__sched *s, tern_coro *c) {
     s->current = c;
-    tern_coro_switch(&s->loop_sp, c->sp);
+    tern__coro_switch(&s->loop_sp, c->sp);
     s->current = NULL;
-    tern_coro_check(c);
+    tern__coro_check(c);
     if (c->flags & TERN_CORO_DONE) {
         s->coros_live--;
-        tern_coro_release(c);
+        tern__coro_release(c);
     }
 }
 
-void tern_sched_run_now(tern_sched *s, tern_coro *c) { resume(s, c); }
+void tern__sched_run_now(tern__sched *s, tern_coro *c) { resume(s, c); }
 
-void tern_sched_enqueue(tern_sched *s, tern_coro *c) {
+void tern__sched_enqueue(tern__sched *s, tern_coro *c) {
     if (c->flags & TERN_CORO_QUEUED) return;
     c->flags |= TERN_CORO_QUEUED;
     c->next = NULL;
@@ -115,7 +117,7 @@ void tern_sched_enqueue(tern_sched *s, tern_coro *c) {
     s->runq_tail = c;
 }
 
-void tern_sched_run_ready(tern_sched *s) {
+void tern__sched_run_ready(tern__sched *s) {
     /* only the coroutines ready at the start: those woken or yielding
      * meanwhile wait for the next pass, after the loop has polled IO */
     tern_coro *last = s->runq_tail;
@@ -129,56 +131,65 @@ void tern_sched_run_ready(tern_sched *s) {
     }
 }
 
-int tern_sched_park(void) {
-    tern_sched *s = tern_sched_self;
+int tern__sched_park(void) {
+    tern__sched *s = tern__sched_self;
     tern_coro *c = s->current;
     if (c->flags & TERN_CORO_CANCELLED) return -ECANCELED;
-    if (c->flags & TERN_CORO_PARK_HOOK) s->park_hook(c);
+    if (c->park_hook) c->park_hook(c->park_arg);
     c->flags |= TERN_CORO_PARKED;
     c->result = 0;
-    tern_coro_switch(&c->sp, s->loop_sp);
+    tern__coro_switch(&c->sp, s->loop_sp);
     return c->result;
 }
 
-void tern_sched_wake(tern_coro *c, int result) {
+void tern__sched_wake(tern_coro *c, int result) {
     if (!(c->flags & TERN_CORO_PARKED)) return;
     c->flags &= ~TERN_CORO_PARKED;
     c->result = result;
-    tern_sched_enqueue(tern_sched_self, c);
+    tern__sched_enqueue(tern__sched_self, c);
 }
 
-void tern_sched_cancel(tern_coro *c) {
+void tern__sched_cancel(tern_coro *c) {
     c->flags |= TERN_CORO_CANCELLED;
-    tern_sched_wake(c, -ECANCELED);
+    tern__sched_wake(c, -ECANCELED);
 }
+
+void tern__sched_clear_cancel(tern_coro *c) { c->flags &= ~TERN_CORO_CANCELLED; }
+
+void tern__sched_set_park_hook(tern_coro *c, tern__park_hook fn, void *arg) {
+    c->park_hook = fn;
+    c->park_arg = arg;
+}
+
+static void fdwait_event(uint64_t data, uint32_t events);
 
 typedef struct park_timer {
-    tern_timer timer;
+    tern__timer timer;
     tern_coro *coro;
 } park_timer;
 
-static void park_timer_fire(tern_timer *t) {
+static void park_timer_fire(tern__timer *t) {
     park_timer *pt = (park_timer *)t;
-    tern_sched_wake(pt->coro, -ETIMEDOUT);
+    tern__sched_wake(pt->coro, -ETIMEDOUT);
 }
 
-int tern_sched_park_until(uint64_t deadline_ns) {
-    if (!deadline_ns) return tern_sched_park();
-    tern_sched *s = tern_sched_self;
+int tern__sched_park_until(uint64_t deadline_ns) {
+    if (!deadline_ns) return tern__sched_park();
+    tern__sched *s = tern__sched_self;
     park_timer pt = {.timer = {.fn = park_timer_fire}, .coro = s->current};
-    tern_wheel_add(&s->wheel, &pt.timer, deadline_ns);
-    int r = tern_sched_park();
-    tern_wheel_cancel(&s->wheel, &pt.timer);
+    tern__wheel_add(&s->wheel, &pt.timer, deadline_ns);
+    int r = tern__sched_park();
+    tern__wheel_cancel(&s->wheel, &pt.timer);
     return r;
 }
 
-void tern_sched_poll(tern_sched *s, tern_event_fn on_event, int64_t max_wait_ns) {
+void tern__sched_poll(tern__sched *s, tern__event_fn on_event, int64_t max_wait_ns) {
     struct epoll_event evs[256];
     int64_t wait_ns = -1;
     if (s->runq_head) {
         wait_ns = 0;
     } else {
-        wait_ns = tern_wheel_timeout_ns(&s->wheel, tern_clock_ns());
+        wait_ns = tern__wheel_timeout_ns(&s->wheel, tern_clock_ns());
         /* timer slack: wake a little after the earliest deadline, so timers
          * due close together fire in one pass rather than one epoll_wait
          * each (thousands of sleeping requests would otherwise cost a
@@ -199,15 +210,22 @@ void tern_sched_poll(tern_sched *s, tern_event_fn on_event, int64_t max_wait_ns)
         }
     }
     s->now_ns = tern_clock_ns();
-    for (int i = 0; i < n; i++) on_event(s, evs[i].data.u64, evs[i].events);
-    if (s->wheel.count) tern_wheel_expire(&s->wheel, s->now_ns);
-    if (s->runq_head) tern_sched_run_ready(s);
+    for (int i = 0; i < n; i++) {
+        uint64_t data = evs[i].data.u64;
+        switch (data & TERN__EV_TAG_MASK) {
+        case TERN__EV_FDWAIT: fdwait_event(data, evs[i].events); break;
+        case TERN__EV_REMOTE: tern__sched_drain_remote(s); break;
+        default: on_event(s, data, evs[i].events); break;
+        }
+    }
+    if (s->wheel.count) tern__wheel_expire(&s->wheel, s->now_ns);
+    if (s->runq_head) tern__sched_run_ready(s);
 }
 
 /* ---- public runtime calls ------------------------------------------------ */
 
 int tern_sleep_us(uint64_t us) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) {
         /* outside a coroutine (e.g. main thread): a plain blocking sleep */
         struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
@@ -219,7 +237,7 @@ int tern_sleep_us(uint64_t us) {
      * around to a deadline in the past and return at once */
     uint64_t now = tern_clock_ns();
     uint64_t deadline = us > (UINT64_MAX - now) / 1000ull ? UINT64_MAX : now + us * 1000ull;
-    int r = tern_sched_park_until(deadline);
+    int r = tern__sched_park_until(deadline);
     return r == -ETIMEDOUT ? 0 : r;
 }
 
@@ -228,26 +246,26 @@ int tern_sleep(uint64_t ms) {
 }
 
 int tern_yield(void) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) return 0;
     tern_coro *c = s->current;
     /* no early return when cancelled: a CPU-bound task that finishes its
      * work despite the cancel (or ignores the result) must still let IO and
      * timers run, or it would hold the worker until it ends */
     /* ready again at once: parked and queued in one step */
-    if (c->flags & TERN_CORO_PARK_HOOK) s->park_hook(c);
-    tern_sched_enqueue(s, c);
-    tern_coro_switch(&c->sp, s->loop_sp);
+    if (c->park_hook) c->park_hook(c->park_arg);
+    tern__sched_enqueue(s, c);
+    tern__coro_switch(&c->sp, s->loop_sp);
     return (c->flags & TERN_CORO_CANCELLED) ? -ECANCELED : 0;
 }
 
 int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) return -EPERM;
     if (s->current->flags & TERN_CORO_CANCELLED) return -ECANCELED;
-    tern_fdwait w = {.coro = s->current, .revents = 0};
+    tern__fdwait w = {.coro = s->current, .revents = 0};
     struct epoll_event ev = {.events = (events & (EPOLLIN | EPOLLOUT | EPOLLPRI)) | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)(uintptr_t)&w | TERN_EV_FDWAIT};
+                             .data.u64 = (uint64_t)(uintptr_t)&w | TERN__EV_FDWAIT};
     if (timeout_ms == 0) {
         /* a poll, not a wait: ask the kernel directly */
         struct pollfd p = {.fd = fd, .events = (short)(events & (POLLIN | POLLOUT | POLLPRI))};
@@ -258,29 +276,29 @@ int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms) {
     /* clamped so INT64_MAX ("forever") cannot wrap to a past deadline */
     if (timeout_ms > INT64_MAX / 1000000) timeout_ms = INT64_MAX / 1000000;
     uint64_t deadline = timeout_ms < 0 ? 0 : tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
-    int r = tern_sched_park_until(deadline);
+    int r = tern__sched_park_until(deadline);
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
     if (w.revents) return (int)w.revents;
     if (r == -ETIMEDOUT) return 0;
     return r < 0 ? r : 0;
 }
 
-void tern_sched_fdwait_event(uint64_t data, uint32_t events) {
-    tern_fdwait *w = (tern_fdwait *)(uintptr_t)(data & ~(uint64_t)TERN_EV_TAG_MASK);
+static void fdwait_event(uint64_t data, uint32_t events) {
+    tern__fdwait *w = (tern__fdwait *)(uintptr_t)(data & ~(uint64_t)TERN__EV_TAG_MASK);
     w->revents |= events;
-    tern_sched_wake(w->coro, 0);
+    tern__sched_wake(w->coro, 0);
 }
 
-struct tern_remote_wake {
+struct tern__remote_wake {
     tern_coro *coro;
     int result;
 };
 
-int tern_sched_remote_wake(tern_sched *s, tern_coro *c, int result) {
+int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result) {
     pthread_mutex_lock(&s->remote_lock);
     if (s->remote_len == s->remote_cap) {
         size_t cap = s->remote_cap ? s->remote_cap * 2 : 64;
-        struct tern_remote_wake *p = realloc(s->remote, cap * sizeof *p);
+        struct tern__remote_wake *p = realloc(s->remote, cap * sizeof *p);
         if (!p) {
             pthread_mutex_unlock(&s->remote_lock);
             return -ENOMEM;
@@ -288,7 +306,7 @@ int tern_sched_remote_wake(tern_sched *s, tern_coro *c, int result) {
         s->remote = p;
         s->remote_cap = cap;
     }
-    s->remote[s->remote_len++] = (struct tern_remote_wake){c, result};
+    s->remote[s->remote_len++] = (struct tern__remote_wake){c, result};
     int first = s->remote_len == 1;
     pthread_mutex_unlock(&s->remote_lock);
     /* one eventfd write per batch: later posters see a non-empty queue */
@@ -300,19 +318,19 @@ int tern_sched_remote_wake(tern_sched *s, tern_coro *c, int result) {
     return 0;
 }
 
-void tern_sched_drain_remote(tern_sched *s) {
+void tern__sched_drain_remote(tern__sched *s) {
     uint64_t v;
     ssize_t r = read(s->remote_fd, &v, sizeof v);
     (void)r;
     pthread_mutex_lock(&s->remote_lock);
     /* swap buffers so wakes run without the lock held */
-    struct tern_remote_wake *list = s->remote;
+    struct tern__remote_wake *list = s->remote;
     size_t n = s->remote_len, cap = s->remote_cap;
     s->remote = s->remote_spare;
     s->remote_cap = s->remote_spare_cap;
     s->remote_len = 0;
     pthread_mutex_unlock(&s->remote_lock);
-    for (size_t i = 0; i < n; i++) tern_sched_wake(list[i].coro, list[i].result);
+    for (size_t i = 0; i < n; i++) tern__sched_wake(list[i].coro, list[i].result);
     s->remote_spare = list;
     s->remote_spare_cap = cap;
 }

@@ -23,7 +23,7 @@
 struct tern_waiter {
     struct tern_waiter *next, *prev;
     tern_coro *coro;
-    tern_sched *sched;
+    tern__sched *sched;
     void *item;             /* channel: sender's item / receiver's buffer */
     int result;             /* set by grant */
     int granted;
@@ -69,11 +69,11 @@ static void misuse(const char *what) {
 /* Hands the resource to waiter w with `result` and makes it ready. */
 static void grant(tern_waitq *q, tern_waiter *w, int result) {
     /* the run queue is per worker: a wake from another thread would corrupt it */
-    if (w->sched != tern_sched_self) misuse("sync object used from two workers");
+    if (w->sched != tern__sched_self) misuse("sync object used from two workers");
     waitq_remove(q, w);
     w->granted = 1;
     w->result = result;
-    tern_sched_wake(w->coro, result);
+    tern__sched_wake(w->coro, result);
 }
 
 static void grant_all(tern_waitq *q, int result) {
@@ -83,7 +83,7 @@ static void grant_all(tern_waitq *q, int result) {
 /* Parks the current coroutine on q until granted, the deadline passes
  * (timeout_ms > 0) or it is cancelled. timeout_ms must not be 0. */
 static int wait_on(tern_waitq *q, tern_waiter *w, int64_t timeout_ms) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) return -EPERM;
     if (q->head && q->head->sched != s) return -EXDEV;
     uint64_t deadline = timeout_ms < 0 ? 0 : deadline_after_ms(timeout_ms);
@@ -93,7 +93,7 @@ static int wait_on(tern_waitq *q, tern_waiter *w, int64_t timeout_ms) {
     w->result = 0;
     waitq_push(q, w);
     for (;;) {
-        int r = tern_sched_park_until(deadline);
+        int r = tern__sched_park_until(deadline);
         if (w->granted) return w->result;
         if (r < 0) {
             waitq_remove(q, w);
@@ -104,7 +104,7 @@ static int wait_on(tern_waitq *q, tern_waiter *w, int64_t timeout_ms) {
 }
 
 static tern_coro *current_coro(void) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     return s ? s->current : NULL;
 }
 
@@ -216,7 +216,7 @@ struct tern_chan {
     unsigned char *ring;
 };
 
-tern_chan *tern_chan_create(size_t capacity, size_t item_size) {
+tern_chan *tern_chan_new(size_t capacity, size_t item_size) {
     if (item_size == 0) item_size = sizeof(void *);
     if (capacity && item_size > SIZE_MAX / capacity) return NULL;
     tern_chan *ch = calloc(1, sizeof *ch);

@@ -26,28 +26,28 @@ static void task_main(void *arg) {
         free(t);
         return;
     }
-    if (t->joiner) tern_sched_wake(t->joiner, 0);
+    if (t->joiner) tern__sched_wake(t->joiner, 0);
 }
 
 tern_task *tern_spawn(void *(*fn)(void *), void *arg) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !fn) return NULL;
     tern_task *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->fn = fn;
     t->arg = arg;
-    t->coro = tern_sched_coro_new(s, task_main, t);
+    t->coro = tern__sched_coro_new(s, task_main, t);
     if (!t->coro) {
         free(t);
         return NULL;
     }
     t->coro->owner = t;
-    tern_sched_enqueue(s, t->coro);
+    tern__sched_enqueue(s, t->coro);
     return t;
 }
 
 int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!t) return -EINVAL;
     if (!t->done) {
         if (!s || !s->current) return -EPERM;
@@ -57,7 +57,7 @@ int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
         uint64_t deadline = timeout_ms < 0 ? 0 : tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
         t->joiner = s->current;
         while (!t->done) {
-            int r = tern_sched_park_until(deadline);
+            int r = tern__sched_park_until(deadline);
             if (r < 0 && !t->done) {
                 t->joiner = NULL;
                 return r;
@@ -81,7 +81,7 @@ static void join_uncancellable(tern_task *t, tern_coro *self) {
     self->flags &= ~TERN_CORO_CANCELLED;
     t->joiner = self;
     while (!t->done) {
-        tern_sched_park();
+        tern__sched_park();
         cancelled |= self->flags & TERN_CORO_CANCELLED;
         self->flags &= ~TERN_CORO_CANCELLED;
     }
@@ -103,7 +103,7 @@ int tern_join_all(tern_task **tasks, size_t n, void **results) {
          * outlive this call: cancel them all, then wait for each to end.
          * (Detaching them instead let them run on after the caller returned
          * and touch its dead stack.) */
-        tern_coro *self = tern_sched_self->current;
+        tern_coro *self = tern__sched_self->current;
         for (size_t j = i; j < n; j++)
             if (tasks[j]) tern_cancel(tasks[j]);
         for (size_t j = i; j < n; j++) {
@@ -129,10 +129,10 @@ void tern_detach(tern_task *t) {
 }
 
 void tern_cancel(tern_task *t) {
-    if (t && !t->done && t->coro) tern_sched_cancel(t->coro);
+    if (t && !t->done && t->coro) tern__sched_cancel(t->coro);
 }
 
 int tern_cancelled(void) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     return s && s->current && (s->current->flags & TERN_CORO_CANCELLED);
 }

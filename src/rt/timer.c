@@ -45,14 +45,14 @@ static inline uint64_t ns_to_tick(uint64_t ns) {
     return ns / NS_PER_MS;
 }
 
-static void link_head(tern_timer **head, tern_timer *t) {
+static void link_head(tern__timer **head, tern__timer *t) {
     t->next = *head;
     if (t->next) t->next->pprev = &t->next;
     *head = t;
     t->pprev = head;
 }
 
-static void unlink_timer(tern_timer *t) {
+static void unlink_timer(tern__timer *t) {
     *t->pprev = t->next;
     if (t->next) t->next->pprev = t->pprev;
     t->next = NULL;
@@ -60,7 +60,7 @@ static void unlink_timer(tern_timer *t) {
 }
 
 /* Files an armed-but-unlinked timer relative to w->now_ms (see top). */
-static void place(tern_wheel *w, tern_timer *t) {
+static void place(tern__wheel *w, tern__timer *t) {
     uint64_t tick = ns_to_tick(t->deadline_ns), now = w->now_ms;
     unsigned level = 0;
     uint64_t slot = now & SLOT_MASK;
@@ -88,19 +88,19 @@ static uint64_t reached_slots(uint64_t o, uint64_t n, unsigned level) {
     return digit == SLOT_MASK ? ~0ull : (2ull << digit) - 1;
 }
 
-void tern_wheel_init(tern_wheel *w, uint64_t now_ns) {
-    *w = (tern_wheel){.now_ms = ns_to_tick(now_ns)};
+void tern__wheel_init(tern__wheel *w, uint64_t now_ns) {
+    *w = (tern__wheel){.now_ms = ns_to_tick(now_ns)};
 }
 
-void tern_wheel_add(tern_wheel *w, tern_timer *t, uint64_t deadline_ns) {
-    tern_wheel_cancel(w, t);
+void tern__wheel_add(tern__wheel *w, tern__timer *t, uint64_t deadline_ns) {
+    tern__wheel_cancel(w, t);
     t->deadline_ns = deadline_ns;
     w->count++;
     place(w, t);
 }
 
-void tern_wheel_cancel(tern_wheel *w, tern_timer *t) {
-    tern_timer **head = t->pprev;
+void tern__wheel_cancel(tern__wheel *w, tern__timer *t) {
+    tern__timer **head = t->pprev;
     uintptr_t off;
 
     if (!head) return;
@@ -119,9 +119,9 @@ void tern_wheel_cancel(tern_wheel *w, tern_timer *t) {
 
 /* Takes a detached list: due timers are appended at due_tail (returns the new
  * tail), the rest are filed relative to w->now_ms. */
-static tern_timer **refile(tern_wheel *w, tern_timer *list, uint64_t now_ns,
-                           tern_timer **due_tail) {
-    tern_timer *t, *next;
+static tern__timer **refile(tern__wheel *w, tern__timer *list, uint64_t now_ns,
+                           tern__timer **due_tail) {
+    tern__timer *t, *next;
 
     for (t = list; t; t = next) {
         next = t->next;
@@ -137,9 +137,9 @@ static tern_timer **refile(tern_wheel *w, tern_timer *list, uint64_t now_ns,
     return due_tail;
 }
 
-size_t tern_wheel_expire(tern_wheel *w, uint64_t now_ns) {
+size_t tern__wheel_expire(tern__wheel *w, uint64_t now_ns) {
     uint64_t o = w->now_ms, n = ns_to_tick(now_ns);
-    tern_timer *due = NULL, **due_tail = &due, *t;
+    tern__timer *due = NULL, **due_tail = &due, *t;
     uint64_t pending;
     size_t fired = 0;
 
@@ -151,7 +151,7 @@ size_t tern_wheel_expire(tern_wheel *w, uint64_t now_ns) {
     pending = w->occupied[0] & reached_slots(o, n, 0);
     while (pending) {
         unsigned s = (unsigned)__builtin_ctzll(pending);
-        tern_timer **pp = &w->slots[0][s];
+        tern__timer **pp = &w->slots[0][s];
 
         pending &= pending - 1;
         while ((t = *pp)) {
@@ -206,7 +206,7 @@ size_t tern_wheel_expire(tern_wheel *w, uint64_t now_ns) {
     return fired;
 }
 
-int64_t tern_wheel_timeout_ns(const tern_wheel *w, uint64_t now_ns) {
+int64_t tern__wheel_timeout_ns(const tern__wheel *w, uint64_t now_ns) {
     uint64_t earliest = 0;
 
     if (!w->count) return -1;
@@ -215,7 +215,7 @@ int64_t tern_wheel_timeout_ns(const tern_wheel *w, uint64_t now_ns) {
          * occupied slot holds the earliest deadline; a short scan makes it exact. */
         unsigned s = (unsigned)__builtin_ctzll(w->occupied[0]);
         earliest = UINT64_MAX;
-        for (const tern_timer *t = w->slots[0][s]; t; t = t->next)
+        for (const tern__timer *t = w->slots[0][s]; t; t = t->next)
             if (t->deadline_ns < earliest) earliest = t->deadline_ns;
     } else {
         /* Lower levels end before higher levels begin, so the first occupied

@@ -12,8 +12,8 @@
 #define CALM_TO_RECOVER 3
 #define MIN_REFRESH_INTERVALS 50
 
-void tern_admission_init(tern_admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns) {
-    *a = (tern_admission){.target_ns = target_ns,
+void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns) {
+    *a = (tern__admission){.target_ns = target_ns,
                           .interval_ns = interval_ns,
                           .interval_end_ns = now_ns + interval_ns,
                           .min_delay_ns = UINT64_MAX,
@@ -22,7 +22,7 @@ void tern_admission_init(tern_admission *a, uint64_t target_ns, uint64_t interva
                           .next_min_ns = UINT64_MAX};
 }
 
-static void limit_update(tern_admission *a) {
+static void limit_update(tern__admission *a) {
     if (!a->lat_count) {
         a->peak_running = a->running;
         a->last_avg_latency_ns = 0;
@@ -58,12 +58,12 @@ static void limit_update(tern_admission *a) {
     a->peak_running = a->running;
 }
 
-void tern_admission_start(tern_admission *a) {
+void tern__admission_start(tern__admission *a) {
     a->running++;
     if (a->running > a->peak_running) a->peak_running = a->running;
 }
 
-void tern_admission_done(tern_admission *a, uint64_t latency_ns) {
+void tern__admission_done(tern__admission *a, uint64_t latency_ns) {
     a->running--;
     a->lat_sum_ns += latency_ns;
     a->lat_count++;
@@ -71,7 +71,7 @@ void tern_admission_done(tern_admission *a, uint64_t latency_ns) {
     if (latency_ns < a->next_min_ns) a->next_min_ns = latency_ns;
 }
 
-void tern_admission_tick(tern_admission *a, uint64_t now_ns) {
+void tern__admission_tick(tern__admission *a, uint64_t now_ns) {
     if (now_ns < a->interval_end_ns) return;
     /* a standing queue: even the luckiest request of the interval waited
      * longer than the target; or the loop itself fell a whole interval behind */
@@ -99,14 +99,14 @@ void tern_admission_tick(tern_admission *a, uint64_t now_ns) {
     a->interval_end_ns = now_ns + a->interval_ns;
 }
 
-void tern_admission_lag(tern_admission *a, uint64_t lag_ns, uint64_t now_ns) {
-    tern_admission_tick(a, now_ns);
+void tern__admission_lag(tern__admission *a, uint64_t lag_ns, uint64_t now_ns) {
+    tern__admission_tick(a, now_ns);
     if (lag_ns > a->max_lag_ns) a->max_lag_ns = lag_ns;
 }
 
-int tern_admission_check(tern_admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
+int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
                          unsigned max_in_flight) {
-    tern_admission_tick(a, now_ns);
+    tern__admission_tick(a, now_ns);
     if (delay_ns < a->min_delay_ns) a->min_delay_ns = delay_ns;
     a->samples++;
     uint64_t allowed = a->overloaded ? a->target_ns : a->interval_ns;
@@ -120,7 +120,7 @@ int tern_admission_check(tern_admission *a, uint64_t delay_ns, uint64_t now_ns, 
     return shed;
 }
 
-unsigned tern_admission_level(const tern_admission *a, unsigned in_flight, unsigned max_in_flight) {
+unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, unsigned max_in_flight) {
     /* each signal as a percentage of its limit; level = the worst, capped.
      * 100 means at or past a limit. */
     uint64_t worst = 0;

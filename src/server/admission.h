@@ -29,7 +29,7 @@
  * the limit was reached, it doubles (times within 1.5x) or grows by an
  * eighth. It starts at 4 (slow start). A request over the limit is answered
  * 503 at once. */
-typedef struct tern_admission {
+typedef struct tern__admission {
     uint64_t target_ns, interval_ns;
     uint64_t interval_end_ns;
     uint64_t min_delay_ns;       /* this interval, UINT64_MAX without samples */
@@ -49,20 +49,20 @@ typedef struct tern_admission {
     unsigned min_age;
     uint64_t lat_sum_ns, lat_count;
     uint64_t last_avg_latency_ns;
-} tern_admission;
+} tern__admission;
 
-void tern_admission_init(tern_admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);
+void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);
 /* Closes intervals that ended by now_ns (call at least once per loop pass). */
-void tern_admission_tick(tern_admission *a, uint64_t now_ns);
-void tern_admission_lag(tern_admission *a, uint64_t lag_ns, uint64_t now_ns);
+void tern__admission_tick(tern__admission *a, uint64_t now_ns);
+void tern__admission_lag(tern__admission *a, uint64_t lag_ns, uint64_t now_ns);
 /* A request is about to run after waiting delay_ns; returns 1 to shed it. */
-int tern_admission_check(tern_admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
+int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
                          unsigned max_in_flight);
 /* An admitted adaptive request starts / finished after latency_ns. */
-void tern_admission_start(tern_admission *a);
-void tern_admission_done(tern_admission *a, uint64_t latency_ns);
+void tern__admission_start(tern__admission *a);
+void tern__admission_done(tern__admission *a, uint64_t latency_ns);
 
 /* Load level 0..100 from the last interval's signals and the in-flight ratio. */
-unsigned tern_admission_level(const tern_admission *a, unsigned in_flight, unsigned max_in_flight);
+unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, unsigned max_in_flight);
 
 #endif

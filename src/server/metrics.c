@@ -31,45 +31,45 @@ static inline uint64_t get(const _Atomic uint64_t *p) {
     return atomic_load_explicit(p, memory_order_relaxed);
 }
 
-uint64_t tern_metrics_now(void) {
+uint64_t tern__metrics_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-tern_metrics *tern_metrics_new_at(uint64_t now_ns) {
+tern__metrics *tern__metrics_new_at(uint64_t now_ns) {
     /* own cache lines: a neighbour's writes never invalidate ours */
-    size_t size = (sizeof(tern_metrics) + 63) & ~(size_t)63;
-    tern_metrics *m = aligned_alloc(64, size);
+    size_t size = (sizeof(tern__metrics) + 63) & ~(size_t)63;
+    tern__metrics *m = aligned_alloc(64, size);
     if (!m) return NULL;
     memset(m, 0, size);
     m->start_ns = now_ns;
     return m;
 }
 
-tern_metrics *tern_metrics_new(void) { return tern_metrics_new_at(tern_metrics_now()); }
-void tern_metrics_free(tern_metrics *m) { free(m); }
+tern__metrics *tern__metrics_new(void) { return tern__metrics_new_at(tern__metrics_now()); }
+void tern__metrics_free(tern__metrics *m) { free(m); }
 
-void tern_metrics_conn_opened(tern_metrics *m) { add(&m->conns_opened, 1); }
+void tern__metrics_conn_opened(tern__metrics *m) { add(&m->conns_opened, 1); }
 
-void tern_metrics_conn_closed(tern_metrics *m) {
+void tern__metrics_conn_closed(tern__metrics *m) {
     /* release: a reader that sees this close also sees its open, so
      * opened - closed read in that order is never negative */
     atomic_store_explicit(&m->conns_closed, get(&m->conns_closed) + 1, memory_order_release);
 }
 
-void tern_metrics_timeout(tern_metrics *m) { add(&m->timeouts, 1); }
-void tern_metrics_rejected(tern_metrics *m, int status) { add(&m->rejected, 1); }
-void tern_metrics_shed(tern_metrics *m) { add(&m->shed, 1); }
-void tern_metrics_loop_lag(tern_metrics *m, uint64_t lag_ns) { tern_hist_record(&m->loop_lag, lag_ns); }
-void tern_metrics_queue_delay(tern_metrics *m, uint64_t ns) { tern_hist_record(&m->queue_delay, ns); }
+void tern__metrics_timeout(tern__metrics *m) { add(&m->timeouts, 1); }
+void tern__metrics_rejected(tern__metrics *m, int status) { add(&m->rejected, 1); }
+void tern__metrics_shed(tern__metrics *m) { add(&m->shed, 1); }
+void tern__metrics_loop_lag(tern__metrics *m, uint64_t lag_ns) { tern__hist_record(&m->loop_lag, lag_ns); }
+void tern__metrics_queue_delay(tern__metrics *m, uint64_t ns) { tern__hist_record(&m->queue_delay, ns); }
 
-void tern_metrics_response_at(tern_metrics *m, int status, uint64_t latency_ns, uint64_t now_ns) {
+void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns, uint64_t now_ns) {
     add(&m->responses, 1);
     int cls = status / 100;
     if (cls < 1 || cls > 5) cls = 0;
     add(&m->status_class[cls], 1);
-    tern_hist_record(&m->latency, latency_ns);
+    tern__hist_record(&m->latency, latency_ns);
     uint64_t sec = now_ns / 1000000000ull;
     _Atomic uint64_t *slot = &m->per_second[sec % TERN_METRICS_RING];
     uint64_t word = get(slot);
@@ -79,8 +79,8 @@ void tern_metrics_response_at(tern_metrics *m, int status, uint64_t latency_ns, 
         atomic_store_explicit(slot, (sec << 32) | 1, memory_order_relaxed);
 }
 
-void tern_metrics_response(tern_metrics *m, int status, uint64_t latency_ns) {
-    tern_metrics_response_at(m, status, latency_ns, tern_metrics_now());
+void tern__metrics_response(tern__metrics *m, int status, uint64_t latency_ns) {
+    tern__metrics_response_at(m, status, latency_ns, tern__metrics_now());
 }
 
 /* ---- histogram math ------------------------------------------------------- */
@@ -94,14 +94,14 @@ static unsigned raw_index(uint64_t v) {
            (unsigned)((v >> (k - TERN_HIST_SUB_BITS)) & (TERN_HIST_SUB - 1));
 }
 
-unsigned tern_hist_index(uint64_t v) {
+unsigned tern__hist_index(uint64_t v) {
     /* shift by one so buckets are (lo, hi]: `le` bounds then hold exactly */
     if (v == 0) return 0;
     if (v - 1 >= (1ull << TERN_HIST_TOP_BITS)) return TERN_HIST_OVERFLOW;
     return raw_index(v - 1);
 }
 
-uint64_t tern_hist_upper(unsigned i) {
+uint64_t tern__hist_upper(unsigned i) {
     if (i >= TERN_HIST_OVERFLOW) return UINT64_MAX;
     if (i < TERN_HIST_SUB) return (uint64_t)(i + 1) << (TERN_HIST_LINEAR_BITS - TERN_HIST_SUB_BITS);
     unsigned k = i / TERN_HIST_SUB + TERN_HIST_LINEAR_BITS - 1;
@@ -109,15 +109,15 @@ uint64_t tern_hist_upper(unsigned i) {
     return (TERN_HIST_SUB + sub + 1) << (k - TERN_HIST_SUB_BITS);
 }
 
-uint64_t tern_hist_lower(unsigned i) { return i == 0 ? 0 : tern_hist_upper(i - 1); }
+uint64_t tern__hist_lower(unsigned i) { return i == 0 ? 0 : tern__hist_upper(i - 1); }
 
-void tern_hist_record(tern_hist *h, uint64_t v) {
-    add(&h->bucket[tern_hist_index(v)], 1);
+void tern__hist_record(tern__hist *h, uint64_t v) {
+    add(&h->bucket[tern__hist_index(v)], 1);
     add(&h->sum, v);
     if (v > get(&h->max)) atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }
 
-void tern_hist_snap_add(tern_hist_snap *acc, const tern_hist *h) {
+void tern__hist_snap_add(tern__hist_snap *acc, const tern__hist *h) {
     for (unsigned i = 0; i < TERN_HIST_BUCKETS; i++) {
         uint64_t n = get(&h->bucket[i]);
         acc->bucket[i] += n;
@@ -128,7 +128,7 @@ void tern_hist_snap_add(tern_hist_snap *acc, const tern_hist *h) {
     if (mx > acc->max) acc->max = mx;
 }
 
-double tern_hist_quantile(const tern_hist_snap *h, double q) {
+double tern__hist_quantile(const tern__hist_snap *h, double q) {
     if (h->count == 0) return 0;
     if (q < 0) q = 0;
     if (q > 1) q = 1;
@@ -150,7 +150,7 @@ double tern_hist_quantile(const tern_hist_snap *h, double q) {
         /* the bucket holding the largest sample ends at that sample: no
          * sample lies above it, so spreading ranks up to the bucket's bound
          * would overstate the tail */
-        double lo = (double)tern_hist_lower(i), hi = (double)tern_hist_upper(i);
+        double lo = (double)tern__hist_lower(i), hi = (double)tern__hist_upper(i);
         if (hi > (double)h->max) hi = (double)h->max;
         if (hi < lo) return hi;
         return lo + (hi - lo) * (double)(rank - before) / (double)n;
@@ -160,7 +160,7 @@ double tern_hist_quantile(const tern_hist_snap *h, double q) {
 
 /* ---- reading --------------------------------------------------------------- */
 
-double tern_metrics_rate(const tern_metrics *m, uint64_t now_ns, unsigned window_s) {
+double tern__metrics_rate(const tern__metrics *m, uint64_t now_ns, unsigned window_s) {
     if (window_s == 0 || window_s > TERN_METRICS_RING - 2) return 0;
     uint64_t sec = now_ns / 1000000000ull, start_sec = m->start_ns / 1000000000ull;
     if (sec < start_sec + window_s + 1) {
@@ -177,8 +177,8 @@ double tern_metrics_rate(const tern_metrics *m, uint64_t now_ns, unsigned window
     return (double)total / (double)window_s;
 }
 
-void tern_metrics_snap_add(tern_metrics_snap *acc, const tern_metrics *m, uint64_t now_ns) {
-    /* closed before opened (see tern_metrics_conn_closed) */
+void tern__metrics_snap_add(tern__metrics_snap *acc, const tern__metrics *m, uint64_t now_ns) {
+    /* closed before opened (see tern__metrics_conn_closed) */
     uint64_t closed = atomic_load_explicit(&m->conns_closed, memory_order_acquire);
     uint64_t opened = get(&m->conns_opened);
     acc->conns_opened += opened;
@@ -189,17 +189,17 @@ void tern_metrics_snap_add(tern_metrics_snap *acc, const tern_metrics *m, uint64
     acc->shed += get(&m->shed);
     acc->rejected += get(&m->rejected);
     acc->timeouts += get(&m->timeouts);
-    acc->rps_1s += tern_metrics_rate(m, now_ns, 1);
-    acc->rps_10s += tern_metrics_rate(m, now_ns, 10);
+    acc->rps_1s += tern__metrics_rate(m, now_ns, 1);
+    acc->rps_10s += tern__metrics_rate(m, now_ns, 10);
     if (!acc->start_ns || m->start_ns < acc->start_ns) acc->start_ns = m->start_ns;
-    tern_hist_snap_add(&acc->latency, &m->latency);
-    tern_hist_snap_add(&acc->queue_delay, &m->queue_delay);
-    tern_hist_snap_add(&acc->loop_lag, &m->loop_lag);
+    tern__hist_snap_add(&acc->latency, &m->latency);
+    tern__hist_snap_add(&acc->queue_delay, &m->queue_delay);
+    tern__hist_snap_add(&acc->loop_lag, &m->loop_lag);
 }
 
 static double ns_to_ms(double ns) { return ns / 1e6; }
 
-void tern_metrics_snap_stats(const tern_metrics_snap *snap, tern_stats *out) {
+void tern__metrics_snap_stats(const tern__metrics_snap *snap, tern_stats *out) {
     out->total_requests = snap->responses;
     out->status_other = snap->status_class[0];
     out->status_1xx = snap->status_class[1];
@@ -213,45 +213,45 @@ void tern_metrics_snap_stats(const tern_metrics_snap *snap, tern_stats *out) {
     out->connections_opened = snap->conns_opened;
     out->connections_closed = snap->conns_closed;
     out->active_connections = snap->active;
-    const tern_hist_snap *l = &snap->latency;
+    const tern__hist_snap *l = &snap->latency;
     out->average_response_time_ms = l->count ? ns_to_ms((double)l->sum / (double)l->count) : 0;
-    out->p50_ms = ns_to_ms(tern_hist_quantile(l, 0.5));
-    out->p90_ms = ns_to_ms(tern_hist_quantile(l, 0.9));
-    out->p99_ms = ns_to_ms(tern_hist_quantile(l, 0.99));
-    out->p999_ms = ns_to_ms(tern_hist_quantile(l, 0.999));
+    out->p50_ms = ns_to_ms(tern__hist_quantile(l, 0.5));
+    out->p90_ms = ns_to_ms(tern__hist_quantile(l, 0.9));
+    out->p99_ms = ns_to_ms(tern__hist_quantile(l, 0.99));
+    out->p999_ms = ns_to_ms(tern__hist_quantile(l, 0.999));
     out->max_response_time_ms = ns_to_ms((double)l->max);
     out->throughput_rps = snap->rps_1s;
     out->throughput_rps_10s = snap->rps_10s;
-    const tern_hist_snap *qd = &snap->queue_delay;
+    const tern__hist_snap *qd = &snap->queue_delay;
     out->queue_delay_samples = qd->count;
     out->queue_delay_avg_ms = qd->count ? ns_to_ms((double)qd->sum / (double)qd->count) : 0;
-    out->queue_delay_p99_ms = ns_to_ms(tern_hist_quantile(qd, 0.99));
+    out->queue_delay_p99_ms = ns_to_ms(tern__hist_quantile(qd, 0.99));
     out->loop_lag_samples = snap->loop_lag.count;
-    out->loop_lag_p99_ms = ns_to_ms(tern_hist_quantile(&snap->loop_lag, 0.99));
+    out->loop_lag_p99_ms = ns_to_ms(tern__hist_quantile(&snap->loop_lag, 0.99));
     out->loop_lag_max_ms = ns_to_ms((double)snap->loop_lag.max);
 }
 
 /* Workers are created by tern_server_run one after another while earlier
  * ones already serve, so a reader may meet a worker not yet initialised:
  * its metrics pointer is then still NULL (calloc). */
-static tern_metrics *worker_metrics(tern_worker *w) {
+static tern__metrics *worker_metrics(tern__worker *w) {
     return __atomic_load_n(&w->metrics, __ATOMIC_ACQUIRE);
 }
 
 static void process_stats(tern_stats *out) {
     uint64_t rss = 0;
-    out->memory_rss_bytes = tern_procstat_rss(&rss) == 0 ? rss : 0;
-    out->cpu_usage_percent = tern_procstat_cpu_percent();
-    out->threads = tern_procstat_threads();
-    out->open_fds = tern_procstat_open_fds();
+    out->memory_rss_bytes = tern__procstat_rss(&rss) == 0 ? rss : 0;
+    out->cpu_usage_percent = tern__procstat_cpu_percent();
+    out->threads = tern__procstat_threads();
+    out->open_fds = tern__procstat_open_fds();
     if (out->threads < 0) out->threads = -1;
     if (out->open_fds < 0) out->open_fds = -1;
 }
 
-int tern_metrics_report_build(tern_server *s, tern_metrics_report *r, uint64_t now_ns,
+int tern__metrics_report_build(tern_server *s, tern__metrics_report *r, uint64_t now_ns,
                               int with_extras) {
     memset(r, 0, sizeof *r);
-    tern_worker *ws = s ? __atomic_load_n(&s->workers, __ATOMIC_ACQUIRE) : NULL;
+    tern__worker *ws = s ? __atomic_load_n(&s->workers, __ATOMIC_ACQUIRE) : NULL;
     int n = ws ? s->nworkers : 0;
     if (n > 0) {
         r->workers = calloc((size_t)n, sizeof *r->workers);
@@ -260,12 +260,12 @@ int tern_metrics_report_build(tern_server *s, tern_metrics_report *r, uint64_t n
     uint64_t in_flight = 0;
     int live = 0;
     for (int i = 0; i < n; i++) {
-        tern_metrics *m = worker_metrics(&ws[i]);
+        tern__metrics *m = worker_metrics(&ws[i]);
         if (!m) continue;
         tern_worker_stats *wst = &r->workers[live++];
         uint64_t responses_before = r->snap.responses, active_before = r->snap.active;
         double rps_before = r->snap.rps_1s;
-        tern_metrics_snap_add(&r->snap, m, now_ns);
+        tern__metrics_snap_add(&r->snap, m, now_ns);
         wst->id = i;
         wst->requests = r->snap.responses - responses_before;
         wst->active_connections = r->snap.active - active_before;
@@ -276,17 +276,17 @@ int tern_metrics_report_build(tern_server *s, tern_metrics_report *r, uint64_t n
         in_flight += wst->in_flight;
     }
     r->nworkers = live;
-    tern_metrics_snap_stats(&r->snap, &r->stats);
+    tern__metrics_snap_stats(&r->snap, &r->stats);
     r->stats.in_flight = in_flight;
     r->stats.workers = live;
     r->stats.uptime_seconds =
         live && now_ns > r->snap.start_ns ? (double)(now_ns - r->snap.start_ns) / 1e9 : 0;
     process_stats(&r->stats);
-    if (with_extras) tern_metrics_collect_extras(s, &r->extras);
+    if (with_extras) tern__metrics_collect_extras(s, &r->extras);
     return 0;
 }
 
-void tern_metrics_report_free(tern_metrics_report *r) {
+void tern__metrics_report_free(tern__metrics_report *r) {
     free(r->workers);
     free(r->extras.items);
     r->workers = NULL;
@@ -294,31 +294,28 @@ void tern_metrics_report_free(tern_metrics_report *r) {
 }
 
 int tern_stats_read(tern_server *s, tern_stats *out) {
-    tern_metrics_report *r = malloc(sizeof *r);
+    tern__metrics_report *r = malloc(sizeof *r);
     if (!r) return -ENOMEM;
-    int rc = tern_metrics_report_build(s, r, tern_metrics_now(), 0);
+    int rc = tern__metrics_report_build(s, r, tern__metrics_now(), 0);
     if (rc == 0) *out = r->stats;
-    tern_metrics_report_free(r);
+    tern__metrics_report_free(r);
     free(r);
     return rc;
 }
 
 int tern_stats_read_workers(tern_server *s, tern_worker_stats *out, int max) {
-    tern_metrics_report *r = malloc(sizeof *r);
+    tern__metrics_report *r = malloc(sizeof *r);
     if (!r) return -ENOMEM;
-    int rc = tern_metrics_report_build(s, r, tern_metrics_now(), 0);
+    int rc = tern__metrics_report_build(s, r, tern__metrics_now(), 0);
     if (rc == 0) {
         for (int i = 0; i < r->nworkers && i < max; i++) out[i] = r->workers[i];
         rc = r->nworkers;
     }
-    tern_metrics_report_free(r);
+    tern__metrics_report_free(r);
     free(r);
     return rc;
 }
 
-tern_server *tern_ctx_server(tern_ctx *ctx) {
-    return ctx && ctx->worker ? ctx->worker->server : NULL;
-}
 
 /* ---- extra sources --------------------------------------------------------- */
 
@@ -407,7 +404,7 @@ static void write_value(tern_metrics_writer *w, const char *name, const char *he
     if (!w || !w->source || !name_valid(name)) return;
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
-        tern_metrics_extra *p = realloc(w->items, cap * sizeof *p);
+        tern__metrics_extra *p = realloc(w->items, cap * sizeof *p);
         if (!p) {
             w->oom = 1;
             return;
@@ -415,7 +412,7 @@ static void write_value(tern_metrics_writer *w, const char *name, const char *he
         w->items = p;
         w->cap = cap;
     }
-    tern_metrics_extra *e = &w->items[w->n++];
+    tern__metrics_extra *e = &w->items[w->n++];
     snprintf(e->source, sizeof e->source, "%s", w->source);
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->help, sizeof e->help, "%s", help ? help : "");
@@ -431,7 +428,7 @@ void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *
     write_value(w, name, help, value, 1);
 }
 
-void tern_metrics_collect_extras(tern_server *s, tern_metrics_writer *w) {
+void tern__metrics_collect_extras(tern_server *s, tern_metrics_writer *w) {
     pthread_mutex_lock(&sources_lock);
     for (size_t i = 0; i < nsources; i++) {
         if (sources[i].server && sources[i].server != s) continue;
@@ -444,7 +441,7 @@ void tern_metrics_collect_extras(tern_server *s, tern_metrics_writer *w) {
 
 /* ---- formatting ------------------------------------------------------------ */
 
-void tern_mbuf_printf(tern_mbuf *b, const char *fmt, ...) {
+void tern__mbuf_printf(tern__mbuf *b, const char *fmt, ...) {
     if (b->oom) return;
     for (;;) {
         size_t room = b->cap - b->len;
@@ -472,7 +469,7 @@ void tern_mbuf_printf(tern_mbuf *b, const char *fmt, ...) {
     }
 }
 
-void tern_mbuf_free(tern_mbuf *b) {
+void tern__mbuf_free(tern__mbuf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -480,35 +477,35 @@ void tern_mbuf_free(tern_mbuf *b) {
 
 /* JSON string body (no quotes): the control characters, quote and
  * backslash escaped (RFC 8259 §7). */
-static void json_str(tern_mbuf *b, const char *s) {
+static void json_str(tern__mbuf *b, const char *s) {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            tern_mbuf_printf(b, "\\%c", c);
+            tern__mbuf_printf(b, "\\%c", c);
         else if (c < 0x20 || c == 0x7f)
-            tern_mbuf_printf(b, "\\u%04x", c);
+            tern__mbuf_printf(b, "\\u%04x", c);
         else
-            tern_mbuf_printf(b, "%c", c);
+            tern__mbuf_printf(b, "%c", c);
     }
 }
 
-static void json_double(tern_mbuf *b, double v, int decimals) {
+static void json_double(tern__mbuf *b, double v, int decimals) {
     if (isfinite(v))
-        tern_mbuf_printf(b, "%.*f", decimals, v);
+        tern__mbuf_printf(b, "%.*f", decimals, v);
     else
-        tern_mbuf_printf(b, "null");
+        tern__mbuf_printf(b, "null");
 }
 
-void tern_metrics_format_json(const tern_metrics_report *r, tern_mbuf *b) {
+void tern__metrics_format_json(const tern__metrics_report *r, tern__mbuf *b) {
     const tern_stats *st = &r->stats;
-#define U64(name) tern_mbuf_printf(b, "\"" #name "\":%llu,", (unsigned long long)st->name)
+#define U64(name) tern__mbuf_printf(b, "\"" #name "\":%llu,", (unsigned long long)st->name)
 #define DBL(name, dec)                                                                          \
     do {                                                                                        \
-        tern_mbuf_printf(b, "\"" #name "\":");                                                  \
+        tern__mbuf_printf(b, "\"" #name "\":");                                                  \
         json_double(b, st->name, dec);                                                          \
-        tern_mbuf_printf(b, ",");                                                               \
+        tern__mbuf_printf(b, ",");                                                               \
     } while (0)
-    tern_mbuf_printf(b, "{");
+    tern__mbuf_printf(b, "{");
     U64(total_requests);
     U64(active_connections);
     U64(in_flight);
@@ -539,93 +536,93 @@ void tern_metrics_format_json(const tern_metrics_report *r, tern_mbuf *b) {
     U64(timeouts);
     U64(connections_opened);
     U64(connections_closed);
-    tern_mbuf_printf(b, "\"threads\":%d,\"open_fds\":%d,", st->threads, st->open_fds);
+    tern__mbuf_printf(b, "\"threads\":%d,\"open_fds\":%d,", st->threads, st->open_fds);
     DBL(uptime_seconds, 3);
 #undef U64
 #undef DBL
-    tern_mbuf_printf(b, "\"workers\":[");
+    tern__mbuf_printf(b, "\"workers\":[");
     for (int i = 0; i < r->nworkers; i++) {
         const tern_worker_stats *w = &r->workers[i];
-        tern_mbuf_printf(b, "%s{\"id\":%d,\"requests\":%llu,\"active_connections\":%llu,"
+        tern__mbuf_printf(b, "%s{\"id\":%d,\"requests\":%llu,\"active_connections\":%llu,"
                             "\"in_flight\":%llu,\"throughput_rps\":",
                          i ? "," : "", w->id, (unsigned long long)w->requests,
                          (unsigned long long)w->active_connections,
                          (unsigned long long)w->in_flight);
         json_double(b, w->throughput_rps, 3);
-        tern_mbuf_printf(b, "}");
+        tern__mbuf_printf(b, "}");
     }
-    tern_mbuf_printf(b, "],\"pools\":{");
+    tern__mbuf_printf(b, "],\"pools\":{");
     /* items arrive grouped by source (sources run one after another) */
-    const tern_metrics_extra *items = r->extras.items;
+    const tern__metrics_extra *items = r->extras.items;
     for (size_t i = 0; i < r->extras.n; i++) {
         int first_of_source = i == 0 || strcmp(items[i].source, items[i - 1].source) != 0;
         if (first_of_source) {
-            tern_mbuf_printf(b, "%s\"", i ? "}," : "");
+            tern__mbuf_printf(b, "%s\"", i ? "}," : "");
             json_str(b, items[i].source);
-            tern_mbuf_printf(b, "\":{");
+            tern__mbuf_printf(b, "\":{");
         } else {
-            tern_mbuf_printf(b, ",");
+            tern__mbuf_printf(b, ",");
         }
-        tern_mbuf_printf(b, "\"%s\":", items[i].name); /* name_valid: nothing to escape */
+        tern__mbuf_printf(b, "\"%s\":", items[i].name); /* name_valid: nothing to escape */
         if (isfinite(items[i].value))
-            tern_mbuf_printf(b, "%.15g", items[i].value);
+            tern__mbuf_printf(b, "%.15g", items[i].value);
         else
-            tern_mbuf_printf(b, "null");
+            tern__mbuf_printf(b, "null");
     }
-    tern_mbuf_printf(b, "%s}}\n", r->extras.n ? "}" : "");
+    tern__mbuf_printf(b, "%s}}\n", r->extras.n ? "}" : "");
 }
 
 /* ns as decimal seconds, exact (no float rounding): 1024 -> 0.000001024 */
-static void prom_seconds(tern_mbuf *b, uint64_t ns) {
+static void prom_seconds(tern__mbuf *b, uint64_t ns) {
     uint64_t s = ns / 1000000000ull, frac = ns % 1000000000ull;
     if (!frac) {
-        tern_mbuf_printf(b, "%llu", (unsigned long long)s);
+        tern__mbuf_printf(b, "%llu", (unsigned long long)s);
         return;
     }
     char digits[10];
     snprintf(digits, sizeof digits, "%09llu", (unsigned long long)frac);
     int len = 9;
     while (len > 1 && digits[len - 1] == '0') len--;
-    tern_mbuf_printf(b, "%llu.%.*s", (unsigned long long)s, len, digits);
+    tern__mbuf_printf(b, "%llu.%.*s", (unsigned long long)s, len, digits);
 }
 
-static void prom_double(tern_mbuf *b, double v) {
+static void prom_double(tern__mbuf *b, double v) {
     if (isnan(v))
-        tern_mbuf_printf(b, "NaN");
+        tern__mbuf_printf(b, "NaN");
     else if (isinf(v))
-        tern_mbuf_printf(b, v > 0 ? "+Inf" : "-Inf");
+        tern__mbuf_printf(b, v > 0 ? "+Inf" : "-Inf");
     else
-        tern_mbuf_printf(b, "%.9g", v);
+        tern__mbuf_printf(b, "%.9g", v);
 }
 
-static void prom_head(tern_mbuf *b, const char *name, const char *type, const char *help) {
-    tern_mbuf_printf(b, "# HELP %s ", name);
+static void prom_head(tern__mbuf *b, const char *name, const char *type, const char *help) {
+    tern__mbuf_printf(b, "# HELP %s ", name);
     /* HELP escapes backslash and newline (exposition format 0.0.4) */
     for (const char *p = help; *p; p++) {
         if (*p == '\\')
-            tern_mbuf_printf(b, "\\\\");
+            tern__mbuf_printf(b, "\\\\");
         else if (*p == '\n')
-            tern_mbuf_printf(b, "\\n");
+            tern__mbuf_printf(b, "\\n");
         else
-            tern_mbuf_printf(b, "%c", *p);
+            tern__mbuf_printf(b, "%c", *p);
     }
-    tern_mbuf_printf(b, "\n# TYPE %s %s\n", name, type);
+    tern__mbuf_printf(b, "\n# TYPE %s %s\n", name, type);
 }
 
-static void prom_u64(tern_mbuf *b, const char *name, const char *type, const char *help,
+static void prom_u64(tern__mbuf *b, const char *name, const char *type, const char *help,
                      uint64_t v) {
     prom_head(b, name, type, help);
-    tern_mbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+    tern__mbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void prom_label_value(tern_mbuf *b, const char *s) {
+static void prom_label_value(tern__mbuf *b, const char *s) {
     for (; *s; s++) {
         if (*s == '\\' || *s == '"')
-            tern_mbuf_printf(b, "\\%c", *s);
+            tern__mbuf_printf(b, "\\%c", *s);
         else if (*s == '\n')
-            tern_mbuf_printf(b, "\\n");
+            tern__mbuf_printf(b, "\\n");
         else
-            tern_mbuf_printf(b, "%c", *s);
+            tern__mbuf_printf(b, "%c", *s);
     }
 }
 
@@ -639,51 +636,51 @@ static const uint64_t prom_targets_ns[] = {
     10000000000, 25000000000, 50000000000, 100000000000};
 
 static unsigned prom_bucket_for(uint64_t target) {
-    unsigned i = tern_hist_index(target);
+    unsigned i = tern__hist_index(target);
     if (i == 0) return 0;
-    uint64_t above = tern_hist_upper(i) - target, below = target - tern_hist_upper(i - 1);
+    uint64_t above = tern__hist_upper(i) - target, below = target - tern__hist_upper(i - 1);
     return below < above ? i - 1 : i;
 }
 
-static void prom_histogram(tern_mbuf *b, const char *name, const char *help,
-                           const tern_hist_snap *h) {
+static void prom_histogram(tern__mbuf *b, const char *name, const char *help,
+                           const tern__hist_snap *h) {
     prom_head(b, name, "histogram", help);
     uint64_t cum = 0;
     unsigned next = 0;
     for (size_t t = 0; t < sizeof prom_targets_ns / sizeof prom_targets_ns[0]; t++) {
         unsigned upto = prom_bucket_for(prom_targets_ns[t]);
         for (; next <= upto; next++) cum += h->bucket[next];
-        tern_mbuf_printf(b, "%s_bucket{le=\"", name);
-        prom_seconds(b, tern_hist_upper(upto));
-        tern_mbuf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+        tern__mbuf_printf(b, "%s_bucket{le=\"", name);
+        prom_seconds(b, tern__hist_upper(upto));
+        tern__mbuf_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
-    tern_mbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
-    tern_mbuf_printf(b, "%s_sum ", name);
+    tern__mbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    tern__mbuf_printf(b, "%s_sum ", name);
     prom_seconds(b, h->sum);
-    tern_mbuf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)h->count);
+    tern__mbuf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
-static void prom_summary(tern_mbuf *b, const char *name, const char *help,
-                         const tern_hist_snap *h) {
+static void prom_summary(tern__mbuf *b, const char *name, const char *help,
+                         const tern__hist_snap *h) {
     static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
     static const double qv[] = {0.5, 0.9, 0.99, 0.999};
     prom_head(b, name, "summary", help);
     for (int i = 0; i < 4; i++) {
-        tern_mbuf_printf(b, "%s{quantile=\"%s\"} ", name, qs[i]);
+        tern__mbuf_printf(b, "%s{quantile=\"%s\"} ", name, qs[i]);
         /* no observations: NaN, as client libraries report an empty summary */
         if (h->count)
-            prom_seconds(b, (uint64_t)(tern_hist_quantile(h, qv[i]) + 0.5));
+            prom_seconds(b, (uint64_t)(tern__hist_quantile(h, qv[i]) + 0.5));
         else
-            tern_mbuf_printf(b, "NaN");
-        tern_mbuf_printf(b, "\n");
+            tern__mbuf_printf(b, "NaN");
+        tern__mbuf_printf(b, "\n");
     }
-    tern_mbuf_printf(b, "%s_sum ", name);
+    tern__mbuf_printf(b, "%s_sum ", name);
     prom_seconds(b, h->sum);
-    tern_mbuf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)h->count);
+    tern__mbuf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
 static int extra_cmp(const void *a, const void *b) {
-    const tern_metrics_extra *x = a, *y = b;
+    const tern__metrics_extra *x = a, *y = b;
     int c = strcmp(x->name, y->name);
     if (c) return c;
     c = strcmp(x->source, y->source);
@@ -691,11 +688,11 @@ static int extra_cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y; /* stable: a source writing a name twice keeps its order */
 }
 
-static void prom_extras(tern_mbuf *b, const tern_metrics_writer *ex) {
+static void prom_extras(tern__mbuf *b, const tern_metrics_writer *ex) {
     if (!ex->n) return;
     /* a family's samples must be contiguous under one HELP/TYPE, and
      * several sources may write the same name: sort by name */
-    tern_metrics_extra *items = malloc(ex->n * sizeof *items);
+    tern__metrics_extra *items = malloc(ex->n * sizeof *items);
     if (!items) {
         b->oom = 1;
         return;
@@ -713,23 +710,23 @@ static void prom_extras(tern_mbuf *b, const tern_metrics_writer *ex) {
             prom_head(b, family, items[i].counter ? "counter" : "gauge",
                       items[i].help[0] ? items[i].help : items[i].name);
         }
-        tern_mbuf_printf(b, "tern_pool_%s{pool=\"", items[i].name);
+        tern__mbuf_printf(b, "tern_pool_%s{pool=\"", items[i].name);
         prom_label_value(b, items[i].source);
-        tern_mbuf_printf(b, "\"} ");
+        tern__mbuf_printf(b, "\"} ");
         prom_double(b, items[i].value);
-        tern_mbuf_printf(b, "\n");
+        tern__mbuf_printf(b, "\n");
     }
     free(items);
 }
 
-void tern_metrics_format_prometheus(const tern_metrics_report *r, tern_mbuf *b) {
+void tern__metrics_format_prometheus(const tern__metrics_report *r, tern__mbuf *b) {
     const tern_stats *st = &r->stats;
-    const tern_metrics_snap *sn = &r->snap;
+    const tern__metrics_snap *sn = &r->snap;
     static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     prom_head(b, "tern_requests_total", "counter",
               "Responses queued, by status class (rejections and sheds included).");
     for (int i = 1; i <= 6; i++)
-        tern_mbuf_printf(b, "tern_requests_total{status_class=\"%s\"} %llu\n", classes[i % 6],
+        tern__mbuf_printf(b, "tern_requests_total{status_class=\"%s\"} %llu\n", classes[i % 6],
                          (unsigned long long)sn->status_class[i % 6]);
     prom_histogram(b, "tern_request_duration_seconds",
                    "Time from request read to response queued.", &sn->latency);
@@ -742,11 +739,11 @@ void tern_metrics_format_prometheus(const tern_metrics_report *r, tern_mbuf *b) 
                  "How late each worker's periodic 10 ms timer fired.", &sn->loop_lag);
     prom_head(b, "tern_throughput_rps", "gauge",
               "Responses per second over the last complete second(s).");
-    tern_mbuf_printf(b, "tern_throughput_rps{window=\"1s\"} ");
+    tern__mbuf_printf(b, "tern_throughput_rps{window=\"1s\"} ");
     prom_double(b, st->throughput_rps);
-    tern_mbuf_printf(b, "\ntern_throughput_rps{window=\"10s\"} ");
+    tern__mbuf_printf(b, "\ntern_throughput_rps{window=\"10s\"} ");
     prom_double(b, st->throughput_rps_10s);
-    tern_mbuf_printf(b, "\n");
+    tern__mbuf_printf(b, "\n");
     prom_u64(b, "tern_connections_opened_total", "counter", "Connections accepted.",
              st->connections_opened);
     prom_u64(b, "tern_connections_closed_total", "counter", "Connections closed.",
@@ -764,9 +761,9 @@ void tern_metrics_format_prometheus(const tern_metrics_report *r, tern_mbuf *b) 
              "Resident set size from /proc/self/statm.", st->memory_rss_bytes);
     prom_head(b, "tern_process_cpu_percent", "gauge",
               "Process CPU time over wall time, percent of one CPU, over the last 1-2 s.");
-    tern_mbuf_printf(b, "tern_process_cpu_percent ");
+    tern__mbuf_printf(b, "tern_process_cpu_percent ");
     prom_double(b, st->cpu_usage_percent);
-    tern_mbuf_printf(b, "\n");
+    tern__mbuf_printf(b, "\n");
     if (st->threads >= 0)
         prom_u64(b, "tern_process_threads", "gauge", "Threads in the process.",
                  (uint64_t)st->threads);
@@ -774,17 +771,17 @@ void tern_metrics_format_prometheus(const tern_metrics_report *r, tern_mbuf *b) 
         prom_u64(b, "tern_process_open_fds", "gauge", "Open file descriptors.",
                  (uint64_t)st->open_fds);
     prom_head(b, "tern_uptime_seconds", "gauge", "Time since the workers started.");
-    tern_mbuf_printf(b, "tern_uptime_seconds ");
+    tern__mbuf_printf(b, "tern_uptime_seconds ");
     prom_double(b, st->uptime_seconds);
-    tern_mbuf_printf(b, "\n");
+    tern__mbuf_printf(b, "\n");
     prom_u64(b, "tern_workers", "gauge", "Worker threads serving.", (uint64_t)st->workers);
     prom_head(b, "tern_worker_requests_total", "counter", "Responses queued, per worker.");
     for (int i = 0; i < r->nworkers; i++)
-        tern_mbuf_printf(b, "tern_worker_requests_total{worker=\"%d\"} %llu\n", r->workers[i].id,
+        tern__mbuf_printf(b, "tern_worker_requests_total{worker=\"%d\"} %llu\n", r->workers[i].id,
                          (unsigned long long)r->workers[i].requests);
     prom_head(b, "tern_worker_connections_active", "gauge", "Connections open now, per worker.");
     for (int i = 0; i < r->nworkers; i++)
-        tern_mbuf_printf(b, "tern_worker_connections_active{worker=\"%d\"} %llu\n",
+        tern__mbuf_printf(b, "tern_worker_connections_active{worker=\"%d\"} %llu\n",
                          r->workers[i].id, (unsigned long long)r->workers[i].active_connections);
     prom_extras(b, &r->extras);
 }
@@ -792,25 +789,25 @@ void tern_metrics_format_prometheus(const tern_metrics_report *r, tern_mbuf *b) 
 /* ---- handlers --------------------------------------------------------------- */
 
 static void serve(tern_ctx *ctx, int prometheus) {
-    tern_metrics_report *r = malloc(sizeof *r);
-    tern_mbuf b = {0};
-    int ok = r && tern_metrics_report_build(tern_ctx_server(ctx), r, tern_metrics_now(), 1) == 0;
+    tern__metrics_report *r = malloc(sizeof *r);
+    tern__mbuf b = {0};
+    int ok = r && tern__metrics_report_build(tern_ctx_server(ctx), r, tern__metrics_now(), 1) == 0;
     if (ok) {
         if (prometheus)
-            tern_metrics_format_prometheus(r, &b);
+            tern__metrics_format_prometheus(r, &b);
         else
-            tern_metrics_format_json(r, &b);
+            tern__metrics_format_json(r, &b);
         ok = !b.oom && !r->extras.oom;
     }
     if (ok) {
-        tern_set_header(ctx, "Content-Type", prometheus ? "text/plain; version=0.0.4; charset=utf-8"
+        tern_resp_set_header(ctx, "Content-Type", prometheus ? "text/plain; version=0.0.4; charset=utf-8"
                                                        : "application/json");
-        tern_set_header(ctx, "Cache-Control", "no-store");
-        ok = tern_set_body(ctx, b.data, b.len) == 0;
+        tern_resp_set_header(ctx, "Cache-Control", "no-store");
+        ok = tern_resp_set_body(ctx, b.data, b.len) == 0;
     }
-    if (!ok) tern_text(ctx, 503, "503 Service Unavailable: out of memory\n");
-    tern_mbuf_free(&b);
-    if (r) tern_metrics_report_free(r);
+    if (!ok) tern_resp_text(ctx, 503, "503 Service Unavailable: out of memory\n");
+    tern__mbuf_free(&b);
+    if (r) tern__metrics_report_free(r);
     free(r);
 }
 

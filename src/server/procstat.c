@@ -47,7 +47,7 @@ static int parse_u64(const char **p, uint64_t *out) {
     return 0;
 }
 
-int tern_procstat_rss(uint64_t *bytes) {
+int tern__procstat_rss(uint64_t *bytes) {
     char buf[256];
     ssize_t n = read_small("/proc/self/statm", buf, sizeof buf);
     if (n < 0) return (int)n;
@@ -85,14 +85,14 @@ static int stat_field(int field, uint64_t *out) {
     return -EINVAL;
 }
 
-int tern_procstat_threads(void) {
+int tern__procstat_threads(void) {
     uint64_t v;
     int r = stat_field(20, &v);
     if (r < 0) return r;
     return v > 0x7fffffff ? 0x7fffffff : (int)v;
 }
 
-int tern_procstat_open_fds(void) {
+int tern__procstat_open_fds(void) {
     int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -errno;
     /* getdents64 into a stack buffer: opendir would malloc a 32 KiB DIR */
@@ -126,7 +126,7 @@ static uint64_t clock_ns(clockid_t id, int *ok) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int tern_procstat_age_ns(uint64_t *ns) {
+int tern__procstat_age_ns(uint64_t *ns) {
     uint64_t start_ticks;
     int r = stat_field(22, &start_ticks);
     if (r < 0) return r;
@@ -141,12 +141,12 @@ int tern_procstat_age_ns(uint64_t *ns) {
     return 0;
 }
 
-void tern_cpu_window_init(tern_cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns) {
+void tern__cpu_window_init(tern__cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns) {
     w->a_wall = w->b_wall = wall_ns;
     w->a_cpu = w->b_cpu = cpu_ns;
 }
 
-double tern_cpu_window_update(tern_cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns) {
+double tern__cpu_window_update(tern__cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns) {
     int b_old = wall_ns >= w->b_wall && wall_ns - w->b_wall >= TERN_CPU_WINDOW_MIN_NS;
     uint64_t ref_wall = b_old ? w->b_wall : w->a_wall;
     uint64_t ref_cpu = b_old ? w->b_cpu : w->a_cpu;
@@ -163,10 +163,10 @@ double tern_cpu_window_update(tern_cpu_window *w, uint64_t wall_ns, uint64_t cpu
 }
 
 static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
-static tern_cpu_window cpu_window;
+static tern__cpu_window cpu_window;
 static int cpu_window_ready;
 
-double tern_procstat_cpu_percent(void) {
+double tern__procstat_cpu_percent(void) {
     int ok = 1;
     pthread_mutex_lock(&cpu_lock);
     uint64_t wall = clock_ns(CLOCK_MONOTONIC, &ok);
@@ -178,13 +178,13 @@ double tern_procstat_cpu_percent(void) {
     if (!cpu_window_ready) {
         /* first reading: measure from process start (CPU time 0 then) */
         uint64_t age;
-        if (tern_procstat_age_ns(&age) == 0 && age < wall)
-            tern_cpu_window_init(&cpu_window, wall - age, 0);
+        if (tern__procstat_age_ns(&age) == 0 && age < wall)
+            tern__cpu_window_init(&cpu_window, wall - age, 0);
         else
-            tern_cpu_window_init(&cpu_window, wall, cpu);
+            tern__cpu_window_init(&cpu_window, wall, cpu);
         cpu_window_ready = 1;
     }
-    double pct = tern_cpu_window_update(&cpu_window, wall, cpu);
+    double pct = tern__cpu_window_update(&cpu_window, wall, cpu);
     pthread_mutex_unlock(&cpu_lock);
     return pct;
 }

@@ -8,35 +8,35 @@
 
 /* Resident set size: resident pages (2nd field of /proc/self/statm) times
  * the page size. 0 or -errno. */
-int tern_procstat_rss(uint64_t *bytes);
+int tern__procstat_rss(uint64_t *bytes);
 /* num_threads from /proc/self/stat, or -errno. */
-int tern_procstat_threads(void);
+int tern__procstat_threads(void);
 /* Open file descriptors (entries of /proc/self/fd, not counting the one
  * used to read it), or -errno. */
-int tern_procstat_open_fds(void);
+int tern__procstat_open_fds(void);
 /* Process CPU percent of one CPU over the window described in
  * tern_stats.cpu_usage_percent; thread-safe (one shared window under a
  * mutex). -1 if a clock could not be read. */
-double tern_procstat_cpu_percent(void);
+double tern__procstat_cpu_percent(void);
 
 /* Time since the process started, from its start time in /proc/self/stat
  * (clock ticks since boot) and CLOCK_BOOTTIME. 0 or -errno. */
-int tern_procstat_age_ns(uint64_t *ns);
+int tern__procstat_age_ns(uint64_t *ns);
 
 /* The CPU window itself, pure so tests can feed it times. Two reference
  * samples: `b` the newest, `a` the one before. A reading is taken against
  * b when b is at least 1 s old, else against a (which then is); b moves to
  * the reading once it is 1 s old. */
-typedef struct tern_cpu_window {
+typedef struct tern__cpu_window {
     uint64_t a_wall, a_cpu, b_wall, b_cpu; /* ns */
-} tern_cpu_window;
+} tern__cpu_window;
 
 #define TERN_CPU_WINDOW_MIN_NS 1000000000ull
 
 /* Starts the window at a known sample (e.g. process start: wall, cpu 0). */
-void tern_cpu_window_init(tern_cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns);
+void tern__cpu_window_init(tern__cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns);
 /* Percent of one CPU between the chosen reference and (wall_ns, cpu_ns);
  * 0 if no wall time has passed. */
-double tern_cpu_window_update(tern_cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns);
+double tern__cpu_window_update(tern__cpu_window *w, uint64_t wall_ns, uint64_t cpu_ns);
 
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rt/offload.h"
+#include "http/ctx.h"
 #include "server/worker.h"
 
 void tern_config_init(tern_config *cfg) {
@@ -53,7 +54,7 @@ tern_server *tern_server_new_config(const tern_config *cfg) {
     else
         tern_config_init(&s->cfg);
     s->host = strdup(s->cfg.host ? s->cfg.host : "0.0.0.0");
-    s->router = tern_router_new();
+    s->router = tern__router_new();
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     if (!s->host || !s->router || pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         tern_server_free(s);
@@ -85,9 +86,9 @@ void tern_server_free(tern_server *s) {
     if (!s) return;
     restore_signals(s);
     close_listeners(s);
-    tern_router_free(s->router);
+    tern__router_free(s->router);
     while (s->routes) {
-        tern_route_entry *next = s->routes->next;
+        tern__route_entry *next = s->routes->next;
         free(s->routes);
         s->routes = next;
     }
@@ -97,7 +98,7 @@ void tern_server_free(tern_server *s) {
     free(s);
 }
 
-int tern_server_listen(tern_server *s, const char *host, uint16_t port) {
+int tern_server_set_address(tern_server *s, const char *host, uint16_t port) {
     if (s->bound) return -EBUSY;
     char *h = strdup(host ? host : "0.0.0.0");
     if (!h) return -ENOMEM;
@@ -123,15 +124,16 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
                     const tern_route_opts *opts) {
     if (!s || !pattern || !h || !(methods & TERN_ANY)) return -EINVAL;
     if (s->bound && s->workers) return -EBUSY; /* the table is read without locks once running */
-    tern_route_entry *e = calloc(1, sizeof *e);
+    tern__route_entry *e = calloc(1, sizeof *e);
     if (!e) return -ENOMEM;
     e->handler = h;
     if (opts) {
         e->max_in_flight = opts->max_in_flight;
         e->adaptive = opts->adaptive;
         e->timeout_ms = opts->timeout_ms;
+        e->data = opts->data;
     }
-    int r = tern_router_add(s->router, methods, pattern, e);
+    int r = tern__router_add(s->router, methods, pattern, e);
     if (r < 0) {
         free(e);
         return r;
@@ -144,6 +146,19 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
 int tern_route(tern_server *s, unsigned methods, const char *pattern, tern_handler h) {
     return tern_route_with(s, methods, pattern, h, NULL);
 }
+
+void tern_server_set_data(tern_server *s, void *data) { s->data = data; }
+
+void *tern_server_data(const tern_server *s) { return s ? s->data : NULL; }
+
+int tern_server_on_worker(tern_server *s, tern_worker_start_fn start, tern_worker_stop_fn stop) {
+    if (s->workers) return -EBUSY;
+    s->worker_start = start;
+    s->worker_stop = stop;
+    return 0;
+}
+
+tern_server *tern_ctx_server(const tern_ctx *ctx) { return ctx ? ctx->server : NULL; }
 
 uint16_t tern_server_port(const tern_server *s) { return s->bound ? s->port : 0; }
 
@@ -313,15 +328,15 @@ int tern_server_run(tern_server *s) {
     sigaddset(&stopsigs, SIGTERM);
     int sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    s->workers = calloc((size_t)s->nworkers, sizeof(tern_worker));
+    s->workers = calloc((size_t)s->nworkers, sizeof(tern__worker));
     if (!s->workers) r = -ENOMEM;
     int started = 0;
     for (int i = 0; i < s->nworkers && r == 0; i++) {
-        r = tern_worker_init(&s->workers[i], s, i);
+        r = tern__worker_init(&s->workers[i], s, i);
         if (r < 0) break;
         s->workers[i].listen_fd = s->listen_fds[i];
         s->listen_fds[i] = -1; /* the worker owns it now */
-        r = tern_worker_start(&s->workers[i]);
+        r = tern__worker_start(&s->workers[i]);
         if (r == 0) started++;
     }
 
@@ -338,7 +353,7 @@ int tern_server_run(tern_server *s) {
 
     for (int i = 0; i < s->nworkers && s->workers; i++) {
         atomic_store_explicit(&s->workers[i].stopping, 1, memory_order_release);
-        if (s->workers[i].notify_fd >= 0) tern_worker_notify(&s->workers[i]);
+        if (s->workers[i].notify_fd >= 0) tern__worker_notify(&s->workers[i]);
     }
     for (int i = 0; i < s->nworkers && s->workers; i++)
         if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
@@ -346,7 +361,7 @@ int tern_server_run(tern_server *s) {
      * the schedulers go away */
     tern_offload_shutdown();
     for (int i = 0; i < s->nworkers && s->workers; i++)
-        if (s->workers[i].server) tern_worker_destroy(&s->workers[i]);
+        if (s->workers[i].server) tern__worker_destroy(&s->workers[i]);
     (void)started;
     free(s->workers);
     s->workers = NULL;

@@ -12,25 +12,26 @@
 #include "http/router.h"
 #include "tern.h"
 
-struct tern_worker;
+struct tern__worker;
 
 /* What the router maps a route to: the handler and its admission limits. */
-typedef struct tern_route_entry {
+typedef struct tern__route_entry {
     tern_handler handler;
     unsigned max_in_flight;
     int adaptive;
     unsigned timeout_ms;
+    void *data;                    /* tern_route_opts.data */
     atomic_uint in_flight;
-    struct tern_route_entry *next; /* all entries, for freeing */
-} tern_route_entry;
+    struct tern__route_entry *next; /* all entries, for freeing */
+} tern__route_entry;
 
 struct tern_server {
     tern_config cfg;
     char *host;
-    tern_router *router;
-    tern_http_limits limits;
+    tern__router *router;
+    tern__http_limits limits;
     int nworkers;
-    struct tern_worker *workers;
+    struct tern__worker *workers;
     int *listen_fds;            /* one per worker, bound by tern_server_bind */
     uint16_t port;
     int bound;
@@ -39,7 +40,10 @@ struct tern_server {
     atomic_uint open_conns;     /* across workers, for max_connections */
     atomic_uint in_flight;      /* across workers, for max_in_flight */
     size_t server_name_len;
-    tern_route_entry *routes;
+    tern__route_entry *routes;
+    void *data;                 /* tern_server_set_data */
+    tern_worker_start_fn worker_start;
+    tern_worker_stop_fn worker_stop;
     int signals_blocked;
     sigset_t old_sigmask;
 };

@@ -16,9 +16,11 @@
 #include "server/metrics.h"
 #include "server/server.h"
 
-__thread tern_worker *tern_worker_self;
+__thread tern__worker *tern__worker_self;
 
-int tern_worker_id(void) { return tern_worker_self ? tern_worker_self->id : -1; }
+int tern_worker_id(void) { return tern__worker_self ? tern__worker_self->id : -1; }
+
+void *tern_worker_local(void) { return tern__worker_self ? tern__worker_self->local : NULL; }
 
 #define RBUF_SIZE 65536
 #define WBUF_INITIAL 65536
@@ -26,30 +28,30 @@ int tern_worker_id(void) { return tern_worker_self ? tern_worker_self->id : -1; 
  * again: no spinning on a listener we cannot serve. */
 #define ACCEPT_RETRY_NS (100ull * 1000000ull)
 
-static void accept_retry_fire(tern_timer *t);
+static void accept_retry_fire(tern__timer *t);
 
 /* The loop's lag is how late this 10 ms tick fires: a handler that hogs the
  * CPU without yielding shows up here (and in tern_load_get / metrics). */
 #define TICK_NS (10ull * 1000000ull)
 
-static void tick_fire(tern_timer *t) {
-    tern_worker *w = tern_worker_self;
+static void tick_fire(tern__timer *t) {
+    tern__worker *w = tern__worker_self;
     uint64_t now = w->sched.now_ns;
     uint64_t lag = now > t->deadline_ns ? now - t->deadline_ns : 0;
-    tern_metrics_loop_lag(w->metrics, lag);
-    tern_admission_lag(&w->admission, lag, now);
-    tern_wheel_add(&w->sched.wheel, t, now + TICK_NS);
+    tern__metrics_loop_lag(w->metrics, lag);
+    tern__admission_lag(&w->admission, lag, now);
+    tern__wheel_add(&w->sched.wheel, t, now + TICK_NS);
 }
 
 int tern_load_get(tern_load *out) {
-    tern_worker *w = tern_worker_self;
+    tern__worker *w = tern__worker_self;
     if (!w) return -EPERM;
-    tern_admission *a = &w->admission;
-    tern_admission_tick(a, tern_clock_ns());
+    tern__admission *a = &w->admission;
+    tern__admission_tick(a, tern_clock_ns());
     unsigned in_flight = atomic_load_explicit(&w->server->in_flight, memory_order_relaxed);
     unsigned max = w->server->cfg.max_in_flight;
     if (!max) in_flight = w->in_flight; /* counted per worker only without a global limit */
-    out->level = tern_admission_level(a, in_flight, max);
+    out->level = tern__admission_level(a, in_flight, max);
     out->shedding = a->overloaded || a->last_sheds > 0 || a->sheds_interval > 0;
     out->mode = out->shedding ? "shedding" : out->level >= 50 ? "elevated" : "normal";
     out->concurrency_limit = a->limit;
@@ -62,21 +64,20 @@ int tern_load_get(tern_load *out) {
     return 0;
 }
 
-int tern_worker_init(tern_worker *w, tern_server *s, int id) {
+int tern__worker_init(tern__worker *w, tern_server *s, int id) {
     memset(w, 0, sizeof *w);
     w->server = s;
     w->id = id;
     w->listen_fd = -1;
     w->notify_fd = -1;
     w->idle_head = w->idle_tail = -1;
-    int r = tern_sched_init(&w->sched, id, s->cfg.stack_size);
+    int r = tern__sched_init(&w->sched, id, s->cfg.stack_size);
     if (r < 0) return r;
     w->sched.user = w;
-    tern_conn_install(&w->sched);
     w->epoch_ns = w->sched.now_ns;
     w->accept_retry.fn = accept_retry_fire;
     w->tick.fn = tick_fire;
-    tern_admission_init(&w->admission, (uint64_t)s->cfg.adaptive_target_us * 1000ull,
+    tern__admission_init(&w->admission, (uint64_t)s->cfg.adaptive_target_us * 1000ull,
                         (uint64_t)s->cfg.adaptive_interval_ms * 1000000ull, w->sched.now_ns);
 
     struct rlimit rl;
@@ -84,7 +85,7 @@ int tern_worker_init(tern_worker *w, tern_server *s, int id) {
     size_t slots = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (size_t)rl.rlim_cur;
     if (slots > (1u << 22)) slots = 1u << 22;
     /* one slot per possible fd, committed only where connections live */
-    w->conns = mmap(NULL, slots * sizeof(tern_conn), PROT_READ | PROT_WRITE,
+    w->conns = mmap(NULL, slots * sizeof(tern__conn), PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (w->conns == MAP_FAILED) {
         w->conns = NULL;
@@ -95,42 +96,42 @@ int tern_worker_init(tern_worker *w, tern_server *s, int id) {
     w->rbuf = malloc(RBUF_SIZE);
     w->wbuf.data = malloc(WBUF_INITIAL);
     w->wbuf.cap = WBUF_INITIAL;
-    w->hdrs = calloc(s->cfg.max_headers ? s->cfg.max_headers : 1, sizeof(tern_http_header));
-    __atomic_store_n(&w->metrics, tern_metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
+    w->hdrs = calloc(s->cfg.max_headers ? s->cfg.max_headers : 1, sizeof(tern__http_header));
+    __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!w->rbuf || !w->wbuf.data || !w->hdrs || !w->metrics || w->notify_fd < 0) return -ENOMEM;
     return 0;
 }
 
-void tern_worker_destroy(tern_worker *w) {
+void tern__worker_destroy(tern__worker *w) {
     if (w->conns) {
         for (size_t fd = 0; fd < w->conn_slots; fd++)
             if (w->conns[fd].flags & TERN_CONN_OPEN) close((int)fd);
-        munmap(w->conns, w->conn_slots * sizeof(tern_conn));
+        munmap(w->conns, w->conn_slots * sizeof(tern__conn));
     }
     w->conns = NULL;
     free(w->rbuf);
     free(w->wbuf.data);
     free(w->hdrs);
-    tern_metrics_free(w->metrics);
+    tern__metrics_free(w->metrics);
     if (w->notify_fd >= 0) close(w->notify_fd);
     if (w->listen_fd >= 0) close(w->listen_fd);
-    tern_sched_destroy(&w->sched);
+    tern__sched_destroy(&w->sched);
 }
 
-void tern_worker_notify(tern_worker *w) {
+void tern__worker_notify(tern__worker *w) {
     uint64_t one = 1;
     ssize_t r = write(w->notify_fd, &one, sizeof one);
     (void)r;
 }
 
-static void pause_accept(tern_worker *w) {
+static void pause_accept(tern__worker *w) {
     if (w->listen_paused) return;
     w->listen_paused = 1;
-    tern_wheel_add(&w->sched.wheel, &w->accept_retry, w->sched.now_ns + ACCEPT_RETRY_NS);
+    tern__wheel_add(&w->sched.wheel, &w->accept_retry, w->sched.now_ns + ACCEPT_RETRY_NS);
 }
 
-static void accept_all(tern_worker *w) {
+static void accept_all(tern__worker *w) {
     tern_server *s = w->server;
     unsigned limit = s->cfg.max_connections;
     while (w->listen_fd >= 0 && !w->draining) {
@@ -156,48 +157,42 @@ static void accept_all(tern_worker *w) {
             }
             return;
         }
-        tern_conn_accepted(w, fd);
+        tern__conn_accepted(w, fd);
     }
 }
 
-static void accept_retry_fire(tern_timer *t) {
-    tern_worker *w = tern_worker_self;
+static void accept_retry_fire(tern__timer *t) {
+    tern__worker *w = tern__worker_self;
     w->listen_paused = 0;
     accept_all(w);
 }
 
-void tern_worker_resume_accept(tern_worker *w) {
+void tern__worker_resume_accept(tern__worker *w) {
     if (!w->listen_paused) return;
-    tern_wheel_cancel(&w->sched.wheel, &w->accept_retry);
+    tern__wheel_cancel(&w->sched.wheel, &w->accept_retry);
     w->listen_paused = 0;
     accept_all(w);
 }
 
-static void on_event(tern_sched *s, uint64_t data, uint32_t events) {
-    tern_worker *w = s->user;
-    switch (data & TERN_EV_TAG_MASK) {
+static void on_event(tern__sched *s, uint64_t data, uint32_t events) {
+    tern__worker *w = s->user;
+    switch (data & TERN__EV_TAG_MASK) {
     case TERN_EV_CONN:
-        tern_conn_event(w, (tern_conn *)(uintptr_t)data, events);
+        tern__conn_event(w, (tern__conn *)(uintptr_t)data, events);
         break;
     case TERN_EV_LISTENER:
         if (!w->listen_paused) accept_all(w);
         break;
-    case TERN_EV_FDWAIT:
-        tern_sched_fdwait_event(data, events);
+    case TERN_EV_NOTIFY: {
+        uint64_t v;
+        ssize_t r = read(w->notify_fd, &v, sizeof v);
+        (void)r;
         break;
-    case TERN_EV_NOTIFY:
-        if ((void *)(uintptr_t)(data & ~(uint64_t)TERN_EV_TAG_MASK) == (void *)s) {
-            tern_sched_drain_remote(s);
-        } else {
-            uint64_t v;
-            ssize_t r = read(w->notify_fd, &v, sizeof v);
-            (void)r;
-        }
-        break;
+    }
     }
 }
 
-static void start_drain(tern_worker *w) {
+static void start_drain(tern__worker *w) {
     /* connections already in the kernel's accept queue would be reset when
      * the listener closes: take them first, they get Connection: close */
     if (!w->listen_paused) accept_all(w);
@@ -206,33 +201,34 @@ static void start_drain(tern_worker *w) {
         close(w->listen_fd);
         w->listen_fd = -1;
     }
-    tern_wheel_cancel(&w->sched.wheel, &w->accept_retry);
-    tern_conn_drain(w);
+    tern__wheel_cancel(&w->sched.wheel, &w->accept_retry);
+    tern__conn_drain(w);
 }
 
 static void *worker_main(void *arg) {
-    tern_worker *w = arg;
-    tern_sched_self = &w->sched;
-    tern_worker_self = w;
+    tern__worker *w = arg;
+    tern__sched_self = &w->sched;
+    tern__worker_self = w;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
                              .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_LISTENER};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
-    tern_wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
+    tern__wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
+    if (w->server->worker_start) w->local = w->server->worker_start(w->server, w->id);
     accept_all(w); /* connections that queued before the loop started */
 
     uint64_t drain_deadline = 0, hard_deadline = 0;
     for (;;) {
-        int64_t sweep_ns = tern_conn_sweep(w);
+        int64_t sweep_ns = tern__conn_sweep(w);
         /* wake at least once a second: idle expiry and drain checks */
         int64_t cap = 1000000000;
         if (sweep_ns >= 0 && sweep_ns < cap) cap = sweep_ns;
-        tern_sched_poll(&w->sched, on_event, cap);
+        tern__sched_poll(&w->sched, on_event, cap);
         unsigned limit = w->server->cfg.max_connections;
         if (w->listen_paused && limit &&
             atomic_load_explicit(&w->server->open_conns, memory_order_relaxed) < limit)
-            tern_worker_resume_accept(w); /* back under the connection limit */
+            tern__worker_resume_accept(w); /* back under the connection limit */
         if (atomic_load_explicit(&w->stopping, memory_order_acquire) && !w->draining) {
             start_drain(w);
             unsigned ms = w->server->cfg.drain_timeout_ms;
@@ -240,21 +236,23 @@ static void *worker_main(void *arg) {
             hard_deadline = drain_deadline + 2000000000ull;
         }
         if (w->draining) {
-            tern_wheel_cancel(&w->sched.wheel, &w->tick);
+            tern__wheel_cancel(&w->sched.wheel, &w->tick);
             if (w->open_conns == 0 && w->sched.coros_live == 0) break;
             if (drain_deadline && w->sched.now_ns >= drain_deadline) {
                 /* past the deadline: cancel what still runs; parks now
                  * return -ECANCELED and connections close */
-                tern_conn_cancel_all(w);
+                tern__conn_cancel_all(w);
                 drain_deadline = 0;
             }
             if (w->sched.now_ns >= hard_deadline) break;
         }
     }
+    if (w->server->worker_stop) w->server->worker_stop(w->server, w->id, w->local);
+    w->local = NULL;
     return NULL;
 }
 
-int tern_worker_start(tern_worker *w) {
+int tern__worker_start(tern__worker *w) {
     int r = pthread_create(&w->thread, NULL, worker_main, w);
     if (r) return -r;
     w->started = 1;

@@ -15,35 +15,42 @@
 #include "server/admission.h"
 
 struct tern_server;
-struct tern_metrics;
+struct tern__metrics;
 
-typedef struct tern_wbuf {
+/* The worker's own epoll tags (tern__sched_poll hands them to on_event). */
+enum {
+    TERN_EV_CONN = 0,     /* tern__conn * */
+    TERN_EV_LISTENER = 1, /* the worker's listener */
+    TERN_EV_NOTIFY = 2,   /* the worker's eventfd (stop, drain) */
+};
+
+typedef struct tern__wbuf {
     char *data;
     size_t off, len, cap;       /* bytes [off, len) not yet written */
-} tern_wbuf;
+} tern__wbuf;
 
-typedef struct tern_worker {
-    tern_sched sched;
+typedef struct tern__worker {
+    tern__sched sched;
     struct tern_server *server;
     int id;
     int listen_fd;
     int notify_fd;              /* eventfd: wake for stop/drain */
     pthread_t thread;
     /* connections */
-    tern_conn *conns;           /* indexed by fd; lazily committed mapping */
+    tern__conn *conns;           /* indexed by fd; lazily committed mapping */
     size_t conn_slots;
     uint32_t open_conns;
     uint32_t in_flight;         /* requests inside handlers */
     int32_t idle_head, idle_tail;
     uint64_t epoch_ns;          /* origin of the worker-relative ms clock */
     int listen_paused;          /* accept stopped (EMFILE or connection limit) */
-    tern_timer accept_retry;
+    tern__timer accept_retry;
     /* scratch, valid only while one coroutine runs without parking */
     char *rbuf;
     size_t rbuf_size;
-    tern_wbuf wbuf;
-    tern_http_header *hdrs;     /* parser output, max_headers entries */
-    tern_date_cache date;
+    tern__wbuf wbuf;
+    tern__http_header *hdrs;     /* parser output, max_headers entries */
+    tern__date_cache date;
     /* "HTTP/1.1 200 OK\r\nServer: ...\r\nDate: ...\r\n", rebuilt with the date:
      * the start of most responses as one memcpy */
     time_t ok_prefix_second;
@@ -53,23 +60,24 @@ typedef struct tern_worker {
     atomic_int stopping;
     int started;
     int draining;
-    struct tern_metrics *metrics;
-    tern_admission admission;
-    tern_timer tick;            /* every 10 ms: measures loop lag */
-} tern_worker;
+    struct tern__metrics *metrics;
+    tern__admission admission;
+    tern__timer tick;            /* every 10 ms: measures loop lag */
+    void *local;                /* tern_worker_local: the start hook's result */
+} tern__worker;
 
-extern __thread tern_worker *tern_worker_self;
+extern __thread tern__worker *tern__worker_self;
 
-static inline uint32_t tern_worker_ms(const tern_worker *w) {
+static inline uint32_t tern__worker_ms(const tern__worker *w) {
     return (uint32_t)((w->sched.now_ns - w->epoch_ns) / 1000000ull);
 }
 
-int tern_worker_init(tern_worker *w, struct tern_server *s, int id);
-void tern_worker_destroy(tern_worker *w);
-int tern_worker_start(tern_worker *w);
+int tern__worker_init(tern__worker *w, struct tern_server *s, int id);
+void tern__worker_destroy(tern__worker *w);
+int tern__worker_start(tern__worker *w);
 /* Wakes the worker so it notices `stopping`. */
-void tern_worker_notify(tern_worker *w);
+void tern__worker_notify(tern__worker *w);
 /* Resumes accepting after a pause (EMFILE or connection limit). */
-void tern_worker_resume_accept(tern_worker *w);
+void tern__worker_resume_accept(tern__worker *w);
 
 #endif

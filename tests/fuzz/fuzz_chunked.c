@@ -23,8 +23,8 @@ typedef struct {
  * an exact-size heap block. Decoded bytes are appended to acc. */
 static outcome feed(const char *in, size_t len, const size_t *cuts, int ncuts, uint64_t max_body,
                     char *acc) {
-    tern_chunked d;
-    tern_chunked_init(&d, max_body);
+    tern__chunked d;
+    tern__chunked_init(&d, max_body);
     outcome o = {0, 0, 0};
     size_t from = 0;
     for (int k = 0; k <= ncuts; k++) {
@@ -33,7 +33,7 @@ static outcome feed(const char *in, size_t len, const size_t *cuts, int ncuts, u
         char *p = malloc(n ? n : 1);
         memcpy(p, in + from, n);
         size_t used, got;
-        o.ret = tern_chunked_decode(&d, p, n, &used, p, &got);
+        o.ret = tern__chunked_decode(&d, p, n, &used, p, &got);
         check(got <= used && used <= n);
         check(o.ret != 0 || used == n);
         memcpy(acc + o.out_len, p, got);
@@ -57,10 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len = size - 1;
 
     char *whole = malloc(len + 1), *out = malloc(len + 1), *pieces = malloc(len + 1);
-    tern_chunked d;
-    tern_chunked_init(&d, max_body);
+    tern__chunked d;
+    tern__chunked_init(&d, max_body);
     size_t used, got;
-    int r = tern_chunked_decode(&d, in, len, &used, out, &got);
+    int r = tern__chunked_decode(&d, in, len, &used, out, &got);
 
     outcome w = feed(in, len, NULL, 0, max_body, whole);
     check(w.ret == r && w.consumed == used && w.out_len == got && !memcmp(whole, out, got));

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 /* tern-demo's limits (tern_config_init defaults) */
 #define MAX_HEADERS 100
-static const tern_http_limits limits = {
+static const tern__http_limits limits = {
     .max_head = 16384, .max_target = 8192, .max_headers = MAX_HEADERS};
 
 enum outcome { ACCEPT, INCOMPLETE, REJECT };
@@ -62,14 +62,14 @@ static const char *const outcome_name[] = {"accept", "incomplete", "reject"};
 typedef struct {
     enum outcome out;
     int r; /* head length or negated status */
-    tern_http_request req;
-    tern_http_header h[MAX_HEADERS];
-} tern_result;
+    tern__http_request req;
+    tern__http_header h[MAX_HEADERS];
+} tern__result;
 
-static void run_tern(const char *buf, size_t len, tern_result *t) {
+static void run_tern(const char *buf, size_t len, tern__result *t) {
     memset(t, 0, sizeof *t);
     t->req.headers = t->h;
-    t->r = tern_http_parse_request(buf, len, &t->req, &limits);
+    t->r = tern__http_parse_request(buf, len, &t->req, &limits);
     t->out = t->r > 0 ? ACCEPT : t->r == TERN_PARSE_INCOMPLETE ? INCOMPLETE : REJECT;
 }
 
@@ -389,7 +389,7 @@ static void lex(const char *buf, size_t len, feat *ft) {
 /* ---- explanations ---------------------------------------------------------- */
 
 /* tern rejects with `status`, http_parser does not: tern's strictness. */
-static int tern_stricter(unsigned f, int status) {
+static int tern__stricter(unsigned f, int status) {
     unsigned ok = 0;
     if (status == 400)
         ok = F_BARE_LF | F_BARE_CR | F_FOLD | F_RL_WS | F_HTTP09 | F_VERSION | F_TARGET_BYTES |
@@ -410,14 +410,14 @@ static int tern_stricter(unsigned f, int status) {
 /* http_parser rejects, tern accepts or waits: http_parser's strictness, or
  * an error tern reports only once the head is complete (parse.h: semantic
  * errors after syntax) that http_parser reports at the offending byte. */
-static int hp_stricter(unsigned f, enum outcome tern_out) {
+static int hp_stricter(unsigned f, enum outcome tern__out) {
     if (f & (F_HP_METHOD | F_AUTHORITY | F_TE_PREFIX | F_TE_EMPTY_ELEM | F_HTAB)) return 1;
-    return tern_out == INCOMPLETE && (f & (F_CL | F_TE | F_HOST));
+    return tern__out == INCOMPLETE && (f & (F_CL | F_TE | F_HOST));
 }
 
 /* ---- the comparison ------------------------------------------------------- */
 
-static void report(const char *why, const char *buf, size_t len, const tern_result *t,
+static void report(const char *why, const char *buf, size_t len, const tern__result *t,
                    const hp_result *h, const feat *ft) {
     fprintf(stderr, "diff: %s\n  tern: %s r=%d", why, outcome_name[t->out], t->r);
     if (t->out == ACCEPT)
@@ -455,14 +455,14 @@ static void report(const char *why, const char *buf, size_t len, const tern_resu
 
 static int verbose = -1;
 
-static void fail(const char *why, const char *buf, size_t len, const tern_result *t,
+static void fail(const char *why, const char *buf, size_t len, const tern__result *t,
                  const hp_result *h, const feat *ft) {
     report(why, buf, len, t, h, ft);
     fprintf(stderr, "unexplained difference: a tern bug, or a class to add to DIFFERENTIAL.md\n");
     abort();
 }
 
-static tern_result tres;
+static tern__result tres;
 static hp_result hres;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -476,7 +476,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* an exact-size copy, so ASan sees any over-read by either parser */
     char *buf = malloc(size ? size : 1);
     memcpy(buf, data, size);
-    tern_result *t = &tres;
+    tern__result *t = &tres;
     hp_result *h = &hres;
     run_tern(buf, size, t);
     run_hp(buf, size, h);
@@ -490,14 +490,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (t->out != h->out) {
         int ok;
         if (t->out == REJECT)
-            ok = tern_stricter(ft.f, -t->r);
+            ok = tern__stricter(ft.f, -t->r);
         else if (h->out == REJECT)
             ok = hp_stricter(ft.f, t->out);
         else
             ok = 0; /* one complete, the other waiting: never expected */
         if (!ok) fail("outcome", buf, size, t, h, &ft);
     } else if (t->out == ACCEPT) {
-        const tern_http_request *q = &t->req;
+        const tern__http_request *q = &t->req;
         const char *m = buf + q->target_off - 1 - q->method_len;
         const char *hm = http_method_str((enum http_method)h->p.method);
         int has_cl = !!(q->flags & TERN_REQ_HAS_LENGTH);

@@ -16,14 +16,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct {
     int r;
-    tern_http_request req;
-    tern_http_header h[MAXH];
+    tern__http_request req;
+    tern__http_header h[MAXH];
 } result;
 
-static void run(const char *buf, size_t len, result *out, const tern_http_limits *lim) {
+static void run(const char *buf, size_t len, result *out, const tern__http_limits *lim) {
     char *copy = malloc(len ? len : 1);
     memcpy(copy, buf, len);
-    out->r = tern_http_parse_request(copy, len, &out->req, lim);
+    out->r = tern__http_parse_request(copy, len, &out->req, lim);
     free(copy);
 }
 
@@ -35,7 +35,7 @@ static void fresh(result *r) {
 static int same(const result *a, const result *b) {
     if (a->r != b->r) return 0;
     if (a->r <= 0) return 1;
-    const tern_http_request *x = &a->req, *y = &b->req;
+    const tern__http_request *x = &a->req, *y = &b->req;
     return x->method == y->method && x->method_len == y->method_len &&
            x->target_off == y->target_off && x->target_len == y->target_len &&
            x->path_off == y->path_off && x->path_len == y->path_len &&
@@ -51,13 +51,13 @@ static void check(int ok) {
 }
 
 static void invariants(const char *buf, size_t len, const result *res,
-                       const tern_http_limits *lim) {
+                       const tern__http_limits *lim) {
     int r = res->r;
     check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -431 || r == -501 ||
           r == -505);
     if (r == TERN_PARSE_INCOMPLETE) check(len <= lim->max_head);
     if (r <= 0) return;
-    const tern_http_request *q = &res->req;
+    const tern__http_request *q = &res->req;
     size_t n = (size_t)r;
     check(n <= len && n <= lim->max_head);
     check(!memcmp(buf + n - 4, "\r\n\r\n", 4));
@@ -75,7 +75,7 @@ static void invariants(const char *buf, size_t len, const result *res,
     check(!((q->flags & TERN_REQ_CHUNKED) && (q->flags & TERN_REQ_HAS_LENGTH)));
     check(!(q->flags & TERN_REQ_HAS_LENGTH) || q->content_length <= (uint64_t)INT64_MAX);
     for (uint32_t i = 0; i < q->num_headers; i++) {
-        const tern_http_header *h = &q->headers[i];
+        const tern__http_header *h = &q->headers[i];
         check(h->name_len > 0 && (size_t)h->name_off + h->name_len <= n);
         check((size_t)h->value_off + h->value_len <= n);
         for (uint32_t j = 0; j < h->name_len; j++) check(is_tchar(buf[h->name_off + j]));
@@ -87,20 +87,20 @@ static void invariants(const char *buf, size_t len, const result *res,
             char first = buf[h->value_off], last = buf[h->value_off + h->value_len - 1];
             check(first != ' ' && first != '\t' && last != ' ' && last != '\t');
         }
-        check(tern_http_header_is(buf, h, buf + h->name_off, h->name_len));
+        check(tern__http_header_is(buf, h, buf + h->name_off, h->name_len));
     }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static result a, b, c;
     if (size < 1) return 0;
-    static const tern_http_limits lims[4] = {
+    static const tern__http_limits lims[4] = {
         {.max_head = 16384, .max_target = 8192, .max_headers = MAXH},
         {.max_head = 256, .max_target = 64, .max_headers = 8},
         {.max_head = 64, .max_target = 200, .max_headers = 2},
         {.max_head = 1024, .max_target = 32, .max_headers = MAXH},
     };
-    const tern_http_limits *lim = &lims[data[0] & 3];
+    const tern__http_limits *lim = &lims[data[0] & 3];
     const char *buf = (const char *)data + 1;
     size_t len = size - 1;
 

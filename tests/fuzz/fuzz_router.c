@@ -48,7 +48,7 @@ static bool pattern_seg_at(const char *pat, int i, const char **s, size_t *len) 
     return true;
 }
 
-/* The rules tern_router_add documents, written out directly. */
+/* The rules tern__router_add documents, written out directly. */
 static int ref_add(const ref_route *rs, size_t n, unsigned methods, const char *pat) {
     if (methods == 0 || (methods & ~(unsigned)TERN_ANY) || pat[0] != '/') return -EINVAL;
     const char *names[TERN_MAX_PARAMS];
@@ -88,7 +88,7 @@ static int ref_add(const ref_route *rs, size_t n, unsigned methods, const char *
     return 0;
 }
 
-static bool ref_match_one(const char *pat, const char *path, size_t len, tern_route_match *m) {
+static bool ref_match_one(const char *pat, const char *path, size_t len, tern__route_match *m) {
     size_t pp = 0, plen = strlen(pat), p = 0;
     m->num_params = 0;
     while (pp < plen) {
@@ -100,14 +100,14 @@ static bool ref_match_one(const char *pat, const char *path, size_t len, tern_ro
         int kind = seg_kind(s, sl);
         if (m->num_params == TERN_MAX_PARAMS && kind) fail("reference: too many params", pat, plen);
         if (kind == 2) {
-            m->params[m->num_params++] = (tern_route_param){s + 1, q, (uint32_t)(len - p - 1)};
+            m->params[m->num_params++] = (tern__route_param){s + 1, q, (uint32_t)(len - p - 1)};
             return true;
         }
         const char *qe = memchr(q, '/', len - p - 1);
         size_t ql = qe ? (size_t)(qe - q) : len - p - 1;
         if (kind == 1) {
             if (ql == 0) return false;
-            m->params[m->num_params++] = (tern_route_param){s + 1, q, (uint32_t)ql};
+            m->params[m->num_params++] = (tern__route_param){s + 1, q, (uint32_t)ql};
         } else if (ql != sl || memcmp(q, s, sl) != 0) {
             return false;
         }
@@ -147,10 +147,10 @@ static unsigned ref_shape(const ref_route *rs, size_t n, const char *pat, unsign
 }
 
 static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path, size_t len,
-                      tern_route_match *want) {
+                      tern__route_match *want) {
     const char *best = NULL;
     unsigned union_allowed = 0;
-    tern_route_match tmp;
+    tern__route_match tmp;
     memset(want, 0, sizeof(*want));
     for (size_t i = 0; i < n; i++) {
         if (!ref_match_one(rs[i].pattern, path, len, &tmp)) continue;
@@ -171,16 +171,16 @@ static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char
 
 /* ---- one checked lookup -------------------------------------------------- */
 
-static void check_lookup(const tern_router *r, const ref_route *rs, size_t n, unsigned method,
+static void check_lookup(const tern__router *r, const ref_route *rs, size_t n, unsigned method,
                          const char *path, size_t len) {
-    tern_route_match m;
-    int rc = tern_router_match(r, method, path, len, &m);
+    tern__route_match m;
+    int rc = tern__router_match(r, method, path, len, &m);
     if (rc != 0 && rc != -404 && rc != -405) fail("bad rc", path, len);
     if ((rc == 0) != (m.handler != NULL)) fail("handler non-NULL iff 0 broken", path, len);
     if (m.num_params > TERN_MAX_PARAMS) fail("num_params", path, len);
     if (rc != 0 && m.num_params) fail("params on failure", path, len);
     for (uint32_t i = 0; i < m.num_params; i++) {
-        const tern_route_param *p = &m.params[i];
+        const tern__route_param *p = &m.params[i];
         if (!p->name || !p->name[0]) fail("param name", path, len);
         if (p->value < path || p->value_len > len || p->value > path + len - p->value_len)
             fail("param value outside the path", path, len);
@@ -192,7 +192,7 @@ static void check_lookup(const tern_router *r, const ref_route *rs, size_t n, un
         method != TERN_OPTIONS)
         fail("405 but method allowed", path, len);
 
-    tern_route_match want;
+    tern__route_match want;
     int wrc = ref_lookup(rs, n, method, path, len, &want);
     bool bad = rc != wrc || m.handler != want.handler || m.allowed != want.allowed ||
                m.num_params != want.num_params;
@@ -245,15 +245,15 @@ static const struct {
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 
-static tern_router *fixed_router;
+static tern__router *fixed_router;
 static ref_route fixed_ref[NFIXED];
 
 static void fixed_init(void) {
-    fixed_router = tern_router_new();
+    fixed_router = tern__router_new();
     if (!fixed_router) abort();
     for (size_t i = 0; i < NFIXED; i++) {
         fixed_ref[i] = (ref_route){(char *)fixed[i].pattern, fixed[i].methods, &handler_ids[i]};
-        if (tern_router_add(fixed_router, fixed[i].methods, fixed[i].pattern, &handler_ids[i]))
+        if (tern__router_add(fixed_router, fixed[i].methods, fixed[i].pattern, &handler_ids[i]))
             fail("fixed route refused", fixed[i].pattern, strlen(fixed[i].pattern));
     }
 }
@@ -292,7 +292,7 @@ static void run_patterns(const uint8_t *data, size_t size, unsigned method) {
     char *lines[MAX_LINES];
     size_t line_lens[MAX_LINES];
     size_t n = 0, nlines = 0;
-    tern_router *r = tern_router_new();
+    tern__router *r = tern__router_new();
     if (!r) abort();
     const uint8_t *p = data, *end = data + size;
     while (p < end && nlines < MAX_LINES) {
@@ -309,7 +309,7 @@ static void run_patterns(const uint8_t *data, size_t size, unsigned method) {
             line[0] >= '1' && line[0] <= '9' ? 1u << (line[0] - '1') : (uint8_t)line[0] & TERN_ANY;
         const char *pat = line + 1;
         int want = ref_add(rs, n, methods, pat);
-        int rc = tern_router_add(r, methods, pat, &handler_ids[nlines]);
+        int rc = tern__router_add(r, methods, pat, &handler_ids[nlines]);
         if (rc != want) {
             fprintf(stderr, "add rc %d, reference %d\n", rc, want);
             fail("add differs from the reference", pat, strlen(pat));
@@ -330,7 +330,7 @@ static void run_patterns(const uint8_t *data, size_t size, unsigned method) {
     }
     free(buf);
     for (size_t i = 0; i < nlines; i++) free(lines[i]);
-    tern_router_free(r);
+    tern__router_free(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,16 +1,16 @@
 /* Fuzz target for the URL helpers.
  *
  * Every input is checked three ways:
- *  - as a path ('/' prepended unless present): tern_path_normalize must agree
+ *  - as a path ('/' prepended unless present): tern__path_normalize must agree
  *    with a slow, literal transcription of RFC 3986 §5.2.4 (string rules A-E,
  *    refusing rule C when the output buffer is empty, i.e. ".." above root)
  *    run on the decoded text; on success the output is no longer than the
  *    input, starts with '/', has no "/./" or "/../" segment nor a trailing
  *    "/." or "/..", and is a fixed point (normalising it again, with '%'
  *    re-encoded as %25, gives it back); a path with no '%' and no dot segment
- *    per tern_path_needs_normalize must come back unchanged;
+ *    per tern__path_needs_normalize must come back unchanged;
  *  - as a string to percent-decode, both '+' modes, against a reference;
- *  - as "name\nquery" for tern_query_find, against a reference that decodes
+ *  - as "name\nquery" for tern__query_find, against a reference that decodes
  *    keys into buffers (the name itself is literal).
  * Inputs live in exact-size heap copies so ASan flags any over-read. */
 #include "http/url.c"
@@ -114,7 +114,7 @@ static void check_path(const char *data, size_t size) {
 
     in[0] = '/';
     memcpy(in + len - size, data, size);
-    n = tern_path_normalize(in, len, out);
+    n = tern__path_normalize(in, len, out);
 
     d = ref_decode(in, len, dec, 0, 1);
     if (d >= 0) r = ref_remove_dots(dec, (size_t)d, ref);
@@ -127,8 +127,8 @@ static void check_path(const char *data, size_t size) {
     ASSERT(!memmem(out, (size_t)n, "/./", 3) && !memmem(out, (size_t)n, "/../", 4));
     ASSERT(!(n >= 2 && memcmp(out + n - 2, "/.", 2) == 0));
     ASSERT(!(n >= 3 && memcmp(out + n - 3, "/..", 3) == 0));
-    if (!tern_path_needs_normalize(in, len)) ASSERT((size_t)n == len && !memcmp(out, in, len));
-    if (!memchr(out, '%', (size_t)n)) ASSERT(!tern_path_needs_normalize(out, (size_t)n));
+    if (!tern__path_needs_normalize(in, len)) ASSERT((size_t)n == len && !memcmp(out, in, len));
+    if (!memchr(out, '%', (size_t)n)) ASSERT(!tern__path_needs_normalize(out, (size_t)n));
 
     /* fixed point: re-encode '%' and normalise again */
     for (ssize_t i = 0; i < n; i++) elen += out[i] == '%' ? 3 : 1;
@@ -143,7 +143,7 @@ static void check_path(const char *data, size_t size) {
             enc[elen++] = out[i];
         }
     }
-    ASSERT(tern_path_normalize(enc, elen, out2) == n);
+    ASSERT(tern__path_normalize(enc, elen, out2) == n);
     ASSERT(memcmp(out2, out, (size_t)n) == 0);
     free(enc);
     free(out2);
@@ -159,7 +159,7 @@ static void check_decode(const char *data, size_t size) {
 
     memcpy(in, data, size);
     for (int plus = 0; plus < 2; plus++) {
-        ssize_t n = tern_url_decode(in, size, out, plus);
+        ssize_t n = tern__url_decode(in, size, out, plus);
         long r = ref_decode(in, size, ref, plus, 0);
         ASSERT(n == r);
         if (n >= 0) ASSERT(out[n] == '\0' && memcmp(out, ref, (size_t)n) == 0);
@@ -209,7 +209,7 @@ static void check_query(const char *data, size_t size) {
     }
     name[nlen] = '\0';
 
-    found = tern_query_find(q, qlen, name, &val, &val_len);
+    found = tern__query_find(q, qlen, name, &val, &val_len);
 
     nbuf = malloc(nlen + 1);
     kbuf = malloc(qlen + 1);

@@ -35,8 +35,8 @@ typedef struct {
  * in which case it must have consumed everything. */
 static void feed(const char *s, size_t n, const size_t *cuts, size_t ncuts, uint64_t max_body,
                  outcome *oc) {
-    tern_chunked d;
-    tern_chunked_init(&d, max_body);
+    tern__chunked d;
+    tern__chunked_init(&d, max_body);
     oc->ret = 0;
     oc->consumed = 0;
     oc->out_len = 0;
@@ -47,7 +47,7 @@ static void feed(const char *s, size_t n, const size_t *cuts, size_t ncuts, uint
         char *p = guard_area + GUARD_SPACE - len;
         memmove(p, s + from, len);
         size_t used = 99, got = 99;
-        oc->ret = tern_chunked_decode(&d, p, len, &used, p, &got);
+        oc->ret = tern__chunked_decode(&d, p, len, &used, p, &got);
         CHECK(used <= len);
         CHECK(got <= used);
         memcpy(oc->out + oc->out_len, p, got);
@@ -84,20 +84,20 @@ static int dec(const char *s, size_t n, uint64_t max_body) {
     feed(s, n, cuts, n ? n - 1 : 0, max_body, &T);
     CHECK(same(&W, &T));
 
-    tern_chunked d;
-    tern_chunked_init(&d, max_body);
+    tern__chunked d;
+    tern__chunked_init(&d, max_body);
     static char out[1 << 16];
     size_t used, got;
-    int r = tern_chunked_decode(&d, s, n, &used, out, &got);
+    int r = tern__chunked_decode(&d, s, n, &used, out, &got);
     CHECK_INT(r, W.ret);
     CHECK_INT(used, W.consumed);
     CHECK(got == W.out_len && memcmp(out, W.out, got) == 0);
     /* errors and completion are sticky */
     if (r != 0) {
-        CHECK_INT(tern_chunked_decode(&d, "5\r\n", 3, &used, out, &got), r);
+        CHECK_INT(tern__chunked_decode(&d, "5\r\n", 3, &used, out, &got), r);
         CHECK_INT(used, 0);
         CHECK_INT(got, 0);
-        CHECK_INT(tern_chunked_decode(&d, "", 0, &used, out, &got), r);
+        CHECK_INT(tern__chunked_decode(&d, "", 0, &used, out, &got), r);
     }
     return W.ret;
 }
@@ -147,10 +147,10 @@ static void test_valid(void) {
     }
     memcpy(big + n, "0\r\n\r\n", 5);
     n += 5;
-    tern_chunked d;
-    tern_chunked_init(&d, NOLIM);
+    tern__chunked d;
+    tern__chunked_init(&d, NOLIM);
     size_t used, got;
-    CHECK_INT(tern_chunked_decode(&d, big, n, &used, big, &got), 1);
+    CHECK_INT(tern__chunked_decode(&d, big, n, &used, big, &got), 1);
     CHECK_INT(used, n);
     CHECK(got == w && memcmp(big, want, w) == 0);
     CHECK_INT(d.total, w);
@@ -185,10 +185,10 @@ static void test_limits(void) {
         n += 3007;
     }
     memcpy(buf + n, "0\r\n\r\n", 5);
-    tern_chunked d;
-    tern_chunked_init(&d, NOLIM);
+    tern__chunked d;
+    tern__chunked_init(&d, NOLIM);
     size_t used, got;
-    CHECK_INT(tern_chunked_decode(&d, buf, n + 5, &used, buf, &got), 1);
+    CHECK_INT(tern__chunked_decode(&d, buf, n + 5, &used, buf, &got), 1);
     CHECK_INT(got, 10);
 
     /* trailer section bound: 8192 bytes including the final CRLF */

@@ -14,44 +14,44 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
 static tern_ctx *fresh(tern_ctx *ctx) {
-    tern_ctx_init(ctx);
+    tern__ctx_init(ctx);
     return ctx;
 }
 
 static void test_header_validation(void) {
     tern_ctx c, *ctx = fresh(&c);
-    CHECK_INT(tern_set_header(ctx, "X-Ok", "value with spaces\tand tab"), 0);
-    CHECK_INT(tern_set_header(ctx, "X-Bad", "a\r\nSet-Cookie: evil=1"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "X-Bad", "line\nfeed"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "X-Bad", "del\x7f"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "Bad Name", "v"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "Bad:Name", "v"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "", "v"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "X-\r\nInjected", "v"), -EINVAL);
-    CHECK_INT(tern_set_header(ctx, "X-Obs", "caf\xc3\xa9"), 0); /* obs-text is allowed */
-    CHECK_INT(tern_set_header(ctx, "Content-Length", "5"), -EPERM);
-    CHECK_INT(tern_set_header(ctx, "transfer-encoding", "chunked"), -EPERM);
+    CHECK_INT(tern_resp_set_header(ctx, "X-Ok", "value with spaces\tand tab"), 0);
+    CHECK_INT(tern_resp_set_header(ctx, "X-Bad", "a\r\nSet-Cookie: evil=1"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "X-Bad", "line\nfeed"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "X-Bad", "del\x7f"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "Bad Name", "v"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "Bad:Name", "v"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "", "v"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "X-\r\nInjected", "v"), -EINVAL);
+    CHECK_INT(tern_resp_set_header(ctx, "X-Obs", "caf\xc3\xa9"), 0); /* obs-text is allowed */
+    CHECK_INT(tern_resp_set_header(ctx, "Content-Length", "5"), -EPERM);
+    CHECK_INT(tern_resp_set_header(ctx, "transfer-encoding", "chunked"), -EPERM);
     CHECK_INT(ctx->num_resp, 2);
     /* set replaces, add appends, remove removes all */
-    CHECK_INT(tern_set_header(ctx, "x-ok", "second"), 0);
+    CHECK_INT(tern_resp_set_header(ctx, "x-ok", "second"), 0);
     CHECK_INT(ctx->num_resp, 2);
-    CHECK_INT(tern_add_header(ctx, "X-Ok", "third"), 0);
+    CHECK_INT(tern_resp_add_header(ctx, "X-Ok", "third"), 0);
     CHECK_INT(ctx->num_resp, 3);
-    CHECK_INT(tern_remove_header(ctx, "X-OK"), 0);
+    CHECK_INT(tern_resp_remove_header(ctx, "X-OK"), 0);
     CHECK_INT(ctx->num_resp, 1);
-    CHECK_INT(tern_remove_header(ctx, "X-OK"), -ENOENT);
+    CHECK_INT(tern_resp_remove_header(ctx, "X-OK"), -ENOENT);
     /* Connection: close is a request to close, not a stored header */
-    CHECK_INT(tern_set_header(ctx, "Connection", "close"), 0);
+    CHECK_INT(tern_resp_set_header(ctx, "Connection", "close"), 0);
     CHECK(ctx->close);
     CHECK_INT(ctx->num_resp, 1);
     /* many headers outgrow the inline array */
     char name[16];
     for (int i = 0; i < 40; i++) {
         snprintf(name, sizeof name, "X-N%d", i);
-        CHECK_INT(tern_add_header(ctx, name, "v"), 0);
+        CHECK_INT(tern_resp_add_header(ctx, name, "v"), 0);
     }
     CHECK_INT(ctx->num_resp, 41);
-    tern_ctx_release(ctx);
+    tern__ctx_release(ctx);
 }
 
 static void test_arena_oom(void) {
@@ -68,40 +68,40 @@ static void test_arena_oom(void) {
     /* big allocations beyond the inline chunk come from the heap and are
      * freed with the request (ASan would report a leak otherwise) */
     for (int i = 0; i < 50; i++) CHECK(tern_alloc(ctx, 10000) != NULL);
-    tern_ctx_release(ctx);
+    tern__ctx_release(ctx);
 }
 
 static void test_bodies(void) {
     tern_ctx c, *ctx = fresh(&c);
-    CHECK_INT(tern_set_body(ctx, "abc", 3), 0);
-    CHECK_INT(tern_append_body(ctx, "def", 3), 0);
+    CHECK_INT(tern_resp_set_body(ctx, "abc", 3), 0);
+    CHECK_INT(tern_resp_append_body(ctx, "def", 3), 0);
     CHECK_MEM(ctx->resp_body, ctx->resp_body_len, "abcdef");
-    CHECK_INT(tern_printf_body(ctx, "%d-%s", 42, "x"), 0);
+    CHECK_INT(tern_resp_printf(ctx, "%d-%s", 42, "x"), 0);
     CHECK_MEM(ctx->resp_body, ctx->resp_body_len, "abcdef42-x");
-    tern_set_body_static(ctx, "static", 6);
+    tern_resp_set_body_static(ctx, "static", 6);
     CHECK_MEM(ctx->resp_body, ctx->resp_body_len, "static");
-    CHECK_INT(tern_text(ctx, 201, "made\n"), 0);
-    CHECK_INT(tern_status(ctx), 201);
+    CHECK_INT(tern_resp_text(ctx, 201, "made\n"), 0);
+    CHECK_INT(tern_resp_status(ctx), 201);
     CHECK_MEM(ctx->resp_body, ctx->resp_body_len, "made\n");
     /* a body bigger than the inline arena */
     char big[5000];
     memset(big, 'q', sizeof big);
-    CHECK_INT(tern_set_body(ctx, big, sizeof big), 0);
+    CHECK_INT(tern_resp_set_body(ctx, big, sizeof big), 0);
     CHECK_INT(ctx->resp_body_len, 5000);
     CHECK(memcmp(ctx->resp_body, big, 5000) == 0);
     CHECK_STR(tern_json_quote(ctx, "a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
     CHECK_STR(tern_sprintf(ctx, "%s/%03d", "id", 7), "id/007");
-    tern_ctx_release(ctx);
+    tern__ctx_release(ctx);
 }
 
 static void test_error_page_echoes_nothing(void) {
     tern_ctx c, *ctx = fresh(&c);
-    tern_set_header(ctx, "X-From-Handler", "secret");
-    tern_ctx_error(ctx, 400, "malformed request");
-    CHECK_INT(tern_status(ctx), 400);
+    tern_resp_set_header(ctx, "X-From-Handler", "secret");
+    tern__ctx_error(ctx, 400, "malformed request");
+    CHECK_INT(tern_resp_status(ctx), 400);
     CHECK_MEM(ctx->resp_body, ctx->resp_body_len, "400 Bad Request: malformed request\n");
     CHECK_INT(ctx->num_resp, 1); /* only Content-Type: handler headers are dropped */
-    tern_ctx_release(ctx);
+    tern__ctx_release(ctx);
 }
 
 int main(void) {

@@ -9,7 +9,7 @@
 
 #define MAXH 64
 
-static tern_http_limits lim = {.max_head = 16384, .max_target = 8192, .max_headers = 32};
+static tern__http_limits lim = {.max_head = 16384, .max_target = 8192, .max_headers = 32};
 
 /* ---- guard page: input ends exactly where an unreadable page starts ---- */
 #define GUARD_SPACE (1u << 20)
@@ -34,14 +34,14 @@ static const char *guarded(const char *s, size_t n) {
 
 typedef struct {
     int r;
-    tern_http_request req;
-    tern_http_header h[MAXH];
+    tern__http_request req;
+    tern__http_header h[MAXH];
 } result;
 
-static int parse_once(const char *s, size_t n, result *out, const tern_http_limits *l) {
+static int parse_once(const char *s, size_t n, result *out, const tern__http_limits *l) {
     memset(out, 0, sizeof *out);
     out->req.headers = out->h;
-    out->r = tern_http_parse_request(guarded(s, n), n, &out->req, l);
+    out->r = tern__http_parse_request(guarded(s, n), n, &out->req, l);
     return out->r;
 }
 
@@ -49,7 +49,7 @@ static int parse_once(const char *s, size_t n, result *out, const tern_http_limi
 static int same(const result *a, const result *b) {
     if (a->r != b->r) return 0;
     if (a->r <= 0) return 1;
-    const tern_http_request *x = &a->req, *y = &b->req;
+    const tern__http_request *x = &a->req, *y = &b->req;
     if (x->method != y->method || x->method_len != y->method_len ||
         x->target_off != y->target_off || x->target_len != y->target_len ||
         x->path_off != y->path_off || x->path_len != y->path_len || x->query_off != y->query_off ||
@@ -64,7 +64,7 @@ static int same(const result *a, const result *b) {
  * carried across calls as a connection does), each flush against the guard
  * page. Every prefix must answer INCOMPLETE or the final answer, and once
  * complete the same results. Returns the whole-input result. */
-static int parse_split(const char *s, size_t n, result *whole, const tern_http_limits *l) {
+static int parse_split(const char *s, size_t n, result *whole, const tern__http_limits *l) {
     static result inc, fresh;
     parse_once(s, n, whole, l);
     memset(&inc, 0, sizeof inc);
@@ -72,7 +72,7 @@ static int parse_split(const char *s, size_t n, result *whole, const tern_http_l
     int decided = 0;
     for (size_t k = 0; k <= n; k++) {
         if (!decided) {
-            inc.r = tern_http_parse_request(guarded(s, k), k, &inc.req, l);
+            inc.r = tern__http_parse_request(guarded(s, k), k, &inc.req, l);
             if (inc.r != TERN_PARSE_INCOMPLETE) {
                 decided = 1;
                 if (!same(&inc, whole)) {
@@ -106,8 +106,8 @@ static int P(const char *s, size_t n) {
 }
 
 static int hdr_is(const char *s, uint32_t i, const char *name, const char *value) {
-    const tern_http_header *h = &R.h[i];
-    return tern_http_header_is(s, h, name, strlen(name)) && h->value_len == strlen(value) &&
+    const tern__http_header *h = &R.h[i];
+    return tern__http_header_is(s, h, name, strlen(name)) && h->value_len == strlen(value) &&
            !memcmp(s + h->value_off, value, h->value_len);
 }
 
@@ -468,7 +468,7 @@ static void test_byte_classes(void) {
 
 static void test_limits(void) {
     static char buf[40000];
-    tern_http_limits l = {.max_head = 200, .max_target = 50, .max_headers = 3};
+    tern__http_limits l = {.max_head = 200, .max_target = 50, .max_headers = 3};
     result r;
 
     /* target exactly at the limit, then one over: 414 even before the line ends */
@@ -546,7 +546,7 @@ static void test_random_splits(void) {
         "CONNECT a:1 HTTP/1.1\r\n",
         "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n",
     };
-    tern_http_limits l = {.max_head = 120, .max_target = 40, .max_headers = 4};
+    tern__http_limits l = {.max_head = 120, .max_target = 40, .max_headers = 4};
     unsigned seed = 12345;
     char buf[512];
     result r;

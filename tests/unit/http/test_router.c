@@ -43,7 +43,7 @@ static char handler_ids[64];
 typedef struct route_case {
     unsigned methods;
     const char *pattern;
-    int rc; /* expected from tern_router_add */
+    int rc; /* expected from tern__router_add */
 } route_case;
 
 /* The handler of a route is H(its index in this table). */
@@ -190,7 +190,7 @@ static const match_case matches[] = {
 };
 
 /* Checks m->params against "a=1;b=2" and that every value lies in the path. */
-static void check_params(const tern_route_match *m, const char *path, size_t len, const char *want,
+static void check_params(const tern__route_match *m, const char *path, size_t len, const char *want,
                          const char *what) {
     uint32_t i = 0;
     const char *p = want;
@@ -206,7 +206,7 @@ static void check_params(const tern_route_match *m, const char *path, size_t len
             CHECK(0);
             return;
         }
-        const tern_route_param *prm = &m->params[i++];
+        const tern__route_param *prm = &m->params[i++];
         CHECK_STR(prm->name, name);
         CHECK_MEM(prm->value, prm->value_len, value);
         CHECK(prm->value >= path && prm->value + prm->value_len <= path + len);
@@ -216,11 +216,11 @@ static void check_params(const tern_route_match *m, const char *path, size_t len
     CHECK_INT(m->num_params, i);
 }
 
-static tern_router *build_table_router(void) {
-    tern_router *r = tern_router_new();
+static tern__router *build_table_router(void) {
+    tern__router *r = tern__router_new();
     CHECK(r != NULL);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        int rc = tern_router_add(r, routes[i].methods, routes[i].pattern, H(i));
+        int rc = tern__router_add(r, routes[i].methods, routes[i].pattern, H(i));
         if (rc != routes[i].rc) fprintf(stderr, "add #%zu %s: %d\n", i, routes[i].pattern, rc);
         CHECK_INT(rc, routes[i].rc);
     }
@@ -228,7 +228,7 @@ static tern_router *build_table_router(void) {
 }
 
 static void test_table(void) {
-    tern_router *r = build_table_router();
+    tern__router *r = build_table_router();
     for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++) {
         const match_case *c = &matches[i];
         /* Copy the path into an exact-size heap block so ASan catches any
@@ -236,9 +236,9 @@ static void test_table(void) {
         size_t len = strlen(c->path);
         char *path = malloc(len ? len : 1);
         memcpy(path, c->path, len);
-        tern_route_match m;
+        tern__route_match m;
         memset(&m, 0xa5, sizeof(m));
-        int rc = tern_router_match(r, c->method, path, len, &m);
+        int rc = tern__router_match(r, c->method, path, len, &m);
         char what[128];
         snprintf(what, sizeof(what), "match #%zu %#x %s", i, c->method, c->path);
         if (rc != c->rc || m.allowed != c->allowed)
@@ -249,28 +249,28 @@ static void test_table(void) {
         check_params(&m, path, len, c->params, what);
         free(path);
     }
-    tern_router_free(r);
+    tern__router_free(r);
 }
 
 /* A refused add must change nothing: the conflicting :name must not leave a
  * node behind that later blocks or answers anything. */
 static void test_refused_adds_leave_no_trace(void) {
-    tern_router *r = tern_router_new();
-    tern_route_match m;
-    CHECK_INT(tern_router_add(r, GET, "/u/:id", H(0)), 0);
-    CHECK_INT(tern_router_add(r, GET, "/u/:name/x/y", H(1)), -EINVAL);
-    CHECK_INT(tern_router_add(r, GET, "/q/r/:a/*b/c", H(1)), -EINVAL);
-    CHECK_INT(tern_router_add(r, GET, "/u/:id/x/y", NULL), -EINVAL);
-    CHECK_INT(tern_router_match(r, GET, "/u/1/x/y", 8, &m), -404);
-    CHECK_INT(tern_router_match(r, GET, "/q/r/1/2/c", 10, &m), -404);
-    CHECK_INT(tern_router_add(r, GET, "/q/r/:z", H(2)), 0); /* no orphan ":a" under /q/r */
-    CHECK_INT(tern_router_add(r, GET | POST, "/u/:id", H(3)), -EEXIST);
-    CHECK_INT(tern_router_match(r, POST, "/u/1", 4, &m), -405); /* POST was not added */
+    tern__router *r = tern__router_new();
+    tern__route_match m;
+    CHECK_INT(tern__router_add(r, GET, "/u/:id", H(0)), 0);
+    CHECK_INT(tern__router_add(r, GET, "/u/:name/x/y", H(1)), -EINVAL);
+    CHECK_INT(tern__router_add(r, GET, "/q/r/:a/*b/c", H(1)), -EINVAL);
+    CHECK_INT(tern__router_add(r, GET, "/u/:id/x/y", NULL), -EINVAL);
+    CHECK_INT(tern__router_match(r, GET, "/u/1/x/y", 8, &m), -404);
+    CHECK_INT(tern__router_match(r, GET, "/q/r/1/2/c", 10, &m), -404);
+    CHECK_INT(tern__router_add(r, GET, "/q/r/:z", H(2)), 0); /* no orphan ":a" under /q/r */
+    CHECK_INT(tern__router_add(r, GET | POST, "/u/:id", H(3)), -EEXIST);
+    CHECK_INT(tern__router_match(r, POST, "/u/1", 4, &m), -405); /* POST was not added */
     CHECK_INT(m.allowed, GH_O);
-    CHECK_INT(tern_router_add(r, POST, "/u/:id", H(3)), 0);
-    CHECK_INT(tern_router_match(r, POST, "/u/1", 4, &m), 0);
+    CHECK_INT(tern__router_add(r, POST, "/u/:id", H(3)), 0);
+    CHECK_INT(tern__router_match(r, POST, "/u/1", 4, &m), 0);
     CHECK(m.handler == H(3));
-    tern_router_free(r);
+    tern__router_free(r);
 }
 
 /* Every allocation in add may fail: the add must then return -ENOMEM and
@@ -289,57 +289,57 @@ static void test_out_of_memory(void) {
         size_t plen = strlen(cases[c].path);
         for (long budget = 0;; budget++) {
             alloc_budget = -1;
-            tern_router *r = tern_router_new();
-            CHECK_INT(tern_router_add(r, GET, "/x/a", H(0)), 0);
-            CHECK_INT(tern_router_add(r, GET, "/x/b", H(0)), 0); /* statics array now full */
+            tern__router *r = tern__router_new();
+            CHECK_INT(tern__router_add(r, GET, "/x/a", H(0)), 0);
+            CHECK_INT(tern__router_add(r, GET, "/x/b", H(0)), 0); /* statics array now full */
             alloc_budget = budget;
-            int rc = tern_router_add(r, GET, cases[c].pattern, H(1));
+            int rc = tern__router_add(r, GET, cases[c].pattern, H(1));
             alloc_budget = -1;
-            tern_route_match m;
+            tern__route_match m;
             if (rc == -ENOMEM) {
                 saw_enomem++;
-                CHECK_INT(tern_router_match(r, GET, cases[c].path, plen, &m), -404);
+                CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), -404);
                 /* a leftover node would make this a conflict */
-                CHECK_INT(tern_router_add(r, GET, cases[c].retry, H(2)), 0);
-                CHECK_INT(tern_router_match(r, GET, cases[c].path, plen, &m), 0);
+                CHECK_INT(tern__router_add(r, GET, cases[c].retry, H(2)), 0);
+                CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), 0);
                 CHECK(m.handler == H(2));
             } else {
                 CHECK_INT(rc, 0);
-                CHECK_INT(tern_router_match(r, GET, cases[c].path, plen, &m), 0);
+                CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), 0);
                 CHECK(m.handler == H(1));
             }
-            CHECK_INT(tern_router_match(r, GET, "/x/b", 4, &m), 0);
-            tern_router_free(r);
+            CHECK_INT(tern__router_match(r, GET, "/x/b", 4, &m), 0);
+            tern__router_free(r);
             if (rc == 0) break;
         }
         /* at least one failure per allocation the add makes */
         CHECK(saw_enomem >= (c == 0 ? 7 : 2));
     }
     alloc_budget = 0;
-    CHECK(tern_router_new() == NULL);
+    CHECK(tern__router_new() == NULL);
     alloc_budget = 1;
-    CHECK(tern_router_new() == NULL);
+    CHECK(tern__router_new() == NULL);
     alloc_budget = -1;
 }
 
 /* A pattern deeper than the add's on-stack segment array, and a path far
  * deeper than any route. */
 static void test_deep(void) {
-    tern_router *r = tern_router_new();
+    tern__router *r = tern__router_new();
     char pat[2 * 300 + 16], path[2 * 300 + 16];
     size_t n = 0;
     for (int i = 0; i < 300; i++) n += (size_t)sprintf(pat + n, "/%c", 'a' + i % 26);
     memcpy(path, pat, n + 1);
     strcpy(pat + n, "/:last");
-    CHECK_INT(tern_router_add(r, GET, pat, H(0)), 0);
+    CHECK_INT(tern__router_add(r, GET, pat, H(0)), 0);
     strcpy(path + n, "/end");
-    tern_route_match m;
-    CHECK_INT(tern_router_match(r, GET, path, strlen(path), &m), 0);
+    tern__route_match m;
+    CHECK_INT(tern__router_match(r, GET, path, strlen(path), &m), 0);
     CHECK_INT(m.num_params, 1);
     CHECK_MEM(m.params[0].value, m.params[0].value_len, "end");
-    CHECK_INT(tern_router_match(r, GET, path, n, &m), -404);
-    tern_router_free(r);
-    tern_router_free(NULL);
+    CHECK_INT(tern__router_match(r, GET, path, n, &m), -404);
+    tern__router_free(r);
+    tern__router_free(NULL);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -357,7 +357,7 @@ static void test_many_routes(void) {
     enum { N = 1000 };
     static char paths[N][64];
     static char handlers[N];
-    tern_router *r = tern_router_new();
+    tern__router *r = tern__router_new();
     for (int i = 0; i < N; i++) {
         int nseg = 1 + (int)(rng() % 5);
         size_t n = 0;
@@ -367,28 +367,28 @@ static void test_many_routes(void) {
             for (int k = 0; k < l; k++) paths[i][n++] = (char)('a' + rng() % 4);
         }
         n += (size_t)sprintf(paths[i] + n, "/%d", i); /* distinct */
-        int rc = tern_router_add(r, GET, paths[i], &handlers[i]);
+        int rc = tern__router_add(r, GET, paths[i], &handlers[i]);
         CHECK_INT(rc, 0);
         char pat[80];
         snprintf(pat, sizeof(pat), "%s/:id", paths[i]);
-        CHECK_INT(tern_router_add(r, POST, pat, &handlers[i]), 0);
+        CHECK_INT(tern__router_add(r, POST, pat, &handlers[i]), 0);
     }
     for (int i = 0; i < N; i++) {
-        tern_route_match m;
+        tern__route_match m;
         size_t len = strlen(paths[i]);
-        int rc = tern_router_match(r, GET, paths[i], len, &m);
+        int rc = tern__router_match(r, GET, paths[i], len, &m);
         CHECK_INT(rc, 0);
         CHECK(m.handler == &handlers[i]);
         char p[80];
         int plen = snprintf(p, sizeof(p), "%s/v%d", paths[i], i);
-        rc = tern_router_match(r, POST, p, (size_t)plen, &m);
+        rc = tern__router_match(r, POST, p, (size_t)plen, &m);
         CHECK_INT(rc, 0);
         CHECK(m.handler == &handlers[i]);
         CHECK_INT(m.num_params, 1);
         CHECK(m.num_params == 1 && m.params[0].value == p + len + 1);
-        CHECK_INT(tern_router_match(r, GET, p, (size_t)plen, &m), -405);
+        CHECK_INT(tern__router_match(r, GET, p, (size_t)plen, &m), -405);
     }
-    tern_router_free(r);
+    tern__router_free(r);
 }
 
 /* ---- reference matcher ----------------------------------------------------
@@ -407,7 +407,7 @@ static int seg_kind(const char *s, size_t len) {
 }
 
 /* Matches one pattern; fills m's params on success. */
-static bool ref_match_one(const char *pat, const char *path, size_t len, tern_route_match *m) {
+static bool ref_match_one(const char *pat, const char *path, size_t len, tern__route_match *m) {
     size_t pp = 0, plen = strlen(pat), p = 0;
     m->num_params = 0;
     while (pp < plen) {
@@ -418,14 +418,14 @@ static bool ref_match_one(const char *pat, const char *path, size_t len, tern_ro
         const char *q = path + p + 1;
         int kind = seg_kind(s, sl);
         if (kind == 2) {
-            m->params[m->num_params++] = (tern_route_param){s + 1, q, (uint32_t)(len - p - 1)};
+            m->params[m->num_params++] = (tern__route_param){s + 1, q, (uint32_t)(len - p - 1)};
             return true;
         }
         const char *qe = memchr(q, '/', len - p - 1);
         size_t ql = qe ? (size_t)(qe - q) : len - p - 1;
         if (kind == 1) {
             if (ql == 0) return false;
-            m->params[m->num_params++] = (tern_route_param){s + 1, q, (uint32_t)ql};
+            m->params[m->num_params++] = (tern__route_param){s + 1, q, (uint32_t)ql};
         } else if (ql != sl || memcmp(q, s, sl) != 0) {
             return false;
         }
@@ -465,12 +465,12 @@ static unsigned ref_shape(const ref_route *rs, size_t n, const char *pat, unsign
     return methods | TERN_OPTIONS | (methods & TERN_GET ? TERN_HEAD : 0);
 }
 
-/* Returns the expected rc and fills want like tern_router_match would. */
+/* Returns the expected rc and fills want like tern__router_match would. */
 static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char *path, size_t len,
-                      tern_route_match *want) {
+                      tern__route_match *want) {
     const char *best = NULL;
     unsigned union_allowed = 0;
-    tern_route_match tmp;
+    tern__route_match tmp;
     memset(want, 0, sizeof(*want));
     for (size_t i = 0; i < n; i++) {
         if (!ref_match_one(rs[i].pattern, path, len, &tmp)) continue;
@@ -490,10 +490,10 @@ static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char
 }
 
 /* Compares the router with the reference on one lookup; returns 0 if equal. */
-static int compare_with_ref(const tern_router *r, const ref_route *rs, size_t n, unsigned method,
+static int compare_with_ref(const tern__router *r, const ref_route *rs, size_t n, unsigned method,
                             const char *path, size_t len) {
-    tern_route_match got, want;
-    int rc = tern_router_match(r, method, path, len, &got);
+    tern__route_match got, want;
+    int rc = tern__router_match(r, method, path, len, &got);
     int wrc = ref_lookup(rs, n, method, path, len, &want);
     int bad = rc != wrc || got.handler != want.handler || got.allowed != want.allowed ||
               got.num_params != want.num_params;
@@ -533,12 +533,12 @@ static void test_against_reference(void) {
     for (int round = 0; round < ROUNDS; round++) {
         ref_route rs[ROUTES];
         size_t n = 0;
-        tern_router *r = tern_router_new();
+        tern__router *r = tern__router_new();
         for (int i = 0; i < ROUTES; i++) {
             random_pattern(rs[n].pattern, sizeof(rs[n].pattern), false);
             rs[n].methods = methods[rng() % 6];
             rs[n].handler = &hs[i];
-            int rc = tern_router_add(r, rs[n].methods, rs[n].pattern, rs[n].handler);
+            int rc = tern__router_add(r, rs[n].methods, rs[n].pattern, rs[n].handler);
             CHECK(rc == 0 || rc == -EINVAL || rc == -EEXIST);
             if (rc == 0) n++;
         }
@@ -546,13 +546,13 @@ static void test_against_reference(void) {
             char path[64];
             random_pattern(path, sizeof(path), true);
             unsigned method = 1u << (rng() % 9);
-            tern_route_match m;
-            int rc = tern_router_match(r, method, path, strlen(path), &m);
+            tern__route_match m;
+            int rc = tern__router_match(r, method, path, strlen(path), &m);
             hits += rc == 0;
             n405 += rc == -405;
             mismatches += compare_with_ref(r, rs, n, method, path, strlen(path));
         }
-        tern_router_free(r);
+        tern__router_free(r);
     }
     CHECK_INT(mismatches, 0);
     /* the random sets must exercise all three outcomes, or the test is empty */

@@ -112,7 +112,7 @@ static void test_normalize(void) {
         ssize_t n;
 
         memset(out, 'X', sizeof out);
-        n = tern_path_normalize(flush(in, len), len, out);
+        n = tern__path_normalize(flush(in, len), len, out);
         if (!want) {
             if (n != -1) fprintf(stderr, "case %s\n", in);
             CHECK_INT(n, -1);
@@ -123,7 +123,7 @@ static void test_normalize(void) {
         CHECK(n >= 0 && out[n] == '\0' && (size_t)n <= len);
         CHECK_STR(out, want);
         /* a path that needs no normalising must come out unchanged */
-        if (!tern_path_needs_normalize(in, len)) CHECK_STR(out, in);
+        if (!tern__path_needs_normalize(in, len)) CHECK_STR(out, in);
     }
 }
 
@@ -141,11 +141,11 @@ static void test_needs_normalize(void) {
     for (size_t i = 0; i < sizeof needs_cases / sizeof needs_cases[0]; i++) {
         const char *in = needs_cases[i].in;
         size_t len = strlen(in);
-        int got = tern_path_needs_normalize(flush(in, len), len) != 0;
+        int got = tern__path_needs_normalize(flush(in, len), len) != 0;
         if (got != needs_cases[i].want) fprintf(stderr, "case %s\n", in);
         CHECK_INT(got, needs_cases[i].want);
     }
-    CHECK_INT(tern_path_needs_normalize("", 0), 0);
+    CHECK_INT(tern__path_needs_normalize("", 0), 0);
 }
 
 static void test_url_decode(void) {
@@ -176,7 +176,7 @@ static void test_url_decode(void) {
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len = strlen(cases[i].in);
-        ssize_t n = tern_url_decode(flush(cases[i].in, len), len, out, cases[i].plus);
+        ssize_t n = tern__url_decode(flush(cases[i].in, len), len, out, cases[i].plus);
         if (!cases[i].out) {
             CHECK_INT(n, -1);
             continue;
@@ -228,7 +228,7 @@ static void test_query_find(void) {
         size_t qlen = strlen(cases[i].q);
         const char *q = flush(cases[i].q, qlen), *val = NULL;
         size_t val_len = 99;
-        int found = tern_query_find(q, qlen, cases[i].name, &val, &val_len);
+        int found = tern__query_find(q, qlen, cases[i].name, &val, &val_len);
 
         if (found != (cases[i].val != NULL))
             fprintf(stderr, "case q=%s name=%s\n", cases[i].q, cases[i].name);
@@ -238,7 +238,7 @@ static void test_query_find(void) {
             CHECK_MEM(val, val_len, cases[i].val);
         }
     }
-    CHECK_INT(tern_query_find("a=1", 3, "a", NULL, NULL), 1);
+    CHECK_INT(tern__query_find("a=1", 3, "a", NULL, NULL), 1);
 }
 
 int main(void) {

@@ -4,7 +4,7 @@
  *   clang -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined \
  *     -fno-sanitize-recover=undefined -Iinclude -Isrc -Itests/unit \
  *     tests/unit/rt/test_coro.c src/rt/coro.c src/rt/coro_x86_64.S -o /tmp/test_coro
- * Under CMake the test links tern_static, which holds both. */
+ * Under CMake the test links tern__static, which holds both. */
 #include "check.h"
 #include "rt/coro.h"
 
@@ -45,10 +45,10 @@ struct pair {
 };
 
 static void yield_to_main(struct pair *p) {
-    tern_coro_switch(&p->c->sp, p->main_sp);
+    tern__coro_switch(&p->c->sp, p->main_sp);
 }
 static void resume(struct pair *p) {
-    tern_coro_switch(&p->main_sp, p->c->sp);
+    tern__coro_switch(&p->main_sp, p->c->sp);
 }
 
 /* ---- ping-pong -------------------------------------------------------- */
@@ -63,11 +63,11 @@ static void pingpong_fn(void *arg) {
 }
 
 static void test_ping_pong(void) {
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, STACK_256K, 4), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, STACK_256K, 4), 0);
     CHECK_INT(pool.stack_size, STACK_256K);
     struct pair p = {0};
-    p.c = tern_coro_create(&pool, pingpong_fn, &p);
+    p.c = tern__coro_create(&pool, pingpong_fn, &p);
     CHECK(p.c != NULL);
     CHECK(p.c->fn == pingpong_fn && p.c->arg == &p && p.c->pool == &pool);
     /* control block at the top, canary word at the bottom */
@@ -79,14 +79,14 @@ static void test_ping_pong(void) {
         long before = p.value = i;
         resume(&p);
         if (p.value != before * 2 + 1 || p.count != i + 1) ok = 0;
-        tern_coro_check(p.c);
+        tern__coro_check(p.c);
     }
     CHECK(ok);
     CHECK_INT(p.count, 1000);
     CHECK_INT(pool.n_live, 1);
-    tern_coro_release(p.c);
+    tern__coro_release(p.c);
     CHECK_INT(pool.n_live, 0);
-    tern_stack_pool_destroy(&pool);
+    tern__stack_pool_destroy(&pool);
 }
 
 /* ---- many coroutines, interleaved, switching to each other ------------ */
@@ -116,21 +116,21 @@ static void ring_fn(void *arg) {
         r->round[id]++;
         /* coroutine-to-coroutine: the last one in the ring returns to main */
         void *to = id + 1 < RING ? r->c[id + 1]->sp : r->main_sp;
-        tern_coro_switch(&r->c[id]->sp, to);
+        tern__coro_switch(&r->c[id]->sp, to);
     }
 }
 
 static void test_interleaved(void) {
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, 64 * 1024, 8), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, 64 * 1024, 8), 0);
     static struct ring r;
     struct ring_arg args[RING];
     for (int i = 0; i < RING; i++) {
         args[i] = (struct ring_arg){&r, i};
-        r.c[i] = tern_coro_create(&pool, ring_fn, &args[i]);
+        r.c[i] = tern__coro_create(&pool, ring_fn, &args[i]);
         CHECK(r.c[i] != NULL);
     }
-    for (int round = 0; round < ROUNDS; round++) tern_coro_switch(&r.main_sp, r.c[0]->sp);
+    for (int round = 0; round < ROUNDS; round++) tern__coro_switch(&r.main_sp, r.c[0]->sp);
     CHECK_INT(r.n_log, RING * ROUNDS);
     int ok = 1;
     for (int round = 0; round < ROUNDS; round++)
@@ -138,20 +138,20 @@ static void test_interleaved(void) {
             if (r.log[round * RING + i] != i * 100000 + round) ok = 0;
     CHECK(ok);
     for (int i = 0; i < RING; i++) {
-        tern_coro_check(r.c[i]);
+        tern__coro_check(r.c[i]);
         CHECK_INT(r.round[i], ROUNDS);
-        tern_coro_release(r.c[i]);
+        tern__coro_release(r.c[i]);
     }
     CHECK_INT(pool.n_live, 0);
     CHECK_INT(pool.n_warm, 8);
     CHECK_INT(pool.n_cold, RING - 8);
-    tern_stack_pool_destroy(&pool);
+    tern__stack_pool_destroy(&pool);
 }
 
 /* ---- callee-saved registers ------------------------------------------- */
 
 /* regs_switch(save, to, in, out): loads every callee-saved register from
- * in[], calls tern_coro_switch, and when resumed stores those registers into
+ * in[], calls tern__coro_switch, and when resumed stores those registers into
  * out[]. Both sides use it with different patterns, so each side sees its own
  * pattern back only if the switch saved and restored every one of them. */
 void regs_switch(void **save, void *to, const uint64_t *in, uint64_t *out);
@@ -167,7 +167,7 @@ __asm__(".text\n"
         "    pushq %rcx\n" /* out; also makes rsp 16-aligned for the call */
         "    movq 0(%rdx), %rbx\n    movq 8(%rdx), %rbp\n    movq 16(%rdx), %r12\n"
         "    movq 24(%rdx), %r13\n    movq 32(%rdx), %r14\n    movq 40(%rdx), %r15\n"
-        "    call tern_coro_switch@PLT\n"
+        "    call tern__coro_switch@PLT\n"
         "    movq (%rsp), %rcx\n"
         "    movq %rbx, 0(%rcx)\n    movq %rbp, 8(%rcx)\n    movq %r12, 16(%rcx)\n"
         "    movq %r13, 24(%rcx)\n    movq %r14, 32(%rcx)\n    movq %r15, 40(%rcx)\n"
@@ -194,7 +194,7 @@ __asm__(".text\n"
         "    ldp x27, x28, [x2, #64]\n    ldr x29, [x2, #80]\n"
         "    ldp d8, d9, [x2, #88]\n    ldp d10, d11, [x2, #104]\n"
         "    ldp d12, d13, [x2, #120]\n    ldp d14, d15, [x2, #136]\n"
-        "    bl tern_coro_switch\n"
+        "    bl tern__coro_switch\n"
         "    ldr x3, [sp, #160]\n"
         "    stp x19, x20, [x3, #0]\n    stp x21, x22, [x3, #16]\n"
         "    stp x23, x24, [x3, #32]\n    stp x25, x26, [x3, #48]\n"
@@ -268,11 +268,11 @@ static void clobber_fn(void *arg) {
 }
 
 static void test_callee_saved(void) {
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, STACK_256K, 4), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, STACK_256K, 4), 0);
 
     struct regs_ctx x = {0};
-    x.p.c = tern_coro_create(&pool, regs_fn, &x);
+    x.p.c = tern__coro_create(&pool, regs_fn, &x);
     CHECK(x.p.c != NULL);
     uint64_t mine[N_REGS], back[N_REGS];
     int main_ok = 1;
@@ -289,10 +289,10 @@ static void test_callee_saved(void) {
     }
     CHECK(main_ok);
     CHECK_INT(x.rounds_ok, 99); /* the 100th resume has not happened */
-    tern_coro_release(x.p.c);
+    tern__coro_release(x.p.c);
 
     struct pair p = {0};
-    p.c = tern_coro_create(&pool, clobber_fn, &p);
+    p.c = tern__coro_create(&pool, clobber_fn, &p);
     CHECK(p.c != NULL);
     volatile double seed[4] = {1.5, 2.25, -3.0, 40.0};
     double expect = 0;
@@ -307,8 +307,8 @@ static void test_callee_saved(void) {
         if (live_values_across_switch(&p, seed) != expect) ok = 0;
     CHECK(ok);
     CHECK_INT(p.count, 50);
-    tern_coro_release(p.c);
-    tern_stack_pool_destroy(&pool);
+    tern__coro_release(p.c);
+    tern__stack_pool_destroy(&pool);
 }
 
 /* ---- alignment -------------------------------------------------------- */
@@ -344,25 +344,25 @@ static void align_fn(void *arg) {
 }
 
 static void test_alignment(void) {
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, 20000, 1), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, 20000, 1), 0);
     CHECK_INT(pool.stack_size % pool.page_size, 0);
     CHECK(pool.stack_size >= 20000);
     struct align_ctx x = {0};
-    x.p.c = tern_coro_create(&pool, align_fn, &x);
+    x.p.c = tern__coro_create(&pool, align_fn, &x);
     CHECK(x.p.c != NULL);
     resume(&x.p);
     CHECK(x.max_align_ok);
     CHECK(x.vec_ok);
     CHECK(x.frame_ok);
     CHECK_STR(x.printed, "3.142 10.5");
-    tern_coro_release(x.p.c);
-    tern_stack_pool_destroy(&pool);
-    tern_stack_pool small;
-    CHECK_INT(tern_stack_pool_init(&small, 100, 0), 0);
+    tern__coro_release(x.p.c);
+    tern__stack_pool_destroy(&pool);
+    tern__stack_pool small;
+    CHECK_INT(tern__stack_pool_init(&small, 100, 0), 0);
     CHECK_INT(small.stack_size, 16 * 1024);
-    tern_stack_pool_destroy(&small);
-    CHECK_INT(tern_stack_pool_init(&small, (size_t)4 << 30, 0), -EINVAL);
+    tern__stack_pool_destroy(&small);
+    CHECK_INT(tern__stack_pool_init(&small, (size_t)4 << 30, 0), -EINVAL);
 }
 
 /* ---- release, reuse, keep_warm -> cold -------------------------------- */
@@ -379,7 +379,7 @@ static void deep_fn(void *arg) {
 }
 
 /* Resident pages in the part of c's stack that release may return. */
-static size_t resident_pages_in(const tern_stack_pool *pool, const tern_coro *c) {
+static size_t resident_pages_in(const tern__stack_pool *pool, const tern_coro *c) {
     /* from the address alone: a cold stack's control block may be gone */
     size_t page = pool->page_size;
     uintptr_t lo = (uintptr_t)c + TERN_CORO_CTRL_BYTES - pool->stack_size;
@@ -399,15 +399,15 @@ static size_t resident_pages_in(const tern_stack_pool *pool, const tern_coro *c)
 static size_t resident_pages(const tern_coro *c) { return resident_pages_in(c->pool, c); }
 
 static void test_reuse_and_cold(void) {
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, STACK_256K, 2), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, STACK_256K, 2), 0);
     struct pair p[5] = {{0}};
     for (int i = 0; i < 5; i++) {
-        p[i].c = tern_coro_create(&pool, deep_fn, &p[i]);
+        p[i].c = tern__coro_create(&pool, deep_fn, &p[i]);
         CHECK(p[i].c != NULL);
         resume(&p[i]);
         CHECK_INT(p[i].count, 1);
-        size_t used = tern_coro_stack_size(p[i].c);
+        size_t used = tern__coro_stack_size(p[i].c);
         CHECK(used >= DEEP && used < pool.stack_size);
         CHECK(resident_pages(p[i].c) >= DEEP / pool.page_size - 1);
     }
@@ -416,7 +416,7 @@ static void test_reuse_and_cold(void) {
     tern_coro *c[5];
     for (int i = 0; i < 5; i++) {
         c[i] = p[i].c;
-        tern_coro_release(c[i]);
+        tern__coro_release(c[i]);
     }
     CHECK_INT(pool.n_live, 0);
     CHECK_INT(pool.n_warm, 2);
@@ -437,16 +437,16 @@ static void test_reuse_and_cold(void) {
     tern_coro *expect_order[5] = {c[1], c[0], c[4], c[3], c[2]};
     struct pair q[5] = {{0}};
     for (int i = 0; i < 5; i++) {
-        q[i].c = tern_coro_create(&pool, deep_fn, &q[i]);
+        q[i].c = tern__coro_create(&pool, deep_fn, &q[i]);
         CHECK(q[i].c == expect_order[i]);
         resume(&q[i]);
         CHECK_INT(q[i].count, 1);
-        tern_coro_check(q[i].c);
+        tern__coro_check(q[i].c);
     }
     CHECK_INT(pool.n_total, 5);
     CHECK_INT(pool.n_warm + pool.n_cold, 0);
-    for (int i = 0; i < 5; i++) tern_coro_release(q[i].c);
-    tern_stack_pool_destroy(&pool);
+    for (int i = 0; i < 5; i++) tern__coro_release(q[i].c);
+    tern__stack_pool_destroy(&pool);
 }
 
 /* ---- dying children: canary, returning fn, guard page ----------------- */
@@ -481,14 +481,14 @@ static int run_child(int how, char *err, size_t errlen) {
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
-        tern_stack_pool pool;
-        tern_stack_pool_init(&pool, 64 * 1024, 0);
+        tern__stack_pool pool;
+        tern__stack_pool_init(&pool, 64 * 1024, 0);
         static struct death d;
         d.how = how;
-        d.p.c = tern_coro_create(&pool, how == 2 ? returning_fn : overflow_fn, &d);
-        tern_coro_check(d.p.c); /* fresh: must pass */
+        d.p.c = tern__coro_create(&pool, how == 2 ? returning_fn : overflow_fn, &d);
+        tern__coro_check(d.p.c); /* fresh: must pass */
         resume(&d.p);
-        tern_coro_check(d.p.c);
+        tern__coro_check(d.p.c);
         _exit(0);
     }
     close(fds[1]);
@@ -538,12 +538,12 @@ static void parked_fn(void *arg) {
     struct parked *x = arg;
     volatile int frame[32]; /* a small handler-sized frame */
     for (int i = 0; i < 32; i++) frame[i] = x->id + i;
-    tern_coro_switch(&x->c->sp, parked_main_sp);
+    tern__coro_switch(&x->c->sp, parked_main_sp);
     int ok = 1;
     for (int i = 0; i < 32; i++)
         if (frame[i] != x->id + i) ok = 0;
     x->ok = ok;
-    for (;;) tern_coro_switch(&x->c->sp, parked_main_sp);
+    for (;;) tern__coro_switch(&x->c->sp, parked_main_sp);
 }
 
 static long vm_rss_kib(void) {
@@ -569,8 +569,8 @@ static void test_100k_parked(void) {
     fprintf(stderr, "skipping 100k parked: guard pages need 2 mappings per stack\n");
     return;
 #endif
-    tern_stack_pool pool;
-    CHECK_INT(tern_stack_pool_init(&pool, STACK_256K, 64), 0);
+    tern__stack_pool pool;
+    CHECK_INT(tern__stack_pool_init(&pool, STACK_256K, 64), 0);
     struct parked *xs = calloc(N_PARKED, sizeof *xs);
     CHECK(xs != NULL);
     if (!xs) return;
@@ -579,9 +579,9 @@ static void test_100k_parked(void) {
     int created = 0;
     for (int i = 0; i < N_PARKED; i++) {
         xs[i].id = i;
-        xs[i].c = tern_coro_create(&pool, parked_fn, &xs[i]);
+        xs[i].c = tern__coro_create(&pool, parked_fn, &xs[i]);
         if (!xs[i].c) break;
-        tern_coro_switch(&parked_main_sp, xs[i].c->sp);
+        tern__coro_switch(&parked_main_sp, xs[i].c->sp);
         created++;
     }
     CHECK_INT(created, N_PARKED);
@@ -609,12 +609,12 @@ static void test_100k_parked(void) {
     CHECK(maps_after - maps_before < 1000);
     int all_ok = 1;
     for (int i = 0; i < created; i++) {
-        tern_coro_switch(&parked_main_sp, xs[i].c->sp);
-        tern_coro_check(xs[i].c);
+        tern__coro_switch(&parked_main_sp, xs[i].c->sp);
+        tern__coro_check(xs[i].c);
         all_ok &= xs[i].ok;
     }
     CHECK(all_ok);
-    for (int i = 0; i < created; i++) tern_coro_release(xs[i].c);
+    for (int i = 0; i < created; i++) tern__coro_release(xs[i].c);
     CHECK_INT(pool.n_live, 0);
     CHECK_INT(pool.n_warm, 64);
     CHECK_INT(pool.n_cold, created - 64);
@@ -629,7 +629,7 @@ static void test_100k_parked(void) {
     free(vec);
     fprintf(stderr, "after releasing %d: %zu pages resident\n", created, after);
     CHECK(after <= 64 * 3 + pool.n_regions);
-    tern_stack_pool_destroy(&pool);
+    tern__stack_pool_destroy(&pool);
     free(xs);
 }
 

@@ -82,8 +82,8 @@ static void inline_outside(void) {
     CHECK_INT((intptr_t)r, 42);
     CHECK(pthread_equal(j.ran_on, pthread_self())); /* no worker: inline */
     CHECK_INT(tern_offload(NULL, NULL, NULL), -EINVAL);
-    tern_offload_stats st;
-    tern_offload_get_stats(&st);
+    tern__offload_stats st;
+    tern__offload_get_stats(&st);
     CHECK_INT(st.threads, 0); /* inline calls do not start the pool */
 }
 
@@ -104,14 +104,14 @@ static void *t_basic(void *unused) {
     job j = {.ms = 50, .value = 5};
     void *r = NULL;
     pthread_t me = pthread_self();
-    tern_sched *home = tern_sched_self;
+    tern__sched *home = tern__sched_self;
     uint64_t t0 = tern_clock_ns();
     CHECK_INT(tern_offload(blocking_job, &j, &r), 0);
     uint64_t took = ms_since(t0);
     CHECK_INT((intptr_t)r, 10);
     CHECK(!pthread_equal(j.ran_on, me)); /* ran on a pool thread */
     CHECK(pthread_equal(pthread_self(), me)); /* resumed on our worker */
-    CHECK(tern_sched_self == home);
+    CHECK(tern__sched_self == home);
     CHECK(took >= 49 && took < 500);
     /* the worker kept running other tasks meanwhile */
     fprintf(stderr, "offload: 50 ms job took %llu ms; %d ticks of a 1 ms timer meanwhile\n",
@@ -121,8 +121,8 @@ static void *t_basic(void *unused) {
     CHECK_INT(tern_join(tt, NULL), 0);
     CHECK_INT(tern_offload(trivial_job, (void *)1, NULL), 0); /* result may be NULL */
 
-    tern_offload_stats st;
-    tern_offload_get_stats(&st);
+    tern__offload_stats st;
+    tern__offload_get_stats(&st);
     CHECK(st.threads >= 4);
     CHECK_INT(tern_offload_configure(2, 8), -EBUSY);
     return unused;
@@ -182,15 +182,15 @@ static void *t_queue_full(void *unused) {
         while (i == 0 && atomic_load(&gate_entered) < 1) tern_sleep(1);
     }
     tern_sleep(1);
-    tern_offload_stats st;
-    tern_offload_get_stats(&st);
+    tern__offload_stats st;
+    tern__offload_get_stats(&st);
     CHECK_INT(st.threads, 1);
     CHECK_INT(st.running, 1);
     CHECK_INT(st.queued, 2);
     uint64_t t0 = tern_clock_ns();
     CHECK_INT(tern_offload(trivial_job, NULL, NULL), -EAGAIN);
     CHECK(tern_clock_ns() - t0 < 5 * MS); /* refused at once, not queued */
-    tern_offload_get_stats(&st);
+    tern__offload_get_stats(&st);
     CHECK_INT(st.rejected, 1);
     open_gate(1);
     CHECK_INT(tern_join_all(ts, 3, NULL), 0);
@@ -302,13 +302,13 @@ typedef struct two {
 
 static void *two_main(void *arg) {
     two *t = arg;
-    tern_sched *home = tern_sched_self;
+    tern__sched *home = tern__sched_self;
     pthread_t me = pthread_self();
     for (int i = 0; i < t->rounds; i++) {
         void *r = NULL;
         uintptr_t v = (uintptr_t)(t->id * 100000 + i);
         if (tern_offload(trivial_job, (void *)v, &r) == 0 && (uintptr_t)r == v + 1 &&
-            tern_sched_self == home && pthread_equal(pthread_self(), me))
+            tern__sched_self == home && pthread_equal(pthread_self(), me))
             t->ok++;
     }
     return NULL;
@@ -343,8 +343,8 @@ int main(void) {
 
     /* shutdown, reconfigure, restart lazily */
     tern_offload_shutdown();
-    tern_offload_stats st;
-    tern_offload_get_stats(&st);
+    tern__offload_stats st;
+    tern__offload_get_stats(&st);
     CHECK_INT(st.threads, 0);
     CHECK_INT(tern_offload_configure(1, 2), 0);
     run_main(t_queue_full, NULL);

@@ -358,7 +358,7 @@ static void *recv_one(void *arg) {
 static void *t_chan(void *unused) {
     /* fixed-size items through a small buffer, producer faster than consumer */
     for (size_t cap = 0; cap <= 4; cap += 4) {
-        tern_chan *ch = tern_chan_create(cap, sizeof(item));
+        tern_chan *ch = tern_chan_new(cap, sizeof(item));
         CHECK(ch != NULL);
         chan_arg p = {ch, 1000, -1, 0, 0, 0}, c = {ch, 0, -1, 0, 0, 0};
         tern_task *tp = tern_spawn(producer, &p);
@@ -375,7 +375,7 @@ static void *t_chan(void *unused) {
     }
 
     /* buffer semantics, order with a waiting sender */
-    tern_chan *ch = tern_chan_create(2, sizeof(item));
+    tern_chan *ch = tern_chan_new(2, sizeof(item));
     CHECK_INT(tern_chan_capacity(ch), 2);
     item it = {.seq = 1};
     CHECK_INT(tern_chan_send(ch, &it, 0), 0);
@@ -433,7 +433,7 @@ static void *t_chan(void *unused) {
     tern_chan_free(ch);
 
     /* close wakes parked receivers and senders with -EPIPE */
-    ch = tern_chan_create(1, sizeof(item));
+    ch = tern_chan_new(1, sizeof(item));
     chan_arg rw = {ch, 0, -1, 1, 0, 0};
     tern_task *trw = tern_spawn(recv_one, &rw);
     tern_sleep(1);
@@ -441,7 +441,7 @@ static void *t_chan(void *unused) {
     CHECK_INT(tern_join(trw, NULL), 0);
     CHECK_INT(rw.r, -EPIPE);
     tern_chan_free(ch);
-    ch = tern_chan_create(1, sizeof(item));
+    ch = tern_chan_new(1, sizeof(item));
     CHECK_INT(tern_chan_send(ch, &it, 0), 0);
     chan_arg sw = {ch, 5, -1, 1, 0, 0};
     tern_task *tsw = tern_spawn(send_one, &sw);
@@ -452,7 +452,7 @@ static void *t_chan(void *unused) {
     CHECK_INT(sw.r, -EPIPE);
 
     /* rendezvous (capacity 0): a send waits for a receiver */
-    ch = tern_chan_create(0, sizeof(item));
+    ch = tern_chan_new(0, sizeof(item));
     CHECK_INT(tern_chan_send(ch, &it, 0), -ETIMEDOUT);
     chan_arg sr = {ch, 11, -1, 1, 0, 0};
     tern_task *tsr = tern_spawn(send_one, &sr);
@@ -465,7 +465,7 @@ static void *t_chan(void *unused) {
     tern_chan_free(ch);
 
     /* pointer channels */
-    ch = tern_chan_create(4, 0);
+    ch = tern_chan_new(4, 0);
     int x = 5;
     void *p = NULL;
     CHECK_INT(tern_chan_send_ptr(ch, &x, 0), 0);
@@ -475,10 +475,10 @@ static void *t_chan(void *unused) {
     CHECK_INT(tern_chan_recv_ptr(ch, &p, 0), 0);
     CHECK(p == NULL);
     tern_chan_free(ch);
-    ch = tern_chan_create(4, sizeof(item));
+    ch = tern_chan_new(4, sizeof(item));
     CHECK_INT(tern_chan_send_ptr(ch, &x, 0), -EINVAL);
     tern_chan_free(ch);
-    CHECK(tern_chan_create(SIZE_MAX / 2, 16) == NULL);
+    CHECK(tern_chan_new(SIZE_MAX / 2, 16) == NULL);
     return unused;
 }
 
@@ -497,7 +497,7 @@ static void outside_coroutine(void) {
     tern_mutex_init(&m);
     CHECK_INT(tern_mutex_lock(&m), 0);
     CHECK_INT(tern_mutex_unlock(&m), 0);
-    tern_chan *ch = tern_chan_create(1, 4);
+    tern_chan *ch = tern_chan_new(1, 4);
     int v = 3, o = 0;
     CHECK_INT(tern_chan_send(ch, &v, -1), 0);
     CHECK_INT(tern_chan_send(ch, &v, -1), -EPERM);
@@ -516,7 +516,7 @@ typedef struct xdev {
 static void *xdev_wait(void *arg) {
     xdev *x = arg;
     int r = tern_sem_acquire_timeout(&x->sem, 50);
-    if (tern_sched_self->id == 0)
+    if (tern__sched_self->id == 0)
         x->ra = r;
     else
         x->rb = r;
@@ -524,26 +524,26 @@ static void *xdev_wait(void *arg) {
 }
 
 static void cross_worker(void) {
-    tern_sched a, b;
-    CHECK_INT(tern_sched_init(&a, 0, 64 * 1024), 0);
-    CHECK_INT(tern_sched_init(&b, 1, 64 * 1024), 0);
+    tern__sched a, b;
+    CHECK_INT(tern__sched_init(&a, 0, 64 * 1024), 0);
+    CHECK_INT(tern__sched_init(&b, 1, 64 * 1024), 0);
     xdev x = {.ra = 1, .rb = 1};
     tern_sem_init(&x.sem, 0);
-    tern_sched_self = &a;
+    tern__sched_self = &a;
     tern_task *ta = tern_spawn(xdev_wait, &x);
-    tern_sched_poll(&a, harness_on_event, 0); /* parks on the semaphore */
-    tern_sched_self = &b;
+    tern__sched_poll(&a, harness_on_event, 0); /* parks on the semaphore */
+    tern__sched_self = &b;
     tern_task *tb = tern_spawn(xdev_wait, &x);
-    tern_sched_poll(&b, harness_on_event, 0);
+    tern__sched_poll(&b, harness_on_event, 0);
     CHECK_INT(x.rb, -EXDEV);
     CHECK_INT(tern_join(tb, NULL), 0);
-    tern_sched_self = &a;
-    while (x.ra == 1) tern_sched_poll(&a, harness_on_event, 10 * MS);
+    tern__sched_self = &a;
+    while (x.ra == 1) tern__sched_poll(&a, harness_on_event, 10 * MS);
     CHECK_INT(x.ra, -ETIMEDOUT);
     CHECK_INT(tern_join(ta, NULL), 0);
-    tern_sched_self = NULL;
-    tern_sched_destroy(&a);
-    tern_sched_destroy(&b);
+    tern__sched_self = NULL;
+    tern__sched_destroy(&a);
+    tern__sched_destroy(&b);
 }
 
 /* ---- tern_gsem across threads ---------------------------------------------- */

@@ -465,7 +465,7 @@ static void *t_wait_fd(void *unused) {
 /* ---- remote wake from another thread --------------------------------------- */
 
 typedef struct remote {
-    tern_sched *s;
+    tern__sched *s;
     tern_coro *c;
 } remote;
 
@@ -473,16 +473,16 @@ static void *remote_thread(void *arg) {
     remote *r = arg;
     struct timespec ts = {0, 20 * 1000000};
     nanosleep(&ts, NULL);
-    CHECK_INT(tern_sched_remote_wake(r->s, r->c, 7), 0);
+    CHECK_INT(tern__sched_remote_wake(r->s, r->c, 7), 0);
     return NULL;
 }
 
 static void *t_remote_wake(void *unused) {
-    remote rm = {tern_sched_self, tern_sched_self->current};
+    remote rm = {tern__sched_self, tern__sched_self->current};
     pthread_t th;
     uint64_t t0 = tern_clock_ns();
     CHECK_INT(pthread_create(&th, NULL, remote_thread, &rm), 0);
-    int r = tern_sched_park_until(tern_clock_ns() + 2000 * MS);
+    int r = tern__sched_park_until(tern_clock_ns() + 2000 * MS);
     CHECK_INT(r, 7);
     CHECK(ms_since(t0) >= 19 && ms_since(t0) < 1000);
     pthread_join(th, NULL);

@@ -27,8 +27,8 @@ static uint64_t mono_ns(void) {
 /* ---- simple callbacks ---------------------------------------------------- */
 
 static int fired_count[8];
-static tern_timer simple[8];
-static void on_simple(tern_timer *t) {
+static tern__timer simple[8];
+static void on_simple(tern__timer *t) {
     fired_count[t - simple]++;
 }
 
@@ -39,50 +39,50 @@ static void reset_simple(void) {
 }
 
 static void test_exact_deadline(void) {
-    tern_wheel w;
+    tern__wheel w;
     uint64_t base = 5 * SEC + 123456; /* not on a ms boundary */
 
     reset_simple();
-    tern_wheel_init(&w, base);
-    CHECK_INT(tern_wheel_timeout_ns(&w, base), -1);
-    tern_wheel_add(&w, &simple[0], base + 250000); /* same ms as now */
-    tern_wheel_add(&w, &simple[1], base + 3 * MS + 17);
+    tern__wheel_init(&w, base);
+    CHECK_INT(tern__wheel_timeout_ns(&w, base), -1);
+    tern__wheel_add(&w, &simple[0], base + 250000); /* same ms as now */
+    tern__wheel_add(&w, &simple[1], base + 3 * MS + 17);
     CHECK_INT(w.count, 2);
-    CHECK(tern_timer_armed(&simple[0]));
-    CHECK_INT(tern_wheel_timeout_ns(&w, base), 250000);
+    CHECK(tern__timer_armed(&simple[0]));
+    CHECK_INT(tern__wheel_timeout_ns(&w, base), 250000);
 
     /* one ns early: nothing, and the timer in the current ms stays armed */
-    CHECK_INT(tern_wheel_expire(&w, base + 249999), 0);
-    CHECK(tern_timer_armed(&simple[0]));
-    CHECK_INT(tern_wheel_timeout_ns(&w, base + 249999), 1);
-    CHECK_INT(tern_wheel_expire(&w, base + 250000), 1);
+    CHECK_INT(tern__wheel_expire(&w, base + 249999), 0);
+    CHECK(tern__timer_armed(&simple[0]));
+    CHECK_INT(tern__wheel_timeout_ns(&w, base + 249999), 1);
+    CHECK_INT(tern__wheel_expire(&w, base + 250000), 1);
     CHECK_INT(fired_count[0], 1);
-    CHECK(!tern_timer_armed(&simple[0]));
+    CHECK(!tern__timer_armed(&simple[0]));
 
-    CHECK_INT(tern_wheel_timeout_ns(&w, base + 250000), 3 * MS + 17 - 250000);
-    CHECK_INT(tern_wheel_expire(&w, base + 3 * MS + 16), 0);
-    CHECK_INT(tern_wheel_expire(&w, base + 3 * MS + 17), 1);
+    CHECK_INT(tern__wheel_timeout_ns(&w, base + 250000), 3 * MS + 17 - 250000);
+    CHECK_INT(tern__wheel_expire(&w, base + 3 * MS + 16), 0);
+    CHECK_INT(tern__wheel_expire(&w, base + 3 * MS + 17), 1);
     CHECK_INT(fired_count[1], 1);
     CHECK_INT(w.count, 0);
-    CHECK_INT(tern_wheel_timeout_ns(&w, base + 4 * MS), -1);
+    CHECK_INT(tern__wheel_timeout_ns(&w, base + 4 * MS), -1);
 
     /* a deadline in the past fires on the next call, even with no time passing */
-    tern_wheel_add(&w, &simple[2], base);
-    CHECK_INT(tern_wheel_timeout_ns(&w, base + 4 * MS), 0);
-    CHECK_INT(tern_wheel_expire(&w, base + 4 * MS), 1);
+    tern__wheel_add(&w, &simple[2], base);
+    CHECK_INT(tern__wheel_timeout_ns(&w, base + 4 * MS), 0);
+    CHECK_INT(tern__wheel_expire(&w, base + 4 * MS), 1);
     CHECK_INT(fired_count[2], 1);
 
     /* cancel: no-op when not armed, removes when armed, re-add moves */
-    tern_wheel_cancel(&w, &simple[3]);
-    tern_wheel_add(&w, &simple[3], base + 10 * MS);
-    tern_wheel_cancel(&w, &simple[3]);
-    tern_wheel_cancel(&w, &simple[3]);
+    tern__wheel_cancel(&w, &simple[3]);
+    tern__wheel_add(&w, &simple[3], base + 10 * MS);
+    tern__wheel_cancel(&w, &simple[3]);
+    tern__wheel_cancel(&w, &simple[3]);
     CHECK_INT(w.count, 0);
-    tern_wheel_add(&w, &simple[4], base + 10 * MS);
-    tern_wheel_add(&w, &simple[4], base + 20 * MS);
+    tern__wheel_add(&w, &simple[4], base + 10 * MS);
+    tern__wheel_add(&w, &simple[4], base + 20 * MS);
     CHECK_INT(w.count, 1);
-    CHECK_INT(tern_wheel_expire(&w, base + 15 * MS), 0);
-    CHECK_INT(tern_wheel_expire(&w, base + 20 * MS), 1);
+    CHECK_INT(tern__wheel_expire(&w, base + 15 * MS), 0);
+    CHECK_INT(tern__wheel_expire(&w, base + 20 * MS), 1);
     CHECK_INT(fired_count[3], 0);
     CHECK_INT(fired_count[4], 1);
     for (int l = 0; l < TERN_WHEEL_LEVELS; l++) CHECK_INT(w.occupied[l], 0);
@@ -91,22 +91,22 @@ static void test_exact_deadline(void) {
 /* Timers in a wheel slot above level 0: the bound may be early, never late,
  * and a timer cascaded into level 0 gets an exact answer. */
 static void test_timeout_levels(void) {
-    tern_wheel w;
+    tern__wheel w;
     uint64_t now = 1084 * MS;        /* tick 1084 = 16 * 64 + 60 */
     uint64_t dl = now + 10 * MS + 5; /* crosses a 64 ms boundary: level 1 */
     int64_t to;
 
     reset_simple();
-    tern_wheel_init(&w, now);
-    tern_wheel_add(&w, &simple[0], dl);
+    tern__wheel_init(&w, now);
+    tern__wheel_add(&w, &simple[0], dl);
     CHECK(w.occupied[0] == 0 && w.occupied[1] != 0);
-    to = tern_wheel_timeout_ns(&w, now);
+    to = tern__wheel_timeout_ns(&w, now);
     CHECK(to >= 0 && (uint64_t)to <= dl - now);
     /* follow the loop: sleep as told, expire, until it fires */
     for (int i = 0; i < 10 && !fired_count[0]; i++) {
-        now += (uint64_t)tern_wheel_timeout_ns(&w, now);
+        now += (uint64_t)tern__wheel_timeout_ns(&w, now);
         CHECK(now <= dl);
-        tern_wheel_expire(&w, now);
+        tern__wheel_expire(&w, now);
     }
     CHECK_INT(fired_count[0], 1);
     CHECK(now == dl);
@@ -114,15 +114,15 @@ static void test_timeout_levels(void) {
     /* a far deadline: bound never late, and a loop following it needs few
      * wakeups (one per level at most, plus the exact one) */
     now = 7 * SEC + 3;
-    tern_wheel_init(&w, now);
+    tern__wheel_init(&w, now);
     dl = now + 3 * 24 * 3600 * SEC + 12345;
-    tern_wheel_add(&w, &simple[1], dl);
+    tern__wheel_add(&w, &simple[1], dl);
     int wakeups = 0;
     while (!fired_count[1] && wakeups < 100) {
-        to = tern_wheel_timeout_ns(&w, now);
+        to = tern__wheel_timeout_ns(&w, now);
         CHECK(to >= 0 && (uint64_t)to <= dl - now);
         now += (uint64_t)to;
-        tern_wheel_expire(&w, now);
+        tern__wheel_expire(&w, now);
         wakeups++;
     }
     CHECK_INT(fired_count[1], 1);
@@ -132,78 +132,78 @@ static void test_timeout_levels(void) {
 
 /* ---- callbacks that manipulate the wheel --------------------------------- */
 
-static tern_wheel cb_wheel;
+static tern__wheel cb_wheel;
 static uint64_t cb_now;
 static int rearm_calls;
 
-static void on_rearm_past(tern_timer *t) {
+static void on_rearm_past(tern__timer *t) {
     rearm_calls++;
-    tern_wheel_add(&cb_wheel, t, cb_now - 5 * MS); /* already overdue */
+    tern__wheel_add(&cb_wheel, t, cb_now - 5 * MS); /* already overdue */
 }
 
 static void test_rearm_from_callback(void) {
-    tern_timer t = {.fn = on_rearm_past};
+    tern__timer t = {.fn = on_rearm_past};
 
     cb_now = 10 * SEC;
     rearm_calls = 0;
-    tern_wheel_init(&cb_wheel, cb_now);
-    tern_wheel_add(&cb_wheel, &t, cb_now + 1);
-    CHECK_INT(tern_wheel_expire(&cb_wheel, cb_now), 0);
+    tern__wheel_init(&cb_wheel, cb_now);
+    tern__wheel_add(&cb_wheel, &t, cb_now + 1);
+    CHECK_INT(tern__wheel_expire(&cb_wheel, cb_now), 0);
     cb_now += 1;
     /* re-armed into the past: must not fire again in the same call */
-    CHECK_INT(tern_wheel_expire(&cb_wheel, cb_now), 1);
+    CHECK_INT(tern__wheel_expire(&cb_wheel, cb_now), 1);
     CHECK_INT(rearm_calls, 1);
-    CHECK(tern_timer_armed(&t));
-    CHECK_INT(tern_wheel_timeout_ns(&cb_wheel, cb_now), 0);
-    CHECK_INT(tern_wheel_expire(&cb_wheel, cb_now), 1);
+    CHECK(tern__timer_armed(&t));
+    CHECK_INT(tern__wheel_timeout_ns(&cb_wheel, cb_now), 0);
+    CHECK_INT(tern__wheel_expire(&cb_wheel, cb_now), 1);
     CHECK_INT(rearm_calls, 2);
     cb_now += 70 * SEC;
-    CHECK_INT(tern_wheel_expire(&cb_wheel, cb_now), 1);
+    CHECK_INT(tern__wheel_expire(&cb_wheel, cb_now), 1);
     CHECK_INT(rearm_calls, 3);
-    tern_wheel_cancel(&cb_wheel, &t);
+    tern__wheel_cancel(&cb_wheel, &t);
     CHECK_INT(cb_wheel.count, 0);
 }
 
-static tern_timer victims[3];
+static tern__timer victims[3];
 static int victim_fired;
-static void on_victim(tern_timer *t) {
+static void on_victim(tern__timer *t) {
     victim_fired++;
 }
-static void on_killer(tern_timer *t) {
+static void on_killer(tern__timer *t) {
     /* the victims are due in this same call: cancel one, move one later */
-    tern_wheel_cancel(&cb_wheel, &victims[0]);
-    tern_wheel_cancel(&cb_wheel, &victims[1]);
-    tern_wheel_add(&cb_wheel, &victims[2], cb_now + 1 * SEC);
+    tern__wheel_cancel(&cb_wheel, &victims[0]);
+    tern__wheel_cancel(&cb_wheel, &victims[1]);
+    tern__wheel_add(&cb_wheel, &victims[2], cb_now + 1 * SEC);
 }
 
 static void test_cancel_from_other_callback(void) {
-    tern_timer killer = {.fn = on_killer};
+    tern__timer killer = {.fn = on_killer};
     int min_fired = 3;
 
     memset(victims, 0, sizeof victims);
     for (int i = 0; i < 3; i++) victims[i].fn = on_victim;
     victim_fired = 0;
     cb_now = 20 * SEC;
-    tern_wheel_init(&cb_wheel, cb_now);
+    tern__wheel_init(&cb_wheel, cb_now);
     /* victims are linked into the slot before the killer, killer first in the
      * due list or not: run both orders */
     for (int order = 0; order < 2; order++) {
         victim_fired = 0;
-        if (order == 0) tern_wheel_add(&cb_wheel, &killer, cb_now + 2 * MS);
-        for (int i = 0; i < 3; i++) tern_wheel_add(&cb_wheel, &victims[i], cb_now + 2 * MS);
-        if (order == 1) tern_wheel_add(&cb_wheel, &killer, cb_now + 2 * MS);
+        if (order == 0) tern__wheel_add(&cb_wheel, &killer, cb_now + 2 * MS);
+        for (int i = 0; i < 3; i++) tern__wheel_add(&cb_wheel, &victims[i], cb_now + 2 * MS);
+        if (order == 1) tern__wheel_add(&cb_wheel, &killer, cb_now + 2 * MS);
         cb_now += 2 * MS;
-        size_t n = tern_wheel_expire(&cb_wheel, cb_now);
+        size_t n = tern__wheel_expire(&cb_wheel, cb_now);
         /* killer always fires; a victim fires only if it was called before the
          * killer, and then the killer's cancel is a no-op */
         CHECK_INT(n, 1 + (size_t)victim_fired);
-        CHECK(!tern_timer_armed(&victims[0]) && !tern_timer_armed(&victims[1]));
-        CHECK(tern_timer_armed(&victims[2])); /* moved by the killer either way */
+        CHECK(!tern__timer_armed(&victims[0]) && !tern__timer_armed(&victims[1]));
+        CHECK(tern__timer_armed(&victims[2])); /* moved by the killer either way */
         CHECK_INT(cb_wheel.count, 1);
         if (victim_fired < min_fired) min_fired = victim_fired;
-        CHECK_INT(tern_wheel_expire(&cb_wheel, cb_now + 1 * SEC - 1), 0);
-        tern_wheel_expire(&cb_wheel, cb_now + 1 * SEC);
-        CHECK(!tern_timer_armed(&victims[2]));
+        CHECK_INT(tern__wheel_expire(&cb_wheel, cb_now + 1 * SEC - 1), 0);
+        tern__wheel_expire(&cb_wheel, cb_now + 1 * SEC);
+        CHECK(!tern__timer_armed(&victims[2]));
         CHECK_INT(cb_wheel.count, 0);
         cb_now += 1 * SEC;
     }
@@ -215,7 +215,7 @@ static void test_cancel_from_other_callback(void) {
 /* ---- long gaps and far deadlines ------------------------------------------ */
 
 static void test_large_jumps(void) {
-    tern_wheel w;
+    tern__wheel w;
     uint64_t now = 123 * SEC;
     uint64_t dls[6] = {now + 10 * 60 * SEC,
                        now + 3 * 24 * 3600 * SEC,
@@ -225,28 +225,28 @@ static void test_large_jumps(void) {
                        UINT64_MAX};
 
     reset_simple();
-    tern_wheel_init(&w, now);
-    for (int i = 0; i < 6; i++) tern_wheel_add(&w, &simple[i], dls[i]);
+    tern__wheel_init(&w, now);
+    for (int i = 0; i < 6; i++) tern__wheel_add(&w, &simple[i], dls[i]);
     CHECK(w.overflow != NULL); /* 5 years is beyond 2^36 ms */
     for (int i = 0; i < 6; i++) {
         /* just before, then exactly at each deadline, in one jump each */
-        CHECK_INT(tern_wheel_expire(&w, dls[i] - 1), 0);
-        int64_t to = tern_wheel_timeout_ns(&w, dls[i] - 1);
+        CHECK_INT(tern__wheel_expire(&w, dls[i] - 1), 0);
+        int64_t to = tern__wheel_timeout_ns(&w, dls[i] - 1);
         CHECK(to >= 0 && to <= 1);
-        CHECK_INT(tern_wheel_expire(&w, dls[i]), 1);
+        CHECK_INT(tern__wheel_expire(&w, dls[i]), 1);
         CHECK_INT(fired_count[i], 1);
-        CHECK(!tern_timer_armed(&simple[i]));
+        CHECK(!tern__timer_armed(&simple[i]));
     }
     CHECK_INT(w.count, 0);
 
     /* The cost of a call must not depend on the gap: 1000 jumps of ten minutes
      * each with a timer pending would be 6e8 tick steps if the wheel walked
      * every millisecond; allow 1 s even for a sanitizer build. */
-    tern_wheel_init(&w, 0);
+    tern__wheel_init(&w, 0);
     uint64_t t0 = mono_ns();
     for (uint64_t i = 1; i <= 1000; i++) {
-        tern_wheel_add(&w, &simple[7], i * 600 * SEC - 7);
-        CHECK_INT(tern_wheel_expire(&w, i * 600 * SEC), 1);
+        tern__wheel_add(&w, &simple[7], i * 600 * SEC - 7);
+        CHECK_INT(tern__wheel_expire(&w, i * 600 * SEC), 1);
     }
     uint64_t el = mono_ns() - t0;
     CHECK(el < 1 * SEC);
@@ -256,13 +256,13 @@ static void test_large_jumps(void) {
      * crosses it and must still fire on time */
     reset_simple();
     now = ((1ull << 36) - 2) * MS;
-    tern_wheel_init(&w, now);
-    tern_wheel_add(&w, &simple[0], now + 5 * MS);
+    tern__wheel_init(&w, now);
+    tern__wheel_add(&w, &simple[0], now + 5 * MS);
     CHECK(w.overflow == &simple[0]);
-    int64_t to = tern_wheel_timeout_ns(&w, now);
+    int64_t to = tern__wheel_timeout_ns(&w, now);
     CHECK(to >= 0 && (uint64_t)to <= 5 * MS);
-    CHECK_INT(tern_wheel_expire(&w, now + 5 * MS - 1), 0);
-    CHECK_INT(tern_wheel_expire(&w, now + 5 * MS), 1);
+    CHECK_INT(tern__wheel_expire(&w, now + 5 * MS - 1), 0);
+    CHECK_INT(tern__wheel_expire(&w, now + 5 * MS), 1);
 }
 
 /* ---- randomised comparison against a brute-force model -------------------- */
@@ -276,9 +276,9 @@ typedef struct {
     int fires;
 } model_t;
 
-static tern_timer rt[NT];
+static tern__timer rt[NT];
 static model_t model[NT];
-static tern_wheel rw;
+static tern__wheel rw;
 static uint64_t rnow;
 static unsigned long cur_epoch; /* number of the expire call running, or last run */
 static int in_expire;
@@ -306,7 +306,7 @@ static uint64_t random_deadline(void) {
 }
 
 static void model_arm(int i, uint64_t dl) {
-    tern_wheel_add(&rw, &rt[i], dl);
+    tern__wheel_add(&rw, &rt[i], dl);
     model[i].armed = 1;
     model[i].deadline = dl;
     /* armed inside a callback of call E: eligible from call E+1 */
@@ -314,17 +314,17 @@ static void model_arm(int i, uint64_t dl) {
 }
 
 static void model_cancel(int i) {
-    tern_wheel_cancel(&rw, &rt[i]);
+    tern__wheel_cancel(&rw, &rt[i]);
     model[i].armed = 0;
 }
 
-static void on_random(tern_timer *t) {
+static void on_random(tern__timer *t) {
     int i = (int)(t - rt);
 
     if (!model[i].armed) errors_unarmed++;
     if (rnow < model[i].deadline) errors_early++;
     if (model[i].epoch >= cur_epoch) errors_same_call++;
-    if (tern_timer_armed(t)) errors_unarmed++;
+    if (tern__timer_armed(t)) errors_unarmed++;
     model[i].armed = 0;
     model[i].fires++;
 
@@ -358,7 +358,7 @@ static void test_random_model(void) {
      * crosses it, so timers go through the overflow list too */
     rnow = ((1ull << 36) - 20ull * 24 * 3600 * 1000) * MS + 567;
     cur_epoch = 1;
-    tern_wheel_init(&rw, rnow);
+    tern__wheel_init(&rw, rnow);
 
     for (int round = 0; round < 20000; round++) {
         int ops = (int)(rnd() % 64);
@@ -392,7 +392,7 @@ static void test_random_model(void) {
             rnow += rnd() % (3600 * SEC);
             break;
         default: { /* sleep as the wheel says, sometimes a bit less */
-            int64_t to = tern_wheel_timeout_ns(&rw, rnow);
+            int64_t to = tern__wheel_timeout_ns(&rw, rnow);
             if (to > 0) rnow += (uint64_t)to - (rnd() % 2 ? 0 : rnd() % (uint64_t)to);
         }
         }
@@ -406,7 +406,7 @@ static void test_random_model(void) {
                 if (model[i].deadline < earliest) earliest = model[i].deadline;
             }
         CHECK_INT(rw.count, armed);
-        int64_t to = tern_wheel_timeout_ns(&rw, rnow);
+        int64_t to = tern__wheel_timeout_ns(&rw, rnow);
         if (!armed) {
             if (to != -1) checks_timeout++;
         } else {
@@ -419,7 +419,7 @@ static void test_random_model(void) {
         }
 
         in_expire = 1;
-        fired_total += (long)tern_wheel_expire(&rw, rnow);
+        fired_total += (long)tern__wheel_expire(&rw, rnow);
         in_expire = 0;
         /* everything armed before this call and due by now has fired */
         for (int i = 0; i < NT; i++)
@@ -439,7 +439,7 @@ static void test_random_model(void) {
     CHECK(rnow / MS >> 36 == 1); /* and crossed the boundary */
     fprintf(stderr, "random model: %ld fires over 20000 expire calls\n", fired_total);
 
-    for (int i = 0; i < NT; i++) tern_wheel_cancel(&rw, &rt[i]);
+    for (int i = 0; i < NT; i++) tern__wheel_cancel(&rw, &rt[i]);
     CHECK_INT(rw.count, 0);
     for (int l = 0; l < TERN_WHEEL_LEVELS; l++) CHECK_INT(rw.occupied[l], 0);
     CHECK(rw.overflow == NULL);
@@ -449,9 +449,9 @@ static void test_random_model(void) {
 
 static void test_perf(void) {
     enum { N = 1000000 };
-    tern_timer *ts = calloc(N, sizeof *ts);
+    tern__timer *ts = calloc(N, sizeof *ts);
     uint64_t now = 50 * SEC, *dl = malloc(N * sizeof *dl);
-    tern_wheel w;
+    tern__wheel w;
     long n_fired = 0;
 
     CHECK(ts && dl);
@@ -460,11 +460,11 @@ static void test_perf(void) {
         ts[i].fn = on_simple; /* never called below, only counted */
         dl[i] = now + rnd() % (120 * SEC);
     }
-    tern_wheel_init(&w, now);
+    tern__wheel_init(&w, now);
     uint64_t t0 = mono_ns();
-    for (int i = 0; i < N; i++) tern_wheel_add(&w, &ts[i], dl[i]);
+    for (int i = 0; i < N; i++) tern__wheel_add(&w, &ts[i], dl[i]);
     uint64_t t1 = mono_ns();
-    for (int i = 0; i < N; i++) tern_wheel_cancel(&w, &ts[i]);
+    for (int i = 0; i < N; i++) tern__wheel_cancel(&w, &ts[i]);
     uint64_t t2 = mono_ns();
     CHECK_INT(w.count, 0);
     fprintf(stderr, "1M timers (0-120 s): add %.1f ns/op, cancel %.1f ns/op\n",
@@ -474,11 +474,11 @@ static void test_perf(void) {
     reset_simple();
     for (int i = 0; i < N; i++) {
         ts[i].fn = on_victim;
-        tern_wheel_add(&w, &ts[i], dl[i]);
+        tern__wheel_add(&w, &ts[i], dl[i]);
     }
     victim_fired = 0;
     t0 = mono_ns();
-    for (uint64_t t = now; t <= now + 120 * SEC; t += MS) n_fired += (long)tern_wheel_expire(&w, t);
+    for (uint64_t t = now; t <= now + 120 * SEC; t += MS) n_fired += (long)tern__wheel_expire(&w, t);
     t1 = mono_ns();
     CHECK_INT(n_fired, N);
     CHECK_INT(victim_fired, N);

@@ -28,11 +28,11 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static tern_hist *hist_new(void) { return calloc(1, sizeof(tern_hist)); }
+static tern__hist *hist_new(void) { return calloc(1, sizeof(tern__hist)); }
 
-static void snap_of(tern_hist_snap *s, const tern_hist *h) {
+static void snap_of(tern__hist_snap *s, const tern__hist *h) {
     memset(s, 0, sizeof *s);
-    tern_hist_snap_add(s, h);
+    tern__hist_snap_add(s, h);
 }
 
 /* ---- bucket math ------------------------------------------------------------- */
@@ -42,44 +42,44 @@ static void test_bucket_layout(void) {
     /* contiguous, increasing, and each bucket at most 1/16 of its lower
      * bound wide above the linear part */
     for (unsigned i = 1; i < TERN_HIST_OVERFLOW; i++) {
-        CHECK(tern_hist_lower(i) == tern_hist_upper(i - 1));
-        uint64_t lo = tern_hist_lower(i), hi = tern_hist_upper(i);
+        CHECK(tern__hist_lower(i) == tern__hist_upper(i - 1));
+        uint64_t lo = tern__hist_lower(i), hi = tern__hist_upper(i);
         CHECK(hi > lo);
         if (lo >= 1024)
             CHECK((hi - lo) * 16 <= lo);
         else
             CHECK_INT(hi - lo, 64);
     }
-    CHECK_INT(tern_hist_upper(0), 64);
-    CHECK_INT(tern_hist_upper(15), 1024);
-    CHECK_INT(tern_hist_upper(16), 1088);
-    CHECK_INT(tern_hist_upper(TERN_HIST_OVERFLOW - 1), 1ull << 37);
-    CHECK(tern_hist_upper(TERN_HIST_OVERFLOW) == UINT64_MAX);
+    CHECK_INT(tern__hist_upper(0), 64);
+    CHECK_INT(tern__hist_upper(15), 1024);
+    CHECK_INT(tern__hist_upper(16), 1088);
+    CHECK_INT(tern__hist_upper(TERN_HIST_OVERFLOW - 1), 1ull << 37);
+    CHECK(tern__hist_upper(TERN_HIST_OVERFLOW) == UINT64_MAX);
     /* (lo, hi]: the upper bound itself belongs to the bucket */
-    CHECK_INT(tern_hist_index(0), 0);
-    CHECK_INT(tern_hist_index(1), 0);
-    CHECK_INT(tern_hist_index(64), 0);
-    CHECK_INT(tern_hist_index(65), 1);
-    CHECK_INT(tern_hist_index(1024), 15);
-    CHECK_INT(tern_hist_index(1025), 16);
-    CHECK_INT(tern_hist_index(1088), 16);
-    CHECK_INT(tern_hist_index(1089), 17);
-    CHECK_INT(tern_hist_index(1ull << 37), TERN_HIST_OVERFLOW - 1);
-    CHECK_INT(tern_hist_index((1ull << 37) + 1), TERN_HIST_OVERFLOW);
-    CHECK_INT(tern_hist_index(UINT64_MAX), TERN_HIST_OVERFLOW);
+    CHECK_INT(tern__hist_index(0), 0);
+    CHECK_INT(tern__hist_index(1), 0);
+    CHECK_INT(tern__hist_index(64), 0);
+    CHECK_INT(tern__hist_index(65), 1);
+    CHECK_INT(tern__hist_index(1024), 15);
+    CHECK_INT(tern__hist_index(1025), 16);
+    CHECK_INT(tern__hist_index(1088), 16);
+    CHECK_INT(tern__hist_index(1089), 17);
+    CHECK_INT(tern__hist_index(1ull << 37), TERN_HIST_OVERFLOW - 1);
+    CHECK_INT(tern__hist_index((1ull << 37) + 1), TERN_HIST_OVERFLOW);
+    CHECK_INT(tern__hist_index(UINT64_MAX), TERN_HIST_OVERFLOW);
     /* every bound and its neighbours, then random values of every size */
     int bad = 0;
     for (unsigned i = 0; i < TERN_HIST_OVERFLOW; i++) {
-        uint64_t hi = tern_hist_upper(i);
-        if (tern_hist_index(hi) != i || tern_hist_index(hi + 1) != i + 1) bad++;
-        if (i > 0 && tern_hist_index(tern_hist_lower(i) + 1) != i) bad++;
+        uint64_t hi = tern__hist_upper(i);
+        if (tern__hist_index(hi) != i || tern__hist_index(hi + 1) != i + 1) bad++;
+        if (i > 0 && tern__hist_index(tern__hist_lower(i) + 1) != i) bad++;
     }
     for (int n = 0; n < 200000; n++) {
         uint64_t v = rnd() >> (rnd() % 64);
-        unsigned i = tern_hist_index(v);
+        unsigned i = tern__hist_index(v);
         if (i == TERN_HIST_OVERFLOW) {
             if (v <= (1ull << 37)) bad++;
-        } else if (!(v <= tern_hist_upper(i) && (v > tern_hist_lower(i) || (i == 0 && v == 0)))) {
+        } else if (!(v <= tern__hist_upper(i) && (v > tern__hist_lower(i) || (i == 0 && v == 0)))) {
             bad++;
         }
     }
@@ -91,65 +91,65 @@ static void test_bucket_layout(void) {
 /* est must lie in the bucket that holds the exact sample (so within one
  * bucket width of it: 6.25% above 1 µs) */
 static int within_bucket(double est, uint64_t exact) {
-    unsigned i = tern_hist_index(exact);
-    return est > (double)tern_hist_lower(i) - 1e-9 && est <= (double)tern_hist_upper(i) + 1e-9;
+    unsigned i = tern__hist_index(exact);
+    return est > (double)tern__hist_lower(i) - 1e-9 && est <= (double)tern__hist_upper(i) + 1e-9;
 }
 
 static void test_percentiles_constant(void) {
-    tern_hist *h = hist_new();
-    for (int i = 0; i < 1000; i++) tern_hist_record(h, 1 * MS);
-    tern_hist_snap s;
+    tern__hist *h = hist_new();
+    for (int i = 0; i < 1000; i++) tern__hist_record(h, 1 * MS);
+    tern__hist_snap s;
     snap_of(&s, h);
     CHECK_INT(s.count, 1000);
     CHECK_INT(s.sum, 1000 * MS);
     CHECK_INT(s.max, 1 * MS);
     /* one bucket, which ends at the largest sample: interpolated inside
      * (lo, 1 ms], exact at the top */
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.5), MS));
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.99), MS));
-    CHECK(tern_hist_quantile(&s, 0.5) < tern_hist_quantile(&s, 0.99));
-    CHECK(tern_hist_quantile(&s, 1.0) == (double)MS);
-    CHECK(tern_hist_quantile(&s, 0.0) > (double)tern_hist_lower(tern_hist_index(MS)));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.5), MS));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.99), MS));
+    CHECK(tern__hist_quantile(&s, 0.5) < tern__hist_quantile(&s, 0.99));
+    CHECK(tern__hist_quantile(&s, 1.0) == (double)MS);
+    CHECK(tern__hist_quantile(&s, 0.0) > (double)tern__hist_lower(tern__hist_index(MS)));
     free(h);
 
-    tern_hist_snap empty = {0};
-    CHECK(tern_hist_quantile(&empty, 0.5) == 0);
+    tern__hist_snap empty = {0};
+    CHECK(tern__hist_quantile(&empty, 0.5) == 0);
 }
 
 static void test_percentiles_uniform(void) {
     /* 1, 2, ..., 100000 µs once each: the exact nearest-rank p is p% */
-    tern_hist *h = hist_new();
-    for (uint64_t v = 1; v <= 100000; v++) tern_hist_record(h, v * US);
-    tern_hist_snap s;
+    tern__hist *h = hist_new();
+    for (uint64_t v = 1; v <= 100000; v++) tern__hist_record(h, v * US);
+    tern__hist_snap s;
     snap_of(&s, h);
     CHECK_INT(s.count, 100000);
     const double qs[] = {0.5, 0.9, 0.99, 0.999};
     const uint64_t exact[] = {50000 * US, 90000 * US, 99000 * US, 99900 * US};
     for (int i = 0; i < 4; i++) {
-        double est = tern_hist_quantile(&s, qs[i]);
+        double est = tern__hist_quantile(&s, qs[i]);
         CHECK(within_bucket(est, exact[i]));
         /* uniform inside a bucket too, so interpolation is much closer than
          * the 6.25% bound: within 0.1% here */
         double err = est > (double)exact[i] ? est - (double)exact[i] : (double)exact[i] - est;
         CHECK(err <= 0.001 * (double)exact[i]);
     }
-    CHECK(tern_hist_quantile(&s, 1.0) == (double)(100000 * US));
+    CHECK(tern__hist_quantile(&s, 1.0) == (double)(100000 * US));
     free(h);
 }
 
 static void test_percentiles_bimodal(void) {
     /* 990 fast (1 ms) and 10 slow (100 ms): p99 is still fast (rank 990),
      * p99.9 is slow (rank 999) */
-    tern_hist *h = hist_new();
-    for (int i = 0; i < 990; i++) tern_hist_record(h, 1 * MS);
-    for (int i = 0; i < 10; i++) tern_hist_record(h, 100 * MS);
-    tern_hist_snap s;
+    tern__hist *h = hist_new();
+    for (int i = 0; i < 990; i++) tern__hist_record(h, 1 * MS);
+    for (int i = 0; i < 10; i++) tern__hist_record(h, 100 * MS);
+    tern__hist_snap s;
     snap_of(&s, h);
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.5), MS));
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.99), MS));
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.999), 100 * MS));
-    CHECK(within_bucket(tern_hist_quantile(&s, 0.991), 100 * MS));
-    CHECK(tern_hist_quantile(&s, 1.0) == (double)(100 * MS));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.5), MS));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.99), MS));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.999), 100 * MS));
+    CHECK(within_bucket(tern__hist_quantile(&s, 0.991), 100 * MS));
+    CHECK(tern__hist_quantile(&s, 1.0) == (double)(100 * MS));
     free(h);
 }
 
@@ -157,20 +157,20 @@ static void test_percentiles_random(void) {
     /* log-uniform samples from 100 ns to 10 s against a sorted copy */
     enum { N = 50000 };
     uint64_t *v = malloc(N * sizeof *v);
-    tern_hist *h = hist_new();
+    tern__hist *h = hist_new();
     for (int i = 0; i < N; i++) {
         unsigned octave = 7 + (unsigned)(rnd() % 27); /* 2^7 .. 2^33 ns */
         v[i] = (1ull << octave) + rnd() % (1ull << octave);
-        tern_hist_record(h, v[i]);
+        tern__hist_record(h, v[i]);
     }
     qsort(v, N, sizeof *v, cmp_u64);
-    tern_hist_snap s;
+    tern__hist_snap s;
     snap_of(&s, h);
     const double qs[] = {0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999};
     for (int i = 0; i < 7; i++) {
         uint64_t rank = (uint64_t)(qs[i] * N + 0.999999);
         uint64_t exact = v[rank - 1];
-        double est = tern_hist_quantile(&s, qs[i]);
+        double est = tern__hist_quantile(&s, qs[i]);
         CHECK(within_bucket(est, exact));
         CHECK(est <= (double)v[N - 1]);
     }
@@ -180,11 +180,11 @@ static void test_percentiles_random(void) {
 
     /* overflow: a sample beyond 137 s reports the largest sample */
     h = hist_new();
-    tern_hist_record(h, 1 * MS);
-    tern_hist_record(h, 200 * SEC);
+    tern__hist_record(h, 1 * MS);
+    tern__hist_record(h, 200 * SEC);
     snap_of(&s, h);
     CHECK_INT(s.bucket[TERN_HIST_OVERFLOW], 1);
-    CHECK(tern_hist_quantile(&s, 1.0) == (double)(200 * SEC));
+    CHECK(tern__hist_quantile(&s, 1.0) == (double)(200 * SEC));
     free(h);
 }
 
@@ -192,31 +192,31 @@ static void test_percentiles_random(void) {
 
 static void test_sum_workers(void) {
     const uint64_t t0 = 5000 * SEC;
-    tern_metrics *m[3];
-    for (int i = 0; i < 3; i++) m[i] = tern_metrics_new_at(t0 + (uint64_t)i * SEC);
+    tern__metrics *m[3];
+    for (int i = 0; i < 3; i++) m[i] = tern__metrics_new_at(t0 + (uint64_t)i * SEC);
     /* worker i: (i+1)*10 responses of 200 at (i+1) ms, i 404s, i+1 sheds */
     for (int i = 0; i < 3; i++) {
         for (int n = 0; n < (i + 1) * 10; n++)
-            tern_metrics_response_at(m[i], 200, (uint64_t)(i + 1) * MS, t0 + 100 * SEC);
+            tern__metrics_response_at(m[i], 200, (uint64_t)(i + 1) * MS, t0 + 100 * SEC);
         for (int n = 0; n < i; n++) {
-            tern_metrics_response_at(m[i], 404, 50 * US, t0 + 100 * SEC);
-            tern_metrics_rejected(m[i], 404);
+            tern__metrics_response_at(m[i], 404, 50 * US, t0 + 100 * SEC);
+            tern__metrics_rejected(m[i], 404);
         }
         for (int n = 0; n <= i; n++) {
-            tern_metrics_response_at(m[i], 503, 10 * US, t0 + 100 * SEC);
-            tern_metrics_shed(m[i]);
+            tern__metrics_response_at(m[i], 503, 10 * US, t0 + 100 * SEC);
+            tern__metrics_shed(m[i]);
         }
-        for (int n = 0; n < 5; n++) tern_metrics_conn_opened(m[i]);
-        for (int n = 0; n < i; n++) tern_metrics_conn_closed(m[i]);
-        tern_metrics_timeout(m[i]);
-        tern_metrics_loop_lag(m[i], (uint64_t)(i + 1) * 100 * US);
-        tern_metrics_queue_delay(m[i], 7 * US);
+        for (int n = 0; n < 5; n++) tern__metrics_conn_opened(m[i]);
+        for (int n = 0; n < i; n++) tern__metrics_conn_closed(m[i]);
+        tern__metrics_timeout(m[i]);
+        tern__metrics_loop_lag(m[i], (uint64_t)(i + 1) * 100 * US);
+        tern__metrics_queue_delay(m[i], 7 * US);
     }
-    tern_metrics_response_at(m[2], 101, 1 * US, t0 + 100 * SEC);
-    tern_metrics_response_at(m[2], 302, 1 * US, t0 + 100 * SEC);
-    tern_metrics_response_at(m[2], 999, 1 * US, t0 + 100 * SEC);
-    tern_metrics_snap *snap = calloc(1, sizeof *snap);
-    for (int i = 0; i < 3; i++) tern_metrics_snap_add(snap, m[i], t0 + 100 * SEC);
+    tern__metrics_response_at(m[2], 101, 1 * US, t0 + 100 * SEC);
+    tern__metrics_response_at(m[2], 302, 1 * US, t0 + 100 * SEC);
+    tern__metrics_response_at(m[2], 999, 1 * US, t0 + 100 * SEC);
+    tern__metrics_snap *snap = calloc(1, sizeof *snap);
+    for (int i = 0; i < 3; i++) tern__metrics_snap_add(snap, m[i], t0 + 100 * SEC);
     CHECK_INT(snap->status_class[2], 60);
     CHECK_INT(snap->status_class[4], 3);
     CHECK_INT(snap->status_class[5], 6);
@@ -241,7 +241,7 @@ static void test_sum_workers(void) {
 
     tern_stats st;
     memset(&st, 0, sizeof st);
-    tern_metrics_snap_stats(snap, &st);
+    tern__metrics_snap_stats(snap, &st);
     CHECK_INT(st.total_requests, 72);
     CHECK_INT(st.status_2xx, 60);
     CHECK_INT(st.shed_503, 6);
@@ -255,7 +255,7 @@ static void test_sum_workers(void) {
     double avg = (double)snap->latency.sum / 72 / 1e6;
     CHECK(st.average_response_time_ms == avg);
     free(snap);
-    for (int i = 0; i < 3; i++) tern_metrics_free(m[i]);
+    for (int i = 0; i < 3; i++) tern__metrics_free(m[i]);
 }
 
 /* A server as tern_server_run leaves it, without threads: the readers only
@@ -263,16 +263,16 @@ static void test_sum_workers(void) {
 static void test_stats_read_server(void) {
     tern_server *s = calloc(1, sizeof *s);
     s->nworkers = 3;
-    s->workers = calloc(3, sizeof(tern_worker));
-    uint64_t now = tern_metrics_now();
+    s->workers = calloc(3, sizeof(tern__worker));
+    uint64_t now = tern__metrics_now();
     for (int i = 0; i < 3; i++) {
         if (i == 1) continue; /* worker 1 "not initialised yet": metrics NULL */
         s->workers[i].id = i;
-        s->workers[i].metrics = tern_metrics_new_at(now - 30 * SEC);
+        s->workers[i].metrics = tern__metrics_new_at(now - 30 * SEC);
         s->workers[i].in_flight = (uint32_t)i + 1;
         for (int n = 0; n < 7 * (i + 1); n++)
-            tern_metrics_response(s->workers[i].metrics, 200, 20 * US);
-        tern_metrics_conn_opened(s->workers[i].metrics);
+            tern__metrics_response(s->workers[i].metrics, 200, 20 * US);
+        tern__metrics_conn_opened(s->workers[i].metrics);
     }
     tern_stats st;
     CHECK_INT(tern_stats_read(s, &st), 0);
@@ -302,7 +302,7 @@ static void test_stats_read_server(void) {
     CHECK_INT(st.total_requests, 0);
     CHECK(st.memory_rss_bytes > 0);
     free(idle);
-    for (int i = 0; i < 3; i++) tern_metrics_free(s->workers[i].metrics);
+    for (int i = 0; i < 3; i++) tern__metrics_free(s->workers[i].metrics);
     free(s->workers);
     free(s);
 }
@@ -311,53 +311,53 @@ static void test_stats_read_server(void) {
 
 static void test_throughput(void) {
     const uint64_t start = 1000 * SEC + 500 * MS; /* mid-second */
-    tern_metrics *m = tern_metrics_new_at(start);
+    tern__metrics *m = tern__metrics_new_at(start);
     /* 30 responses 40 ms apart from 1000.5 s: 13 in second 1000, 17 in 1001 */
-    for (int i = 0; i < 30; i++) tern_metrics_response_at(m, 200, US, start + (uint64_t)i * 40 * MS);
+    for (int i = 0; i < 30; i++) tern__metrics_response_at(m, 200, US, start + (uint64_t)i * 40 * MS);
     /* young (second 1001 not complete yet): all responses / time since start */
-    CHECK(tern_metrics_rate(m, 1001 * SEC + 700 * MS, 1) == 25.0);
-    CHECK(tern_metrics_rate(m, 1001 * SEC + 700 * MS, 10) == 25.0);
-    CHECK(tern_metrics_rate(m, start, 1) == 0.0);
+    CHECK(tern__metrics_rate(m, 1001 * SEC + 700 * MS, 1) == 25.0);
+    CHECK(tern__metrics_rate(m, 1001 * SEC + 700 * MS, 10) == 25.0);
+    CHECK(tern__metrics_rate(m, start, 1) == 0.0);
     /* 1002.0: second 1001 is the first complete one after the start second */
-    CHECK(tern_metrics_rate(m, 1002 * SEC, 1) == 17.0);
+    CHECK(tern__metrics_rate(m, 1002 * SEC, 1) == 17.0);
     /* seconds 1002..1013 get 100 + s responses each (second 1001 already
      * has the tail of the 30 above) */
     for (uint64_t sec = 1002; sec <= 1013; sec++)
         for (uint64_t n = 0; n < 100 + (sec - 1000); n++)
-            tern_metrics_response_at(m, 200, US, sec * SEC + n * 5 * MS);
+            tern__metrics_response_at(m, 200, US, sec * SEC + n * 5 * MS);
     /* now 1013.3 s: the last complete second is 1012 (112 responses) */
     uint64_t now = 1013 * SEC + 300 * MS;
-    CHECK(tern_metrics_rate(m, now, 1) == 112.0);
+    CHECK(tern__metrics_rate(m, now, 1) == 112.0);
     /* 1003..1012: 103 + ... + 112 = 1075 */
-    CHECK(tern_metrics_rate(m, now, 10) == 107.5);
+    CHECK(tern__metrics_rate(m, now, 10) == 107.5);
     /* the partial current second never counts, whatever it holds */
-    for (int n = 0; n < 1000; n++) tern_metrics_response_at(m, 200, US, 1013 * SEC + 400 * MS);
-    CHECK(tern_metrics_rate(m, 1013 * SEC + 999 * MS, 1) == 112.0);
+    for (int n = 0; n < 1000; n++) tern__metrics_response_at(m, 200, US, 1013 * SEC + 400 * MS);
+    CHECK(tern__metrics_rate(m, 1013 * SEC + 999 * MS, 1) == 112.0);
     /* 1014.0: second 1013 is complete (113 + 1000) */
-    CHECK(tern_metrics_rate(m, 1014 * SEC, 1) == 1113.0);
-    CHECK(tern_metrics_rate(m, 1014 * SEC, 10) == (104 + 105 + 106 + 107 + 108 + 109 + 110 + 111 + 112 + 1113) / 10.0);
+    CHECK(tern__metrics_rate(m, 1014 * SEC, 1) == 1113.0);
+    CHECK(tern__metrics_rate(m, 1014 * SEC, 10) == (104 + 105 + 106 + 107 + 108 + 109 + 110 + 111 + 112 + 1113) / 10.0);
     /* idle for a while: old slots are not mistaken for recent seconds, even
      * after the ring wrapped (1030 % 16 == 1014 % 16) */
-    CHECK(tern_metrics_rate(m, 1020 * SEC, 1) == 0.0);
-    CHECK(tern_metrics_rate(m, 1030 * SEC + 1, 1) == 0.0);
-    CHECK(tern_metrics_rate(m, 1030 * SEC + 1, 10) == 0.0);
-    tern_metrics_response_at(m, 200, US, 1030 * SEC + 2);
-    tern_metrics_response_at(m, 200, US, 1030 * SEC + 3);
-    CHECK(tern_metrics_rate(m, 1031 * SEC, 1) == 2.0);
-    CHECK(tern_metrics_rate(m, 1031 * SEC, 10) == 0.2);
-    CHECK(tern_metrics_rate(m, 1031 * SEC, 0) == 0.0);
+    CHECK(tern__metrics_rate(m, 1020 * SEC, 1) == 0.0);
+    CHECK(tern__metrics_rate(m, 1030 * SEC + 1, 1) == 0.0);
+    CHECK(tern__metrics_rate(m, 1030 * SEC + 1, 10) == 0.0);
+    tern__metrics_response_at(m, 200, US, 1030 * SEC + 2);
+    tern__metrics_response_at(m, 200, US, 1030 * SEC + 3);
+    CHECK(tern__metrics_rate(m, 1031 * SEC, 1) == 2.0);
+    CHECK(tern__metrics_rate(m, 1031 * SEC, 10) == 0.2);
+    CHECK(tern__metrics_rate(m, 1031 * SEC, 0) == 0.0);
 
     /* summed across two workers */
-    tern_metrics *m2 = tern_metrics_new_at(start);
-    for (int n = 0; n < 8; n++) tern_metrics_response_at(m2, 200, US, 1030 * SEC + 5);
-    tern_metrics_snap *snap = calloc(1, sizeof *snap);
-    tern_metrics_snap_add(snap, m, 1031 * SEC);
-    tern_metrics_snap_add(snap, m2, 1031 * SEC);
+    tern__metrics *m2 = tern__metrics_new_at(start);
+    for (int n = 0; n < 8; n++) tern__metrics_response_at(m2, 200, US, 1030 * SEC + 5);
+    tern__metrics_snap *snap = calloc(1, sizeof *snap);
+    tern__metrics_snap_add(snap, m, 1031 * SEC);
+    tern__metrics_snap_add(snap, m2, 1031 * SEC);
     CHECK(snap->rps_1s == 10.0);
     CHECK(snap->rps_10s > 0.999999 && snap->rps_10s < 1.000001);
     free(snap);
-    tern_metrics_free(m);
-    tern_metrics_free(m2);
+    tern__metrics_free(m);
+    tern__metrics_free(m2);
 }
 
 /* ---- registry ----------------------------------------------------------------- */
@@ -384,7 +384,7 @@ static void test_registry(void) {
     CHECK_INT(tern_metrics_register_source(a, "x", NULL, db), -EINVAL);
 
     tern_metrics_writer w = {0};
-    tern_metrics_collect_extras(a, &w);
+    tern__metrics_collect_extras(a, &w);
     CHECK_INT(w.n, 6); /* db + cache, 3 valid values each */
     CHECK_STR(w.items[0].source, "db");
     CHECK_STR(w.items[0].name, "active");
@@ -397,7 +397,7 @@ static void test_registry(void) {
     CHECK_INT(tern_metrics_unregister_source(b, "db"), 0);
     CHECK_INT(tern_metrics_unregister_source(b, "db"), -ENOENT);
     memset(&w, 0, sizeof w);
-    tern_metrics_collect_extras(b, &w);
+    tern__metrics_collect_extras(b, &w);
     CHECK_INT(w.n, 3); /* only the global "cache" */
     free(w.items);
     /* a and the global source stay registered for the rendering tests */
@@ -581,26 +581,26 @@ static double prom_bucket(const prom_doc *d, const char *family, double le) {
 static tern_server *fake_server(uint64_t now, const uint64_t *lat, int nlat) {
     tern_server *s = calloc(1, sizeof *s);
     s->nworkers = 2;
-    s->workers = calloc(2, sizeof(tern_worker));
+    s->workers = calloc(2, sizeof(tern__worker));
     for (int i = 0; i < 2; i++) {
         s->workers[i].id = i;
-        s->workers[i].metrics = tern_metrics_new_at(now - 20 * SEC);
+        s->workers[i].metrics = tern__metrics_new_at(now - 20 * SEC);
     }
     for (int i = 0; i < nlat; i++)
-        tern_metrics_response_at(s->workers[i % 2].metrics, 200, lat[i], now - SEC / 2);
-    tern_metrics_response_at(s->workers[0].metrics, 400, 3 * US, now - SEC / 2);
-    tern_metrics_rejected(s->workers[0].metrics, 400);
-    tern_metrics_response_at(s->workers[1].metrics, 503, 2 * US, now - SEC / 2);
-    tern_metrics_shed(s->workers[1].metrics);
-    for (int i = 0; i < 4; i++) tern_metrics_conn_opened(s->workers[i % 2].metrics);
-    tern_metrics_conn_closed(s->workers[1].metrics);
-    tern_metrics_loop_lag(s->workers[0].metrics, 150 * US);
-    tern_metrics_loop_lag(s->workers[1].metrics, 2 * MS);
+        tern__metrics_response_at(s->workers[i % 2].metrics, 200, lat[i], now - SEC / 2);
+    tern__metrics_response_at(s->workers[0].metrics, 400, 3 * US, now - SEC / 2);
+    tern__metrics_rejected(s->workers[0].metrics, 400);
+    tern__metrics_response_at(s->workers[1].metrics, 503, 2 * US, now - SEC / 2);
+    tern__metrics_shed(s->workers[1].metrics);
+    for (int i = 0; i < 4; i++) tern__metrics_conn_opened(s->workers[i % 2].metrics);
+    tern__metrics_conn_closed(s->workers[1].metrics);
+    tern__metrics_loop_lag(s->workers[0].metrics, 150 * US);
+    tern__metrics_loop_lag(s->workers[1].metrics, 2 * MS);
     return s;
 }
 
 static void free_fake_server(tern_server *s) {
-    for (int i = 0; i < s->nworkers; i++) tern_metrics_free(s->workers[i].metrics);
+    for (int i = 0; i < s->nworkers; i++) tern__metrics_free(s->workers[i].metrics);
     free(s->workers);
     free(s);
 }
@@ -615,18 +615,18 @@ static void test_prometheus(void) {
     const uint64_t now = 5000 * SEC + 300 * MS;
     tern_server *s = fake_server(now, lat, nlat);
     tern_server *a = (tern_server *)(uintptr_t)0x1000;
-    tern_metrics_report *r = calloc(1, sizeof *r);
-    CHECK_INT(tern_metrics_report_build(s, r, now, 1), 0);
+    tern__metrics_report *r = calloc(1, sizeof *r);
+    CHECK_INT(tern__metrics_report_build(s, r, now, 1), 0);
     /* the "a"-only source must not show on this server; the global one does */
     CHECK_INT(r->extras.n, 3);
-    tern_metrics_report_free(r);
+    tern__metrics_report_free(r);
     /* render one with both sources: the report for server a */
     tern_metrics_writer ex = {0};
-    tern_metrics_collect_extras(a, &ex);
-    CHECK_INT(tern_metrics_report_build(s, r, now, 0), 0);
+    tern__metrics_collect_extras(a, &ex);
+    CHECK_INT(tern__metrics_report_build(s, r, now, 0), 0);
     r->extras = ex;
-    tern_mbuf b = {0};
-    tern_metrics_format_prometheus(r, &b);
+    tern__mbuf b = {0};
+    tern__metrics_format_prometheus(r, &b);
     CHECK(!b.oom);
     prom_doc *d = malloc(sizeof *d);
     prom_parse(d, b.data, b.len);
@@ -682,9 +682,9 @@ static void test_prometheus(void) {
     free(d);
 
     /* JSON: field names and values (full parse in the integration test) */
-    tern_mbuf j = {0};
-    tern_metrics_format_json(r, &j);
-    tern_mbuf_printf(&j, "%c", 0);
+    tern__mbuf j = {0};
+    tern__metrics_format_json(r, &j);
+    tern__mbuf_printf(&j, "%c", 0);
     CHECK(strncmp(j.data, "{\"total_requests\":18,", 21) == 0);
     static const char *const fields[] = {
         "\"active_connections\":3,", "\"in_flight\":0,", "\"memory_rss_bytes\":",
@@ -702,28 +702,28 @@ static void test_prometheus(void) {
         CHECK(found);
         if (!found) fprintf(stderr, "missing %s in %s\n", fields[i], j.data);
     }
-    tern_mbuf_free(&j);
+    tern__mbuf_free(&j);
 
     /* no sources, no workers: still valid */
-    tern_metrics_report_free(r);
-    tern_metrics_report *empty = calloc(1, sizeof *empty);
-    CHECK_INT(tern_metrics_report_build(NULL, empty, now, 0), 0);
-    tern_mbuf e = {0};
-    tern_metrics_format_json(empty, &e);
-    tern_mbuf_printf(&e, "%c", 0);
+    tern__metrics_report_free(r);
+    tern__metrics_report *empty = calloc(1, sizeof *empty);
+    CHECK_INT(tern__metrics_report_build(NULL, empty, now, 0), 0);
+    tern__mbuf e = {0};
+    tern__metrics_format_json(empty, &e);
+    tern__mbuf_printf(&e, "%c", 0);
     CHECK(strstr(e.data, "\"workers\":[],\"pools\":{}}\n") != NULL);
-    tern_mbuf_free(&e);
-    tern_metrics_format_prometheus(empty, &e);
+    tern__mbuf_free(&e);
+    tern__metrics_format_prometheus(empty, &e);
     d = malloc(sizeof *d);
     prom_parse(d, e.data, e.len);
     CHECK_INT(d->errors, 0);
     CHECK(prom_value(d, "tern_request_duration_seconds_count", NULL) == 0);
     free(d);
-    tern_mbuf_free(&e);
-    tern_metrics_report_free(empty);
+    tern__mbuf_free(&e);
+    tern__metrics_report_free(empty);
     free(empty);
 
-    tern_mbuf_free(&b);
+    tern__mbuf_free(&b);
     free(r);
     free_fake_server(s);
     tern_metrics_unregister_source(a, "db");
@@ -731,12 +731,12 @@ static void test_prometheus(void) {
 }
 
 static void test_mbuf_growth(void) {
-    tern_mbuf b = {0};
-    for (int i = 0; i < 10000; i++) tern_mbuf_printf(&b, "%05d,", i);
+    tern__mbuf b = {0};
+    for (int i = 0; i < 10000; i++) tern__mbuf_printf(&b, "%05d,", i);
     CHECK(!b.oom);
     CHECK_INT(b.len, 60000);
     CHECK(memcmp(b.data + 6 * 9999, "09999,", 6) == 0);
-    tern_mbuf_free(&b);
+    tern__mbuf_free(&b);
 }
 
 int main(void) {

@@ -82,7 +82,7 @@ static tern_pool *make_pool(factory *f, size_t max, size_t min_idle, uint64_t id
                             .validate = f_validate,
                             .destroy = f_destroy,
                             .arg = f};
-    tern_pool *p = tern_pool_create(&cfg);
+    tern_pool *p = tern_pool_new(&cfg);
     CHECK(p != NULL);
     return p;
 }
@@ -122,23 +122,23 @@ static void t_create_args(void) {
     factory f = {0};
     tern_pool_config cfg = {.max_size = 0, .create = f_create, .destroy = f_destroy, .arg = &f};
     errno = 0;
-    CHECK(tern_pool_create(&cfg) == NULL && errno == EINVAL);
+    CHECK(tern_pool_new(&cfg) == NULL && errno == EINVAL);
     cfg.max_size = 2;
     cfg.min_idle = 3;
-    CHECK(tern_pool_create(&cfg) == NULL && errno == EINVAL);
+    CHECK(tern_pool_new(&cfg) == NULL && errno == EINVAL);
     cfg.min_idle = 0;
     cfg.destroy = NULL;
-    CHECK(tern_pool_create(&cfg) == NULL && errno == EINVAL);
+    CHECK(tern_pool_new(&cfg) == NULL && errno == EINVAL);
     cfg.destroy = f_destroy;
     cfg.validate_on_acquire = 1; /* without a validate callback */
-    CHECK(tern_pool_create(&cfg) == NULL && errno == EINVAL);
+    CHECK(tern_pool_new(&cfg) == NULL && errno == EINVAL);
     cfg.validate_on_acquire = 0;
-    tern_pool *p = tern_pool_create(&cfg);
+    tern_pool *p = tern_pool_new(&cfg);
     CHECK(p != NULL);
     void *v = (void *)1;
     CHECK_INT(tern_pool_acquire(p, -1, &v), -EPERM); /* outside a coroutine */
     CHECK(v == NULL);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
 }
 
 /* ---- 1000 concurrent acquirers never see more than max_size --------------- */
@@ -214,7 +214,7 @@ static void *t_max_under_load(void *unused) {
     CHECK(st.waited >= N - 8 - 8); /* all but the first few parked */
     CHECK(st.wait_ns_total > 0);
     CHECK_INT(f.live, 8);
-    CHECK_INT(tern_pool_destroy(c.p), 0);
+    CHECK_INT(tern_pool_free(c.p), 0);
     CHECK_INT(f.live, 0);
     CHECK_INT(f.destroyed, 8);
     return unused;
@@ -276,7 +276,7 @@ static void *t_fifo(void *unused) {
     CHECK_INT(st.waited, 5);
     CHECK_INT(st.timeouts, 1);
     CHECK_INT(st.idle, 1);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     return unused;
 }
 
@@ -302,7 +302,7 @@ static void *t_timeout(void *unused) {
     CHECK_INT(take(p, 0, &r), 0);
     CHECK(r == held);
     give(p, r);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     return unused;
 }
 
@@ -370,7 +370,7 @@ static void *t_cancel(void *unused) {
         CHECK_INT(st.waiters, 0);
     }
     CHECK_INT(f.next_id, 1); /* one resource the whole time */
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     return unused;
 }
 
@@ -433,7 +433,7 @@ static void *t_discard(void *unused) {
     CHECK_INT(st.size, 0);
     CHECK_INT(st.creating, 0);
     CHECK_INT(f.live, 0);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
 
     /* without waiters, min_idle is refilled in the background */
     factory g = {.create_ms = 1};
@@ -452,7 +452,7 @@ static void *t_discard(void *unused) {
     CHECK_INT(st.idle, 1); /* back to min_idle, not more */
     CHECK_INT(st.size, 1);
     CHECK_INT(g.live, 1);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     CHECK_INT(g.live, 0);
     return unused;
 }
@@ -479,7 +479,7 @@ static void *t_idle_expiry(void *unused) {
     give(p, x);
     tern_sleep(60);
     CHECK_INT(stats(p).idle, 1); /* min_idle is kept however long it idles */
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
 
     /* min_idle 0: everything goes; a resource in use is never expired */
     factory g = {0};
@@ -494,7 +494,7 @@ static void *t_idle_expiry(void *unused) {
     CHECK_INT(st.expired, 1);
     CHECK_INT(g.live, 1);
     give(p, r[0]);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     CHECK_INT(g.live, 0);
     return unused;
 }
@@ -509,7 +509,7 @@ static void *t_validate(void *unused) {
                             .validate = f_validate,
                             .destroy = f_destroy,
                             .arg = &f};
-    tern_pool *p = tern_pool_create(&cfg);
+    tern_pool *p = tern_pool_new(&cfg);
     res *a, *b;
     CHECK_INT(take(p, 0, &a), 0);
     CHECK_INT(take(p, 0, &b), 0);
@@ -525,9 +525,9 @@ static void *t_validate(void *unused) {
     CHECK_INT(f.live, 1);
 
     /* destroy refuses while something is in use */
-    CHECK_INT(tern_pool_destroy(p), -EBUSY);
+    CHECK_INT(tern_pool_free(p), -EBUSY);
     give(p, x);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     CHECK_INT(f.live, 0);
     return unused;
 }
@@ -554,7 +554,7 @@ static void *t_exdev(void *unused) {
     pthread_create(&th, NULL, exdev_thread, p);
     pthread_join(th, NULL); /* blocks this loop briefly: fine in a test */
     give(p, r);
-    CHECK_INT(tern_pool_destroy(p), 0);
+    CHECK_INT(tern_pool_free(p), 0);
     return unused;
 }
 

@@ -49,12 +49,12 @@ typedef struct idle_entry {
 
 struct tern_pool {
     tern_pool_config cfg;
-    tern_sched *sched;        /* owning worker, NULL until bound */
+    tern__sched *sched;        /* owning worker, NULL until bound */
     idle_entry *ring;         /* max_size entries */
     size_t ring_head, idle_n; /* bottom (oldest) at ring_head */
     pool_waiter *wq_head, *wq_tail;
     size_t fg_creating; /* acquirers inside create */
-    tern_timer expiry;
+    tern__timer expiry;
     tern_task *filler; /* background min_idle task, joinable */
     int filler_running;
     int closing;
@@ -163,11 +163,11 @@ static void wq_remove(tern_pool *p, pool_waiter *w) {
 
 static void grant(tern_pool *p, int kind, void *res) {
     pool_waiter *w = p->wq_head;
-    if (tern_sched_self != p->sched) misuse("tern_pool used from two workers");
+    if (tern__sched_self != p->sched) misuse("tern_pool used from two workers");
     wq_remove(p, w);
     w->granted = kind;
     w->res = res;
-    tern_sched_wake(w->coro, 0);
+    tern__sched_wake(w->coro, 0);
 }
 
 /* ---- creation, expiry, background fill ------------------------------------ */
@@ -191,8 +191,8 @@ static void slot_freed(tern_pool *p) {
 
 static void expiry_arm(tern_pool *p) {
     if (!p->cfg.idle_timeout_ms || !p->sched || p->idle_n <= p->cfg.min_idle) return;
-    if (tern_timer_armed(&p->expiry)) return; /* never later than the bottom's deadline */
-    tern_wheel_add(&p->sched->wheel, &p->expiry,
+    if (tern__timer_armed(&p->expiry)) return; /* never later than the bottom's deadline */
+    tern__wheel_add(&p->sched->wheel, &p->expiry,
                    p->ring[p->ring_head].since_ns + p->cfg.idle_timeout_ms * 1000000ull);
 }
 
@@ -211,9 +211,9 @@ static void expire_idle(tern_pool *p, uint64_t now) {
     expiry_arm(p);
 }
 
-static void expiry_fire(tern_timer *t) {
+static void expiry_fire(tern__timer *t) {
     tern_pool *p = (tern_pool *)(void *)((char *)t - offsetof(tern_pool, expiry));
-    expire_idle(p, tern_sched_self->now_ns);
+    expire_idle(p, tern__sched_self->now_ns);
     publish(p);
 }
 
@@ -262,7 +262,7 @@ static void *filler_main(void *arg) {
  * owning worker's scheduler (tern_spawn works from the loop too). */
 static void maybe_fill(tern_pool *p) {
     if (!p->cfg.min_idle || p->closing || p->filler_running || !p->sched) return;
-    if (tern_sched_self != p->sched) return;
+    if (tern__sched_self != p->sched) return;
     if (p->idle_n >= p->cfg.min_idle || p->st.size >= p->cfg.max_size || p->wq_head) return;
     if (p->sched->now_ns < p->fill_retry_ns) return;
     if (p->filler) {
@@ -275,7 +275,7 @@ static void maybe_fill(tern_pool *p) {
 
 /* ---- public ---------------------------------------------------------------- */
 
-tern_pool *tern_pool_create(const tern_pool_config *cfg) {
+tern_pool *tern_pool_new(const tern_pool_config *cfg) {
     if (!cfg || !cfg->max_size || cfg->min_idle > cfg->max_size || !cfg->create || !cfg->destroy ||
         (cfg->validate_on_acquire && !cfg->validate) ||
         cfg->max_size > SIZE_MAX / sizeof(idle_entry)) {
@@ -299,7 +299,7 @@ tern_pool *tern_pool_create(const tern_pool_config *cfg) {
 
 /* Binds the pool to the calling coroutine's worker. 0, -EPERM, -EXDEV. */
 static int bind_here(tern_pool *p) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) return -EPERM;
     if (!p->sched) p->sched = s;
     return p->sched == s ? 0 : -EXDEV;
@@ -376,13 +376,13 @@ int tern_pool_acquire(tern_pool *p, int64_t timeout_ms, void **out) {
         publish(p);
         return -ETIMEDOUT;
     }
-    pool_waiter w = {.coro = tern_sched_self->current, .granted = GRANT_NONE};
+    pool_waiter w = {.coro = tern__sched_self->current, .granted = GRANT_NONE};
     uint64_t deadline = timeout_ms < 0 ? 0 : deadline_after_ms(timeout_ms);
     uint64_t t0 = tern_clock_ns();
     wq_push(p, &w);
     publish(p);
     for (;;) {
-        r = tern_sched_park_until(deadline);
+        r = tern__sched_park_until(deadline);
         if (w.granted || r < 0) break;
         /* woken with 0 but not granted: a stray wake, keep waiting */
     }
@@ -405,7 +405,7 @@ int tern_pool_acquire(tern_pool *p, int64_t timeout_ms, void **out) {
 }
 
 void tern_pool_release(tern_pool *p, void *res) {
-    if (p->sched && tern_sched_self != p->sched) misuse("tern_pool used from two workers");
+    if (p->sched && tern__sched_self != p->sched) misuse("tern_pool used from two workers");
     p->st.in_use--;
     if (p->closing) {
         destroy_one(p, res);
@@ -417,7 +417,7 @@ void tern_pool_release(tern_pool *p, void *res) {
 }
 
 void tern_pool_discard(tern_pool *p, void *res) {
-    if (p->sched && tern_sched_self != p->sched) misuse("tern_pool used from two workers");
+    if (p->sched && tern__sched_self != p->sched) misuse("tern_pool used from two workers");
     p->st.in_use--;
     p->st.discards++;
     destroy_one(p, res);
@@ -431,7 +431,7 @@ void tern_pool_discard(tern_pool *p, void *res) {
  * freed). Cancellation is sticky in the scheduler, so the flag is set aside
  * and put back afterwards, as tern_offload does. */
 static void join_filler(tern_pool *p) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (p->filler_running) {
         if (!s || s != p->sched || !s->current) {
             /* the worker's loop has stopped: the task can never run again
@@ -454,14 +454,14 @@ static void join_filler(tern_pool *p) {
     p->filler = NULL;
 }
 
-int tern_pool_destroy(tern_pool *p) {
+int tern_pool_free(tern_pool *p) {
     if (!p) return 0;
-    if (p->sched && tern_sched_self && tern_sched_self != p->sched) return -EXDEV;
+    if (p->sched && tern__sched_self && tern__sched_self != p->sched) return -EXDEV;
     if (p->st.in_use || p->wq_head || p->fg_creating) return -EBUSY;
     p->closing = 1;
     if (p->metrics_name[0]) tern_metrics_unregister_source(p->metrics_server, p->metrics_name);
     join_filler(p);
-    if (p->sched) tern_wheel_cancel(&p->sched->wheel, &p->expiry);
+    if (p->sched) tern__wheel_cancel(&p->sched->wheel, &p->expiry);
     while (p->idle_n) destroy_one(p, idle_pop_bottom(p));
     free(p->ring);
     free(p);

@@ -307,7 +307,7 @@ static void conn_destroy(void *arg, void *res) {
 
 /* This worker's connection pool, created by its first request. */
 static client_worker *worker_state(tern_client *c, int *err) {
-    tern_sched *s = tern_sched_self;
+    tern__sched *s = tern__sched_self;
     if (!s || !s->current) {
         *err = -EPERM;
         return NULL;
@@ -332,7 +332,7 @@ static client_worker *worker_state(tern_client *c, int *err) {
                            .validate = conn_validate,
                            .destroy = conn_destroy,
                            .arg = w};
-    w->pool = tern_pool_create(&pc);
+    w->pool = tern_pool_new(&pc);
     if (!w->pool) {
         free(w);
         *err = -ENOMEM;
@@ -341,7 +341,7 @@ static client_worker *worker_state(tern_client *c, int *err) {
     client_worker *expected = NULL;
     if (!atomic_compare_exchange_strong(&c->workers[s->id], &expected, w)) {
         /* two schedulers share an id (not a server's workers): use theirs */
-        tern_pool_destroy(w->pool);
+        tern_pool_free(w->pool);
         free(w);
         return expected;
     }
@@ -353,7 +353,7 @@ static client_worker *worker_state(tern_client *c, int *err) {
 static int is_token(const char *s) {
     if (!*s) return 0;
     for (; *s; s++)
-        if (!(tern_http_char_class[(unsigned char)*s] & TERN_CHAR_TOKEN)) return 0;
+        if (!(tern__http_char_class[(unsigned char)*s] & TERN_CHAR_TOKEN)) return 0;
     return 1;
 }
 
@@ -686,12 +686,12 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
     if (!strcmp(method, "HEAD") || h.status == 204 || h.status == 304) {
         leftover = b.len - hl;
     } else if (h.chunked) {
-        tern_chunked d;
-        tern_chunked_init(&d, c->cfg.max_response_body);
+        tern__chunked d;
+        tern__chunked_init(&d, c->cfg.max_response_body);
         size_t raw = hl; /* undecoded input starts here */
         for (;;) {
             size_t used = 0, out = 0;
-            int dr = tern_chunked_decode(&d, b.data + raw, b.len - raw, &used,
+            int dr = tern__chunked_decode(&d, b.data + raw, b.len - raw, &used,
                                          b.data + body_off + body_len, &out);
             body_len += out;
             raw += used;
@@ -878,7 +878,7 @@ void tern_client_free(tern_client *c) {
     for (int i = 0; i < MAX_WORKERS; i++) {
         client_worker *w = atomic_load(&c->workers[i]);
         if (!w) continue;
-        if (tern_pool_destroy(w->pool) < 0) continue; /* in use or another worker: left alone */
+        if (tern_pool_free(w->pool) < 0) continue; /* in use or another worker: left alone */
         free(w);
     }
     pthread_mutex_destroy(&c->lock);
