@@ -191,7 +191,9 @@ TERN_API int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, s
 TERN_API int tern_worker_id(void);
 
 /* ---- response ------------------------------------------------------------ */
-TERN_API void tern_resp_set_status(tern_ctx *ctx, int status);
+/* A final status, 200..599; anything else is refused with -EINVAL and the
+ * status stays as it was (200 unless set). */
+TERN_API int tern_resp_set_status(tern_ctx *ctx, int status);
 TERN_API int tern_resp_status(const tern_ctx *ctx);
 /* Header names must be tokens and values must not hold CR, LF or NUL:
  * invalid input is refused with -EINVAL (no response splitting). */

@@ -9,8 +9,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "http/h1.h"
 #include "http/url.h"
-#include "server/worker.h"
 
 void tern__ctx_init(tern_ctx *ctx) {
     memset(ctx, 0, offsetof(tern_ctx, resp_inline));
@@ -151,13 +151,19 @@ const char *tern_req_param(const tern_ctx *ctx, const char *name) {
 
 int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
     *len = sizeof *addr;
-    return getpeername(tern__conn_fd(ctx->conn), (struct sockaddr *)addr, len) < 0 ? -errno : 0;
+    if (!ctx->exchange) return -ENOTCONN;
+    return getpeername(ctx->exchange->t.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
 
 /* ---- response ------------------------------------------------------------ */
 
-void tern_resp_set_status(tern_ctx *ctx, int status) {
-    if (status >= 100 && status <= 999) ctx->status = status;
+int tern_resp_set_status(tern_ctx *ctx, int status) {
+    /* a handler's answer is final: 1xx would leave the client waiting for
+     * the real one (and take the next response for it), and three digits
+     * 600..999 are no status at all (RFC 9110 §15) */
+    if (status < 200 || status > 599) return -EINVAL;
+    ctx->status = status;
+    return 0;
 }
 int tern_resp_status(const tern_ctx *ctx) { return ctx->status; }
 
@@ -212,6 +218,10 @@ static int add_header(tern_ctx *ctx, const char *name, const char *value, int re
     case 6:
         if (name_is(name, nlen, "Server")) ctx->server_set = 1;
         break;
+    case 4:
+        /* the handler's own Date replaces the server's: never two */
+        if (name_is(name, nlen, "Date")) ctx->date_set = 1;
+        break;
     }
     if (replace && ctx->num_resp) tern_resp_remove_header(ctx, name);
     if (ctx->num_resp == ctx->cap_resp) {
@@ -249,6 +259,7 @@ int tern_resp_remove_header(tern_ctx *ctx, const char *name) {
     }
     ctx->num_resp = j;
     if (removed && name_is(name, nlen, "Server")) ctx->server_set = 0;
+    if (removed && name_is(name, nlen, "Date")) ctx->date_set = 0;
     return removed ? 0 : -ENOENT;
 }
 
@@ -309,14 +320,16 @@ int tern_resp_printf(tern_ctx *ctx, const char *fmt, ...) {
 }
 
 int tern_resp_text(tern_ctx *ctx, int status, const char *text) {
-    tern_resp_set_status(ctx, status);
-    int r = tern_resp_set_header(ctx, "Content-Type", "text/plain; charset=utf-8");
+    int r = tern_resp_set_status(ctx, status);
+    if (r < 0) return r;
+    r = tern_resp_set_header(ctx, "Content-Type", "text/plain; charset=utf-8");
     return r < 0 ? r : tern_resp_set_body(ctx, text, strlen(text));
 }
 
 int tern_resp_json(tern_ctx *ctx, int status, const char *json) {
-    tern_resp_set_status(ctx, status);
-    int r = tern_resp_set_header(ctx, "Content-Type", "application/json");
+    int r = tern_resp_set_status(ctx, status);
+    if (r < 0) return r;
+    r = tern_resp_set_header(ctx, "Content-Type", "application/json");
     return r < 0 ? r : tern_resp_set_body(ctx, json, strlen(json));
 }
 
@@ -404,6 +417,7 @@ void tern__ctx_error(tern_ctx *ctx, int status, const char *detail) {
     /* start from a clean response: whatever the handler set is dropped */
     ctx->num_resp = 0;
     ctx->server_set = 0;
+    ctx->date_set = 0;
     ctx->status = status;
     ctx->oom = 0;
     const char *reason = tern__status_reason(status, NULL);
@@ -415,3 +429,28 @@ void tern__ctx_error(tern_ctx *ctx, int status, const char *detail) {
 }
 
 void *tern_route_data(const tern_ctx *ctx) { return ctx->route_data; }
+
+void tern__ctx_set_allow(tern_ctx *ctx, unsigned allowed) {
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {TERN_GET, "GET"},         {TERN_HEAD, "HEAD"},       {TERN_POST, "POST"},
+        {TERN_PUT, "PUT"},         {TERN_DELETE, "DELETE"},   {TERN_PATCH, "PATCH"},
+        {TERN_OPTIONS, "OPTIONS"}, {TERN_CONNECT, "CONNECT"}, {TERN_TRACE, "TRACE"},
+    };
+    char buf[96];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(allowed & names[i].bit)) continue;
+        size_t l = strlen(names[i].name);
+        if (n) {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        }
+        memcpy(buf + n, names[i].name, l);
+        n += l;
+    }
+    buf[n] = 0;
+    tern_resp_set_header(ctx, "Allow", buf);
+}

@@ -32,12 +32,18 @@ typedef struct tern__resp_header {
 #define TERN_CTX_INLINE_HEADERS 8
 #define TERN_CTX_INLINE_ARENA 256
 
-struct tern__worker;
-struct tern__conn;
+struct tern__h1;
+
+/* A streamed response's state (tern_resp_stream_*). */
+typedef enum tern__stream_state {
+    TERN__STREAM_NONE,   /* not streaming: the response is sent whole */
+    TERN__STREAM_OPEN,   /* head sent, body pieces going out */
+    TERN__STREAM_ENDED,  /* framing finished */
+    TERN__STREAM_BROKEN, /* a write failed: the connection closes */
+} tern__stream_state;
 
 struct tern_ctx {
-    struct tern__worker *worker;
-    struct tern__conn *conn;
+    struct tern__h1 *exchange;        /* the HTTP/1.1 exchange this request came on */
     /* request */
     const char *head;                 /* copy of the head; header values NUL-terminated */
     const tern__http_header *headers;  /* offsets into head */
@@ -47,6 +53,7 @@ struct tern_ctx {
     uint32_t req_flags;               /* TERN_REQ_* */
     tern_str method_str, target, query;
     const char *path;                 /* decoded, normalised, NUL-terminated */
+    size_t path_len;
     const char *body;
     size_t body_len;
     uint32_t num_params;
@@ -64,8 +71,9 @@ struct tern_ctx {
     unsigned oom : 1;                 /* an allocation failed: answer 503 */
     unsigned close : 1;               /* close the connection after this response */
     unsigned server_set : 1;          /* handler set its own Server header */
+    unsigned date_set : 1;            /* handler set its own Date header */
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
-    unsigned stream_state : 2;        /* 0 none, 1 streaming, 2 ended, 3 broken */
+    tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
     tern__arena arena;
@@ -77,6 +85,9 @@ void tern__ctx_init(tern_ctx *ctx);
 void tern__ctx_release(tern_ctx *ctx);
 /* Sets the response to a plain-text error page (no request bytes echoed). */
 void tern__ctx_error(tern_ctx *ctx, int status, const char *detail);
+
+/* Sets the Allow header to the methods in `allowed` (TERN_* bits). */
+void tern__ctx_set_allow(tern_ctx *ctx, unsigned allowed);
 
 /* Reason phrase for a status code ("Unknown" for unlisted codes). */
 const char *tern__status_reason(int status, size_t *len);

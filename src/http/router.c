@@ -636,9 +636,9 @@ static __attribute__((noinline)) int match_from(const router_node *n, size_t pos
     assert(m->num_params == 0);
     if (allowed405) {
         m->allowed = allowed405;
-        return -405;
+        return TERN__ROUTE_METHOD_NOT_ALLOWED;
     }
-    return -404;
+    return TERN__ROUTE_NOT_FOUND;
 }
 
 /* The search's first path, walked without its bookkeeping: a static edge
@@ -691,14 +691,14 @@ static __attribute__((noinline)) int match_long(const tern__router *r, unsigned 
     return match_path(r, slot, path, len, m);
 }
 
-int tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
+tern__route_result tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
                       tern__route_match *m) {
     const unsigned slot = method_slot(method);
     m->handler = NULL;
     m->allowed = 0;
     m->num_params = 0;
     /* value_len is 32 bits; the server caps targets far below that anyway */
-    if (len == 0 || len > UINT32_MAX || path[0] != '/') return -404;
+    if (len == 0 || len > UINT32_MAX || path[0] != '/') return TERN__ROUTE_NOT_FOUND;
     if (len > 16) return match_long(r, slot, path, len, m);
     return match_path(r, slot, path, len, m);
 }

@@ -53,17 +53,23 @@ int tern__router_add(tern__router *r, unsigned methods, const char *pattern, voi
  * falls back to a GET handler. m->allowed is set in both 0 and -405 cases.
  * Details:
  * - method is one TERN_* bit; anything else (0, several bits) finds no
- *   handler, so it gets -405 on an existing path and -404 otherwise.
+ *   handler, so it gives METHOD_NOT_ALLOWED on an existing path and NOT_FOUND otherwise.
  * - allowed always holds TERN_OPTIONS, and TERN_HEAD when GET is there. An
- *   OPTIONS request without an OPTIONS handler gets -405 with TERN_OPTIONS in
+ *   OPTIONS request without an OPTIONS handler gets METHOD_NOT_ALLOWED with TERN_OPTIONS in
  *   allowed: the server answers it itself (204 + Allow).
- * - On 0, allowed is the matched route's methods; on -405 it is the union
+ * - On 0, allowed is the matched route's methods; on METHOD_NOT_ALLOWED it is the union
  *   over every route matching the path (all of which would be answered).
  * - Only a route with a handler for `method` wins: "/a/b" (POST only) and
  *   "/a/:x" (GET) give GET /a/b -> "/a/:x".
- * - m->handler is non-NULL iff 0 is returned; m->num_params is 0 unless 0.
+ * - m->handler is non-NULL iff FOUND is returned; m->num_params is 0 unless 0.
  * - Lock-free for any number of concurrent readers once adds are done. */
-int tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
-                      tern__route_match *m);
+typedef enum tern__route_result {
+    TERN__ROUTE_FOUND = 0,
+    TERN__ROUTE_NOT_FOUND,          /* no route for the path: 404 */
+    TERN__ROUTE_METHOD_NOT_ALLOWED, /* routes for the path, none for the method: 405 */
+} tern__route_result;
+
+tern__route_result tern__router_match(const tern__router *r, unsigned method, const char *path, size_t len,
+                                      tern__route_match *m);
 
 #endif

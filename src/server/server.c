@@ -308,10 +308,17 @@ void tern_server_stop(tern_server *s) {
 int tern_server_run(tern_server *s) {
     int r = tern_server_bind(s);
     if (r < 0) return r;
-    s->server_name_len = strlen(s->cfg.server_name);
-    s->limits.max_head = s->cfg.max_request_head;
-    s->limits.max_target = s->cfg.max_target;
-    s->limits.max_headers = s->cfg.max_headers;
+    s->h1 = (tern__h1_config){
+        .limits = {.max_head = s->cfg.max_request_head, .max_target = s->cfg.max_target,
+                   .max_headers = s->cfg.max_headers},
+        .max_body = s->cfg.max_body,
+        .header_timeout_ms = s->cfg.header_timeout_ms,
+        .body_timeout_ms = s->cfg.body_timeout_ms,
+        .min_body_rate = s->cfg.min_body_rate,
+        .write_timeout_ms = s->cfg.write_timeout_ms,
+        .server_name = s->cfg.server_name,
+        .server_name_len = strlen(s->cfg.server_name),
+    };
 
     /* serve as many connections as the hard limit allows (nginx does the
      * same with worker_rlimit_nofile) */

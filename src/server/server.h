@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "http/parse.h"
+#include "http/h1.h"
 #include "http/router.h"
 #include "tern.h"
 
@@ -29,7 +29,7 @@ struct tern_server {
     tern_config cfg;
     char *host;
     tern__router *router;
-    tern__http_limits limits;
+    tern__h1_config h1;         /* what the HTTP/1.1 exchange needs of cfg */
     int nworkers;
     struct tern__worker *workers;
     int *listen_fds;            /* one per worker, bound by tern_server_bind */
@@ -39,7 +39,6 @@ struct tern_server {
     int stop_pipe[2];           /* self-pipe: tern_server_stop wakes the main thread */
     atomic_uint open_conns;     /* across workers, for max_connections */
     atomic_uint in_flight;      /* across workers, for max_in_flight */
-    size_t server_name_len;
     tern__route_entry *routes;
     void *data;                 /* tern_server_set_data */
     tern_worker_start_fn worker_start;

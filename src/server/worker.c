@@ -22,8 +22,6 @@ int tern_worker_id(void) { return tern__worker_self ? tern__worker_self->id : -1
 
 void *tern_worker_local(void) { return tern__worker_self ? tern__worker_self->local : NULL; }
 
-#define RBUF_SIZE 65536
-#define WBUF_INITIAL 65536
 /* After EMFILE/ENFILE the backlog waits this long before accept is tried
  * again: no spinning on a listener we cannot serve. */
 #define ACCEPT_RETRY_NS (100ull * 1000000ull)
@@ -92,27 +90,21 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
         return -ENOMEM;
     }
     w->conn_slots = slots;
-    w->rbuf_size = RBUF_SIZE;
-    w->rbuf = malloc(RBUF_SIZE);
-    w->wbuf.data = malloc(WBUF_INITIAL);
-    w->wbuf.cap = WBUF_INITIAL;
-    w->hdrs = calloc(s->cfg.max_headers ? s->cfg.max_headers : 1, sizeof(tern__http_header));
+    if (tern__h1_scratch_init(&w->scratch, s->cfg.max_headers) < 0) return -ENOMEM;
     __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!w->rbuf || !w->wbuf.data || !w->hdrs || !w->metrics || w->notify_fd < 0) return -ENOMEM;
+    if (!w->metrics || w->notify_fd < 0) return -ENOMEM;
     return 0;
 }
 
 void tern__worker_destroy(tern__worker *w) {
     if (w->conns) {
         for (size_t fd = 0; fd < w->conn_slots; fd++)
-            if (w->conns[fd].flags & TERN_CONN_OPEN) close((int)fd);
+            if (w->conns[fd].flags & TERN__CONN_OPEN) close((int)fd);
         munmap(w->conns, w->conn_slots * sizeof(tern__conn));
     }
     w->conns = NULL;
-    free(w->rbuf);
-    free(w->wbuf.data);
-    free(w->hdrs);
+    tern__h1_scratch_destroy(&w->scratch);
     tern__metrics_free(w->metrics);
     if (w->notify_fd >= 0) close(w->notify_fd);
     if (w->listen_fd >= 0) close(w->listen_fd);

@@ -8,10 +8,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "http/conn.h"
-#include "http/date.h"
-#include "http/parse.h"
+#include "http/h1.h"
 #include "rt/sched.h"
+#include "server/conn.h"
 #include "server/admission.h"
 
 struct tern_server;
@@ -23,11 +22,6 @@ enum {
     TERN_EV_LISTENER = 1, /* the worker's listener */
     TERN_EV_NOTIFY = 2,   /* the worker's eventfd (stop, drain) */
 };
-
-typedef struct tern__wbuf {
-    char *data;
-    size_t off, len, cap;       /* bytes [off, len) not yet written */
-} tern__wbuf;
 
 typedef struct tern__worker {
     tern__sched sched;
@@ -45,17 +39,9 @@ typedef struct tern__worker {
     uint64_t epoch_ns;          /* origin of the worker-relative ms clock */
     int listen_paused;          /* accept stopped (EMFILE or connection limit) */
     tern__timer accept_retry;
-    /* scratch, valid only while one coroutine runs without parking */
-    char *rbuf;
-    size_t rbuf_size;
-    tern__wbuf wbuf;
-    tern__http_header *hdrs;     /* parser output, max_headers entries */
-    tern__date_cache date;
-    /* "HTTP/1.1 200 OK\r\nServer: ...\r\nDate: ...\r\n", rebuilt with the date:
-     * the start of most responses as one memcpy */
-    time_t ok_prefix_second;
-    size_t ok_prefix_len;
-    char ok_prefix[160];
+    /* scratch, lent to the exchange that runs; valid only while it runs
+     * without parking (its park hook gives it back) */
+    tern__h1_scratch scratch;
     /* state */
     atomic_int stopping;
     int started;

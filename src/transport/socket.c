@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -102,4 +104,9 @@ int tern__transport_timestamps(tern__transport *t) {
     if (setsockopt(t->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) return -errno;
     *t->flags |= TERN__T_TSTAMP;
     return 0;
+}
+
+int tern__transport_nodelay(tern__transport *t) {
+    int one = 1;
+    return setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? 0 : -errno;
 }

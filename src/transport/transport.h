@@ -81,6 +81,9 @@ static inline int tern__transport_shutdown(tern__transport *t) { return t->ops->
  * the moment bytes reached the host). 0 or -errno. */
 int tern__transport_timestamps(tern__transport *t);
 
+/* Sends small writes at once (TCP_NODELAY); 0 or -errno. */
+int tern__transport_nodelay(tern__transport *t);
+
 /* Writes every byte of iov (modified), parking while the peer reads slowly;
  * the deadline is renewed whenever some bytes go out, so a slow but live
  * reader is never cut off (timeout_ms = 0: wait forever). 0 or -errno. */

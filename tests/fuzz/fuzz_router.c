@@ -166,7 +166,7 @@ static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char
     }
     if (best) return 0;
     want->allowed = union_allowed;
-    return union_allowed ? -405 : -404;
+    return union_allowed ? (int)TERN__ROUTE_METHOD_NOT_ALLOWED : (int)TERN__ROUTE_NOT_FOUND;
 }
 
 /* ---- one checked lookup -------------------------------------------------- */
@@ -175,7 +175,7 @@ static void check_lookup(const tern__router *r, const ref_route *rs, size_t n, u
                          const char *path, size_t len) {
     tern__route_match m;
     int rc = tern__router_match(r, method, path, len, &m);
-    if (rc != 0 && rc != -404 && rc != -405) fail("bad rc", path, len);
+    if (rc != 0 && rc != (int)TERN__ROUTE_NOT_FOUND && rc != (int)TERN__ROUTE_METHOD_NOT_ALLOWED) fail("bad rc", path, len);
     if ((rc == 0) != (m.handler != NULL)) fail("handler non-NULL iff 0 broken", path, len);
     if (m.num_params > TERN_MAX_PARAMS) fail("num_params", path, len);
     if (rc != 0 && m.num_params) fail("params on failure", path, len);
@@ -185,10 +185,10 @@ static void check_lookup(const tern__router *r, const ref_route *rs, size_t n, u
         if (p->value < path || p->value_len > len || p->value > path + len - p->value_len)
             fail("param value outside the path", path, len);
     }
-    if (rc == -404 && m.allowed) fail("allowed on 404", path, len);
-    if (rc != -404 && !(m.allowed & TERN_OPTIONS)) fail("OPTIONS missing", path, len);
+    if (rc == (int)TERN__ROUTE_NOT_FOUND && m.allowed) fail("allowed on 404", path, len);
+    if (rc != (int)TERN__ROUTE_NOT_FOUND && !(m.allowed & TERN_OPTIONS)) fail("OPTIONS missing", path, len);
     if (rc == 0 && !(m.allowed & method)) fail("method not in allowed", path, len);
-    if (rc == -405 && (method & (method - 1)) == 0 && (m.allowed & method) &&
+    if (rc == (int)TERN__ROUTE_METHOD_NOT_ALLOWED && (method & (method - 1)) == 0 && (m.allowed & method) &&
         method != TERN_OPTIONS)
         fail("405 but method allowed", path, len);
 

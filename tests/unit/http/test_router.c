@@ -116,15 +116,15 @@ static const match_case matches[] = {
     {GET, "/users/me", 0, 3, GH_O, ""},
     {HEAD, "/users/me", 0, 47, GH_O, ""},
     {GET, "/e//x", 0, 26, GH_O, ""},
-    {GET, "/e/x", -404, NO_H, 0, ""},
-    {GET, "", -404, NO_H, 0, ""},
-    {GET, "users", -404, NO_H, 0, ""},
-    {GET, "/nope", -404, NO_H, 0, ""},
-    {GET, "//", -404, NO_H, 0, ""},
+    {GET, "/e/x", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "users", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "/nope", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "//", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     /* trailing slash is significant */
     {GET, "/users/", 0, 2, GH_O, ""},
-    {GET, "/users/me/", -404, NO_H, 0, ""},
-    {GET, "/a/b/c/", -404, NO_H, 0, ""},
+    {GET, "/users/me/", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "/a/b/c/", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     /* params */
     {GET, "/users/42", 0, 4, GET | HEAD | DEL | POST | OPT, "id=42"},
     {DEL, "/users/42", 0, 4, GET | HEAD | DEL | POST | OPT, "id=42"},
@@ -133,48 +133,48 @@ static const match_case matches[] = {
     {GET, "/users/42/posts/7", 0, 5, GH_O, "id=42;post=7"},
     {GET, "/users/42/posts", 0, 24, GH_O, "id=42"},
     {GET, "/users/me/posts", 0, 24, GH_O, "id=me"},
-    {GET, "/users/42/posts/", -404, NO_H, 0, ""}, /* :post is never empty */
-    {GET, "/users//posts/7", -404, NO_H, 0, ""},  /* nor is :id */
+    {GET, "/users/42/posts/", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""}, /* :post is never empty */
+    {GET, "/users//posts/7", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},  /* nor is :id */
     {GET, "/k/1/2/3/4/5/6/7/8", 0, 22, GH_O, "a=1;b=2;c=3;d=4;e=5;f=6;g=7;h=8"},
-    {GET, "/k/1/2/3/4/5/6/7", -404, NO_H, 0, ""},
-    {GET, "/k/1/2/3/4/5/6/7/8/9", -404, NO_H, 0, ""},
+    {GET, "/k/1/2/3/4/5/6/7", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "/k/1/2/3/4/5/6/7/8/9", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     {GET, "/v1/doc:batch", 0, 15, GH_O, ""},
-    {GET, "/v1/doc", -404, NO_H, 0, ""},
+    {GET, "/v1/doc", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     /* wildcards */
     {GET, "/files/", 0, 6, GH_O, "path="},
     {GET, "/files/a", 0, 6, GH_O, "path=a"},
     {GET, "/files/a/b/", 0, 6, GH_O, "path=a/b/"},
     {GET, "/files//x", 0, 6, GH_O, "path=/x"},
-    {GET, "/files", -404, NO_H, 0, ""},
-    {GET, "/filesx/a", -404, NO_H, 0, ""},
+    {GET, "/files", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
+    {GET, "/filesx/a", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     {GET, "/w/1/", 0, 18, GH_O, "a=1;rest="},
     {GET, "/w/1/2/3", 0, 18, GH_O, "a=1;rest=2/3"},
-    {GET, "/w/1", -404, NO_H, 0, ""},
+    {GET, "/w/1", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     /* priority and backtracking */
     {GET, "/a/b/c", 0, 7, GH_O, ""},
     {GET, "/a/b/d", 0, 8, GH_O, "x=b"},
     {GET, "/a/z/d", 0, 8, GH_O, "x=z"},
-    {GET, "/a/b/e", -404, NO_H, 0, ""},
+    {GET, "/a/b/e", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     {GET, "/b/c", 0, 10, GH_O, "x=c"}, /* POST-only static loses to GET :x */
     {POST, "/b/c", 0, 9, POST | OPT, ""},
-    {PUT, "/b/c", -405, NO_H, GET | HEAD | POST | OPT, ""}, /* union of both routes */
-    {PUT, "/b/d", -405, NO_H, GH_O, ""},
+    {PUT, "/b/c", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GET | HEAD | POST | OPT, ""}, /* union of both routes */
+    {PUT, "/b/d", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GH_O, ""},
     {GET, "/s/x/1", 0, 17, GH_O, "y=1"},
     {PUT, "/s/x/1", 0, 16, GH_O | PUT, "rest=x/1"},
-    {DEL, "/s/x/1", -405, NO_H, GH_O | PUT, ""},
+    {DEL, "/s/x/1", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GH_O | PUT, ""},
     {GET, "/s/", 0, 46, GH_O | PUT, "rest="},
     {GET, "/p/a/b/c/d", 0, 19, GH_O, ""},
     {GET, "/p/a/b/c/e", 0, 20, GH_O, "x=a"},
-    {GET, "/p/a/b/c/f", -405, NO_H, POST | OPT, ""},
+    {GET, "/p/a/b/c/f", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, POST | OPT, ""},
     {POST, "/p/a/b/c/d", 0, 21, POST | OPT, "r=a/b/c/d"},
-    {PUT, "/p/a/b/c/e", -405, NO_H, GH_O | POST, ""},
+    {PUT, "/p/a/b/c/e", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GH_O | POST, ""},
     /* 405 and allowed */
-    {PUT, "/users", -405, NO_H, GET | HEAD | POST | OPT, ""},
-    {DEL, "/", -405, NO_H, GH_O, ""},
-    {POST, "/files/x", -405, NO_H, GH_O, ""},
-    {0, "/users", -405, NO_H, GET | HEAD | POST | OPT, ""},          /* unknown method */
-    {GET | POST, "/users", -405, NO_H, GET | HEAD | POST | OPT, ""}, /* not one method */
-    {0, "/nope", -404, NO_H, 0, ""},
+    {PUT, "/users", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GET | HEAD | POST | OPT, ""},
+    {DEL, "/", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GH_O, ""},
+    {POST, "/files/x", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GH_O, ""},
+    {0, "/users", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GET | HEAD | POST | OPT, ""},          /* unknown method */
+    {GET | POST, "/users", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GET | HEAD | POST | OPT, ""}, /* not one method */
+    {0, "/nope", (int)TERN__ROUTE_NOT_FOUND, NO_H, 0, ""},
     /* HEAD falls back to GET unless HEAD has its own handler */
     {HEAD, "/", 0, 0, GH_O, ""},
     {HEAD, "/users/42", 0, 4, GET | HEAD | DEL | POST | OPT, "id=42"},
@@ -184,7 +184,7 @@ static const match_case matches[] = {
     {HEAD, "/b/c", 0, 10, GH_O, "x=c"},
     /* OPTIONS: registered handler wins, otherwise 405 with OPTIONS allowed */
     {OPT, "/opt", 0, 13, GH_O, ""},
-    {OPT, "/users", -405, NO_H, GET | HEAD | POST | OPT, ""},
+    {OPT, "/users", (int)TERN__ROUTE_METHOD_NOT_ALLOWED, NO_H, GET | HEAD | POST | OPT, ""},
     {TERN_TRACE, "/any", 0, 23, TERN_ANY, ""},
     {TERN_CONNECT, "/any", 0, 23, TERN_ANY, ""},
 };
@@ -261,11 +261,11 @@ static void test_refused_adds_leave_no_trace(void) {
     CHECK_INT(tern__router_add(r, GET, "/u/:name/x/y", H(1)), -EINVAL);
     CHECK_INT(tern__router_add(r, GET, "/q/r/:a/*b/c", H(1)), -EINVAL);
     CHECK_INT(tern__router_add(r, GET, "/u/:id/x/y", NULL), -EINVAL);
-    CHECK_INT(tern__router_match(r, GET, "/u/1/x/y", 8, &m), -404);
-    CHECK_INT(tern__router_match(r, GET, "/q/r/1/2/c", 10, &m), -404);
+    CHECK_INT(tern__router_match(r, GET, "/u/1/x/y", 8, &m), (int)TERN__ROUTE_NOT_FOUND);
+    CHECK_INT(tern__router_match(r, GET, "/q/r/1/2/c", 10, &m), (int)TERN__ROUTE_NOT_FOUND);
     CHECK_INT(tern__router_add(r, GET, "/q/r/:z", H(2)), 0); /* no orphan ":a" under /q/r */
     CHECK_INT(tern__router_add(r, GET | POST, "/u/:id", H(3)), -EEXIST);
-    CHECK_INT(tern__router_match(r, POST, "/u/1", 4, &m), -405); /* POST was not added */
+    CHECK_INT(tern__router_match(r, POST, "/u/1", 4, &m), (int)TERN__ROUTE_METHOD_NOT_ALLOWED); /* POST was not added */
     CHECK_INT(m.allowed, GH_O);
     CHECK_INT(tern__router_add(r, POST, "/u/:id", H(3)), 0);
     CHECK_INT(tern__router_match(r, POST, "/u/1", 4, &m), 0);
@@ -298,7 +298,7 @@ static void test_out_of_memory(void) {
             tern__route_match m;
             if (rc == -ENOMEM) {
                 saw_enomem++;
-                CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), -404);
+                CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), (int)TERN__ROUTE_NOT_FOUND);
                 /* a leftover node would make this a conflict */
                 CHECK_INT(tern__router_add(r, GET, cases[c].retry, H(2)), 0);
                 CHECK_INT(tern__router_match(r, GET, cases[c].path, plen, &m), 0);
@@ -337,7 +337,7 @@ static void test_deep(void) {
     CHECK_INT(tern__router_match(r, GET, path, strlen(path), &m), 0);
     CHECK_INT(m.num_params, 1);
     CHECK_MEM(m.params[0].value, m.params[0].value_len, "end");
-    CHECK_INT(tern__router_match(r, GET, path, n, &m), -404);
+    CHECK_INT(tern__router_match(r, GET, path, n, &m), (int)TERN__ROUTE_NOT_FOUND);
     tern__router_free(r);
     tern__router_free(NULL);
 }
@@ -386,7 +386,7 @@ static void test_many_routes(void) {
         CHECK(m.handler == &handlers[i]);
         CHECK_INT(m.num_params, 1);
         CHECK(m.num_params == 1 && m.params[0].value == p + len + 1);
-        CHECK_INT(tern__router_match(r, GET, p, (size_t)plen, &m), -405);
+        CHECK_INT(tern__router_match(r, GET, p, (size_t)plen, &m), (int)TERN__ROUTE_METHOD_NOT_ALLOWED);
     }
     tern__router_free(r);
 }
@@ -486,7 +486,7 @@ static int ref_lookup(const ref_route *rs, size_t n, unsigned method, const char
     }
     if (best) return 0;
     want->allowed = union_allowed;
-    return union_allowed ? -405 : -404;
+    return union_allowed ? (int)TERN__ROUTE_METHOD_NOT_ALLOWED : (int)TERN__ROUTE_NOT_FOUND;
 }
 
 /* Compares the router with the reference on one lookup; returns 0 if equal. */
@@ -549,7 +549,7 @@ static void test_against_reference(void) {
             tern__route_match m;
             int rc = tern__router_match(r, method, path, strlen(path), &m);
             hits += rc == 0;
-            n405 += rc == -405;
+            n405 += rc == (int)TERN__ROUTE_METHOD_NOT_ALLOWED;
             mismatches += compare_with_ref(r, rs, n, method, path, strlen(path));
         }
         tern__router_free(r);

@@ -1,0 +1,197 @@
+/* Connection lifecycle: accept, the idle queue (keep-alive expiry in O(1)),
+ * epoll events, the coroutine that serves a busy connection, drain and
+ * close. The HTTP itself is the exchange's (src/http/h1.c); this file only
+ * lends it the worker's scratch and parks it until its socket is ready. */
+#include "server/conn.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "rt/sched.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+static void conn_main(void *arg);
+
+/* ---- the idle queue -------------------------------------------------------- */
+
+static void queue_append(tern__worker *w, tern__conn *c, uint32_t deadline_ms) {
+    c->q_deadline_ms = deadline_ms;
+    c->q_next = -1;
+    c->q_prev = w->idle_tail;
+    if (w->idle_tail >= 0)
+        w->conns[w->idle_tail].q_next = c->fd;
+    else
+        w->idle_head = c->fd;
+    w->idle_tail = c->fd;
+    c->flags |= TERN__CONN_IN_QUEUE;
+}
+
+static void queue_remove(tern__worker *w, tern__conn *c) {
+    if (!(c->flags & TERN__CONN_IN_QUEUE)) return;
+    if (c->q_prev >= 0)
+        w->conns[c->q_prev].q_next = c->q_next;
+    else
+        w->idle_head = c->q_next;
+    if (c->q_next >= 0)
+        w->conns[c->q_next].q_prev = c->q_prev;
+    else
+        w->idle_tail = c->q_prev;
+    c->q_prev = c->q_next = -1;
+    c->flags &= ~(uint32_t)TERN__CONN_IN_QUEUE;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void conn_close(tern__worker *w, tern__conn *c) {
+    queue_remove(w, c);
+    close(c->fd); /* also removes it from the epoll set */
+    c->flags = 0;
+    c->busy = NULL;
+    __atomic_store_n(&w->open_conns, w->open_conns - 1, __ATOMIC_RELAXED); /* read by /stats */
+    atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+    tern__metrics_conn_closed(w->metrics);
+}
+
+static void start_serving(tern__worker *w, tern__conn *c) {
+    tern_coro *co = tern__sched_coro_new(&w->sched, conn_main, c);
+    if (!co) {
+        /* no stack for it: dropping one connection beats stalling them all */
+        conn_close(w, c);
+        return;
+    }
+    tern__sched_run_now(&w->sched, co);
+}
+
+void tern__conn_accepted(tern__worker *w, int fd) {
+    if ((size_t)fd >= w->conn_slots) {
+        close(fd);
+        atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+        return;
+    }
+    tern__conn *c = &w->conns[fd];
+    *c = (tern__conn){.fd = fd, .flags = TERN__CONN_OPEN | TERN__T_READABLE, .q_prev = -1, .q_next = -1};
+    /* registered once, edge-triggered for both directions: no epoll_ctl
+     * ever again for this connection, whatever it does */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = (uint64_t)(uintptr_t)c | TERN_EV_CONN};
+    if (epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        c->flags = 0;
+        atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+        return;
+    }
+    __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
+    tern__metrics_conn_opened(w->metrics);
+    /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
+     * now rather than after another trip through epoll_wait */
+    start_serving(w, c);
+}
+
+void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
+    if (!(c->flags & TERN__CONN_OPEN)) return;
+    const uint32_t in_ev = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    if (events & in_ev) c->flags |= TERN__T_READABLE;
+    tern__conn_busy *b = c->busy;
+    if (b) {
+        if (b->wait) {
+            if (((b->wait & EPOLLIN) && (events & in_ev)) ||
+                ((b->wait & EPOLLOUT) && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))))
+                tern__sched_wake(b->x.coro, 0);
+        } else if (b->x.in_handler && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+            /* the client went away while its request is being handled:
+             * cancel it, so its next park returns -ECANCELED */
+            tern__sched_cancel(b->x.coro);
+        }
+        return;
+    }
+    if (events & in_ev) {
+        queue_remove(w, c);
+        start_serving(w, c);
+    }
+}
+
+int64_t tern__conn_sweep(tern__worker *w) {
+    uint32_t now = tern__worker_ms(w);
+    while (w->idle_head >= 0) {
+        tern__conn *c = &w->conns[w->idle_head];
+        int32_t left = (int32_t)(c->q_deadline_ms - now);
+        if (left > 0) return (int64_t)left * 1000000;
+        tern__metrics_timeout(w->metrics);
+        conn_close(w, c);
+    }
+    return -1;
+}
+
+/* An idle keep-alive connection is not closed at once when the drain
+ * starts: a client may have sent its next request at that very moment, and
+ * closing would lose it (HTTP/1.1 clients may not retry). It gets a short
+ * grace instead; a request that arrives meanwhile is answered with
+ * Connection: close. */
+#define DRAIN_IDLE_GRACE_MS 500u
+
+void tern__conn_drain(tern__worker *w) {
+    uint32_t now = tern__worker_ms(w);
+    unsigned grace = w->server->cfg.drain_timeout_ms < DRAIN_IDLE_GRACE_MS ? w->server->cfg.drain_timeout_ms
+                                                                           : DRAIN_IDLE_GRACE_MS;
+    for (size_t fd = 0; fd < w->conn_slots; fd++) {
+        tern__conn *c = &w->conns[fd];
+        if (!(c->flags & TERN__CONN_OPEN)) continue;
+        c->flags |= TERN__H1_DRAIN;
+        if (!c->busy) {
+            queue_remove(w, c);
+            queue_append(w, c, now + grace);
+        }
+    }
+}
+
+void tern__conn_cancel_all(tern__worker *w) {
+    for (size_t fd = 0; fd < w->conn_slots; fd++) {
+        tern__conn *c = &w->conns[fd];
+        if ((c->flags & TERN__CONN_OPEN) && c->busy) {
+            c->flags |= TERN__H1_KILL;
+            tern__sched_cancel(c->busy->x.coro);
+        }
+    }
+}
+
+/* ---- serving --------------------------------------------------------------- */
+
+/* The transport's wait: park until the epoll edge for `events` (which
+ * tern__conn_event turns into a wake) or the deadline. */
+static int conn_wait(void *waiter, uint32_t events, uint64_t deadline_ns) {
+    tern__conn_busy *b = waiter;
+    b->wait = events;
+    int r = tern__sched_park_until(deadline_ns);
+    b->wait = 0;
+    return r;
+}
+
+static void conn_main(void *arg) {
+    tern__conn *c = arg;
+    tern__worker *w = tern__worker_self;
+    tern__conn_busy b;
+    b.conn = c;
+    b.wait = 0;
+    tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
+    tern__h1_init(&b.x, &w->server->h1, &tern__dispatch_hooks, w, &w->scratch, w->sched.current);
+    b.x.requests = &c->requests;
+    tern__sched_set_park_hook(b.x.coro, tern__h1_park_hook, &b.x);
+    c->busy = &b;
+
+    tern__h1_outcome out = tern__h1_serve(&b.x);
+
+    tern__sched_set_park_hook(b.x.coro, NULL, NULL);
+    tern__h1_release(&b.x);
+    b.x.t.ops->release(&b.x.t);
+    if (out == TERN__H1_CLOSED) {
+        conn_close(w, c);
+        return;
+    }
+    c->busy = NULL;
+    unsigned ka = w->server->cfg.keepalive_timeout_ms;
+    if (ka) queue_append(w, c, tern__worker_ms(w) + ka);
+}
