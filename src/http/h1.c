@@ -65,15 +65,22 @@ void tern__h1_scratch_destroy(tern__h1_scratch *s) {
 
 void tern__h1_init(tern__h1 *x, const tern__h1_config *cfg, const tern__h1_hooks *hooks, void *drv,
                    tern__h1_scratch *scratch, tern_coro *coro) {
-    tern__transport t = x->t; /* set up by the driver before */
-    memset(x, 0, sizeof *x);
-    x->t = t;
-    x->flags = t.flags;
+    /* x->t was set up by the driver; every other field is set here (no
+     * memset of the whole struct: this runs once per busy period) */
+    x->flags = x->t.flags;
     x->cfg = cfg;
     x->hooks = hooks;
     x->drv = drv;
     x->scratch = scratch;
     x->coro = coro;
+    x->requests = NULL;
+    x->in_handler = x->lost = x->in_owned = x->writing = 0;
+    x->in = NULL;
+    x->in_start = x->in_len = x->in_cap = 0;
+    x->out = NULL;
+    x->out_off = x->out_len = x->out_cap = 0;
+    x->batch_requests = 0;
+    x->batch_bytes = 0;
 }
 
 void tern__h1_release(tern__h1 *x) {
@@ -83,7 +90,7 @@ void tern__h1_release(tern__h1 *x) {
     x->in = NULL;
     x->in_owned = 0;
     x->in_start = x->in_len = 0;
-    free(x->out);
+    if (x->out) free(x->out);
     x->out = NULL;
     x->out_off = x->out_len = x->out_cap = 0;
 }
@@ -202,11 +209,13 @@ static h1_step finish(tern__h1 *x, tern_ctx *ctx, int status) {
 static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_len, char *head,
                              const tern__http_header *hdrs) {
     int status = 0;
-    tern__h1_body body;
-    switch (tern__h1_read_body(x, req, head_len, &body, &status)) {
-    case TERN__H1_READ_OK: break;
-    case TERN__H1_READ_REJECT: return answer_error(x, status, NULL, req->method);
-    case TERN__H1_READ_BROKEN: return STEP_ABORT;
+    tern__h1_body body = {.data = NULL, .len = 0, .consumed = head_len, .heap = NULL};
+    if (req->flags & (TERN_REQ_CHUNKED | TERN_REQ_HAS_LENGTH)) {
+        switch (tern__h1_read_body(x, req, head_len, &body, &status)) {
+        case TERN__H1_READ_OK: break;
+        case TERN__H1_READ_REJECT: return answer_error(x, status, NULL, req->method);
+        case TERN__H1_READ_BROKEN: return STEP_ABORT;
+        }
     }
     if (!x->in_owned && body.len) {
         /* the body in the scratch buffer is not ours once the handler parks */
@@ -233,7 +242,7 @@ static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_l
     }
     h1_step step = finish(x, &ctx, status);
     tern__ctx_release(&ctx);
-    free(body.heap);
+    if (body.heap) free(body.heap);
     return step;
 }
 
@@ -273,7 +282,7 @@ static h1_step serve_one(tern__h1 *x) {
         step = answer_error(x, 417, NULL, req.method); /* RFC 9110 §10.1.1 */
     else
         step = serve_request(x, &req, head_len, head, hdrs);
-    free(heap);
+    if (heap) free(heap);
     return step;
 }
 

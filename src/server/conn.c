@@ -126,25 +126,34 @@ int64_t tern__conn_sweep(tern__worker *w) {
     return -1;
 }
 
-/* An idle keep-alive connection is not closed at once when the drain
- * starts: a client may have sent its next request at that very moment, and
- * closing would lose it (HTTP/1.1 clients may not retry). It gets a short
- * grace instead; a request that arrives meanwhile is answered with
- * Connection: close. */
+/* Draining idle keep-alive connections. Closing one at the very moment its
+ * client sends the next request would lose that request (HTTP/1.1 clients
+ * may not retry it), and a client that was just answered is the one most
+ * likely to be sending: so a connection gets a grace of DRAIN_IDLE_GRACE_MS
+ * counted from its last response, in which a request is still answered
+ * (with Connection: close). One that has been quiet for longer is closed at
+ * once, so an idle server exits at once. */
 #define DRAIN_IDLE_GRACE_MS 500u
 
 void tern__conn_drain(tern__worker *w) {
     uint32_t now = tern__worker_ms(w);
+    unsigned ka = w->server->cfg.keepalive_timeout_ms;
     unsigned grace = w->server->cfg.drain_timeout_ms < DRAIN_IDLE_GRACE_MS ? w->server->cfg.drain_timeout_ms
                                                                            : DRAIN_IDLE_GRACE_MS;
     for (size_t fd = 0; fd < w->conn_slots; fd++) {
         tern__conn *c = &w->conns[fd];
         if (!(c->flags & TERN__CONN_OPEN)) continue;
         c->flags |= TERN__H1_DRAIN;
-        if (!c->busy) {
-            queue_remove(w, c);
-            queue_append(w, c, now + grace);
+        if (c->busy) continue;
+        /* in the queue, the deadline is the last response + keepalive */
+        uint32_t until = now + grace;
+        if (ka && (c->flags & TERN__CONN_IN_QUEUE)) until = c->q_deadline_ms - ka + grace;
+        queue_remove(w, c);
+        if ((int32_t)(until - now) <= 0 && !(c->flags & TERN__T_READABLE)) {
+            conn_close(w, c);
+            continue;
         }
+        queue_append(w, c, until);
     }
 }
 
