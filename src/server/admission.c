@@ -1,9 +1,7 @@
 #include "server/admission.h"
 
-/* slow start, as TCP does: a cold worker does not let an unmeasured burst of
- * 64 CPU-heavy handlers interleave (their first completions would take 64
- * times the work); the limit doubles every interval while times stay near
- * the unloaded time, so an IO-bound route reaches 64 in half a second */
+/* where the limit starts; it only matters once the worker is congested,
+ * and by then it has followed the concurrency that ran in budget */
 #define LIMIT_INITIAL 4
 #define LIMIT_MAX 100000
 /* leave overload only after this many calm intervals in a row: one quiet
@@ -22,31 +20,56 @@ void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t inter
                           .next_min_ns = UINT64_MAX};
 }
 
-static void limit_update(tern__admission *a) {
-    if (!a->lat_count) {
-        a->peak_running = a->running;
-        a->last_avg_latency_ns = 0;
-        return;
-    }
-    uint64_t avg = a->lat_sum_ns / a->lat_count;
-    a->last_avg_latency_ns = avg;
-    if (a->min_latency_ns != UINT64_MAX && avg > 2 * a->min_latency_ns) {
-        /* gradient: scale the limit by how far the time is over budget, so
-         * a burst that let 64 handlers interleave is cut back in one
-         * interval, not eleven; at least a quarter off */
-        uint64_t l = (uint64_t)a->limit * 2 * a->min_latency_ns / avg;
-        uint64_t quarter_off = a->limit - a->limit / 4;
-        if (l > quarter_off) l = quarter_off;
-        a->limit = l ? (unsigned)l : 1;
-    } else if (a->peak_running >= a->limit && a->limit < LIMIT_MAX) {
-        /* the limit was used and times are within budget: double while they
-         * stay close to the unloaded time, then grow by an eighth */
-        unsigned g = a->min_latency_ns != UINT64_MAX && 2 * avg <= 3 * a->min_latency_ns
-                         ? a->limit
-                         : a->limit / 8;
+static void limit_cut(tern__admission *a, uint64_t avg) {
+    /* gradient: scale the concurrency by how far the time is over budget,
+     * so a burst that let 64 handlers interleave is cut back in one
+     * interval, not eleven; at least a quarter off; from the concurrency
+     * that actually ran when it was under the limit. */
+    unsigned base = a->peak_running && a->peak_running < a->limit ? a->peak_running : a->limit;
+    uint64_t l = (uint64_t)base * 2 * a->min_latency_ns / avg;
+    uint64_t quarter_off = base - base / 4;
+    if (l > quarter_off) l = quarter_off;
+    a->limit = l ? (unsigned)l : 1;
+}
+
+static void limit_grow(tern__admission *a, uint64_t avg) {
+    /* this much concurrency kept times in budget */
+    if (a->peak_running > a->limit) a->limit = a->peak_running;
+    if (a->peak_running >= a->limit && a->limit < LIMIT_MAX) {
+        /* the limit was used: double while times stay close to the
+         * unloaded time, then grow by an eighth */
+        unsigned g = a->min_latency_ns != UINT64_MAX && 2 * avg <= 3 * a->min_latency_ns ? a->limit
+                                                                                          : a->limit / 8;
         a->limit += g ? g : 1;
-        if (a->limit > LIMIT_MAX) a->limit = LIMIT_MAX;
     }
+    if (a->limit > LIMIT_MAX) a->limit = LIMIT_MAX;
+}
+
+static void limit_update(tern__admission *a) {
+    int calm = 1;
+    if (a->lat_count) {
+        uint64_t avg = a->lat_sum_ns / a->lat_count;
+        a->last_avg_latency_ns = avg;
+        if (a->min_latency_ns != UINT64_MAX && avg > 2 * a->min_latency_ns) {
+            limit_cut(a, avg);
+            a->congested = 1;
+            calm = 0;
+        } else {
+            limit_grow(a, avg);
+        }
+    } else {
+        a->last_avg_latency_ns = 0;
+    }
+    if (a->overloaded) {
+        a->congested = 1;
+        calm = 0;
+    }
+    /* congestion ends once times stay in budget while demand is under the
+     * limit: a limit that is still reached is the limit working */
+    if (!calm || a->peak_running >= a->limit)
+        a->congested_calm = 0;
+    else if (a->congested && ++a->congested_calm >= CALM_TO_RECOVER)
+        a->congested = 0;
     /* the unloaded time is re-learnt now and then, so a slower phase of the
      * application does not look like overload forever */
     if (++a->min_age >= MIN_REFRESH_INTERVALS && a->next_min_ns != UINT64_MAX) {
@@ -92,9 +115,11 @@ void tern__admission_tick(tern__admission *a, uint64_t now_ns) {
     a->max_lag_ns = 0;
     a->samples = 0;
     /* a whole interval with no event at all: the load is gone */
-    if (now_ns - a->interval_end_ns >= a->interval_ns) {
+    if (now_ns - a->interval_end_ns >= a->interval_ns && !a->running) {
         a->overloaded = 0;
         a->calm_intervals = 0;
+        a->congested = 0;
+        a->congested_calm = 0;
     }
     a->interval_end_ns = now_ns + a->interval_ns;
 }
@@ -110,7 +135,7 @@ int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns
     if (delay_ns < a->min_delay_ns) a->min_delay_ns = delay_ns;
     a->samples++;
     uint64_t allowed = a->overloaded ? a->target_ns : a->interval_ns;
-    int shed = delay_ns > allowed || a->running >= a->limit;
+    int shed = delay_ns > allowed || ((a->congested || a->overloaded) && a->running >= a->limit);
     /* near the in-flight ceiling while overloaded: keep headroom */
     if (!shed && a->overloaded && max_in_flight && in_flight * 10 >= max_in_flight * 9) shed = 1;
     if (shed) {
@@ -139,6 +164,6 @@ unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, uns
     /* (handler time against the unloaded time is not part of the level:
      * with yielding handlers it also rises with harmless sharing; it only
      * steers the concurrency limit, whose sheds show in the mode) */
-    if (a->overloaded && worst < 100) worst = 100;
+    if ((a->overloaded || a->congested || a->last_sheds || a->sheds_interval) && worst < 100) worst = 100;
     return worst > 100 ? 100 : (unsigned)worst;
 }

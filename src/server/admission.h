@@ -24,11 +24,19 @@
  * waits in a queue but everybody gets slower): an adaptive limit on the
  * adaptive requests running at once on the worker, in the spirit of TCP
  * Vegas. Each interval compares the requests' measured handler time with
- * the smallest seen recently (the unloaded time): above twice that, the
- * limit is scaled down in proportion (at least by a quarter); otherwise, if
- * the limit was reached, it doubles (times within 1.5x) or grows by an
- * eighth. It starts at 4 (slow start). A request over the limit is answered
- * 503 at once. */
+ * the smallest seen recently (the unloaded time). Above twice that, the
+ * worker is congested and the limit is scaled down in proportion (at least
+ * by a quarter). Otherwise the limit follows the concurrency that kept
+ * times in budget (the peak of the interval), and grows when it was reached
+ * (doubling while times stay within 1.5x, then by an eighth).
+ *
+ * The limit is enforced only while the worker is congested or overloaded:
+ * a burst that the worker absorbs without its handlers getting slower is
+ * never shed, whatever its size, and a parked request (a handler waiting on
+ * a sleep, a pool or an upstream) costs no CPU, so it never makes times
+ * grow and never counts as load. Congestion ends after CALM_TO_RECOVER
+ * intervals in which times were in budget and demand stayed under the
+ * limit. */
 typedef struct tern__admission {
     uint64_t target_ns, interval_ns;
     uint64_t interval_end_ns;
@@ -38,10 +46,12 @@ typedef struct tern__admission {
     uint64_t last_max_lag_ns;
     uint64_t samples;            /* this interval */
     int overloaded;              /* decided at the end of the previous interval */
+    int congested;               /* handler times over budget: the limit applies */
+    unsigned congested_calm;     /* consecutive calm intervals while congested */
     unsigned level;              /* 0..100 */
     uint64_t shed_total;
-    unsigned calm_intervals;
-    uint64_t sheds_interval, last_sheds; /* sheds in this / the previous interval */     /* consecutive intervals without a standing queue */
+    unsigned calm_intervals;     /* consecutive intervals without a standing queue */
+    uint64_t sheds_interval, last_sheds; /* sheds in this / the previous interval */
     /* concurrency limit */
     unsigned limit, running, peak_running;
     uint64_t min_latency_ns;     /* smallest handler time seen, refreshed every 50 intervals */
@@ -62,7 +72,8 @@ int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns
 void tern__admission_start(tern__admission *a);
 void tern__admission_done(tern__admission *a, uint64_t latency_ns);
 
-/* Load level 0..100 from the last interval's signals and the in-flight ratio. */
+/* Load level 0..100 from the last interval's signals and the in-flight
+ * ratio; 100 while overloaded, congested or shedding. */
 unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, unsigned max_in_flight);
 
 #endif

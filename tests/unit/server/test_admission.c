@@ -114,6 +114,64 @@ static void test_concurrency_limit(void) {
     CHECK(a.limit > cut);
 }
 
+/* A burst on a fresh worker is admitted whole, however many run at once:
+ * nothing says the worker is slower yet. */
+static void test_fresh_burst_admitted(void) {
+    tern__admission a;
+    uint64_t now = 0;
+    tern__admission_init(&a, 5 * MS, 100 * MS, now);
+    for (int i = 0; i < 200; i++) {
+        CHECK_INT(tern__admission_check(&a, 100 * US, now, 0, 0), 0);
+        tern__admission_start(&a);
+    }
+    CHECK_INT(a.shed_total, 0);
+    CHECK_INT(tern__admission_level(&a, 0, 0), 0);
+}
+
+/* Parked requests (a 100 ms sleep) take the same time however many wait
+ * at once: their number never becomes load. Then a phase where interleaved
+ * CPU work makes times grow: congestion, the limit applies; then the load
+ * falls under the limit with times in budget: congestion ends. */
+static void test_parked_are_not_load(void) {
+    tern__admission a;
+    uint64_t now = 0;
+    tern__admission_init(&a, 5 * MS, 100 * MS, now);
+    for (int k = 0; k < 6; k++) {
+        unsigned n = 10u << k; /* 10 .. 320 parked at once */
+        for (unsigned i = 0; i < n; i++) {
+            CHECK_INT(tern__admission_check(&a, 50 * US, now, 0, 0), 0);
+            tern__admission_start(&a);
+        }
+        for (unsigned i = 0; i < n; i++) tern__admission_done(&a, 100 * MS + i * US);
+        now += 101 * MS;
+        tern__admission_tick(&a, now);
+        CHECK(!a.congested);
+    }
+    CHECK_INT(a.shed_total, 0);
+    CHECK(a.limit >= 320);
+    /* CPU work interleaving: times quadruple */
+    for (unsigned i = 0; i < 64; i++) tern__admission_start(&a);
+    for (unsigned i = 0; i < 64; i++) tern__admission_done(&a, 400 * MS);
+    now += 101 * MS;
+    tern__admission_tick(&a, now);
+    CHECK(a.congested);
+    CHECK_INT(tern__admission_level(&a, 0, 0), 100);
+    unsigned limit = a.limit;
+    CHECK(limit < 64);
+    for (unsigned i = 0; i < limit; i++) tern__admission_start(&a);
+    CHECK_INT(tern__admission_check(&a, 50 * US, now, 0, 0), 1); /* over the limit */
+    for (unsigned i = 0; i < limit; i++) tern__admission_done(&a, 100 * MS);
+    /* demand falls under the limit, times in budget: calm after 3 intervals */
+    for (int k = 0; k < 3; k++) {
+        CHECK(a.congested);
+        tern__admission_start(&a);
+        tern__admission_done(&a, 100 * MS);
+        now += 101 * MS;
+        tern__admission_tick(&a, now);
+    }
+    CHECK(!a.congested);
+}
+
 static void test_level(void) {
     tern__admission a;
     uint64_t now = 0;
@@ -136,6 +194,8 @@ int main(void) {
     test_standing_queue();
     test_hysteresis();
     test_concurrency_limit();
+    test_fresh_burst_admitted();
+    test_parked_are_not_load();
     test_level();
     return check_done();
 }
