@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +12,14 @@
 
 #include "demo.h"
 
-demo_options demo_opts;
-
 /* groups not built into this binary are skipped (weak references) */
 #pragma weak demo_register_runtime
 #pragma weak demo_register_metrics
 #pragma weak demo_register_pool
 #pragma weak demo_register_admission
-
-static atomic_uint_fast64_t request_counter;
+#pragma weak demo_pool_worker_init
+#pragma weak demo_pool_worker_fini
+#pragma weak demo_pool_cleanup
 
 static void plaintext(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "text/plain");
@@ -49,7 +48,15 @@ static void fmt_u64(char *out, uint64_t v) {
 
 static void concurrent(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
-    uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
+    demo_worker *w = tern_worker_local();
+    if (!w) {
+        tern_resp_text(ctx, 503, "worker state unavailable\n");
+        return;
+    }
+    /* unique across workers without a shared counter: worker w numbers
+     * its requests w+1, w+1+N, w+1+2N... (N workers), so the IDs on one
+     * connection (always one worker) increase */
+    uint64_t n = w->concurrent_served++ * (uint64_t)demo_app_of(ctx)->workers + (uint64_t)w->id + 1;
     if (tern_sleep(10) < 0 || tern_sleep(5) < 0 || tern_sleep(3) < 0) {
         tern_resp_text(ctx, 503, "cancelled\n");
         return;
@@ -140,6 +147,37 @@ static void usage(FILE *f) {
             "  /event-loop /backpressure /adaptive /pool /real /stats /metrics, POST /echo\n");
 }
 
+/* ---- per-worker state -------------------------------------------------------- */
+
+/* On worker `id`'s thread, before it serves. NULL (out of memory, no
+ * database connection pool...) leaves the worker without state: the
+ * endpoints that need it answer 503. */
+static void *worker_start(tern_server *s, int id) {
+    demo_app *app = tern_server_data(s);
+    demo_worker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->id = id;
+    if (demo_pool_worker_init && demo_pool_worker_init(app, w) < 0) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_lock(&app->lock);
+    app->worker_states[id] = w;
+    pthread_mutex_unlock(&app->lock);
+    return w;
+}
+
+/* On the same thread, after the worker's last request. */
+static void worker_stop(tern_server *s, int id, void *local) {
+    demo_app *app = tern_server_data(s);
+    demo_worker *w = local;
+    if (!w) return;
+    pthread_mutex_lock(&app->lock); /* no metrics source reads it from here on */
+    app->worker_states[id] = NULL;
+    pthread_mutex_unlock(&app->lock);
+    if (demo_pool_worker_fini) demo_pool_worker_fini(app, w);
+    free(w);
+}
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
@@ -158,6 +196,7 @@ int main(int argc, char **argv) {
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0;
     int reuse_port = 0;
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
     tern_config cfg;
     tern_config_init(&cfg);
     int opt;
@@ -179,8 +218,8 @@ int main(int argc, char **argv) {
             break;
         case 'H': usage(stdout); return 0;
         case 'r': reuse_port = 1; break;
-        case 'u': demo_opts.upstream = optarg; break;
-        case 'd': demo_opts.db_path = optarg; break;
+        case 'u': app.upstream_url = optarg; break;
+        case 'd': app.db_opt = optarg; break;
         case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
             unsigned long v;
             if (parse_uint(optarg, 86400000, &v) < 0) {
@@ -213,6 +252,8 @@ int main(int argc, char **argv) {
     tern_server_set_address(s, host, (uint16_t)port);
     if (workers) tern_server_set_workers(s, (int)workers);
     tern_server_set_shared_port(s, reuse_port);
+    tern_server_set_data(s, &app);
+    tern_server_on_worker(s, worker_start, worker_stop);
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -227,6 +268,7 @@ int main(int argc, char **argv) {
         int g = groups[i](s);
         if (g < 0) {
             fprintf(stderr, "tern-demo: cannot set up endpoints: %s\n", strerror(-g));
+            if (demo_pool_cleanup) demo_pool_cleanup(s);
             tern_server_free(s);
             return 1;
         }
@@ -235,15 +277,25 @@ int main(int argc, char **argv) {
     int r = tern_server_bind(s);
     if (r < 0) {
         fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
+        if (demo_pool_cleanup) demo_pool_cleanup(s);
         tern_server_free(s);
         return 1;
     }
-    demo_opts.port = tern_server_port(s);
+    app.port = tern_server_port(s);
+    app.workers = tern_server_workers(s);
+    app.worker_states = calloc((size_t)app.workers, sizeof *app.worker_states);
+    if (!app.worker_states) {
+        fprintf(stderr, "tern-demo: out of memory\n");
+        tern_server_free(s);
+        return 1;
+    }
     printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
            tern_server_workers(s));
     fflush(stdout);
     r = tern_server_run(s);
+    if (demo_pool_cleanup) demo_pool_cleanup(s);
     tern_server_free(s);
+    free(app.worker_states);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));
         return 1;
