@@ -8,6 +8,7 @@
 #define TERN_DEMO_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <tern.h>
@@ -25,12 +26,53 @@ typedef struct demo_worker {
     uint64_t rng;                 /* pool.c: xorshift state for random users */
 } demo_worker;
 
+/* ---- limits.c: strict parameters and the server-wide budget -------------- */
+
+/* What every request of the demo holds in flight, summed over all workers.
+ * Costs, charged for the whole request and given back when it ends:
+ *   a task the demo spawns, or a handler parked on purpose: 4 KiB (the
+ *   stack page it touches; /memory measures it);
+ *   /memory?tasks=N: N tasks + 8 bytes of handle each;
+ *   /event-loop: 4 tasks + 16 KiB of lag samples, and mb MiB of CPU work;
+ *   /stream: its 64 KiB chunk; /real?parallel=1: 3 tasks;
+ *   /concurrent: its parked handler. */
+#define DEMO_TASK_KIB 4
+#define DEMO_BUDGET_MB_DEFAULT 400    /* 100,000 parked tasks: one /memory?tasks=100000 */
+#define DEMO_BUDGET_MB_MIN 16
+#define DEMO_BUDGET_MB_MAX 65536
+#define DEMO_CPU_BUDGET_MIB 512       /* two /event-loop?mb=256 at once */
+typedef struct demo_budget {
+    _Atomic long kib_used, cpu_mib_used;
+    long kib_limit, cpu_mib_limit;
+} demo_budget;
+
+/* What one request took; demo_budget_give returns it (once). */
+typedef struct demo_grant {
+    demo_budget *budget;
+    long kib, cpu_mib;
+} demo_grant;
+
+void demo_budget_init(demo_budget *b, long kib, long cpu_mib);
+/* 0 with *g filled, or -1 after answering 503 (+ Retry-After: 1 unless the
+ * request alone is larger than the whole budget). */
+int demo_budget_take(tern_ctx *ctx, demo_grant *g, long kib, long cpu_mib);
+void demo_budget_give(demo_grant *g);
+
+/* Strict unsigned decimal in [lo, hi]: digits only, no sign, no spaces,
+ * nothing after, no overflow. 0 with *out set, or -1. */
+int demo_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out);
+/* Query parameter `name` through demo_parse_uint; def when absent. 0, or
+ * -1 after answering 400 with a JSON error naming the parameter and range. */
+int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned long lo,
+                    unsigned long hi, unsigned long *out);
+
 typedef struct demo_app {
     /* options, fixed before the server runs */
     const char *upstream_url; /* --upstream URL for /real (NULL: our own /plaintext) */
     const char *db_opt;       /* --db PATH for SQLite (NULL: a file in /tmp) */
     uint16_t port;            /* the bound port */
     int workers;              /* worker threads, once bound */
+    demo_budget budget;       /* shared by every request: the point is the sum */
     /* pool.c */
     char db_path[512], file_path[512];
     int remove_db_at_exit;    /* only the default database in /tmp */

@@ -57,7 +57,13 @@ static void concurrent(tern_ctx *ctx) {
      * its requests w+1, w+1+N, w+1+2N... (N workers), so the IDs on one
      * connection (always one worker) increase */
     uint64_t n = w->concurrent_served++ * (uint64_t)demo_app_of(ctx)->workers + (uint64_t)w->id + 1;
-    if (tern_sleep(10) < 0 || tern_sleep(5) < 0 || tern_sleep(3) < 0) {
+    demo_grant g; /* this handler parks 18 ms on purpose */
+    if (demo_budget_take(ctx, &g, DEMO_TASK_KIB, 0) < 0) return;
+    int r = tern_sleep(10);
+    if (r == 0) r = tern_sleep(5);
+    if (r == 0) r = tern_sleep(3);
+    demo_budget_give(&g);
+    if (r < 0) {
         tern_resp_text(ctx, 503, "cancelled\n");
         return;
     }
@@ -97,54 +103,72 @@ static void user(tern_ctx *ctx) {
     tern_resp_printf(ctx, "{\"id\":%s}", id ? id : "null");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
-/* GET /stream?mb=N: N MiB (default 1, at most 1024) of a deterministic byte
+/* GET /stream?mb=N: N MiB (default 1, 0..1024) of a deterministic byte
  * pattern (byte i is i mod 251), produced 64 KiB at a time and streamed:
  * the server holds one chunk, never the whole body, however slowly the
  * client reads. */
 static void stream(tern_ctx *ctx) {
-    unsigned long mb = 1;
-    const char *q = tern_req_query(ctx, "mb");
-    if (q && (parse_uint(q, 1024, &mb) < 0)) {
-        tern_resp_text(ctx, 400, "mb must be 0..1024\n");
-        return;
-    }
+    unsigned long mb;
+    if (demo_query_uint(ctx, "mb", 1, 0, 1024, &mb) < 0) return;
     enum { CHUNK = 65536 };
+    demo_grant g;
+    if (demo_budget_take(ctx, &g, CHUNK / 1024, 0) < 0) return;
     unsigned char *buf = tern_alloc(ctx, CHUNK);
-    if (!buf) return; /* the arena reports it: 503 */
+    if (!buf) {
+        demo_budget_give(&g);
+        return; /* the arena reports it: 503 */
+    }
     uint64_t total = (uint64_t)mb << 20;
     tern_resp_set_header(ctx, "Content-Type", "application/octet-stream");
-    if (tern_resp_stream_start(ctx, (int64_t)total) < 0) return;
-    for (uint64_t off = 0; off < total; off += CHUNK) {
-        size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
-        for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
-        if (tern_resp_stream_write(ctx, buf, n) < 0) return; /* client gone or stalled */
+    if (tern_resp_stream_start(ctx, (int64_t)total) == 0) {
+        for (uint64_t off = 0; off < total; off += CHUNK) {
+            size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
+            for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
+            if (tern_resp_stream_write(ctx, buf, n) < 0) break; /* client gone or stalled */
+        }
     }
+    demo_budget_give(&g);
 }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tern-demo [--host ADDR] [--port PORT] [--workers N]\n"
+            "usage: tern-demo [--host ADDR] [--port PORT] [--workers N] [options]\n"
             "  --host ADDR    address to listen on (default 0.0.0.0)\n"
-            "  --port PORT    port (default 8080; 0 picks a free one)\n"
-            "  --workers N    worker threads (default: online CPUs)\n"
+            "  --port PORT    port, 0-65535 (default 8080; 0 picks a free one)\n"
+            "  --workers N    worker threads, 1-1024 (default: online CPUs)\n"
             "  --reuse-port   share the port with a running instance (rolling restart)\n"
             "  --upstream URL upstream for /real (default: this server's /plaintext)\n"
             "  --db PATH      SQLite database for /pool and /real (default: in /tmp)\n"
             "  --header-timeout MS, --body-timeout MS, --keepalive-timeout MS,\n"
-            "  --write-timeout MS, --drain-timeout MS (0 disables; defaults 10s, 10s,\n"
-            "                 60s, 30s, 10s)\n"
-            "  --max-connections N, --max-in-flight N (0 = unlimited, the default)\n"
-            "endpoints: GET / /plaintext /json /concurrent /users/:id /stream /memory\n"
-            "  /event-loop /backpressure /adaptive /pool /real /stats /metrics, POST /echo\n");
+            "  --write-timeout MS, --drain-timeout MS (0-86400000, 0 disables; defaults\n"
+            "                 10s, 10s, 60s, 30s, 10s)\n"
+            "  --max-connections N, --max-in-flight N (0-86400000, 0 = unlimited, the default)\n"
+            "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
+            "                 requests, %d-%d MiB (default %d; see below)\n"
+            "\n"
+            "endpoints (numeric parameters: decimal digits only, else 400):\n"
+            "  GET /, /plaintext, /json    hello world\n"
+            "  GET /concurrent             three sleeps (10, 5, 3 ms) in one request\n"
+            "  POST /echo                  the request body back\n"
+            "  GET /users/:id              {\"id\":\"<id>\"}\n"
+            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1)\n"
+            "  GET /memory?tasks=N         N parked tasks and their RSS, N 1-100000 (default 1000)\n"
+            "  GET /event-loop?mb=N        CPU, IO and mixed tasks and the loop lag; N MiB hashed,\n"
+            "                              1-256 (default 20)\n"
+            "  GET /backpressure           100 slots for the whole server, else 503\n"
+            "  GET /adaptive?work_us=N     N us of CPU with adaptive shedding, 0-100000 (default 200)\n"
+            "  GET /pool?id=N              a SQLite row through the pool, N 1-2147483647 (default:\n"
+            "                              random 1-1000)\n"
+            "  GET /real?parallel=N        SQLite + HTTP + file; N 0-1: 0 one after another\n"
+            "                              (default), 1 at once\n"
+            "  GET /stats, /metrics        JSON and Prometheus figures\n"
+            "\n"
+            "budget: what all requests together hold in flight; a request that would pass it\n"
+            "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
+            "(/memory: tasks; /event-loop: 4 + 16 KiB; /real?parallel=1: 3; /concurrent: 1)\n"
+            "and 64 KiB per /stream; the default fits one /memory?tasks=100000. CPU: %d MiB\n"
+            "of /event-loop hashing at once (two mb=256 runs).\n",
+            DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, DEMO_BUDGET_MB_DEFAULT, DEMO_CPU_BUDGET_MIB);
 }
 
 /* ---- per-worker state -------------------------------------------------------- */
@@ -192,9 +216,10 @@ int main(int argc, char **argv) {
         {"drain-timeout", required_argument, NULL, 1004},
         {"max-connections", required_argument, NULL, 1005},
         {"max-in-flight", required_argument, NULL, 1006},
+        {"budget-mb", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     const char *host = "0.0.0.0";
-    unsigned long port = 8080, workers = 0;
+    unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
     int reuse_port = 0;
     demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
     tern_config cfg;
@@ -205,13 +230,13 @@ int main(int argc, char **argv) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p':
-            if (parse_uint(optarg, 65535, &port) < 0) {
+            if (demo_parse_uint(optarg, 0, 65535, &port) < 0) {
                 fprintf(stderr, "tern-demo: bad --port '%s' (0-65535)\n", optarg);
                 return 2;
             }
             break;
         case 'w':
-            if (parse_uint(optarg, 1024, &workers) < 0 || workers == 0) {
+            if (demo_parse_uint(optarg, 1, 1024, &workers) < 0) {
                 fprintf(stderr, "tern-demo: bad --workers '%s' (1-1024)\n", optarg);
                 return 2;
             }
@@ -220,9 +245,16 @@ int main(int argc, char **argv) {
         case 'r': reuse_port = 1; break;
         case 'u': app.upstream_url = optarg; break;
         case 'd': app.db_opt = optarg; break;
+        case 'b':
+            if (demo_parse_uint(optarg, DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, &budget_mb) < 0) {
+                fprintf(stderr, "tern-demo: bad --budget-mb '%s' (%d-%d)\n", optarg,
+                        DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX);
+                return 2;
+            }
+            break;
         case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
             unsigned long v;
-            if (parse_uint(optarg, 86400000, &v) < 0) {
+            if (demo_parse_uint(optarg, 0, 86400000, &v) < 0) {
                 fprintf(stderr, "tern-demo: bad value '%s' for --%s\n", optarg, opts[opt - 1000 + 7].name);
                 return 2;
             }
@@ -244,6 +276,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    demo_budget_init(&app.budget, (long)budget_mb * 1024, DEMO_CPU_BUDGET_MIB);
     tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
         fprintf(stderr, "tern-demo: out of memory\n");

@@ -319,17 +319,14 @@ static int random_user(demo_worker *w) {
     return (int)(x % DB_USERS) + 1;
 }
 
-/* ?id=N (1..2^31-1), else a random user. 0, or -1 when id is malformed. */
+/* ?id=N (1..2^31-1), else a random user. 0, or -1 after answering 400. */
 static int pick_user(tern_ctx *ctx, demo_worker *w, int *id) {
-    const char *q = tern_req_query(ctx, "id");
-    if (!q) {
+    if (!tern_req_query(ctx, "id")) {
         *id = random_user(w);
         return 0;
     }
-    char *end;
-    errno = 0;
-    long v = strtol(q, &end, 10);
-    if (errno || end == q || *end || v < 1 || v > 0x7fffffff) return -1;
+    unsigned long v;
+    if (demo_query_uint(ctx, "id", 0, 1, 0x7fffffff, &v) < 0) return -1;
     *id = (int)v;
     return 0;
 }
@@ -366,10 +363,7 @@ static void pool_handler(tern_ctx *ctx) {
     db_result d = {0};
     demo_worker *w = worker_or_503(ctx);
     if (!w) return;
-    if (pick_user(ctx, w, &d.id) < 0) {
-        tern_resp_json(ctx, 400, "{\"error\":\"id must be an integer >= 1\"}");
-        return;
-    }
+    if (pick_user(ctx, w, &d.id) < 0) return;
     db_query(&d);
     if (d.err == -ECANCELED) return; /* the client went away: nobody reads this */
     if (d.err) {
@@ -424,9 +418,11 @@ static void real_handler(tern_ctx *ctx) {
     memset(&s, 0, sizeof s);
     s.db.id = random_user(w);
     s.file.path = file_path;
-    const char *par = tern_req_query(ctx, "parallel");
-    int parallel = par && strcmp(par, "0") != 0;
+    unsigned long parallel;
+    if (demo_query_uint(ctx, "parallel", 0, 0, 1, &parallel) < 0) return;
     if (parallel) {
+        demo_grant g;
+        if (demo_budget_take(ctx, &g, 3 * DEMO_TASK_KIB, 0) < 0) return;
         /* three tasks on this worker; the handler parks until all end (a
          * cancelled handler cancels them and still waits: they use s) */
         tern_task *t[3] = {tern_spawn(db_task, &s), tern_spawn(api_task, &s),
@@ -435,10 +431,13 @@ static void real_handler(tern_ctx *ctx) {
             for (int i = 0; i < 3; i++) {
                 if (t[i]) tern_join(t[i], NULL);
             }
+            demo_budget_give(&g);
             tern_resp_json(ctx, 503, "{\"error\":\"out of memory\"}");
             return;
         }
-        if (tern_join_all(t, 3, NULL) < 0) return; /* cancelled */
+        int r = tern_join_all(t, 3, NULL);
+        demo_budget_give(&g);
+        if (r < 0) return; /* cancelled */
     } else {
         db_query(&s.db);
         if (tern_cancelled()) return;
