@@ -64,8 +64,8 @@ int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned
     /* echo at most 32 bytes of what was sent */
     char got[33];
     snprintf(got, sizeof got, "%s", q);
-    const char *msg = tern_sprintf(ctx, "%s must be an integer from %lu to %lu (decimal digits only)",
-                                   name, lo, hi);
+    const char *msg = tern_sprintf(
+        ctx, "%s must be an integer from %lu to %lu (decimal digits only)", name, lo, hi);
     const char *m = msg ? tern_json_quote(ctx, msg) : NULL;
     const char *n = tern_json_quote(ctx, name);
     const char *g = tern_json_quote(ctx, got);

@@ -117,6 +117,7 @@ static int db_create(void *arg, void **res) {
 }
 
 static void db_destroy(void *arg, void *res) {
+    (void)arg;
     close_conn(res);
 }
 
@@ -557,13 +558,14 @@ static int init_db(const char *db_path) {
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
     /* WAL: readers (every /pool query) never wait for a writer, and the
      * mode is stored in the file, so every later connection has it */
-    rc = exec_sql(db, db_path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                      "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, name TEXT NOT "
-                      "NULL, email TEXT NOT NULL);"
-                      "CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, user_id INTEGER "
-                      "NOT NULL REFERENCES users(id), title TEXT NOT NULL, price_cents INTEGER "
-                      "NOT NULL);"
-                      "CREATE INDEX IF NOT EXISTS items_by_user ON items(user_id);");
+    rc = exec_sql(db, db_path,
+                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                  "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, name TEXT NOT "
+                  "NULL, email TEXT NOT NULL);"
+                  "CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, user_id INTEGER "
+                  "NOT NULL REFERENCES users(id), title TEXT NOT NULL, price_cents INTEGER "
+                  "NOT NULL);"
+                  "CREATE INDEX IF NOT EXISTS items_by_user ON items(user_id);");
     sqlite3_stmt *st = NULL;
     int users = -1;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM users", -1, &st, NULL);
@@ -649,8 +651,7 @@ int demo_pool_worker_init(demo_app *app, demo_worker *w) {
     /* the default upstream is this server, whose port is known once bound
      * (the workers start after that); tern_client_new does no I/O */
     char url[64];
-    if (!app->upstream_url)
-        snprintf(url, sizeof url, "http://127.0.0.1:%u/plaintext", app->port);
+    if (!app->upstream_url) snprintf(url, sizeof url, "http://127.0.0.1:%u/plaintext", app->port);
     w->upstream = new_upstream(app->upstream_url ? app->upstream_url : url);
     if (!w->upstream) {
         int e = -errno;
