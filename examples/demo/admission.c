@@ -38,24 +38,25 @@ static void backpressure(tern_ctx *ctx) {
  * once at start-up (so the work is a quantity of computation, not of wall
  * time: interleaved requests do not shorten each other's work). Yields to
  * the event loop about every 100 µs: new requests are read (and, under
- * overload, shed) while this one computes, instead of waiting behind it. */
-static double rounds_per_us = 100;
+ * overload, shed) while this one computes, instead of waiting behind it.
+ * The calibration (demo_app.rounds_per_us) is /adaptive's route data. */
 
 static uint64_t hash_rounds(uint64_t h, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) h = (h ^ (i & 0xff)) * 1099511628211ull;
     return h;
 }
 
-static void calibrate(void) {
+static void calibrate(double *rounds_per_us) {
     uint64_t n = 1u << 20, t0 = tern_clock_ns();
     volatile uint64_t sink = hash_rounds(1469598103934665603ull, n);
     (void)sink;
     uint64_t ns = tern_clock_ns() - t0;
-    if (ns) rounds_per_us = (double)n * 1000.0 / (double)ns;
+    *rounds_per_us = ns ? (double)n * 1000.0 / (double)ns : 100;
 }
 
-static uint64_t burn(unsigned us) {
-    uint64_t total = (uint64_t)(rounds_per_us * us), slice = (uint64_t)(rounds_per_us * 100) + 1;
+static uint64_t burn(const double *rounds_per_us, unsigned us) {
+    double rate = *rounds_per_us;
+    uint64_t total = (uint64_t)(rate * us), slice = (uint64_t)(rate * 100) + 1;
     uint64_t h = 1469598103934665603ull;
     for (uint64_t done = 0; done < total; done += slice) {
         h = hash_rounds(h, total - done < slice ? total - done : slice);
@@ -66,18 +67,17 @@ static uint64_t burn(unsigned us) {
 
 /* Answers normally or is shed by tern (route option `adaptive`) according
  * to the measured load; reports the level and mode it ran under.
- * ?work_us=N sets the CPU work per request (default 200 µs, at most 100 ms). */
+ * ?work_us=N sets the CPU work per request (default 200 µs, 0..100000).
+ * Its CPU is not charged to the demo's budget: bounding this route's load
+ * is what adaptive shedding is for. */
 static void adaptive(tern_ctx *ctx) {
-    unsigned work = 200;
-    const char *q = tern_req_query(ctx, "work_us");
-    if (q) {
-        unsigned long v = strtoul(q, NULL, 10);
-        work = v > 100000 ? 100000 : (unsigned)v;
-    }
+    unsigned long v;
+    if (demo_query_uint(ctx, "work_us", 200, 0, 100000, &v) < 0) return;
+    unsigned work = (unsigned)v;
     tern_load before;
     tern_load_get(&before);
     uint64_t t0 = tern_clock_ns();
-    uint64_t h = burn(work);
+    uint64_t h = burn(tern_route_data(ctx), work);
     tern_resp_set_header(ctx, "Content-Type", "application/json");
     tern_resp_printf(ctx,
                      "{\"status\":\"ok\",\"mode\":\"%s\",\"load_level\":%u,\"shedding\":%s,"
@@ -93,9 +93,10 @@ static void adaptive(tern_ctx *ctx) {
 
 int demo_register_admission(tern_server *s) {
     tern_gsem_init(&backpressure_slots, BACKPRESSURE_SLOTS);
-    calibrate();
+    demo_app *app = tern_server_data(s);
+    calibrate(&app->rounds_per_us); /* once, before the workers read it */
     int r = tern_route(s, TERN_GET, "/backpressure", backpressure);
     if (r < 0) return r;
-    tern_route_opts opts = {.adaptive = 1};
+    tern_route_opts opts = {.adaptive = 1, .data = &app->rounds_per_us};
     return tern_route_with(s, TERN_GET, "/adaptive", adaptive, &opts);
 }

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +12,14 @@
 
 #include "demo.h"
 
-demo_options demo_opts;
-
 /* groups not built into this binary are skipped (weak references) */
 #pragma weak demo_register_runtime
 #pragma weak demo_register_metrics
 #pragma weak demo_register_pool
 #pragma weak demo_register_admission
-
-static atomic_uint_fast64_t request_counter;
+#pragma weak demo_pool_worker_init
+#pragma weak demo_pool_worker_fini
+#pragma weak demo_pool_cleanup
 
 static void plaintext(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "text/plain");
@@ -49,8 +48,22 @@ static void fmt_u64(char *out, uint64_t v) {
 
 static void concurrent(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
-    uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
-    if (tern_sleep(10) < 0 || tern_sleep(5) < 0 || tern_sleep(3) < 0) {
+    demo_worker *w = tern_worker_local();
+    if (!w) {
+        tern_resp_text(ctx, 503, "worker state unavailable\n");
+        return;
+    }
+    /* unique across workers without a shared counter: worker w numbers
+     * its requests w+1, w+1+N, w+1+2N... (N workers), so the IDs on one
+     * connection (always one worker) increase */
+    uint64_t n = w->concurrent_served++ * (uint64_t)demo_app_of(ctx)->workers + (uint64_t)w->id + 1;
+    demo_grant g; /* this handler parks 18 ms on purpose */
+    if (demo_budget_take(ctx, &g, DEMO_TASK_KIB, 0) < 0) return;
+    int r = tern_sleep(10);
+    if (r == 0) r = tern_sleep(5);
+    if (r == 0) r = tern_sleep(3);
+    demo_budget_give(&g);
+    if (r < 0) {
         tern_resp_text(ctx, 503, "cancelled\n");
         return;
     }
@@ -90,56 +103,105 @@ static void user(tern_ctx *ctx) {
     tern_resp_printf(ctx, "{\"id\":%s}", id ? id : "null");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
-/* GET /stream?mb=N: N MiB (default 1, at most 1024) of a deterministic byte
+/* GET /stream?mb=N: N MiB (default 1, 0..1024) of a deterministic byte
  * pattern (byte i is i mod 251), produced 64 KiB at a time and streamed:
  * the server holds one chunk, never the whole body, however slowly the
  * client reads. */
 static void stream(tern_ctx *ctx) {
-    unsigned long mb = 1;
-    const char *q = tern_req_query(ctx, "mb");
-    if (q && (parse_uint(q, 1024, &mb) < 0)) {
-        tern_resp_text(ctx, 400, "mb must be 0..1024\n");
-        return;
-    }
+    unsigned long mb;
+    if (demo_query_uint(ctx, "mb", 1, 0, 1024, &mb) < 0) return;
     enum { CHUNK = 65536 };
+    demo_grant g;
+    if (demo_budget_take(ctx, &g, CHUNK / 1024, 0) < 0) return;
     unsigned char *buf = tern_alloc(ctx, CHUNK);
-    if (!buf) return; /* the arena reports it: 503 */
+    if (!buf) {
+        demo_budget_give(&g);
+        return; /* the arena reports it: 503 */
+    }
     uint64_t total = (uint64_t)mb << 20;
     tern_resp_set_header(ctx, "Content-Type", "application/octet-stream");
-    if (tern_resp_stream_start(ctx, (int64_t)total) < 0) return;
-    for (uint64_t off = 0; off < total; off += CHUNK) {
-        size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
-        for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
-        if (tern_resp_stream_write(ctx, buf, n) < 0) return; /* client gone or stalled */
+    if (tern_resp_stream_start(ctx, (int64_t)total) == 0) {
+        for (uint64_t off = 0; off < total; off += CHUNK) {
+            size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
+            for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)((off + i) % 251);
+            if (tern_resp_stream_write(ctx, buf, n) < 0) break; /* client gone or stalled */
+        }
     }
+    demo_budget_give(&g);
 }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tern-demo [--host ADDR] [--port PORT] [--workers N]\n"
+            "usage: tern-demo [--host ADDR] [--port PORT] [--workers N] [options]\n"
             "  --host ADDR    address to listen on (default 0.0.0.0)\n"
-            "  --port PORT    port (default 8080; 0 picks a free one)\n"
-            "  --workers N    worker threads (default: online CPUs)\n"
+            "  --port PORT    port, 0-65535 (default 8080; 0 picks a free one)\n"
+            "  --workers N    worker threads, 1-1024 (default: online CPUs)\n"
             "  --reuse-port   share the port with a running instance (rolling restart)\n"
             "  --upstream URL upstream for /real (default: this server's /plaintext)\n"
             "  --db PATH      SQLite database for /pool and /real (default: in /tmp)\n"
             "  --header-timeout MS, --body-timeout MS, --keepalive-timeout MS,\n"
-            "  --write-timeout MS, --drain-timeout MS (0 disables; defaults 10s, 10s,\n"
-            "                 60s, 30s, 10s)\n"
-            "  --max-connections N, --max-in-flight N (0 = unlimited, the default)\n"
-            "endpoints: GET / /plaintext /json /concurrent /users/:id /stream /memory\n"
-            "  /event-loop /backpressure /adaptive /pool /real /stats /metrics, POST /echo\n");
+            "  --write-timeout MS, --drain-timeout MS (0-86400000, 0 disables; defaults\n"
+            "                 10s, 10s, 60s, 30s, 10s)\n"
+            "  --max-connections N, --max-in-flight N (0-86400000, 0 = unlimited, the default)\n"
+            "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
+            "                 requests, %d-%d MiB (default %d; see below)\n"
+            "\n"
+            "endpoints (numeric parameters: decimal digits only, else 400):\n"
+            "  GET /, /plaintext, /json    hello world\n"
+            "  GET /concurrent             three sleeps (10, 5, 3 ms) in one request\n"
+            "  POST /echo                  the request body back\n"
+            "  GET /users/:id              {\"id\":\"<id>\"}\n"
+            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1)\n"
+            "  GET /memory?tasks=N         N parked tasks and their RSS, N 1-100000 (default 1000)\n"
+            "  GET /event-loop?mb=N        CPU, IO and mixed tasks and the loop lag; N MiB hashed,\n"
+            "                              1-256 (default 20)\n"
+            "  GET /backpressure           100 slots for the whole server, else 503\n"
+            "  GET /adaptive?work_us=N     N us of CPU with adaptive shedding, 0-100000 (default 200)\n"
+            "  GET /pool?id=N              a SQLite row through the pool, N 1-2147483647 (default:\n"
+            "                              random 1-1000)\n"
+            "  GET /real?parallel=N        SQLite + HTTP + file; N 0-1: 0 one after another\n"
+            "                              (default), 1 at once\n"
+            "  GET /stats, /metrics        JSON and Prometheus figures\n"
+            "\n"
+            "budget: what all requests together hold in flight; a request that would pass it\n"
+            "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
+            "(/memory: tasks; /event-loop: 4 + 16 KiB; /real?parallel=1: 3; /concurrent: 1)\n"
+            "and 64 KiB per /stream; the default fits one /memory?tasks=100000. CPU: %d MiB\n"
+            "of /event-loop hashing at once (two mb=256 runs).\n",
+            DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, DEMO_BUDGET_MB_DEFAULT, DEMO_CPU_BUDGET_MIB);
 }
 
+/* ---- per-worker state -------------------------------------------------------- */
+
+/* On worker `id`'s thread, before it serves. NULL (out of memory, no
+ * database connection pool...) leaves the worker without state: the
+ * endpoints that need it answer 503. */
+static void *worker_start(tern_server *s, int id) {
+    demo_app *app = tern_server_data(s);
+    demo_worker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->id = id;
+    if (demo_pool_worker_init && demo_pool_worker_init(app, w) < 0) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_lock(&app->lock);
+    app->worker_states[id] = w;
+    pthread_mutex_unlock(&app->lock);
+    return w;
+}
+
+/* On the same thread, after the worker's last request. */
+static void worker_stop(tern_server *s, int id, void *local) {
+    demo_app *app = tern_server_data(s);
+    demo_worker *w = local;
+    if (!w) return;
+    pthread_mutex_lock(&app->lock); /* no metrics source reads it from here on */
+    app->worker_states[id] = NULL;
+    pthread_mutex_unlock(&app->lock);
+    if (demo_pool_worker_fini) demo_pool_worker_fini(app, w);
+    free(w);
+}
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
@@ -154,10 +216,12 @@ int main(int argc, char **argv) {
         {"drain-timeout", required_argument, NULL, 1004},
         {"max-connections", required_argument, NULL, 1005},
         {"max-in-flight", required_argument, NULL, 1006},
+        {"budget-mb", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     const char *host = "0.0.0.0";
-    unsigned long port = 8080, workers = 0;
+    unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
     int reuse_port = 0;
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
     tern_config cfg;
     tern_config_init(&cfg);
     int opt;
@@ -166,24 +230,31 @@ int main(int argc, char **argv) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p':
-            if (parse_uint(optarg, 65535, &port) < 0) {
+            if (demo_parse_uint(optarg, 0, 65535, &port) < 0) {
                 fprintf(stderr, "tern-demo: bad --port '%s' (0-65535)\n", optarg);
                 return 2;
             }
             break;
         case 'w':
-            if (parse_uint(optarg, 1024, &workers) < 0 || workers == 0) {
+            if (demo_parse_uint(optarg, 1, 1024, &workers) < 0) {
                 fprintf(stderr, "tern-demo: bad --workers '%s' (1-1024)\n", optarg);
                 return 2;
             }
             break;
         case 'H': usage(stdout); return 0;
         case 'r': reuse_port = 1; break;
-        case 'u': demo_opts.upstream = optarg; break;
-        case 'd': demo_opts.db_path = optarg; break;
+        case 'u': app.upstream_url = optarg; break;
+        case 'd': app.db_opt = optarg; break;
+        case 'b':
+            if (demo_parse_uint(optarg, DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, &budget_mb) < 0) {
+                fprintf(stderr, "tern-demo: bad --budget-mb '%s' (%d-%d)\n", optarg,
+                        DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX);
+                return 2;
+            }
+            break;
         case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
             unsigned long v;
-            if (parse_uint(optarg, 86400000, &v) < 0) {
+            if (demo_parse_uint(optarg, 0, 86400000, &v) < 0) {
                 fprintf(stderr, "tern-demo: bad value '%s' for --%s\n", optarg, opts[opt - 1000 + 7].name);
                 return 2;
             }
@@ -205,6 +276,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    demo_budget_init(&app.budget, (long)budget_mb * 1024, DEMO_CPU_BUDGET_MIB);
     tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
         fprintf(stderr, "tern-demo: out of memory\n");
@@ -213,6 +285,8 @@ int main(int argc, char **argv) {
     tern_server_set_address(s, host, (uint16_t)port);
     if (workers) tern_server_set_workers(s, (int)workers);
     tern_server_set_shared_port(s, reuse_port);
+    tern_server_set_data(s, &app);
+    tern_server_on_worker(s, worker_start, worker_stop);
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -227,6 +301,7 @@ int main(int argc, char **argv) {
         int g = groups[i](s);
         if (g < 0) {
             fprintf(stderr, "tern-demo: cannot set up endpoints: %s\n", strerror(-g));
+            if (demo_pool_cleanup) demo_pool_cleanup(s);
             tern_server_free(s);
             return 1;
         }
@@ -235,15 +310,25 @@ int main(int argc, char **argv) {
     int r = tern_server_bind(s);
     if (r < 0) {
         fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
+        if (demo_pool_cleanup) demo_pool_cleanup(s);
         tern_server_free(s);
         return 1;
     }
-    demo_opts.port = tern_server_port(s);
+    app.port = tern_server_port(s);
+    app.workers = tern_server_workers(s);
+    app.worker_states = calloc((size_t)app.workers, sizeof *app.worker_states);
+    if (!app.worker_states) {
+        fprintf(stderr, "tern-demo: out of memory\n");
+        tern_server_free(s);
+        return 1;
+    }
     printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
            tern_server_workers(s));
     fflush(stdout);
     r = tern_server_run(s);
+    if (demo_pool_cleanup) demo_pool_cleanup(s);
     tern_server_free(s);
+    free(app.worker_states);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));
         return 1;

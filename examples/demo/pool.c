@@ -11,17 +11,18 @@
  * Every time reported is measured with the monotonic clock around the
  * real call; nothing is simulated.
  *
- * One tern_pool per worker (created by the worker's first request): a
- * pool is owned by one worker, so it needs no lock, and its waiters are
- * that worker's coroutines. The database is created and seeded at start-up
- * (before the workers run, so blocking is fine there), in --db PATH or in
- * /tmp/tern-demo-<pid>.db, which is removed at exit. */
+ * Each worker's demo_worker holds its own tern_pool of SQLite connections
+ * and its own tern_client, made on the worker's thread before it serves
+ * (demo_pool_worker_init): a pool is owned by one worker, so it needs no
+ * lock, and its waiters are that worker's coroutines. The database is
+ * created and seeded at start-up (before the workers run, so blocking is
+ * fine there), in --db PATH or in /tmp/tern-demo-<pid>.db, which is
+ * removed when the server has stopped (demo_pool_cleanup). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,6 @@
 
 #include "demo.h"
 
-#define MAX_WORKERS 1024 /* --workers accepts 1..1024 */
 #define DB_USERS 1000
 #define DB_ITEMS_PER_USER 5
 /* Per worker. The offload pool runs max(4, CPUs) threads; more connections
@@ -48,13 +48,6 @@
 #define ACQUIRE_TIMEOUT_MS 2000
 #define FILE_BYTES 16384
 #define UPSTREAM_MAX_CONNECTIONS 64 /* per worker */
-
-static char db_path[512];
-static char file_path[512];
-static int remove_db_at_exit; /* only the default one in /tmp */
-static tern_pool *_Atomic db_pools[MAX_WORKERS];
-static tern_client *_Atomic upstream;
-static pthread_mutex_t upstream_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char USER_SQL[] =
     "SELECT u.id, u.name, u.email, COUNT(i.id), COALESCE(SUM(i.price_cents), 0) "
@@ -72,6 +65,7 @@ typedef struct db_conn {
 } db_conn;
 
 typedef struct open_job {
+    const char *path;
     db_conn *conn;
     int rc;
 } open_job;
@@ -92,7 +86,7 @@ static void *open_fn(void *arg) {
     }
     /* NOMUTEX: the pool gives a connection to one caller at a time, so
      * SQLite's own per-connection mutex would only cost */
-    j->rc = sqlite3_open_v2(db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    j->rc = sqlite3_open_v2(j->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (j->rc == SQLITE_OK) {
         sqlite3_busy_timeout(c->db, DB_BUSY_TIMEOUT_MS);
         /* closing must not checkpoint the WAL: destroy runs on the worker
@@ -110,7 +104,8 @@ static void *open_fn(void *arg) {
 }
 
 static int db_create(void *arg, void **res) {
-    open_job j = {NULL, SQLITE_ERROR};
+    const demo_app *app = arg;
+    open_job j = {app->db_path, NULL, SQLITE_ERROR};
     int r = tern_offload(open_fn, &j, NULL);
     if (r < 0) {
         if (j.conn) close_conn(j.conn); /* cancelled: the open completed anyway */
@@ -122,24 +117,14 @@ static int db_create(void *arg, void **res) {
 }
 
 static void db_destroy(void *arg, void *res) {
+    (void)arg;
     close_conn(res);
 }
 
-/* This worker's pool, created by its first request (only this worker
- * writes its slot; the metrics source on other threads only reads). */
+/* This worker's pool (NULL when the worker has no state). */
 static tern_pool *db_pool(void) {
-    int w = tern_worker_id();
-    if (w < 0 || w >= MAX_WORKERS) return NULL;
-    tern_pool *p = atomic_load_explicit(&db_pools[w], memory_order_acquire);
-    if (p) return p;
-    tern_pool_config cfg = {.max_size = DB_POOL_MAX,
-                            .min_idle = DB_POOL_MIN_IDLE,
-                            .idle_timeout_ms = DB_IDLE_TIMEOUT_MS,
-                            .create = db_create,
-                            .destroy = db_destroy};
-    p = tern_pool_new(&cfg);
-    if (p) atomic_store_explicit(&db_pools[w], p, memory_order_release);
-    return p;
+    demo_worker *w = tern_worker_local();
+    return w ? w->db : NULL;
 }
 
 /* ---- the query -------------------------------------------------------------------- */
@@ -251,35 +236,17 @@ typedef struct api_result {
     char detail[160];
 } api_result;
 
-static tern_client *upstream_client(int *err) {
-    tern_client *c = atomic_load_explicit(&upstream, memory_order_acquire);
-    if (c) return c;
-    /* the default upstream is this server, whose port is known only once
-     * bound: made at the first request. tern_client_new does no I/O, so
-     * the lock is held for microseconds. */
-    pthread_mutex_lock(&upstream_lock);
-    c = atomic_load_explicit(&upstream, memory_order_relaxed);
-    if (!c) {
-        char url[64];
-        snprintf(url, sizeof url, "http://127.0.0.1:%u/plaintext", demo_opts.port);
-        tern_client_config cfg;
-        tern_client_config_init(&cfg);
-        cfg.max_connections = UPSTREAM_MAX_CONNECTIONS;
-        c = tern_client_new(url, &cfg);
-        if (c)
-            atomic_store_explicit(&upstream, c, memory_order_release);
-        else
-            *err = -errno;
-    }
-    pthread_mutex_unlock(&upstream_lock);
-    return c;
+/* This worker's upstream client (NULL when the worker has no state). */
+static tern_client *upstream_client(void) {
+    demo_worker *w = tern_worker_local();
+    return w ? w->upstream : NULL;
 }
 
 static void api_get(api_result *res) {
     uint64_t t0 = tern_clock_ns();
-    int err = -EINVAL;
-    tern_client *c = upstream_client(&err);
+    tern_client *c = upstream_client();
     if (!c) {
+        int err = -ENOMEM;
         res->err = err;
         snprintf(res->detail, sizeof res->detail, "upstream client: %s", strerror(-err));
         return;
@@ -302,6 +269,7 @@ static void api_get(api_result *res) {
 }
 
 typedef struct file_result {
+    const char *path;
     size_t bytes;
     uint64_t fnv1a;   /* of the content: proof it was read */
     uint64_t read_us; /* open+read+close on the pool thread */
@@ -312,7 +280,7 @@ typedef struct file_result {
 static void *read_fn(void *arg) {
     file_result *res = arg;
     uint64_t t0 = tern_clock_ns();
-    int fd = open(file_path, O_RDONLY | O_CLOEXEC);
+    int fd = open(res->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         res->err = -errno;
         return NULL;
@@ -342,26 +310,24 @@ static void file_read(file_result *res) {
 
 /* ---- handlers ------------------------------------------------------------------- */
 
-static int random_user(void) {
-    static __thread uint64_t x;
-    if (!x) x = tern_clock_ns() ^ ((uint64_t)(tern_worker_id() + 1) << 40) ^ 0x9e3779b97f4a7c15ull;
+/* xorshift64 on the worker's own state (seeded in demo_pool_worker_init) */
+static int random_user(demo_worker *w) {
+    uint64_t x = w->rng;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
+    w->rng = x;
     return (int)(x % DB_USERS) + 1;
 }
 
-/* ?id=N (1..2^31-1), else a random user. 0, or -1 when id is malformed. */
-static int pick_user(tern_ctx *ctx, int *id) {
-    const char *q = tern_req_query(ctx, "id");
-    if (!q) {
-        *id = random_user();
+/* ?id=N (1..2^31-1), else a random user. 0, or -1 after answering 400. */
+static int pick_user(tern_ctx *ctx, demo_worker *w, int *id) {
+    if (!tern_req_query(ctx, "id")) {
+        *id = random_user(w);
         return 0;
     }
-    char *end;
-    errno = 0;
-    long v = strtol(q, &end, 10);
-    if (errno || end == q || *end || v < 1 || v > 0x7fffffff) return -1;
+    unsigned long v;
+    if (demo_query_uint(ctx, "id", 0, 1, 0x7fffffff, &v) < 0) return -1;
     *id = (int)v;
     return 0;
 }
@@ -383,13 +349,22 @@ static void db_error(tern_ctx *ctx, const db_result *d) {
                      tern_json_quote(ctx, d->detail), -d->err, d->us);
 }
 
+/* A worker whose start hook failed has no pool: say so (503) */
+static demo_worker *worker_or_503(tern_ctx *ctx) {
+    demo_worker *w = tern_worker_local();
+    if (!w) {
+        tern_resp_set_header(ctx, "Retry-After", "1");
+        tern_resp_json(ctx, 503, "{\"error\":\"this worker has no database pool\"}");
+    }
+    return w;
+}
+
 static void pool_handler(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
     db_result d = {0};
-    if (pick_user(ctx, &d.id) < 0) {
-        tern_resp_json(ctx, 400, "{\"error\":\"id must be an integer >= 1\"}");
-        return;
-    }
+    demo_worker *w = worker_or_503(ctx);
+    if (!w) return;
+    if (pick_user(ctx, w, &d.id) < 0) return;
     db_query(&d);
     if (d.err == -ECANCELED) return; /* the client went away: nobody reads this */
     if (d.err) {
@@ -437,12 +412,18 @@ static void *file_task(void *arg) {
 
 static void real_handler(tern_ctx *ctx) {
     uint64_t t0 = tern_clock_ns();
+    demo_worker *w = worker_or_503(ctx);
+    if (!w) return;
+    const char *file_path = demo_app_of(ctx)->file_path;
     real_steps s;
     memset(&s, 0, sizeof s);
-    s.db.id = random_user();
-    const char *par = tern_req_query(ctx, "parallel");
-    int parallel = par && strcmp(par, "0") != 0;
+    s.db.id = random_user(w);
+    s.file.path = file_path;
+    unsigned long parallel;
+    if (demo_query_uint(ctx, "parallel", 0, 0, 1, &parallel) < 0) return;
     if (parallel) {
+        demo_grant g;
+        if (demo_budget_take(ctx, &g, 3 * DEMO_TASK_KIB, 0) < 0) return;
         /* three tasks on this worker; the handler parks until all end (a
          * cancelled handler cancels them and still waits: they use s) */
         tern_task *t[3] = {tern_spawn(db_task, &s), tern_spawn(api_task, &s),
@@ -451,10 +432,13 @@ static void real_handler(tern_ctx *ctx) {
             for (int i = 0; i < 3; i++) {
                 if (t[i]) tern_join(t[i], NULL);
             }
+            demo_budget_give(&g);
             tern_resp_json(ctx, 503, "{\"error\":\"out of memory\"}");
             return;
         }
-        if (tern_join_all(t, 3, NULL) < 0) return; /* cancelled */
+        int r = tern_join_all(t, 3, NULL);
+        demo_budget_give(&g);
+        if (r < 0) return; /* cancelled */
     } else {
         db_query(&s.db);
         if (tern_cancelled()) return;
@@ -507,45 +491,50 @@ static void real_handler(tern_ctx *ctx) {
 
 /* ---- metrics --------------------------------------------------------------------- */
 
+/* Sum over the workers' pools and clients. Runs on whichever thread reads
+ * /stats; app->lock keeps a stopping worker from freeing what is read. */
 static void sqlite_source(void *arg, tern_metrics_writer *w) {
+    demo_app *app = arg;
     tern_pool_stats sum = {0};
-    for (int i = 0; i < MAX_WORKERS; i++) {
-        tern_pool *p = atomic_load_explicit(&db_pools[i], memory_order_acquire);
-        if (!p) continue;
+    pthread_mutex_lock(&app->lock);
+    for (int i = 0; i < app->workers; i++) {
+        demo_worker *dw = app->worker_states[i];
+        if (!dw || !dw->db) continue;
         tern_pool_stats st;
-        tern_pool_stats_read(p, &st);
+        tern_pool_stats_read(dw->db, &st);
         tern_pool_stats_add(&sum, &st);
     }
+    pthread_mutex_unlock(&app->lock);
     tern_pool_metrics_write(&sum, w);
 }
 
 static void upstream_source(void *arg, tern_metrics_writer *w) {
-    tern_client_stats st = {0};
-    tern_client *c = atomic_load_explicit(&upstream, memory_order_acquire);
-    if (c) tern_client_stats_read(c, &st); /* else: no request yet, all zero */
-    tern_pool_metrics_write(&st.pool, w);
-    tern_metrics_counter(w, "requests_total", "Upstream requests sent", (double)st.requests);
-    tern_metrics_counter(w, "errors_total", "Upstream requests failed", (double)st.errors);
+    demo_app *app = arg;
+    tern_client_stats sum = {0};
+    pthread_mutex_lock(&app->lock);
+    for (int i = 0; i < app->workers; i++) {
+        demo_worker *dw = app->worker_states[i];
+        if (!dw || !dw->upstream) continue;
+        tern_client_stats st;
+        tern_client_stats_read(dw->upstream, &st);
+        tern_pool_stats_add(&sum.pool, &st.pool);
+        sum.requests += st.requests;
+        sum.errors += st.errors;
+        sum.reused += st.reused;
+        sum.connects += st.connects;
+    }
+    pthread_mutex_unlock(&app->lock);
+    tern_pool_metrics_write(&sum.pool, w);
+    tern_metrics_counter(w, "requests_total", "Upstream requests sent", (double)sum.requests);
+    tern_metrics_counter(w, "errors_total", "Upstream requests failed", (double)sum.errors);
     tern_metrics_counter(w, "reused_total", "Requests on kept-alive connections",
-                         (double)st.reused);
-    tern_metrics_counter(w, "connects_total", "Upstream connections opened", (double)st.connects);
+                         (double)sum.reused);
+    tern_metrics_counter(w, "connects_total", "Upstream connections opened", (double)sum.connects);
 }
 
 /* ---- start-up ------------------------------------------------------------------- */
 
-static void remove_files(void) {
-    if (remove_db_at_exit) {
-        char p[600];
-        unlink(db_path);
-        snprintf(p, sizeof p, "%s-wal", db_path);
-        unlink(p);
-        snprintf(p, sizeof p, "%s-shm", db_path);
-        unlink(p);
-    }
-    unlink(file_path);
-}
-
-static int exec_sql(sqlite3 *db, const char *sql) {
+static int exec_sql(sqlite3 *db, const char *db_path, const char *sql) {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -557,7 +546,7 @@ static int exec_sql(sqlite3 *db, const char *sql) {
 
 /* Creates the schema and, when the users table is empty, 1000 users with 5
  * items each, in one transaction. Runs before the workers start. */
-static int init_db(void) {
+static int init_db(const char *db_path) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
@@ -569,20 +558,21 @@ static int init_db(void) {
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
     /* WAL: readers (every /pool query) never wait for a writer, and the
      * mode is stored in the file, so every later connection has it */
-    rc = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                      "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, name TEXT NOT "
-                      "NULL, email TEXT NOT NULL);"
-                      "CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, user_id INTEGER "
-                      "NOT NULL REFERENCES users(id), title TEXT NOT NULL, price_cents INTEGER "
-                      "NOT NULL);"
-                      "CREATE INDEX IF NOT EXISTS items_by_user ON items(user_id);");
+    rc = exec_sql(db, db_path,
+                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                  "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, name TEXT NOT "
+                  "NULL, email TEXT NOT NULL);"
+                  "CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, user_id INTEGER "
+                  "NOT NULL REFERENCES users(id), title TEXT NOT NULL, price_cents INTEGER "
+                  "NOT NULL);"
+                  "CREATE INDEX IF NOT EXISTS items_by_user ON items(user_id);");
     sqlite3_stmt *st = NULL;
     int users = -1;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM users", -1, &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) users = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (rc == SQLITE_OK && users == 0) {
-        rc = exec_sql(db, "BEGIN");
+        rc = exec_sql(db, db_path, "BEGIN");
         sqlite3_stmt *u = NULL, *it = NULL;
         if (rc == SQLITE_OK)
             rc = sqlite3_prepare_v2(db, "INSERT INTO users(id, name, email) VALUES(?1, ?2, ?3)", -1,
@@ -615,13 +605,13 @@ static int init_db(void) {
             fprintf(stderr, "tern-demo: seeding %s: %s\n", db_path, sqlite3_errmsg(db));
         sqlite3_finalize(u);
         sqlite3_finalize(it);
-        if (rc == SQLITE_OK) rc = exec_sql(db, "COMMIT");
+        if (rc == SQLITE_OK) rc = exec_sql(db, db_path, "COMMIT");
     }
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-static int init_file(void) {
+static int init_file(const char *file_path) {
     int fd = open(file_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -errno;
     char line[64];
@@ -641,43 +631,97 @@ static int init_file(void) {
     return 0;
 }
 
-int demo_register_pool(tern_server *s) {
-    pid_t pid = getpid();
-    if (demo_opts.db_path) {
-        if (strlen(demo_opts.db_path) >= sizeof db_path) return -ENAMETOOLONG;
-        snprintf(db_path, sizeof db_path, "%s", demo_opts.db_path);
-    } else {
-        snprintf(db_path, sizeof db_path, "/tmp/tern-demo-%d.db", (int)pid);
+static tern_client *new_upstream(const char *url) {
+    tern_client_config cfg;
+    tern_client_config_init(&cfg);
+    cfg.max_connections = UPSTREAM_MAX_CONNECTIONS;
+    return tern_client_new(url, &cfg);
+}
+
+int demo_pool_worker_init(demo_app *app, demo_worker *w) {
+    w->rng = tern_clock_ns() ^ ((uint64_t)(w->id + 1) << 40) ^ 0x9e3779b97f4a7c15ull;
+    tern_pool_config cfg = {.max_size = DB_POOL_MAX,
+                            .min_idle = DB_POOL_MIN_IDLE,
+                            .idle_timeout_ms = DB_IDLE_TIMEOUT_MS,
+                            .create = db_create,
+                            .destroy = db_destroy,
+                            .arg = app};
+    w->db = tern_pool_new(&cfg); /* creates nothing until its first acquire */
+    if (!w->db) return -errno;
+    /* the default upstream is this server, whose port is known once bound
+     * (the workers start after that); tern_client_new does no I/O */
+    char url[64];
+    if (!app->upstream_url) snprintf(url, sizeof url, "http://127.0.0.1:%u/plaintext", app->port);
+    w->upstream = new_upstream(app->upstream_url ? app->upstream_url : url);
+    if (!w->upstream) {
+        int e = -errno;
+        tern_pool_free(w->db);
+        w->db = NULL;
+        return e;
     }
-    snprintf(file_path, sizeof file_path, "/tmp/tern-demo-%d.txt", (int)pid);
-    /* a --db file is the user's; the temporary files go at exit */
-    remove_db_at_exit = !demo_opts.db_path;
-    atexit(remove_files);
-    if (remove_db_at_exit) unlink(db_path); /* left by an earlier process with our pid */
-    int r = init_db();
+    return 0;
+}
+
+/* The worker's loop has stopped: its pool and client may be freed on its
+ * thread (tern_pool_free, tern_client_free). */
+void demo_pool_worker_fini(demo_app *app, demo_worker *w) {
+    (void)app;
+    tern_client_free(w->upstream);
+    w->upstream = NULL;
+    if (w->db && tern_pool_free(w->db) < 0)
+        fprintf(stderr, "tern-demo: worker %d: database pool still in use at exit\n", w->id);
+    w->db = NULL;
+}
+
+void demo_pool_cleanup(tern_server *s) {
+    demo_app *app = tern_server_data(s);
+    tern_metrics_unregister_source(s, "sqlite");
+    tern_metrics_unregister_source(s, "upstream");
+    if (app->remove_db_at_exit && app->db_path[0]) {
+        char p[600];
+        unlink(app->db_path);
+        snprintf(p, sizeof p, "%s-wal", app->db_path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", app->db_path);
+        unlink(p);
+    }
+    if (app->file_path[0]) unlink(app->file_path);
+}
+
+int demo_register_pool(tern_server *s) {
+    demo_app *app = tern_server_data(s);
+    pid_t pid = getpid();
+    if (app->db_opt) {
+        if (strlen(app->db_opt) >= sizeof app->db_path) return -ENAMETOOLONG;
+        snprintf(app->db_path, sizeof app->db_path, "%s", app->db_opt);
+    } else {
+        snprintf(app->db_path, sizeof app->db_path, "/tmp/tern-demo-%d.db", (int)pid);
+    }
+    snprintf(app->file_path, sizeof app->file_path, "/tmp/tern-demo-%d.txt", (int)pid);
+    /* a --db file is the user's; the temporary files go when the server stops */
+    app->remove_db_at_exit = !app->db_opt;
+    if (app->remove_db_at_exit) unlink(app->db_path); /* left by an earlier process with our pid */
+    int r = init_db(app->db_path);
     if (r < 0) return r;
-    r = init_file();
+    r = init_file(app->file_path);
     if (r < 0) {
-        fprintf(stderr, "tern-demo: cannot write %s: %s\n", file_path, strerror(-r));
+        fprintf(stderr, "tern-demo: cannot write %s: %s\n", app->file_path, strerror(-r));
         return r;
     }
-    if (demo_opts.upstream) {
+    if (app->upstream_url) {
         /* a bad --upstream is a start-up error, not a 502 on every request */
-        tern_client_config cfg;
-        tern_client_config_init(&cfg);
-        cfg.max_connections = UPSTREAM_MAX_CONNECTIONS;
-        tern_client *c = tern_client_new(demo_opts.upstream, &cfg);
+        tern_client *c = new_upstream(app->upstream_url);
         if (!c) {
             int e = errno;
-            fprintf(stderr, "tern-demo: bad --upstream '%s': %s\n", demo_opts.upstream,
+            fprintf(stderr, "tern-demo: bad --upstream '%s': %s\n", app->upstream_url,
                     strerror(e));
             return -e;
         }
-        atomic_store_explicit(&upstream, c, memory_order_release);
+        tern_client_free(c);
     }
-    r = tern_metrics_register_source(s, "sqlite", sqlite_source, NULL);
+    r = tern_metrics_register_source(s, "sqlite", sqlite_source, app);
     if (r < 0 && r != -EEXIST) return r;
-    r = tern_metrics_register_source(s, "upstream", upstream_source, NULL);
+    r = tern_metrics_register_source(s, "upstream", upstream_source, app);
     if (r < 0 && r != -EEXIST) return r;
     r = tern_route(s, TERN_GET, "/pool", pool_handler);
     if (r < 0) return r;

@@ -1,7 +1,9 @@
 /* /memory and /event-loop: the runtime measuring itself.
  *
  * GET /memory?tasks=N (default 1000, 1..100000) spawns N tasks that all
- * park at once and reports the resident memory they cost.
+ * park at once and reports the resident memory they cost. The tasks of
+ * all /memory requests together stay within the server-wide budget
+ * (limits.c): four concurrent tasks=100000 used to take 1.6 GB.
  * GET /event-loop?mb=N (default 20, 1..256) runs a CPU-bound task, an IO
  * task and a mixed one side by side on this worker, with a probe task that
  * measures how late its 1 ms timers fire meanwhile (the loop lag).
@@ -37,24 +39,6 @@ static long rss_kb(void) {
     return (long)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* Strict decimal query parameter in [lo, hi]; def when absent; -1 when bad. */
-static long query_range(tern_ctx *ctx, const char *name, long def, long lo, long hi) {
-    const char *q = tern_req_query(ctx, name);
-    if (!q) return def;
-    char *end;
-    errno = 0;
-    long v = strtol(q, &end, 10);
-    if (errno || end == q || *end || v < lo || v > hi) return -1;
-    return v;
-}
-
-static void bad_param(tern_ctx *ctx, const char *msg) {
-    const char *m = tern_json_quote(ctx, msg);
-    tern_resp_set_header(ctx, "Content-Type", "application/json");
-    tern_resp_set_status(ctx, 400);
-    tern_resp_printf(ctx, "{\"error\":%s}", m ? m : "\"bad request\"");
-}
-
 /* ---- /memory --------------------------------------------------------------- */
 
 #define MEMORY_TASKS_DEFAULT 1000
@@ -82,13 +66,15 @@ static void *memory_task(void *arg) {
  * handles; runs beyond the warm pool (or the first run) show the full
  * cost, about one page of stack per parked task. */
 static void memory(tern_ctx *ctx) {
-    long n = query_range(ctx, "tasks", MEMORY_TASKS_DEFAULT, 1, MEMORY_TASKS_MAX);
-    if (n < 0) {
-        bad_param(ctx, "tasks must be an integer from 1 to 100000");
-        return;
-    }
+    unsigned long un;
+    if (demo_query_uint(ctx, "tasks", MEMORY_TASKS_DEFAULT, 1, MEMORY_TASKS_MAX, &un) < 0) return;
+    long n = (long)un;
+    demo_grant g;
+    long kib = n * DEMO_TASK_KIB + (n * (long)sizeof(tern_task *) + 1023) / 1024;
+    if (demo_budget_take(ctx, &g, kib, 0) < 0) return;
     tern_task **tasks = malloc((size_t)n * sizeof *tasks);
     if (!tasks) {
+        demo_budget_give(&g);
         tern_resp_text(ctx, 503, "out of memory\n");
         return;
     }
@@ -120,6 +106,7 @@ static void memory(tern_ctx *ctx) {
     uint64_t t1 = tern_clock_ns();
     long after = rss_kb();
     free(tasks);
+    demo_budget_give(&g);
     if (cancelled || r < 0) {
         tern_resp_text(ctx, 503, "cancelled\n");
         return;
@@ -249,14 +236,15 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 static void event_loop(tern_ctx *ctx) {
-    long mb = query_range(ctx, "mb", 20, 1, 256);
-    if (mb < 0) {
-        bad_param(ctx, "mb must be an integer from 1 to 256");
-        return;
-    }
+    unsigned long mb;
+    if (demo_query_uint(ctx, "mb", 20, 1, 256, &mb) < 0) return;
+    demo_grant g;
+    long kib = 4 * DEMO_TASK_KIB + (long)(sizeof(loop_run) + 1023) / 1024;
+    if (demo_budget_take(ctx, &g, kib, (long)mb) < 0) return;
     /* 16 KiB of lag samples: on the heap, not on the handler's stack */
     loop_run *lr = calloc(1, sizeof *lr);
     if (!lr) {
+        demo_budget_give(&g);
         tern_resp_text(ctx, 503, "out of memory\n");
         return;
     }
@@ -274,6 +262,7 @@ static void event_loop(tern_ctx *ctx) {
     }
     int r = tern_join_all(ts, 4, NULL); /* NULL entries are skipped */
     uint64_t total = tern_clock_ns() - t0;
+    demo_budget_give(&g);
     if (r < 0 || spawned < 4) {
         free(lr);
         tern_resp_text(ctx, 503, r < 0 ? "cancelled\n" : "out of memory\n");
