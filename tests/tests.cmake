@@ -64,3 +64,12 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang")
     set_tests_properties(${name}_corpus_setup PROPERTIES FIXTURES_SETUP ${name}_corpus)
   endforeach()
 endif()
+
+# Checks on the shape of the tree and the library (label check): the shared
+# library exports exactly the TERN_API functions; no layer includes a header
+# from a layer above it; the installed package works from pkg-config and
+# find_package.
+add_test(NAME check_exports_match_tern_api
+  COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/exports.py
+          --lib $<TARGET_FILE:tern> --include ${CMAKE_CURRENT_SOURCE_DIR}/include)
+set_tests_properties(check_exports_match_tern_api PROPERTIES LABELS check TIMEOUT 60)
