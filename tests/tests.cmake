@@ -73,3 +73,6 @@ add_test(NAME check_exports_match_tern_api
   COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/exports.py
           --lib $<TARGET_FILE:tern> --include ${CMAKE_CURRENT_SOURCE_DIR}/include)
 set_tests_properties(check_exports_match_tern_api PROPERTIES LABELS check TIMEOUT 60)
+add_test(NAME check_layers_include_downward
+  COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/layers.py --root ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(check_layers_include_downward PROPERTIES LABELS check TIMEOUT 60)
