@@ -18,7 +18,7 @@ run: all
 test:
 	@scripts/deps.sh test
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DTERN_SANITIZE=ON >/dev/null
+	    -DTERN_SANITIZE=ON -DTERN_WERROR=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j 2
 
@@ -36,7 +36,7 @@ soak: all
 leakcheck:
 	@scripts/deps.sh test
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DTERN_SANITIZE=ON >/dev/null
+	    -DTERN_SANITIZE=ON -DTERN_WERROR=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 	    LSAN_OPTIONS=report_objects=1 ctest --output-on-failure -L integration
