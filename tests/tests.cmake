@@ -76,3 +76,11 @@ set_tests_properties(check_exports_match_tern_api PROPERTIES LABELS check TIMEOU
 add_test(NAME check_layers_include_downward
   COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/layers.py --root ${CMAKE_CURRENT_SOURCE_DIR})
 set_tests_properties(check_layers_include_downward PROPERTIES LABELS check TIMEOUT 60)
+# Installs this build into a temporary prefix and builds and runs programs
+# against it with pkg-config and with find_package(tern). The programs get
+# the sanitizer flags the library was built with (see the script).
+add_test(NAME check_install_pkgconfig_and_find_package
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/install.sh
+          --build ${CMAKE_BINARY_DIR} --source ${CMAKE_CURRENT_SOURCE_DIR}
+          --cc ${CMAKE_C_COMPILER} --flags "${TERN_SAN_FLAGS_STR}")
+set_tests_properties(check_install_pkgconfig_and_find_package PROPERTIES LABELS check TIMEOUT 300)
