@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all run test bench soak install clean deps format leakcheck test-aarch64
+.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64
 
 all:
 	@scripts/deps.sh build
@@ -48,8 +48,16 @@ test-aarch64:
 install: all
 	cmake --install $(BUILD)
 
+# every C source and header of the tree (fuzz corpora are data, not C)
+FORMAT_FILES = $(shell find include src examples tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' | sort) \
+               $(wildcard bench/*.c)
+
 format:
-	clang-format -i include/*.h src/*/*.[ch] examples/*.c tests/unit/*/*.c tests/fuzz/*.c
+	clang-format -i $(FORMAT_FILES)
+
+# fails, naming each file and line, when a file differs from .clang-format
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
