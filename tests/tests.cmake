@@ -78,9 +78,12 @@ add_test(NAME check_layers_include_downward
 set_tests_properties(check_layers_include_downward PROPERTIES LABELS check TIMEOUT 60)
 # Installs this build into a temporary prefix and builds and runs programs
 # against it with pkg-config and with find_package(tern). The programs get
-# the sanitizer flags the library was built with (see the script).
+# the sanitizer flags the library was built with (see the script). Serial:
+# its compiles would otherwise steal the CPU from the timing checks of the
+# unit tests running beside it (unit_rt_test_task's sleep precision).
 add_test(NAME check_install_pkgconfig_and_find_package
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/install.sh
           --build ${CMAKE_BINARY_DIR} --source ${CMAKE_CURRENT_SOURCE_DIR}
           --cc ${CMAKE_C_COMPILER} --flags "${TERN_SAN_FLAGS_STR}")
-set_tests_properties(check_install_pkgconfig_and_find_package PROPERTIES LABELS check TIMEOUT 300)
+set_tests_properties(check_install_pkgconfig_and_find_package PROPERTIES LABELS check TIMEOUT 300
+  RUN_SERIAL TRUE)
