@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all run test bench soak install clean deps format leakcheck test-aarch64
+.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64
 
 all:
 	@scripts/deps.sh build
@@ -18,7 +18,7 @@ run: all
 test:
 	@scripts/deps.sh test
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DTERN_SANITIZE=ON >/dev/null
+	    -DTERN_SANITIZE=ON -DTERN_WERROR=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j 2
 
@@ -36,7 +36,7 @@ soak: all
 leakcheck:
 	@scripts/deps.sh test
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DTERN_SANITIZE=ON >/dev/null
+	    -DTERN_SANITIZE=ON -DTERN_WERROR=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 	    LSAN_OPTIONS=report_objects=1 ctest --output-on-failure -L integration
@@ -48,8 +48,16 @@ test-aarch64:
 install: all
 	cmake --install $(BUILD)
 
+# every C source and header of the tree (fuzz corpora are data, not C)
+FORMAT_FILES = $(shell find include src examples tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' | sort) \
+               $(wildcard bench/*.c)
+
 format:
-	clang-format -i include/*.h src/*/*.[ch] examples/*.c tests/unit/*/*.c tests/fuzz/*.c
+	clang-format -i $(FORMAT_FILES)
+
+# fails, naming each file and line, when a file differs from .clang-format
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)

@@ -15,6 +15,7 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
   pkg_missing libclang-rt-14-dev && need="$need libclang-rt-14-dev"
   have python3 || need="$need python3"
   have curl || need="$need curl"
+  have pkg-config || need="$need pkg-config"
   pkg_missing libhttp-parser-dev && need="$need libhttp-parser-dev"
 fi
 if [ "$what" = test ]; then

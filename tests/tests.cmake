@@ -64,3 +64,26 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang")
     set_tests_properties(${name}_corpus_setup PROPERTIES FIXTURES_SETUP ${name}_corpus)
   endforeach()
 endif()
+
+# Checks on the shape of the tree and the library (label check): the shared
+# library exports exactly the TERN_API functions; no layer includes a header
+# from a layer above it; the installed package works from pkg-config and
+# find_package.
+add_test(NAME check_exports_match_tern_api
+  COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/exports.py
+          --lib $<TARGET_FILE:tern> --include ${CMAKE_CURRENT_SOURCE_DIR}/include)
+set_tests_properties(check_exports_match_tern_api PROPERTIES LABELS check TIMEOUT 60)
+add_test(NAME check_layers_include_downward
+  COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/layers.py --root ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(check_layers_include_downward PROPERTIES LABELS check TIMEOUT 60)
+# Installs this build into a temporary prefix and builds and runs programs
+# against it with pkg-config and with find_package(tern). The programs get
+# the sanitizer flags the library was built with (see the script). Serial:
+# its compiles would otherwise steal the CPU from the timing checks of the
+# unit tests running beside it (unit_rt_test_task's sleep precision).
+add_test(NAME check_install_pkgconfig_and_find_package
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/check/install.sh
+          --build ${CMAKE_BINARY_DIR} --source ${CMAKE_CURRENT_SOURCE_DIR}
+          --cc ${CMAKE_C_COMPILER} --flags "${TERN_SAN_FLAGS_STR}")
+set_tests_properties(check_install_pkgconfig_and_find_package PROPERTIES LABELS check TIMEOUT 300
+  RUN_SERIAL TRUE)

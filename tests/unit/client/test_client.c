@@ -8,7 +8,7 @@
  * Standalone build (from /work/main):
  *   clang -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined \
  *     -fno-sanitize-recover=undefined -Iinclude -Isrc -Itests/unit \
- *     tests/unit/http/test_client.c $(find src -name '*.c') \
+ *     tests/unit/client/test_client.c $(find src -name '*.c') \
  *     src/rt/coro_x86_64.S -o /tmp/test_client -lpthread */
 #include "check.h"
 

@@ -7,7 +7,7 @@
  * so it takes the whole library):
  *   clang -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined \
  *     -fno-sanitize-recover=undefined -Iinclude -Isrc -Itests/unit \
- *     tests/unit/server/test_pool.c $(find src -name '*.c') \
+ *     tests/unit/rt/test_pool.c $(find src -name '*.c') \
  *     src/rt/coro_x86_64.S -o /tmp/test_pool -lpthread */
 #include "check.h"
 
