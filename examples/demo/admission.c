@@ -67,16 +67,23 @@ static uint64_t burn(const double *rounds_per_us, unsigned us) {
 
 /* Answers normally or is shed by tern (route option `adaptive`) according
  * to the measured load; reports the level and mode it ran under.
- * ?work_us=N sets the CPU work per request (default 200 µs, 0..100000).
+ * ?work_us=N sets the CPU work per request (default 200 µs, 0..100000);
+ * ?sleep_ms=N parks the handler first (default 0, 0..1000): a sleep-bound
+ * request, which costs no CPU while it waits and is not load.
  * Its CPU is not charged to the demo's budget: bounding this route's load
  * is what adaptive shedding is for. */
 static void adaptive(tern_ctx *ctx) {
-    unsigned long v;
+    unsigned long v, sleep_ms;
     if (demo_query_uint(ctx, "work_us", 200, 0, 100000, &v) < 0) return;
+    if (demo_query_uint(ctx, "sleep_ms", 0, 0, 1000, &sleep_ms) < 0) return;
     unsigned work = (unsigned)v;
     tern_load before;
     tern_load_get(&before);
     uint64_t t0 = tern_clock_ns();
+    if (sleep_ms && tern_sleep(sleep_ms) < 0) {
+        tern_resp_text(ctx, 503, "cancelled\n");
+        return;
+    }
     uint64_t h = burn(tern_route_data(ctx), work);
     tern_resp_set_header(ctx, "Content-Type", "application/json");
     tern_resp_printf(ctx,

@@ -95,7 +95,17 @@ tern_coro *tern__sched_coro_new(tern__sched *s, void (*fn)(void *), void *arg) {
 
 static void resume(tern__sched *s, tern_coro *c) {
     s->current = c;
-    tern__coro_switch(&s->loop_sp, c->sp);
+    if (c->flags & TERN_CORO_ACCOUNT) {
+        /* an accounted coroutine only comes here from the run queue:
+         * enqueue subtracted the time it became ready */
+        uint64_t t0 = tern_clock_ns();
+        c->acct_ready_ns += t0;
+        c->acct_mark_ns = t0;
+        tern__coro_switch(&s->loop_sp, c->sp);
+        if (c->flags & TERN_CORO_ACCOUNT) c->acct_run_ns += tern_clock_ns() - c->acct_mark_ns;
+    } else {
+        tern__coro_switch(&s->loop_sp, c->sp);
+    }
     s->current = NULL;
     tern__coro_check(c);
     if (c->flags & TERN_CORO_DONE) {
@@ -109,6 +119,7 @@ void tern__sched_run_now(tern__sched *s, tern_coro *c) { resume(s, c); }
 void tern__sched_enqueue(tern__sched *s, tern_coro *c) {
     if (c->flags & TERN_CORO_QUEUED) return;
     c->flags |= TERN_CORO_QUEUED;
+    if (c->flags & TERN_CORO_ACCOUNT) c->acct_ready_ns -= tern_clock_ns(); /* see resume */
     c->next = NULL;
     if (s->runq_tail)
         s->runq_tail->next = c;
@@ -155,6 +166,22 @@ void tern__sched_cancel(tern_coro *c) {
 }
 
 void tern__sched_clear_cancel(tern_coro *c) { c->flags &= ~TERN_CORO_CANCELLED; }
+
+void tern__sched_account_start(void) {
+    tern_coro *c = tern__sched_self->current;
+    c->acct_run_ns = c->acct_ready_ns = 0;
+    c->acct_mark_ns = tern_clock_ns(); /* the span running now */
+    c->flags |= TERN_CORO_ACCOUNT;
+}
+
+uint64_t tern__sched_account_stop(uint64_t *run_ns) {
+    tern_coro *c = tern__sched_self->current;
+    uint64_t run = c->acct_run_ns + (tern_clock_ns() - c->acct_mark_ns);
+    uint64_t total = run + c->acct_ready_ns;
+    if (run_ns) *run_ns = run;
+    c->flags &= ~TERN_CORO_ACCOUNT;
+    return total;
+}
 
 void tern__sched_set_park_hook(tern_coro *c, tern__park_hook fn, void *arg) {
     c->park_hook = fn;

@@ -37,6 +37,7 @@ enum {
     TERN_CORO_QUEUED = 1u << 1,
     TERN_CORO_DONE = 1u << 2,
     TERN_CORO_CANCELLED = 1u << 3,
+    TERN_CORO_ACCOUNT = 1u << 4,    /* time running and ready (tern__sched_account_*) */
 };
 
 typedef struct tern__sched tern__sched;
@@ -93,6 +94,14 @@ void tern__sched_cancel(tern_coro *c);
 /* Ends a cancellation aimed at one phase of c's work (a request's handler)
  * so that c's later waits (writing the answer) are not cancelled too. */
 void tern__sched_clear_cancel(tern_coro *c);
+/* CPU accounting for the running coroutine: from account_start on, the
+ * time it runs and the time it waits in the run queue (ready, while others
+ * run) are summed; parked time is not. account_stop returns the sum in ns
+ * (and the running part in *run_ns) and ends it. Costs two clock reads per resume while on, nothing when off:
+ * admission control uses it to tell interleaved CPU work (whose time grows
+ * with contention) from parked waits (which cost no CPU). */
+void tern__sched_account_start(void);
+uint64_t tern__sched_account_stop(uint64_t *run_ns);
 /* Installs (fn != NULL) or removes c's park hook; see tern__park_hook. */
 void tern__sched_set_park_hook(tern_coro *c, tern__park_hook fn, void *arg);
 

@@ -9,6 +9,8 @@
  * load gone (measured: without it the worker cycles in ~300 ms) */
 #define CALM_TO_RECOVER 3
 #define MIN_REFRESH_INTERVALS 50
+/* congestion needs the handlers to have kept the worker this busy */
+#define BUSY_PERCENT 75
 
 void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns) {
     *a = (tern__admission){.target_ns = target_ns,
@@ -45,12 +47,13 @@ static void limit_grow(tern__admission *a, uint64_t avg) {
     if (a->limit > LIMIT_MAX) a->limit = LIMIT_MAX;
 }
 
-static void limit_update(tern__admission *a) {
+static void limit_update(tern__admission *a, uint64_t elapsed_ns) {
     int calm = 1;
     if (a->lat_count) {
         uint64_t avg = a->lat_sum_ns / a->lat_count;
         a->last_avg_latency_ns = avg;
-        if (a->min_latency_ns != UINT64_MAX && avg > 2 * a->min_latency_ns) {
+        int busy = a->run_sum_ns * 100 >= elapsed_ns * BUSY_PERCENT;
+        if (busy && a->min_latency_ns != UINT64_MAX && avg > 2 * a->min_latency_ns) {
             limit_cut(a, avg);
             a->congested = 1;
             calm = 0;
@@ -78,6 +81,7 @@ static void limit_update(tern__admission *a) {
         a->min_age = 0;
     }
     a->lat_sum_ns = a->lat_count = 0;
+    a->run_sum_ns = 0;
     a->peak_running = a->running;
 }
 
@@ -86,8 +90,9 @@ void tern__admission_start(tern__admission *a) {
     if (a->running > a->peak_running) a->peak_running = a->running;
 }
 
-void tern__admission_done(tern__admission *a, uint64_t latency_ns) {
+void tern__admission_done(tern__admission *a, uint64_t latency_ns, uint64_t run_ns) {
     a->running--;
+    a->run_sum_ns += run_ns;
     a->lat_sum_ns += latency_ns;
     a->lat_count++;
     if (latency_ns < a->min_latency_ns) a->min_latency_ns = latency_ns;
@@ -106,7 +111,7 @@ void tern__admission_tick(tern__admission *a, uint64_t now_ns) {
     } else if (a->overloaded && ++a->calm_intervals >= CALM_TO_RECOVER) {
         a->overloaded = 0;
     }
-    limit_update(a);
+    limit_update(a, now_ns - (a->interval_end_ns - a->interval_ns));
     a->last_sheds = a->sheds_interval;
     a->sheds_interval = 0;
     a->last_min_delay_ns = min_delay;
@@ -164,6 +169,7 @@ unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, uns
     /* (handler time against the unloaded time is not part of the level:
      * with yielding handlers it also rises with harmless sharing; it only
      * steers the concurrency limit, whose sheds show in the mode) */
-    if ((a->overloaded || a->congested || a->last_sheds || a->sheds_interval) && worst < 100) worst = 100;
+    if ((a->overloaded || a->last_sheds || a->sheds_interval) && worst < 100) worst = 100;
+    if (a->congested && worst < 75) worst = 75;
     return worst > 100 ? 100 : (unsigned)worst;
 }

@@ -23,10 +23,13 @@
 /* Second mechanism, for handlers that yield (many interleave, so nobody
  * waits in a queue but everybody gets slower): an adaptive limit on the
  * adaptive requests running at once on the worker, in the spirit of TCP
- * Vegas. Each interval compares the requests' measured handler time with
- * the smallest seen recently (the unloaded time). Above twice that, the
- * worker is congested and the limit is scaled down in proportion (at least
- * by a quarter). Otherwise the limit follows the concurrency that kept
+ * Vegas. Each interval compares the requests' active time (running, or
+ * ready while others run: never the time parked) with the smallest seen
+ * recently (the unloaded time). Above twice that while the handlers kept
+ * the worker busy for most of the interval (BUSY_PERCENT of it running
+ * them: a burst the worker finishes in a fraction of the interval is not
+ * overload however much its requests interleave), the worker is congested
+ * and the limit is scaled down in proportion (at least by a quarter). Otherwise the limit follows the concurrency that kept
  * times in budget (the peak of the interval), and grows when it was reached
  * (doubling while times stay within 1.5x, then by an eighth).
  *
@@ -58,6 +61,7 @@ typedef struct tern__admission {
     uint64_t next_min_ns;        /* smallest of the current refresh window */
     unsigned min_age;
     uint64_t lat_sum_ns, lat_count;
+    uint64_t run_sum_ns;         /* handlers' running time this interval */
     uint64_t last_avg_latency_ns;
 } tern__admission;
 
@@ -70,10 +74,11 @@ int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns
                          unsigned max_in_flight);
 /* An admitted adaptive request starts / finished after latency_ns. */
 void tern__admission_start(tern__admission *a);
-void tern__admission_done(tern__admission *a, uint64_t latency_ns);
+void tern__admission_done(tern__admission *a, uint64_t active_ns, uint64_t run_ns);
 
 /* Load level 0..100 from the last interval's signals and the in-flight
- * ratio; 100 while overloaded, congested or shedding. */
+ * ratio; 100 while shedding (a standing queue, or sheds in this or the last
+ * interval), at least 75 while congested. */
 unsigned tern__admission_level(const tern__admission *a, unsigned in_flight, unsigned max_in_flight);
 
 #endif

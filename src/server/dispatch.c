@@ -93,13 +93,18 @@ static void run_handler(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route
     handler_deadline hd = {.timer = {.fn = handler_deadline_fire}, .coro = x->coro};
     if (e->timeout_ms)
         tern__wheel_add(&w->sched.wheel, &hd.timer, tern_clock_ns() + (uint64_t)e->timeout_ms * 1000000ull);
-    uint64_t t_start = 0;
     if (e->adaptive) {
         tern__admission_start(&w->admission);
-        t_start = tern_clock_ns();
+        /* the handler's active time (running, or ready while others run),
+         * not its wall time: time parked on a sleep, a pool or an upstream
+         * costs no CPU and says nothing about this worker's load */
+        tern__sched_account_start();
     }
     e->handler(ctx);
-    if (e->adaptive) tern__admission_done(&w->admission, tern_clock_ns() - t_start);
+    if (e->adaptive) {
+        uint64_t run_ns, active_ns = tern__sched_account_stop(&run_ns);
+        tern__admission_done(&w->admission, active_ns, run_ns);
+    }
     tern__wheel_cancel(&w->sched.wheel, &hd.timer);
     x->in_handler = 0;
     /* a cancellation (client gone, deadline) was aimed at the handler: the

@@ -50,7 +50,7 @@ int tern_load_get(tern_load *out) {
     unsigned max = w->server->cfg.max_in_flight;
     if (!max) in_flight = w->in_flight; /* counted per worker only without a global limit */
     out->level = tern__admission_level(a, in_flight, max);
-    out->shedding = a->overloaded || a->congested || a->last_sheds > 0 || a->sheds_interval > 0;
+    out->shedding = a->overloaded || a->last_sheds > 0 || a->sheds_interval > 0;
     out->mode = out->shedding ? "shedding" : out->level >= 50 ? "elevated" : "normal";
     out->concurrency_limit = a->limit;
     out->running = a->running;

@@ -244,6 +244,32 @@ def capacity(port, windows=6, secs=0.4):
     return max(rates), rates, out
 
 
+def test_bursts_below_capacity_not_shed(srv):
+    """On a fresh server, bursts far below capacity to the adaptive route are never shed:
+    CPU-bound ones (8, 20 and 50 requests of 200 us of work) and sleep-bound ones (100
+    requests parked 100 ms each, four times over: a parked request costs no CPU and is not
+    load). Every answer's load level and mode agree (mode shedding only at level 100)."""
+    plan = [(8, b"/adaptive?work_us=200"), (20, b"/adaptive?work_us=200"),
+            (50, b"/adaptive?work_us=200")] + [(100, b"/adaptive?work_us=0&sleep_ms=100")] * 4
+    socks = open_conns(srv.port, 100)
+    try:
+        for n, path in plan:
+            _, out = burst(socks[:n], b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            statuses = [r.status for _, r in out]
+            shed = sum(st == 503 for st in statuses)
+            bodies = [json.loads(r.body) for _, r in out if r.status == 200]
+            print("    burst of %d x %s: %d shed, modes %s" % (
+                n, path.decode(), shed, sorted({b["mode"] for b in bodies})))
+            check_eq(shed, 0, "503s in a burst of %d x %s" % (n, path.decode()))
+            for b in bodies:
+                check(b["mode"] != "shedding" or b["load_level"] == 100,
+                      "mode %s at load level %d" % (b["mode"], b["load_level"]))
+            time.sleep(0.05)
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_adaptive_sheds_and_recovers(srv):
     rate_before, rates_before, before = capacity(srv.port)
     check(all(s == 200 for s, _ in before), "503 before any load")
