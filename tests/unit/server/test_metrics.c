@@ -384,7 +384,7 @@ static void test_registry(void) {
     CHECK_INT(tern_metrics_register_source(a, "x", NULL, db), -EINVAL);
 
     tern_metrics_writer w = {0};
-    tern__metrics_collect_extras(a, &w);
+    tern__metrics_registry_collect(a, &w);
     CHECK_INT(w.n, 6); /* db + cache, 3 valid values each */
     CHECK_STR(w.items[0].source, "db");
     CHECK_STR(w.items[0].name, "active");
@@ -397,7 +397,7 @@ static void test_registry(void) {
     CHECK_INT(tern_metrics_unregister_source(b, "db"), 0);
     CHECK_INT(tern_metrics_unregister_source(b, "db"), -ENOENT);
     memset(&w, 0, sizeof w);
-    tern__metrics_collect_extras(b, &w);
+    tern__metrics_registry_collect(b, &w);
     CHECK_INT(w.n, 3); /* only the global "cache" */
     free(w.items);
     /* a and the global source stay registered for the rendering tests */
@@ -622,7 +622,7 @@ static void test_prometheus(void) {
     tern__metrics_report_free(r);
     /* render one with both sources: the report for server a */
     tern_metrics_writer ex = {0};
-    tern__metrics_collect_extras(a, &ex);
+    tern__metrics_registry_collect(a, &ex);
     CHECK_INT(tern__metrics_report_build(s, r, now, 0), 0);
     r->extras = ex;
     tern__mbuf b = {0};
