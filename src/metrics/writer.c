@@ -227,12 +227,14 @@ void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help, con
     prom_sum_count(b, name, h);
 }
 
-void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h) {
-    static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
+/* One line per quantile: name{labels,<qlabel>="<qnames[i]>"} seconds. */
+static void prom_quantile_lines(tern__mbuf *b, const char *name, const char *labels,
+                                const char *qlabel, const char *const qnames[4],
+                                const tern__hist_snap *h) {
     static const double qv[] = {0.5, 0.9, 0.99, 0.999};
     for (int i = 0; i < 4; i++) {
-        tern__mbuf_printf(b, "%s{%s%squantile=\"%s\"} ", name, labels ? labels : "",
-                          labels && *labels ? "," : "", qs[i]);
+        tern__mbuf_printf(b, "%s{%s%s%s=\"%s\"} ", name, labels ? labels : "",
+                          labels && *labels ? "," : "", qlabel, qnames[i]);
         /* no observations: NaN, as client libraries report an empty summary */
         if (h->count)
             tern__prom_seconds(b, (uint64_t)(tern__hist_quantile(h, qv[i]) + 0.5));
@@ -240,6 +242,16 @@ void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, c
             tern__mbuf_printf(b, "NaN");
         tern__mbuf_printf(b, "\n");
     }
+}
+
+void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h) {
+    static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
+    prom_quantile_lines(b, name, labels, "quantile", qs, h);
+}
+
+void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h) {
+    static const char *const ps[] = {"50", "90", "99", "99.9"};
+    prom_quantile_lines(b, name, labels, "percentile", ps, h);
 }
 
 void tern__prom_summary(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h) {

@@ -78,10 +78,14 @@ void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help, con
 /* Summary family in seconds: quantiles 0.5, 0.9, 0.99, 0.999 (NaN when
  * empty), _sum and _count. */
 void tern__prom_summary(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h);
-/* Quantile samples only (no HELP/TYPE, no _sum/_count), with an extra
- * label before `quantile`, e.g. labels = "window=\"10s\"": for a gauge
- * family of recent quantiles. NaN when empty. */
+/* The summary's quantile samples only (no HELP/TYPE, no _sum/_count),
+ * quantile="0.5" ... "0.999", after optional extra labels (labels =
+ * "window=\"10s\"" or NULL). NaN when empty. */
 void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h);
+/* The same values labelled percentile="50", "90", "99", "99.9": for gauge
+ * families (promtool rejects a `quantile` label outside summaries, and a
+ * windowed figure is no summary: its count is not a counter). */
+void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h);
 /* Extra sources as tern_pool_<name>{pool="<source>"} families, grouped by
  * name (several sources may write the same name). */
 void tern__prom_extras(tern__mbuf *b, const tern_metrics_writer *ex);
