@@ -6,6 +6,7 @@
 #include "server/metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,7 @@ void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns
     if (cls < 1 || cls > 5) cls = 0;
     tern__owned_add(&m->status_class[cls], 1);
     tern__hist_record(&m->latency, latency_ns);
+    tern__hist_window_record(&m->latency_recent, latency_ns, now_ns);
     uint64_t sec = now_ns / 1000000000ull;
     _Atomic uint64_t *slot = &m->per_second[sec % TERN_METRICS_RING];
     uint64_t word = tern__owned_get(slot);
@@ -69,6 +71,11 @@ void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns
 
 void tern__metrics_response(tern__metrics *m, int status, uint64_t latency_ns) {
     tern__metrics_response_at(m, status, latency_ns, tern__metrics_now());
+}
+
+void tern__metrics_client_gone(tern__metrics *m, uint64_t duration_ns) {
+    tern__owned_add(&m->client_gone, 1);
+    tern__owned_add(&m->client_gone_ns, duration_ns);
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -102,15 +109,35 @@ void tern__metrics_snap_add(tern__metrics_snap *acc, const tern__metrics *m, uin
     acc->shed += tern__owned_get(&m->shed);
     acc->rejected += tern__owned_get(&m->rejected);
     acc->timeouts += tern__owned_get(&m->timeouts);
+    acc->client_gone += tern__owned_get(&m->client_gone);
+    acc->client_gone_ns += tern__owned_get(&m->client_gone_ns);
     acc->rps_1s += tern__metrics_rate(m, now_ns, 1);
     acc->rps_10s += tern__metrics_rate(m, now_ns, 10);
     if (!acc->start_ns || m->start_ns < acc->start_ns) acc->start_ns = m->start_ns;
     tern__hist_snap_add(&acc->latency, &m->latency);
     tern__hist_snap_add(&acc->queue_delay, &m->queue_delay);
     tern__hist_snap_add(&acc->loop_lag, &m->loop_lag);
+    tern__hist_window_add(&m->latency_recent, &acc->latency_short, now_ns, 0,
+                          TERN_METRICS_SHORT_WINDOW_S);
+    tern__hist_window_add(&m->latency_recent, &acc->latency_long, now_ns, 0,
+                          TERN_METRICS_LONG_WINDOW_S);
 }
 
 static double ns_to_ms(double ns) { return ns / 1e6; }
+
+static void window_stats(const tern__hist_snap *h, tern_latency_window *out) {
+    out->count = h->count;
+    if (!h->count) { /* no data: say so rather than report 0 ms */
+        out->average_ms = out->p50_ms = out->p90_ms = out->p99_ms = out->p999_ms = out->max_ms = NAN;
+        return;
+    }
+    out->average_ms = ns_to_ms(tern__hist_mean(h));
+    out->p50_ms = ns_to_ms(tern__hist_quantile(h, 0.5));
+    out->p90_ms = ns_to_ms(tern__hist_quantile(h, 0.9));
+    out->p99_ms = ns_to_ms(tern__hist_quantile(h, 0.99));
+    out->p999_ms = ns_to_ms(tern__hist_quantile(h, 0.999));
+    out->max_ms = ns_to_ms((double)h->max);
+}
 
 void tern__metrics_snap_stats(const tern__metrics_snap *snap, tern_stats *out) {
     out->total_requests = snap->responses;
@@ -142,6 +169,9 @@ void tern__metrics_snap_stats(const tern__metrics_snap *snap, tern_stats *out) {
     out->loop_lag_samples = snap->loop_lag.count;
     out->loop_lag_p99_ms = ns_to_ms(tern__hist_quantile(&snap->loop_lag, 0.99));
     out->loop_lag_max_ms = ns_to_ms((double)snap->loop_lag.max);
+    out->client_closed = snap->client_gone;
+    window_stats(&snap->latency_short, &out->latency_10s);
+    window_stats(&snap->latency_long, &out->latency_60s);
 }
 
 /* Workers are created by tern_server_run one after another while earlier
@@ -269,10 +299,23 @@ static void json_fields(tern__mbuf *b, const tern_stats *st) {
     json_u64(b, "shed_503", st->shed_503);
     json_u64(b, "rejected", st->rejected);
     json_u64(b, "timeouts", st->timeouts);
+    json_u64(b, "client_closed", st->client_closed);
     json_u64(b, "connections_opened", st->connections_opened);
     json_u64(b, "connections_closed", st->connections_closed);
     tern__mbuf_printf(b, "\"threads\":%d,\"open_fds\":%d,", st->threads, st->open_fds);
     json_dbl(b, "uptime_seconds", st->uptime_seconds, 3);
+}
+
+static void json_window(tern__mbuf *b, const char *name, const tern_latency_window *w) {
+    tern__mbuf_printf(b, "\"%s\":{\"count\":%llu,", name, (unsigned long long)w->count);
+    json_dbl(b, "average_ms", w->average_ms, 6);
+    json_dbl(b, "p50_ms", w->p50_ms, 6);
+    json_dbl(b, "p90_ms", w->p90_ms, 6);
+    json_dbl(b, "p99_ms", w->p99_ms, 6);
+    json_dbl(b, "p999_ms", w->p999_ms, 6);
+    tern__mbuf_printf(b, "\"max_ms\":");
+    tern__json_double(b, w->max_ms, 6);
+    tern__mbuf_printf(b, "},");
 }
 
 static void json_workers(tern__mbuf *b, const tern__metrics_report *r) {
@@ -293,6 +336,8 @@ static void json_workers(tern__mbuf *b, const tern__metrics_report *r) {
 void tern__metrics_format_json(const tern__metrics_report *r, tern__mbuf *b) {
     tern__mbuf_printf(b, "{");
     json_fields(b, &r->stats);
+    json_window(b, "latency_10s", &r->stats.latency_10s);
+    json_window(b, "latency_60s", &r->stats.latency_60s);
     json_workers(b, r);
     tern__mbuf_printf(b, "\"pools\":");
     tern__json_extras(b, &r->extras);
@@ -306,6 +351,25 @@ static void prom_gauge(tern__mbuf *b, const char *name, const char *help, double
     tern__mbuf_printf(b, "%s ", name);
     tern__prom_double(b, v);
     tern__mbuf_printf(b, "\n");
+}
+
+/* Recent windows as gauges: a windowed figure is no summary (its count
+ * goes down as seconds leave the window), and promtool rejects a
+ * `quantile` label outside summaries, hence `percentile`. */
+static void prom_windows(tern__mbuf *b, const tern__metrics_snap *sn) {
+    tern__prom_head(b, "tern_request_latency_window_seconds", "gauge",
+                    "Request duration percentiles over the last 10 s or 60 s (current second "
+                    "included), from exact per-second histograms; NaN when no response.");
+    tern__prom_percentiles(b, "tern_request_latency_window_seconds", "window=\"10s\"",
+                           &sn->latency_short);
+    tern__prom_percentiles(b, "tern_request_latency_window_seconds", "window=\"60s\"",
+                           &sn->latency_long);
+    tern__prom_head(b, "tern_responses_in_window", "gauge",
+                    "Responses behind tern_request_latency_window_seconds.");
+    tern__mbuf_printf(b, "tern_responses_in_window{window=\"10s\"} %llu\n",
+                      (unsigned long long)sn->latency_short.count);
+    tern__mbuf_printf(b, "tern_responses_in_window{window=\"60s\"} %llu\n",
+                      (unsigned long long)sn->latency_long.count);
 }
 
 static void prom_requests(tern__mbuf *b, const tern__metrics_report *r) {
@@ -351,6 +415,10 @@ static void prom_counters(tern__mbuf *b, const tern_stats *st) {
                    "Malformed or refused requests answered with an error status.", st->rejected);
     tern__prom_u64(b, "tern_timeouts_total", "counter", "Connections closed by a timeout.",
                    st->timeouts);
+    tern__prom_u64(b, "tern_client_closed_total", "counter",
+                   "Requests abandoned: the client closed the connection before the response "
+                   "was queued (nginx's 499); not in tern_requests_total.",
+                   st->client_closed);
 }
 
 static void prom_process(tern__mbuf *b, const tern_stats *st) {
@@ -384,6 +452,7 @@ static void prom_workers(tern__mbuf *b, const tern__metrics_report *r) {
 
 void tern__metrics_format_prometheus(const tern__metrics_report *r, tern__mbuf *b) {
     prom_requests(b, r);
+    prom_windows(b, &r->snap);
     prom_counters(b, &r->stats);
     prom_process(b, &r->stats);
     prom_workers(b, r);

@@ -1,6 +1,7 @@
-/* Per-worker metrics: counters, a per-second throughput ring and log-linear
- * histograms (src/metrics/histogram.h), written only by the owning worker
- * and summed by readers on any thread; the report behind tern_stats_read,
+/* Per-worker metrics: counters, a per-second throughput ring, log-linear
+ * latency histograms (src/metrics/histogram.h) since start and over recent
+ * windows (src/metrics/window.h), written only by the owning worker and
+ * summed by readers on any thread; the report behind tern_stats_read,
  * /stats and /metrics.
  *
  * Latency, as measured by the caller of tern__metrics_response: from the
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "metrics/histogram.h"
+#include "metrics/window.h"
 #include "metrics/writer.h"
 #include "tern.h"
 #include "tern/metrics.h"
@@ -26,14 +28,20 @@
  * a reader may still want it. */
 #define TERN_METRICS_RING 16
 
+/* The recent latency windows shown, in seconds. */
+#define TERN_METRICS_SHORT_WINDOW_S 10
+#define TERN_METRICS_LONG_WINDOW_S 60
+
 typedef struct tern__metrics {
     uint64_t start_ns;          /* creation time (tern__metrics_now clock); read-only */
     _Atomic uint64_t conns_opened, conns_closed, timeouts, responses, rejected, shed;
+    _Atomic uint64_t client_gone, client_gone_ns; /* requests abandoned by the client */
     _Atomic uint64_t status_class[6]; /* [1..5] = 1xx..5xx, [0] = anything else */
     /* (second << 32) | responses in that second, one 64-bit word per slot so
      * a reader never sees a new second with the old second's count */
     _Atomic uint64_t per_second[TERN_METRICS_RING];
     tern__hist latency, queue_delay, loop_lag;
+    tern__hist_window latency_recent; /* per-second latency slots, last 60 s */
 } tern__metrics;
 
 tern__metrics *tern__metrics_new(void);
@@ -53,6 +61,12 @@ void tern__metrics_timeout(tern__metrics *m);
  * the top of this file). */
 void tern__metrics_response(tern__metrics *m, int status, uint64_t latency_ns);
 void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns, uint64_t now_ns);
+/* The client closed the connection before the request's response was
+ * queued (nginx's 499): counted apart, in neither the responses, the status
+ * classes nor the latency histograms; duration_ns is the time from the
+ * request being read to the hang-up being noticed. Call it instead of
+ * tern__metrics_response, never as well. */
+void tern__metrics_client_gone(tern__metrics *m, uint64_t duration_ns);
 /* A malformed or refused request answered with an error status. */
 void tern__metrics_rejected(tern__metrics *m, int status);
 /* A request shed with 503 by admission control. */
@@ -65,10 +79,13 @@ void tern__metrics_queue_delay(tern__metrics *m, uint64_t ns);
 /* ---- reading --------------------------------------------------------------- */
 typedef struct tern__metrics_snap {
     uint64_t responses, status_class[6], shed, rejected, timeouts;
+    uint64_t client_gone, client_gone_ns;
     uint64_t conns_opened, conns_closed, active;
     double rps_1s, rps_10s;
     uint64_t start_ns;          /* earliest worker start, 0 if none */
     tern__hist_snap latency, queue_delay, loop_lag;
+    /* the last TERN_METRICS_SHORT/LONG_WINDOW_S seconds, see window.h */
+    tern__hist_snap latency_short, latency_long;
 } tern__metrics_snap;
 
 /* Responses per second of one worker over the last `window_s` complete
