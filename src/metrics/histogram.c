@@ -4,7 +4,8 @@
 /* Index of a value v in the half-open layout [lo, hi): linear below 2^10,
  * then (octave, 4-bit mantissa). */
 static unsigned raw_index(uint64_t v) {
-    if (v < (1ull << TERN_HIST_LINEAR_BITS)) return (unsigned)(v >> (TERN_HIST_LINEAR_BITS - TERN_HIST_SUB_BITS));
+    if (v < (1ull << TERN_HIST_LINEAR_BITS))
+        return (unsigned)(v >> (TERN_HIST_LINEAR_BITS - TERN_HIST_SUB_BITS));
     unsigned k = 63u - (unsigned)__builtin_clzll(v);
     return (k - TERN_HIST_LINEAR_BITS + 1) * TERN_HIST_SUB +
            (unsigned)((v >> (k - TERN_HIST_SUB_BITS)) & (TERN_HIST_SUB - 1));
@@ -25,7 +26,9 @@ uint64_t tern__hist_upper(unsigned i) {
     return (TERN_HIST_SUB + sub + 1) << (k - TERN_HIST_SUB_BITS);
 }
 
-uint64_t tern__hist_lower(unsigned i) { return i == 0 ? 0 : tern__hist_upper(i - 1); }
+uint64_t tern__hist_lower(unsigned i) {
+    return i == 0 ? 0 : tern__hist_upper(i - 1);
+}
 
 void tern__hist_record(tern__hist *h, uint64_t v) {
     tern__owned_add(&h->bucket[tern__hist_index(v)], 1);

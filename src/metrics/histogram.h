@@ -19,8 +19,8 @@
 
 #define TERN_HIST_SUB_BITS 4
 #define TERN_HIST_SUB (1u << TERN_HIST_SUB_BITS)
-#define TERN_HIST_LINEAR_BITS 10    /* linear part: [0, 2^10 ns] */
-#define TERN_HIST_TOP_BITS 37       /* last regular bucket ends at 2^37 ns */
+#define TERN_HIST_LINEAR_BITS 10 /* linear part: [0, 2^10 ns] */
+#define TERN_HIST_TOP_BITS 37    /* last regular bucket ends at 2^37 ns */
 #define TERN_HIST_REGULAR ((TERN_HIST_TOP_BITS - TERN_HIST_LINEAR_BITS + 1) * TERN_HIST_SUB)
 #define TERN_HIST_BUCKETS (TERN_HIST_REGULAR + 1) /* + overflow */
 #define TERN_HIST_OVERFLOW TERN_HIST_REGULAR
@@ -38,8 +38,8 @@ static inline uint64_t tern__owned_get(const _Atomic uint64_t *p) {
 }
 
 typedef struct tern__hist {
-    _Atomic uint64_t sum;       /* ns */
-    _Atomic uint64_t max;       /* ns */
+    _Atomic uint64_t sum; /* ns */
+    _Atomic uint64_t max; /* ns */
     _Atomic uint64_t bucket[TERN_HIST_BUCKETS];
 } tern__hist;
 

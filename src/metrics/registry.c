@@ -48,7 +48,8 @@ static int grow(void) {
     return 0;
 }
 
-int tern__metrics_registry_add(const void *key, const char *name, tern_metrics_source fn, void *arg) {
+int tern__metrics_registry_add(const void *key, const char *name, tern_metrics_source fn,
+                               void *arg) {
     if (!name || !fn || !source_name_valid(name)) return -EINVAL;
     pthread_mutex_lock(&sources_lock);
     int rc = name_taken(key, name) ? -EEXIST : grow();

@@ -20,7 +20,8 @@
 
 /* 0, -EINVAL (no fn, empty, too long or control characters in name),
  * -EEXIST (same name for the same key, or either key NULL) or -ENOMEM. */
-int tern__metrics_registry_add(const void *key, const char *name, tern_metrics_source fn, void *arg);
+int tern__metrics_registry_add(const void *key, const char *name, tern_metrics_source fn,
+                               void *arg);
 /* 0 or -ENOENT. The key must be the one it was added with (NULL for a
  * global source). After it returns the callback is no longer running. */
 int tern__metrics_registry_remove(const void *key, const char *name);

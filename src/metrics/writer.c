@@ -47,12 +47,14 @@ void tern__mbuf_free(tern__mbuf *b) {
 /* ---- values written by extra sources ---------------------------------------- */
 
 int tern__metric_name_valid(const char *name) {
-    if (!name || !((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') || *name == '_'))
+    if (!name ||
+        !((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') || *name == '_'))
         return 0;
     size_t n = 0;
     for (const char *p = name; *p; p++, n++) {
         char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
             return 0;
     }
     return n < 64;
@@ -83,7 +85,8 @@ void tern_metrics_gauge(tern_metrics_writer *w, const char *name, const char *he
     write_value(w, name, help, value, 0);
 }
 
-void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *help, double value) {
+void tern_metrics_counter(tern_metrics_writer *w, const char *name, const char *help,
+                          double value) {
     write_value(w, name, help, value, 1);
 }
 
@@ -174,7 +177,8 @@ void tern__prom_head(tern__mbuf *b, const char *name, const char *type, const ch
     tern__mbuf_printf(b, "\n# TYPE %s %s\n", name, type);
 }
 
-void tern__prom_u64(tern__mbuf *b, const char *name, const char *type, const char *help, uint64_t v) {
+void tern__prom_u64(tern__mbuf *b, const char *name, const char *type, const char *help,
+                    uint64_t v) {
     tern__prom_head(b, name, type, help);
     tern__mbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
@@ -194,9 +198,9 @@ void tern__prom_label_value(tern__mbuf *b, const char *s) {
  * 1-2.5-5 series from 1 µs to 100 s, so every cumulative count is exact
  * rather than split from a bucket by guesswork. */
 static const uint64_t prom_targets_ns[] = {
-    1000,        2500,        5000,        10000,       25000,        50000,        100000,
-    250000,      500000,      1000000,     2500000,     5000000,      10000000,     25000000,
-    50000000,    100000000,   250000000,   500000000,   1000000000,   2500000000,   5000000000,
+    1000,        2500,        5000,        10000,       25000,      50000,      100000,
+    250000,      500000,      1000000,     2500000,     5000000,    10000000,   25000000,
+    50000000,    100000000,   250000000,   500000000,   1000000000, 2500000000, 5000000000,
     10000000000, 25000000000, 50000000000, 100000000000};
 
 static unsigned prom_bucket_for(uint64_t target) {
@@ -212,7 +216,8 @@ static void prom_sum_count(tern__mbuf *b, const char *name, const tern__hist_sna
     tern__mbuf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
-void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h) {
+void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help,
+                          const tern__hist_snap *h) {
     tern__prom_head(b, name, "histogram", help);
     uint64_t cum = 0;
     unsigned next = 0;
@@ -244,17 +249,20 @@ static void prom_quantile_lines(tern__mbuf *b, const char *name, const char *lab
     }
 }
 
-void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h) {
+void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels,
+                          const tern__hist_snap *h) {
     static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
     prom_quantile_lines(b, name, labels, "quantile", qs, h);
 }
 
-void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h) {
+void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels,
+                            const tern__hist_snap *h) {
     static const char *const ps[] = {"50", "90", "99", "99.9"};
     prom_quantile_lines(b, name, labels, "percentile", ps, h);
 }
 
-void tern__prom_summary(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h) {
+void tern__prom_summary(tern__mbuf *b, const char *name, const char *help,
+                        const tern__hist_snap *h) {
     tern__prom_head(b, name, "summary", help);
     tern__prom_quantiles(b, name, NULL, h);
     prom_sum_count(b, name, h);

@@ -64,7 +64,8 @@ void tern__json_extras(tern__mbuf *b, const tern_metrics_writer *ex);
 /* # HELP (backslash and newline escaped) and # TYPE lines of a family. */
 void tern__prom_head(tern__mbuf *b, const char *name, const char *type, const char *help);
 /* A family with one unlabelled sample. */
-void tern__prom_u64(tern__mbuf *b, const char *name, const char *type, const char *help, uint64_t v);
+void tern__prom_u64(tern__mbuf *b, const char *name, const char *type, const char *help,
+                    uint64_t v);
 /* A float sample value: NaN, +Inf, -Inf or %.9g. */
 void tern__prom_double(tern__mbuf *b, double v);
 /* ns as decimal seconds, exact (no float rounding): 1024 -> 0.000001024. */
@@ -74,18 +75,22 @@ void tern__prom_label_value(tern__mbuf *b, const char *s);
 /* Histogram family in seconds: cumulative `le` buckets on the histogram's
  * own bounds nearest to a 1-2.5-5 series from 1 µs to 100 s (so every
  * count is exact), +Inf, _sum and _count. */
-void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h);
+void tern__prom_histogram(tern__mbuf *b, const char *name, const char *help,
+                          const tern__hist_snap *h);
 /* Summary family in seconds: quantiles 0.5, 0.9, 0.99, 0.999 (NaN when
  * empty), _sum and _count. */
-void tern__prom_summary(tern__mbuf *b, const char *name, const char *help, const tern__hist_snap *h);
+void tern__prom_summary(tern__mbuf *b, const char *name, const char *help,
+                        const tern__hist_snap *h);
 /* The summary's quantile samples only (no HELP/TYPE, no _sum/_count),
  * quantile="0.5" ... "0.999", after optional extra labels (labels =
  * "window=\"10s\"" or NULL). NaN when empty. */
-void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h);
+void tern__prom_quantiles(tern__mbuf *b, const char *name, const char *labels,
+                          const tern__hist_snap *h);
 /* The same values labelled percentile="50", "90", "99", "99.9": for gauge
  * families (promtool rejects a `quantile` label outside summaries, and a
  * windowed figure is no summary: its count is not a counter). */
-void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels, const tern__hist_snap *h);
+void tern__prom_percentiles(tern__mbuf *b, const char *name, const char *labels,
+                            const tern__hist_snap *h);
 /* Extra sources as tern_pool_<name>{pool="<source>"} families, grouped by
  * name (several sources may write the same name). */
 void tern__prom_extras(tern__mbuf *b, const tern_metrics_writer *ex);

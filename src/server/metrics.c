@@ -19,7 +19,6 @@
 
 /* ---- recording ------------------------------------------------------------ */
 
-
 uint64_t tern__metrics_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -36,22 +35,39 @@ tern__metrics *tern__metrics_new_at(uint64_t now_ns) {
     return m;
 }
 
-tern__metrics *tern__metrics_new(void) { return tern__metrics_new_at(tern__metrics_now()); }
-void tern__metrics_free(tern__metrics *m) { free(m); }
+tern__metrics *tern__metrics_new(void) {
+    return tern__metrics_new_at(tern__metrics_now());
+}
+void tern__metrics_free(tern__metrics *m) {
+    free(m);
+}
 
-void tern__metrics_conn_opened(tern__metrics *m) { tern__owned_add(&m->conns_opened, 1); }
+void tern__metrics_conn_opened(tern__metrics *m) {
+    tern__owned_add(&m->conns_opened, 1);
+}
 
 void tern__metrics_conn_closed(tern__metrics *m) {
     /* release: a reader that sees this close also sees its open, so
      * opened - closed read in that order is never negative */
-    atomic_store_explicit(&m->conns_closed, tern__owned_get(&m->conns_closed) + 1, memory_order_release);
+    atomic_store_explicit(&m->conns_closed, tern__owned_get(&m->conns_closed) + 1,
+                          memory_order_release);
 }
 
-void tern__metrics_timeout(tern__metrics *m) { tern__owned_add(&m->timeouts, 1); }
-void tern__metrics_rejected(tern__metrics *m, int status) { tern__owned_add(&m->rejected, 1); }
-void tern__metrics_shed(tern__metrics *m) { tern__owned_add(&m->shed, 1); }
-void tern__metrics_loop_lag(tern__metrics *m, uint64_t lag_ns) { tern__hist_record(&m->loop_lag, lag_ns); }
-void tern__metrics_queue_delay(tern__metrics *m, uint64_t ns) { tern__hist_record(&m->queue_delay, ns); }
+void tern__metrics_timeout(tern__metrics *m) {
+    tern__owned_add(&m->timeouts, 1);
+}
+void tern__metrics_rejected(tern__metrics *m, int status) {
+    tern__owned_add(&m->rejected, 1);
+}
+void tern__metrics_shed(tern__metrics *m) {
+    tern__owned_add(&m->shed, 1);
+}
+void tern__metrics_loop_lag(tern__metrics *m, uint64_t lag_ns) {
+    tern__hist_record(&m->loop_lag, lag_ns);
+}
+void tern__metrics_queue_delay(tern__metrics *m, uint64_t ns) {
+    tern__hist_record(&m->queue_delay, ns);
+}
 
 void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns, uint64_t now_ns) {
     tern__owned_add(&m->responses, 1);
@@ -123,12 +139,15 @@ void tern__metrics_snap_add(tern__metrics_snap *acc, const tern__metrics *m, uin
                           TERN_METRICS_LONG_WINDOW_S);
 }
 
-static double ns_to_ms(double ns) { return ns / 1e6; }
+static double ns_to_ms(double ns) {
+    return ns / 1e6;
+}
 
 static void window_stats(const tern__hist_snap *h, tern_latency_window *out) {
     out->count = h->count;
     if (!h->count) { /* no data: say so rather than report 0 ms */
-        out->average_ms = out->p50_ms = out->p90_ms = out->p99_ms = out->p999_ms = out->max_ms = NAN;
+        out->average_ms = out->p50_ms = out->p90_ms = out->p99_ms = out->p999_ms = out->max_ms =
+            NAN;
         return;
     }
     out->average_ms = ns_to_ms(tern__hist_mean(h));
@@ -192,7 +211,7 @@ static void process_stats(tern_stats *out) {
 }
 
 int tern__metrics_report_build(tern_server *s, tern__metrics_report *r, uint64_t now_ns,
-                              int with_extras) {
+                               int with_extras) {
     memset(r, 0, sizeof *r);
     tern__worker *ws = s ? __atomic_load_n(&s->workers, __ATOMIC_ACQUIRE) : NULL;
     int n = ws ? s->nworkers : 0;
@@ -322,8 +341,9 @@ static void json_workers(tern__mbuf *b, const tern__metrics_report *r) {
     tern__mbuf_printf(b, "\"workers\":[");
     for (int i = 0; i < r->nworkers; i++) {
         const tern_worker_stats *w = &r->workers[i];
-        tern__mbuf_printf(b, "%s{\"id\":%d,\"requests\":%llu,\"active_connections\":%llu,"
-                             "\"in_flight\":%llu,\"throughput_rps\":",
+        tern__mbuf_printf(b,
+                          "%s{\"id\":%d,\"requests\":%llu,\"active_connections\":%llu,"
+                          "\"in_flight\":%llu,\"throughput_rps\":",
                           i ? "," : "", w->id, (unsigned long long)w->requests,
                           (unsigned long long)w->active_connections,
                           (unsigned long long)w->in_flight);
@@ -473,8 +493,9 @@ static void serve(tern_ctx *ctx, int prometheus) {
         ok = !b.oom && !r->extras.oom;
     }
     if (ok) {
-        tern_resp_set_header(ctx, "Content-Type", prometheus ? "text/plain; version=0.0.4; charset=utf-8"
-                                                       : "application/json");
+        tern_resp_set_header(ctx, "Content-Type",
+                             prometheus ? "text/plain; version=0.0.4; charset=utf-8"
+                                        : "application/json");
         tern_resp_set_header(ctx, "Cache-Control", "no-store");
         ok = tern_resp_set_body(ctx, b.data, b.len) == 0;
     }
@@ -484,5 +505,9 @@ static void serve(tern_ctx *ctx, int prometheus) {
     free(r);
 }
 
-void tern_stats_handler(tern_ctx *ctx) { serve(ctx, 0); }
-void tern_metrics_handler(tern_ctx *ctx) { serve(ctx, 1); }
+void tern_stats_handler(tern_ctx *ctx) {
+    serve(ctx, 0);
+}
+void tern_metrics_handler(tern_ctx *ctx) {
+    serve(ctx, 1);
+}

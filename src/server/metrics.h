@@ -33,10 +33,10 @@
 #define TERN_METRICS_LONG_WINDOW_S 60
 
 typedef struct tern__metrics {
-    uint64_t start_ns;          /* creation time (tern__metrics_now clock); read-only */
+    uint64_t start_ns; /* creation time (tern__metrics_now clock); read-only */
     _Atomic uint64_t conns_opened, conns_closed, timeouts, responses, rejected, shed;
     _Atomic uint64_t client_gone, client_gone_ns; /* requests abandoned by the client */
-    _Atomic uint64_t status_class[6]; /* [1..5] = 1xx..5xx, [0] = anything else */
+    _Atomic uint64_t status_class[6];             /* [1..5] = 1xx..5xx, [0] = anything else */
     /* (second << 32) | responses in that second, one 64-bit word per slot so
      * a reader never sees a new second with the old second's count */
     _Atomic uint64_t per_second[TERN_METRICS_RING];
@@ -82,7 +82,7 @@ typedef struct tern__metrics_snap {
     uint64_t client_gone, client_gone_ns;
     uint64_t conns_opened, conns_closed, active;
     double rps_1s, rps_10s;
-    uint64_t start_ns;          /* earliest worker start, 0 if none */
+    uint64_t start_ns; /* earliest worker start, 0 if none */
     tern__hist_snap latency, queue_delay, loop_lag;
     /* the last TERN_METRICS_SHORT/LONG_WINDOW_S seconds, see window.h */
     tern__hist_snap latency_short, latency_long;
@@ -110,7 +110,7 @@ typedef struct tern__metrics_report {
  * clock); extra sources registered for s only when with_extras. 0 or
  * -ENOMEM. */
 int tern__metrics_report_build(tern_server *s, tern__metrics_report *r, uint64_t now_ns,
-                              int with_extras);
+                               int with_extras);
 void tern__metrics_report_free(tern__metrics_report *r);
 void tern__metrics_format_json(const tern__metrics_report *r, tern__mbuf *b);
 void tern__metrics_format_prometheus(const tern__metrics_report *r, tern__mbuf *b);

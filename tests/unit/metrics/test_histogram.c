@@ -23,7 +23,9 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static tern__hist *hist_new(void) { return calloc(1, sizeof(tern__hist)); }
+static tern__hist *hist_new(void) {
+    return calloc(1, sizeof(tern__hist));
+}
 
 static void snap_of(tern__hist_snap *s, const tern__hist *h) {
     memset(s, 0, sizeof *s);

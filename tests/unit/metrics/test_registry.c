@@ -17,7 +17,9 @@ static void pool_source(void *arg, tern_metrics_writer *w) {
     tern_metrics_gauge(w, "9lives", "dropped", 1);
 }
 
-static void other_source(void *arg, tern_metrics_writer *w) { tern_metrics_gauge(w, "x", "", 1); }
+static void other_source(void *arg, tern_metrics_writer *w) {
+    tern_metrics_gauge(w, "x", "", 1);
+}
 
 typedef struct seen {
     char names[8][64];

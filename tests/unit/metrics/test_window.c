@@ -131,7 +131,8 @@ typedef struct race {
 static void *writer(void *arg) {
     race *r = arg;
     for (uint64_t sec = 10; sec < 3000; sec++) {
-        for (int n = 0; n < 1000; n++) tern__hist_window_record(r->w, 1 * US, sec * SEC + (uint64_t)n);
+        for (int n = 0; n < 1000; n++)
+            tern__hist_window_record(r->w, 1 * US, sec * SEC + (uint64_t)n);
         atomic_store(&r->now, (sec + 1) * SEC);
     }
     atomic_store(&r->done, 1);

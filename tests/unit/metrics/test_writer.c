@@ -9,15 +9,15 @@
 #include <string.h>
 
 /* Runs fn on a fresh buffer and compares the text with want. */
-#define EXPECT_TEXT(want, ...)                                                     \
-    do {                                                                           \
-        tern__mbuf b_ = {0};                                                       \
-        tern__mbuf *b = &b_;                                                       \
-        __VA_ARGS__;                                                               \
-        tern__mbuf_printf(b, "%c", 0);                                             \
-        CHECK(!b_.oom);                                                            \
-        CHECK_STR(b_.data, want);                                                  \
-        tern__mbuf_free(&b_);                                                      \
+#define EXPECT_TEXT(want, ...)                                                                     \
+    do {                                                                                           \
+        tern__mbuf b_ = {0};                                                                       \
+        tern__mbuf *b = &b_;                                                                       \
+        __VA_ARGS__;                                                                               \
+        tern__mbuf_printf(b, "%c", 0);                                                             \
+        CHECK(!b_.oom);                                                                            \
+        CHECK_STR(b_.data, want);                                                                  \
+        tern__mbuf_free(&b_);                                                                      \
     } while (0)
 
 static void test_json(void) {
@@ -65,9 +65,10 @@ static void test_quantile_lines(void) {
     EXPECT_TEXT("q{quantile=\"0.5\"} 0.001\nq{quantile=\"0.9\"} 0.001\n"
                 "q{quantile=\"0.99\"} 0.001\nq{quantile=\"0.999\"} 0.001\n",
                 tern__prom_quantiles(b, "q", NULL, h));
-    EXPECT_TEXT("p{window=\"10s\",percentile=\"50\"} 0.001\np{window=\"10s\",percentile=\"90\"} 0.001\n"
-                "p{window=\"10s\",percentile=\"99\"} 0.001\np{window=\"10s\",percentile=\"99.9\"} 0.001\n",
-                tern__prom_percentiles(b, "p", "window=\"10s\"", h));
+    EXPECT_TEXT(
+        "p{window=\"10s\",percentile=\"50\"} 0.001\np{window=\"10s\",percentile=\"90\"} 0.001\n"
+        "p{window=\"10s\",percentile=\"99\"} 0.001\np{window=\"10s\",percentile=\"99.9\"} 0.001\n",
+        tern__prom_percentiles(b, "p", "window=\"10s\"", h));
     free(h);
 }
 
