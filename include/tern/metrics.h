@@ -39,7 +39,22 @@ struct tern_ctx;
  * histogram buckets (16 linear sub-buckets per power of two: at most 6.25%
  * wide above 1 µs, 64 ns wide below), interpolated linearly inside the
  * bucket holding the nearest-rank sample and capped at the largest sample
- * seen, so each is within one bucket width of the exact sample. */
+ * seen, so each is within one bucket width of the exact sample.
+ *
+ * The flat latency fields cover everything since start; latency_10s and
+ * latency_60s cover only recent responses (see tern_latency_window). */
+
+/* Response latency (request read to response queued, as above) over a
+ * recent window: every response of the current second and of the N whole
+ * seconds before it, so at least the last N seconds and at most N + 1.
+ * Exact counts from per-second histograms, not a decaying estimate. With no
+ * response in the window, count is 0 and the other fields are NaN (null in
+ * JSON, NaN in Prometheus): no data rather than a made-up 0. */
+typedef struct tern_latency_window {
+    uint64_t count;
+    double average_ms, p50_ms, p90_ms, p99_ms, p999_ms, max_ms;
+} tern_latency_window;
+
 typedef struct tern_stats {
     uint64_t total_requests;
     uint64_t status_1xx, status_2xx, status_3xx, status_4xx, status_5xx;
@@ -74,6 +89,11 @@ typedef struct tern_stats {
     int open_fds;                   /* entries of /proc/self/fd, -1 if unknown */
     double uptime_seconds;          /* since the workers started */
     int workers;                    /* workers running (0 when the server is not running) */
+    /* Requests abandoned because the client closed the connection before
+     * their response was queued (what nginx logs as 499): in none of the
+     * counters above, nor in the latency figures. */
+    uint64_t client_closed;
+    tern_latency_window latency_10s, latency_60s;
 } tern_stats;
 
 typedef struct tern_worker_stats {

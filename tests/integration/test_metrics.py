@@ -27,7 +27,9 @@ STATS_FIELDS = [
     "cpu_usage_percent", "average_response_time_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
     "throughput_rps", "throughput_rps_10s", "loop_lag_p99_ms", "status_1xx", "status_2xx",
     "status_3xx", "status_4xx", "status_5xx", "shed_503", "rejected", "timeouts",
-    "connections_opened", "uptime_seconds", "workers", "pools"]
+    "connections_opened", "uptime_seconds", "client_closed", "latency_10s", "latency_60s",
+    "workers", "pools"]
+WINDOW_FIELDS = ["count", "average_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"]
 
 
 def get_stats(conn):
@@ -60,7 +62,7 @@ def test_stats_shape(srv):
     with Conn(srv.port) as c:
         st = get_stats(c)
     for f in STATS_FIELDS:
-        if f not in ("workers", "pools"):
+        if f not in ("workers", "pools", "latency_10s", "latency_60s"):
             check(isinstance(st[f], (int, float)) and not isinstance(st[f], bool)
                   and st[f] >= 0, "%s = %r" % (f, st[f]))
     check_eq(len(st["workers"]), 2, "workers array length (--workers 2)")
@@ -75,6 +77,23 @@ def test_stats_shape(srv):
     check(st["in_flight"] >= 1, "in_flight %r excludes the /stats request" % st["in_flight"])
     check(st["p50_ms"] <= st["p90_ms"] <= st["p99_ms"] <= st["p999_ms"],
           "percentiles out of order: %r" % st)
+    for key in ("latency_10s", "latency_60s"):
+        check_window(st, key)
+
+
+def check_window(st, key):
+    """A recent window: count, then numbers (null only while the window is empty)."""
+    w = st[key]
+    check(isinstance(w, dict) and sorted(w) == sorted(WINDOW_FIELDS), "%s = %r" % (key, w))
+    check(isinstance(w["count"], int) and w["count"] >= 0, "%s count %r" % (key, w))
+    for f in WINDOW_FIELDS[1:]:
+        if w["count"] == 0:
+            check(w[f] is None, "%s.%s %r with no response in the window" % (key, f, w[f]))
+        else:
+            check(isinstance(w[f], (int, float)) and w[f] >= 0, "%s.%s = %r" % (key, f, w[f]))
+    if w["count"]:
+        check(w["p50_ms"] <= w["p90_ms"] <= w["p99_ms"] <= w["p999_ms"] <= w["max_ms"],
+              "%s percentiles out of order: %r" % (key, w))
 
 
 def test_total_requests_exact(srv):
@@ -289,6 +308,21 @@ def test_metrics_format_and_values(srv):
     check_eq(samples[("tern_shed_total", frozenset())], st["shed_503"], "shed")
     check(samples[("tern_in_flight", frozenset())] >= 1, "in_flight includes /metrics")
     check(samples[("tern_process_resident_memory_bytes", frozenset())] > 1 << 20, "rss > 1 MiB")
+    # the 20 /json just sent are in both recent windows, as in /stats
+    for key, window in (("latency_10s", "10s"), ("latency_60s", "60s")):
+        check_window(st, key)
+        check(st[key]["count"] >= 20, "%s count %r after 20 requests" % (key, st[key]))
+        check(st[key]["count"] <= st["total_requests"], "%s count > total" % key)
+        n = samples[("tern_responses_in_window", frozenset({("window", window)}))]
+        check(n >= st[key]["count"] + 1, "tern_responses_in_window %s %r vs /stats %r"
+              % (window, n, st[key]["count"]))
+        qs = [samples[("tern_request_latency_window_seconds",
+                       frozenset({("window", window), ("percentile", q)}))]
+              for q in ("50", "90", "99", "99.9")]
+        check(qs == sorted(qs) and qs[0] > 0, "window %s quantiles %r" % (window, qs))
+    check_eq(types.get("tern_client_closed_total"), "counter", "type of tern_client_closed_total")
+    check_eq(samples[("tern_client_closed_total", frozenset())], st["client_closed"],
+             "client_closed vs /stats")
 
 
 def test_promtool_check_metrics(srv):
