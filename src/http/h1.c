@@ -74,7 +74,7 @@ void tern__h1_init(tern__h1 *x, const tern__h1_config *cfg, const tern__h1_hooks
     x->scratch = scratch;
     x->coro = coro;
     x->requests = NULL;
-    x->in_handler = x->lost = x->in_owned = x->writing = 0;
+    x->in_handler = x->lost = x->in_owned = x->writing = x->client_gone = 0;
     x->in = NULL;
     x->in_start = x->in_len = x->in_cap = 0;
     x->out = NULL;

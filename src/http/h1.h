@@ -77,6 +77,9 @@ typedef struct tern__h1_hooks {
     void (*responded)(void *drv, int status, uint64_t duration_ns);
     /* A request was refused before dispatch (status 4xx/5xx). */
     void (*rejected)(void *drv, int status);
+    /* The client went away while its request was handled (nginx's 499):
+     * counted instead of `responded`, never as the handler's 5xx. */
+    void (*abandoned)(void *drv, uint64_t duration_ns);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */
@@ -99,6 +102,7 @@ struct tern__h1 {
     unsigned lost : 1;             /* out of memory while parking: close */
     unsigned in_owned : 1;         /* `in` is our malloc'd buffer, not the scratch */
     unsigned writing : 1;          /* parked until the socket takes more output */
+    unsigned client_gone : 1;      /* hangup seen while a handler ran (driver) */
     /* input: [in_start, in_len) not yet consumed */
     char *in;
     size_t in_start, in_len, in_cap;

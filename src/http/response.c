@@ -140,7 +140,11 @@ int tern__h1_send_head(tern__h1 *x, tern_ctx *ctx, tern__h1_framing framing, uin
         p += body_len;
     }
     tern__h1_commit(x, (size_t)(p - start));
-    if (x->hooks->responded) x->hooks->responded(x->drv, ctx->status, tern_clock_ns() - ctx->start_ns);
+    uint64_t took = tern_clock_ns() - ctx->start_ns;
+    if (x->client_gone && x->hooks->abandoned)
+        x->hooks->abandoned(x->drv, took);
+    else if (x->hooks->responded)
+        x->hooks->responded(x->drv, ctx->status, took);
     if (send_body && !inline_body) return tern__h1_write(x, ctx->resp_body, (size_t)body_len);
     return 0;
 }

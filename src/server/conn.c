@@ -104,6 +104,7 @@ void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
         } else if (b->x.in_handler && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
             /* the client went away while its request is being handled:
              * cancel it, so its next park returns -ECANCELED */
+            b->x.client_gone = 1;
             tern__sched_cancel(b->x.coro);
         }
         return;

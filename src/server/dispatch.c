@@ -163,8 +163,14 @@ static void rejected(void *drv, int status) {
     tern__metrics_rejected(w->metrics, status);
 }
 
+static void abandoned(void *drv, uint64_t duration_ns) {
+    tern__worker *w = drv;
+    tern__metrics_client_gone(w->metrics, duration_ns);
+}
+
 const tern__h1_hooks tern__dispatch_hooks = {
     .dispatch = dispatch,
     .responded = responded,
     .rejected = rejected,
+    .abandoned = abandoned,
 };

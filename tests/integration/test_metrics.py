@@ -157,6 +157,24 @@ def test_rejected_counted(srv):
     check_eq(b["total_requests"] - a["total_requests"], 3, "total delta (400, 404, /stats)")
 
 
+def test_client_gone_is_its_own_class(srv):
+    """A client that hangs up while its request is handled is counted in client_closed
+    (nginx logs it as 499), never as a 5xx, although the demo answers the cancelled
+    request with 503."""
+    with Conn(srv.port) as stats_conn:
+        a = get_stats(stats_conn)
+        for _ in range(3):
+            c = Conn(srv.port)
+            c.send(b"GET /adaptive?work_us=0&sleep_ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.05)
+            c.close()
+        b = wait_for("client_closed to count 3",
+                     lambda: (lambda st: st if st["client_closed"] - a["client_closed"] >= 3
+                              else None)(get_stats(stats_conn)))
+    check_eq(b["client_closed"] - a["client_closed"], 3, "client_closed delta")
+    check_eq(b["status_5xx"] - a["status_5xx"], 0, "status_5xx delta")
+
+
 def test_throughput_one_second(srv):
     """Fill one whole CLOCK_MONOTONIC second with exactly N responses and read it back as
     throughput_rps (the last complete second). Python's time.monotonic() is the same clock."""
