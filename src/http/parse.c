@@ -20,8 +20,9 @@
  * reported once the head is complete and syntactically valid, so a request
  * with both a bad Content-Length and too many headers is 431 however it
  * arrives. Their order: the first bad Content-Length/duplicate Host line,
- * then missing Host, Transfer-Encoding with Content-Length or in HTTP/1.0,
- * chunked applied twice (400), then any coding other than chunked (501).
+ * then missing Host, Transfer-Encoding with Content-Length, in HTTP/1.0, in
+ * two fields, chunked twice or not last (400), then a coding other than
+ * chunked before it (501), then an Expect we cannot meet (417).
  *
  * Cost: a head already complete in the buffer and of the usual shape (one
  * of the common methods, origin-form target, HTTP/1.x, values without
@@ -320,29 +321,6 @@ static int valid_host_port(const char *h, const char *e) {
     return 1;
 }
 
-/* CONNECT target: uri-host ":" port (RFC 9110 §9.3.6). The host may be an
- * IP-literal in brackets; a path, query, fragment or userinfo is refused. */
-static int valid_authority_form(const char *t, size_t n) {
-    const char *colon = NULL;
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-        if (c == '/' || c == '?' || c == '#' || c == '@') return 0;
-        if (c == ':') colon = t + i;
-    }
-    if (!colon || colon == t) return 0;
-    const char *port = colon + 1, *end = t + n;
-    if (port == end || end - port > 5) return 0;
-    unsigned v = 0;
-    for (const char *q = port; q < end; q++) {
-        if (!is_digit(*q)) return 0;
-        v = v * 10 + (unsigned)(*q - '0');
-    }
-    if (v > 65535) return 0;
-    /* "[::1]:443": the last ':' must follow the closing bracket */
-    if (t[0] == '[' && colon[-1] != ']') return 0;
-    return valid_host_port(t, end);
-}
-
 /* Fills the target fields; returns 0 or -400. q is the first '?' in the
  * target or NULL, has_hash whether it holds a '#' (both found by the scan
  * that found its end). */
@@ -354,13 +332,12 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
     if (has_hash) return -400;
     req->query_off = off + (uint32_t)n;
     req->query_len = 0;
-    if (req->method == TERN_CONNECT) {
-        if (!valid_authority_form(t, n)) return -400;
-        req->flags |= TERN_REQ_FORM_AUTHORITY;
-        req->path_off = off;
-        req->path_len = 0;
-        return 0;
-    }
+    req->authority_off = off;
+    req->authority_len = 0;
+    /* CONNECT asks for a tunnel, which only a proxy gives; tern is an
+     * origin server. nginx answers it 400 too, and refusing it at the
+     * request line keeps authority-form out of everything above. */
+    if (req->method == TERN_CONNECT) return -400;
     const char *p; /* path start */
     if (t[0] == '/') {
         p = t;
@@ -389,7 +366,20 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
         /* an http(s) URI with an empty host MUST be rejected (§4.2.1) */
         if (ae == a || !valid_host_port(a, ae)) return -400;
         req->flags |= TERN_REQ_FORM_ABSOLUTE;
-        p = ae; /* may be '?' or end: path_len 0 then means "/" */
+        req->authority_off = (uint32_t)(a - buf);
+        req->authority_len = (uint32_t)(ae - a);
+        if (ae == end || *ae == '?') {
+            /* RFC 9112 §3.2.2: an empty path is "/". The last '/' of
+             * "http://" is one, in the buffer like every other result. */
+            req->path_off = (uint32_t)(a - 1 - buf);
+            req->path_len = 1;
+            if (ae < end) {
+                req->query_off = (uint32_t)(ae + 1 - buf);
+                req->query_len = (uint32_t)(end - ae - 1);
+            }
+            return 0;
+        }
+        p = ae;
     }
     /* an absolute-form authority stops at the first '?', so q >= p */
     const char *end = t + n;
@@ -473,8 +463,11 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
         if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i]) return -400;
     }
     if (have < 10) return TERN_PARSE_INCOMPLETE;
-    if (p[5] != '1' || (p[7] != '1' && p[7] != '0')) return -505;
-    req->minor = (uint32_t)(p[7] - '0');
+    /* RFC 9110 §2.5: a recipient of a higher minor version of the major
+     * version it implements treats the message as its own highest minor:
+     * HTTP/1.2..1.9 are served as HTTP/1.1. Other majors: 505. */
+    if (p[5] != '1') return -505;
+    req->minor = p[7] == '0' ? 0 : 1;
     *pp = p + 10;
     return 0;
 }
@@ -512,6 +505,8 @@ enum {
     S_TE_LAST_CHUNKED = 1u << 7,
     S_TE_TWICE = 1u << 8,
     S_TE_EMPTY = 1u << 9,
+    S_TE_FIELDS = 1u << 10, /* a second Transfer-Encoding field */
+    S_EXPECT_OTHER = 1u << 11,
 };
 _Static_assert(S_HOST >> 1 == S_BAD, "note_host shifts S_HOST onto S_BAD");
 
@@ -544,6 +539,7 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
         break;
     }
     case H_TE:
+        if (s & S_TE) s |= S_TE_FIELDS;
         s |= S_TE;
         if (v == ve) s |= S_TE_EMPTY;
         FOR_EACH_ELEMENT(v, ve, es, el, {
@@ -579,7 +575,7 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
         if (ieq(v, (size_t)(ve - v), "100-continue", 12))
             req->flags |= TERN_REQ_EXPECT_CONTINUE;
         else
-            req->flags |= TERN_REQ_EXPECT_OTHER;
+            s |= S_EXPECT_OTHER;
         break;
     case H_UPGRADE:
         req->flags |= TERN_REQ_UPGRADE;
@@ -596,13 +592,21 @@ static inline int finish(tern__http_request *req, unsigned b) {
     if (req->minor == 1 && !(b & S_HOST)) return -400; /* RFC 9112 §3.2 */
     if (b & S_TE) {
         /* RFC 9112 §6.1/§6.3: TE with CL, or TE in HTTP/1.0, is a smuggling
-         * shape; chunked MUST NOT be applied twice. */
-        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 || b & (S_TE_TWICE | S_TE_EMPTY))
+         * shape; chunked MUST NOT be applied twice; chunked not the final
+         * coding leaves the body length unknown: "the server MUST respond
+         * with the 400 (Bad Request) status code and then close the
+         * connection" (§6.3). Two TE fields are refused the same way: a
+         * list split over fields is how proxies are made to disagree. */
+        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 ||
+            b & (S_TE_TWICE | S_TE_EMPTY | S_TE_FIELDS) || !(b & S_TE_LAST_CHUNKED))
             return -400;
-        /* §6.1: a coding we do not know, or chunked not last: 501 */
-        if (b & S_TE_OTHER || !(b & S_TE_LAST_CHUNKED)) return -501;
+        /* §6.1: chunked last after a coding we do not know: 501 */
+        if (b & S_TE_OTHER) return -501;
         req->flags |= TERN_REQ_CHUNKED;
     }
+    /* RFC 9110 §10.1.1: an expectation other than 100-continue cannot be
+     * met: 417 */
+    if (b & S_EXPECT_OTHER) return -417;
     if (req->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
         req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
@@ -756,6 +760,8 @@ static int parse_fast(const char *buf, const char *end, tern__http_request *req,
     req->query_off = (uint32_t)((q ? q + 1 : te) - buf);
     req->query_len = q ? (uint32_t)(te - q - 1) : 0;
     req->minor = (uint32_t)(p[7] - '0');
+    req->authority_off = req->target_off;
+    req->authority_len = 0;
     req->flags = 0;
     req->host_index = UINT32_MAX;
     req->content_length = 0;
@@ -869,6 +875,7 @@ static void check_fast(const char *buf, size_t len, const tern__http_limits *lim
                g.target_off == f->target_off && g.target_len == f->target_len &&
                g.path_off == f->path_off && g.path_len == f->path_len &&
                g.query_off == f->query_off && g.query_len == f->query_len && g.minor == f->minor &&
+               g.authority_off == f->authority_off && g.authority_len == f->authority_len &&
                g.flags == f->flags && g.host_index == f->host_index &&
                g.content_length == f->content_length && g.scanned == f->scanned &&
                g.num_headers == f->num_headers &&

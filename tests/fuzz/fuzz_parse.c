@@ -40,6 +40,7 @@ static int same(const result *a, const result *b) {
            x->target_off == y->target_off && x->target_len == y->target_len &&
            x->path_off == y->path_off && x->path_len == y->path_len &&
            x->query_off == y->query_off && x->query_len == y->query_len && x->minor == y->minor &&
+           x->authority_off == y->authority_off && x->authority_len == y->authority_len &&
            x->flags == y->flags && x->host_index == y->host_index &&
            x->num_headers == y->num_headers &&
            (!(x->flags & TERN_REQ_HAS_LENGTH) || x->content_length == y->content_length) &&
@@ -53,8 +54,8 @@ static void check(int ok) {
 static void invariants(const char *buf, size_t len, const result *res,
                        const tern__http_limits *lim) {
     int r = res->r;
-    check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -431 || r == -501 ||
-          r == -505);
+    check(r > 0 || r == TERN_PARSE_INCOMPLETE || r == -400 || r == -414 || r == -417 || r == -431 ||
+          r == -501 || r == -505);
     if (r == TERN_PARSE_INCOMPLETE) check(len <= lim->max_head);
     if (r <= 0) return;
     const tern__http_request *q = &res->req;
@@ -68,6 +69,11 @@ static void invariants(const char *buf, size_t len, const result *res,
           (size_t)q->path_off + q->path_len <= (size_t)q->target_off + q->target_len);
     check(q->query_off >= q->target_off &&
           (size_t)q->query_off + q->query_len <= (size_t)q->target_off + q->target_len);
+    check(q->path_len > 0);
+    check((size_t)q->authority_off + q->authority_len <= (size_t)q->target_off + q->target_len);
+    check(q->authority_off >= q->target_off);
+    check(!q->authority_len || (q->flags & TERN_REQ_FORM_ABSOLUTE));
+    check(q->method != TERN_CONNECT);
     check(q->minor <= 1);
     check(q->num_headers <= lim->max_headers);
     check(q->host_index == UINT32_MAX || q->host_index < q->num_headers);
