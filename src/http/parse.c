@@ -518,12 +518,12 @@ static inline unsigned note_host(unsigned s) {
 /* Header kinds other than Host (which the callers handle inline). Returns
  * the new S_* bits. */
 static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve,
-                                 tern__http_request *req, unsigned s) {
+                                 uint32_t *flags, uint64_t *content_length, unsigned s) {
     switch (kind) {
     case H_CL: {
         /* RFC 9110 §8.6: 1*DIGIT. A list, even of equal values, is refused:
          * two lengths are a smuggling shape whoever is right. */
-        if (req->flags & TERN_REQ_HAS_LENGTH || v == ve) {
+        if (*flags & TERN_REQ_HAS_LENGTH || v == ve) {
             s |= S_BAD;
             break;
         }
@@ -534,8 +534,8 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
             }
             cl = cl * 10 + (uint64_t)(*q - '0');
         }
-        req->content_length = cl;
-        req->flags |= TERN_REQ_HAS_LENGTH;
+        *content_length = cl;
+        *flags |= TERN_REQ_HAS_LENGTH;
         break;
     }
     case H_TE:
@@ -568,17 +568,17 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
             else if (ieq(es, el, "keep-alive", 10))
                 s |= S_KEEP_ALIVE;
             else if (ieq(es, el, "upgrade", 7))
-                req->flags |= TERN_REQ_CONNECTION_UPGRADE;
+                *flags |= TERN_REQ_CONNECTION_UPGRADE;
         });
         break;
     case H_EXPECT:
         if (ieq(v, (size_t)(ve - v), "100-continue", 12))
-            req->flags |= TERN_REQ_EXPECT_CONTINUE;
+            *flags |= TERN_REQ_EXPECT_CONTINUE;
         else
             s |= S_EXPECT_OTHER;
         break;
     case H_UPGRADE:
-        req->flags |= TERN_REQ_UPGRADE;
+        *flags |= TERN_REQ_UPGRADE;
         break;
     case H_HOST:
     case H_OTHER:
@@ -610,6 +610,63 @@ static inline int finish(tern__http_request *req, unsigned b) {
     if (req->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
         req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
+}
+
+/* ---- field lines: shared by requests and responses ------------------------- */
+
+enum field_line {
+    FIELD_OK,         /* one field line, *pp past its CRLF */
+    FIELD_INCOMPLETE, /* the line does not end within [*pp, end) */
+    FIELD_BAD,        /* not a valid field line */
+};
+
+/* One field line at *pp (not the blank line, which callers test first):
+ * field-name ":" OWS field-value OWS CRLF (RFC 9112 §5, RFC 9110 §5.5).
+ * Refuses obs-fold and whitespace before the name (§5.2, §2.2), whitespace
+ * before the colon (§5.1), NUL/CTL/DEL and bare CR or LF in the value.
+ * Fills *h (the value OWS-trimmed) and, with classify, *kind (Host is
+ * recognised by one word compare whatever classify says: it is in every
+ * HTTP/1.1 request). Inlined into both parsers, so the request side keeps
+ * its speed. */
+static inline __attribute__((always_inline)) enum field_line
+parse_field_line(const char *buf, const char **pp, const char *end, int classify,
+                 tern__http_header *h, enum hdr_kind *kind) {
+    const char *p = *pp, *n = p;
+    if (*p == ' ' || *p == '\t') return FIELD_BAD;
+    size_t nl;
+    if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
+        /* the word compare is exact for letters (see LOW32), so it also
+         * validated the name */
+        nl = 4;
+        *kind = H_HOST;
+        p += 4;
+    } else {
+        p = name_end(p, end, buf);
+        if (p == end) return FIELD_INCOMPLETE;
+        if (*p != ':' || p == n) return FIELD_BAD;
+        nl = (size_t)(p - n);
+        *kind = classify ? header_kind(n, nl) : H_OTHER;
+    }
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    const char *v = p, *q;
+    for (;;) {
+        q = scan(p, end, buf, SCAN_CTL);
+        if (q == end) return FIELD_INCOMPLETE;
+        if (*q != '\t') break;
+        p = q + 1;
+    }
+    if (*q != '\r') return FIELD_BAD; /* NUL, CTL, DEL or bare LF */
+    if (q + 1 == end) return FIELD_INCOMPLETE;
+    if (q[1] != '\n') return FIELD_BAD; /* bare CR */
+    const char *ve = q;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    h->name_off = (uint32_t)(n - buf);
+    h->name_len = (uint32_t)nl;
+    h->value_off = (uint32_t)(v - buf);
+    h->value_len = (uint32_t)(ve - v);
+    *pp = q + 2;
+    return FIELD_OK;
 }
 
 /* Parses lines from pos (== start for the request line) within [buf, end).
@@ -645,57 +702,26 @@ static inline int parse_lines(const char *buf, const char *end, const char *star
             r = finish(req, s);
             return r ? r : head_len;
         }
-        /* obs-fold, or whitespace before the first field (RFC 9112 §5.2,
-         * §2.2): both refused */
-        if (*p == ' ' || *p == '\t') return -400;
-        if (nh >= max_headers) return -431;
-        const char *n = p;
-        size_t nl;
-        enum hdr_kind kind;
-        if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
-            /* Host is in every HTTP/1.1 request; the word compare is exact
-             * for letters (see LOW32), so it also validated the name. */
-            nl = 4;
-            kind = H_HOST;
-            p += 4;
-        } else {
-            p = name_end(p, end, buf);
-            if (p == end) goto incomplete_line;
-            /* no whitespace between name and colon (RFC 9112 §5.1) */
-            if (*p != ':' || p == n) return -400;
-            nl = (size_t)(p - n);
-            kind = semantics ? header_kind(n, nl) : H_OTHER;
+        if (nh >= max_headers) {
+            /* obs-fold is a syntax error, whatever the count */
+            return *p == ' ' || *p == '\t' ? -400 : -431;
         }
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *v = p, *q;
-        for (;;) {
-            q = scan(p, end, buf, SCAN_CTL);
-            if (q == end) goto incomplete_line;
-            if (*q != '\t') break;
-            p = q + 1;
-        }
-        if (*q != '\r') return -400; /* NUL, CTL, DEL or bare LF */
-        if (q + 1 == end) goto incomplete_line;
-        if (q[1] != '\n') return -400; /* bare CR */
-        const char *ve = q;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         tern__http_header *h = &req->headers[nh];
-        h->name_off = (uint32_t)(n - buf);
-        h->name_len = (uint32_t)nl;
-        h->value_off = (uint32_t)(v - buf);
-        h->value_len = (uint32_t)(ve - v);
+        enum hdr_kind kind;
+        enum field_line fl = parse_field_line(buf, &p, end, semantics, h, &kind);
+        if (fl == FIELD_INCOMPLETE) goto incomplete_line;
+        if (fl == FIELD_BAD) return -400;
         if (semantics && kind != H_OTHER) {
+            const char *v = buf + h->value_off, *ve = v + h->value_len;
             if (kind == H_HOST) {
                 s = note_host(s);
                 if (!valid_host_port(v, ve)) s |= S_BAD;
                 req->host_index = nh;
             } else {
-                s = header_semantics(kind, v, ve, req, s);
+                s = header_semantics(kind, v, ve, &req->flags, &req->content_length, s);
             }
         }
         nh++;
-        p = q + 2;
         continue;
     incomplete_line:
         p = line;
@@ -800,7 +826,7 @@ static int parse_fast(const char *buf, const char *end, tern__http_request *req,
             if (!valid_host_port(v, ve)) s |= S_BAD;
             req->host_index = nh;
         } else if (kind != H_OTHER) {
-            s = header_semantics(kind, v, ve, req, s);
+            s = header_semantics(kind, v, ve, &req->flags, &req->content_length, s);
         }
         nh++;
     }
@@ -904,5 +930,113 @@ int tern__http_parse_request(const char *buf, size_t len, tern__http_request *re
 #if TERN_PARSE_CHECK_FAST
     check_fast(buf, len, lim, r, req, scanned, num_headers);
 #endif
+    return r;
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+/* Response status-line (RFC 9112 §4). 0 with *pp past its CRLF, or a
+ * tern__http_resp_result. */
+static int parse_status_line(const char *buf, const char **pp, const char *end,
+                             tern__http_response *resp) {
+    const char *p = *pp;
+    static const char pattern[] = "HTTP/9.9 999";
+    size_t have = (size_t)(end - p) < 12 ? (size_t)(end - p) : 12;
+    for (size_t i = 0; i < have; i++)
+        if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i]) return TERN_RESP_MALFORMED;
+    if (have < 12) return TERN_RESP_INCOMPLETE;
+    /* RFC 9110 §2.5, as for requests; another major is not HTTP/1 framing */
+    if (p[5] != '1') return TERN_RESP_MALFORMED;
+    resp->minor = p[7] == '0' ? 0 : 1;
+    int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    /* RFC 9110 §15: the first digit is the class, 1..5; a client treats
+     * an unknown code of a known class as x00 of it, but a class beyond 5
+     * (999) means nothing: refuse it */
+    if (status < 100 || status > 599) return TERN_RESP_MALFORMED;
+    resp->status = status;
+    p += 12;
+    if (p == end) return TERN_RESP_INCOMPLETE;
+    if (*p == ' ') p++;
+    else if (*p != '\r') return TERN_RESP_MALFORMED;
+    /* reason-phrase: HTAB / SP / VCHAR / obs-text */
+    const char *r = p, *q;
+    for (;;) {
+        q = scan(p, end, buf, SCAN_CTL);
+        if (q == end) return TERN_RESP_INCOMPLETE;
+        if (*q != '\t') break;
+        p = q + 1;
+    }
+    if (*q != '\r') return TERN_RESP_MALFORMED;
+    if (q + 1 == end) return TERN_RESP_INCOMPLETE;
+    if (q[1] != '\n') return TERN_RESP_MALFORMED;
+    resp->reason_off = (uint32_t)(r - buf);
+    resp->reason_len = (uint32_t)(q - r);
+    *pp = q + 2;
+    return 0;
+}
+
+/* The framing once the head is complete (RFC 9112 §6.3). 0 or MALFORMED. */
+static int finish_response(tern__http_response *resp, unsigned b) {
+    if (b & S_BAD) return TERN_RESP_MALFORMED;
+    if (b & S_TE) {
+        /* the request side's smuggling shapes, seen from the client: a
+         * response the upstream framed two ways is not read either way */
+        if (resp->flags & TERN_RESP_HAS_LENGTH || resp->minor == 0 ||
+            b & (S_TE_TWICE | S_TE_EMPTY | S_TE_FIELDS))
+            return TERN_RESP_MALFORMED;
+        resp->flags |= b & S_TE_LAST_CHUNKED ? TERN_RESP_CHUNKED : TERN_RESP_UNTIL_CLOSE;
+    }
+    if (resp->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
+        resp->flags |= TERN_RESP_KEEP_ALIVE;
+    return 0;
+}
+
+/* Field lines from *pp to the blank line. Head length, or a result. */
+static int parse_response_fields(const char *buf, const char *p, const char *end,
+                                 tern__http_response *resp, uint32_t max_headers) {
+    unsigned s = resp->state;
+    for (;;) {
+        if (p == end) return TERN_RESP_INCOMPLETE;
+        if (*p == '\r') {
+            if (p + 1 == end) return TERN_RESP_INCOMPLETE;
+            if (p[1] != '\n') return TERN_RESP_MALFORMED;
+            p += 2;
+            resp->scanned = (size_t)(p - buf);
+            int r = finish_response(resp, s);
+            return r ? r : (int)(p - buf);
+        }
+        if (resp->num_headers >= max_headers) return TERN_RESP_TOO_MANY_HEADERS;
+        tern__http_header *h = &resp->headers[resp->num_headers];
+        enum hdr_kind kind;
+        enum field_line fl = parse_field_line(buf, &p, end, 1, h, &kind);
+        if (fl == FIELD_BAD) return TERN_RESP_MALFORMED;
+        if (fl == FIELD_INCOMPLETE) return TERN_RESP_INCOMPLETE;
+        /* Host and Expect mean nothing in a response */
+        if (kind != H_OTHER && kind != H_HOST && kind != H_EXPECT) {
+            const char *v = buf + h->value_off;
+            s = header_semantics(kind, v, v + h->value_len, &resp->flags, &resp->content_length, s);
+        }
+        resp->num_headers++;
+        resp->scanned = (size_t)(p - buf);
+        resp->state = s;
+    }
+}
+
+int tern__http_parse_response(const char *buf, size_t len, tern__http_response *resp,
+                              const tern__http_limits *lim) {
+    size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
+    const char *end = buf + (len < max_head ? len : max_head);
+    const char *p = buf + resp->scanned;
+    int r = 0;
+    if (resp->scanned == 0) {
+        resp->flags = 0;
+        resp->content_length = 0;
+        resp->num_headers = 0;
+        resp->state = 0;
+        r = parse_status_line(buf, &p, end, resp);
+        if (r == 0) resp->scanned = (size_t)(p - buf);
+    }
+    if (r == 0) r = parse_response_fields(buf, p, end, resp, lim->max_headers);
+    if (r == TERN_RESP_INCOMPLETE && len >= max_head) return TERN_RESP_TOO_LARGE;
     return r;
 }

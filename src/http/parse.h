@@ -98,6 +98,54 @@ typedef struct tern__http_request {
 int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
                             const tern__http_limits *lim);
 
+/* ---- responses (for the client) ---------------------------------------- */
+
+/* Outcomes of tern__http_parse_response other than a complete head (which
+ * returns the head length > 0). */
+enum tern__http_resp_result {
+    TERN_RESP_INCOMPLETE = TERN_PARSE_INCOMPLETE, /* more bytes needed */
+    TERN_RESP_MALFORMED = -2,     /* not a valid response head */
+    TERN_RESP_TOO_LARGE = -3,     /* no complete head within max_head bytes */
+    TERN_RESP_TOO_MANY_HEADERS = -4,
+};
+
+enum {
+    TERN_RESP_KEEP_ALIVE = TERN_REQ_KEEP_ALIVE, /* persistent as far as the head says */
+    TERN_RESP_CHUNKED = TERN_REQ_CHUNKED,       /* chunked is the final coding */
+    TERN_RESP_HAS_LENGTH = TERN_REQ_HAS_LENGTH, /* content_length is valid */
+    TERN_RESP_UNTIL_CLOSE = 1u << 10,           /* a coding other than chunked last: the
+                                                   body runs to the close (RFC 9112 §6.3) */
+};
+
+typedef struct tern__http_response {
+    /* results */
+    int status;                    /* 100..599 */
+    uint32_t minor;                /* HTTP/1.<minor>, 0 or 1 (1.2..1.9 read as 1) */
+    uint32_t reason_off, reason_len;
+    uint32_t flags;                /* TERN_RESP_* */
+    uint64_t content_length;       /* valid with TERN_RESP_HAS_LENGTH */
+    uint32_t num_headers;
+    tern__http_header *headers;    /* caller-provided, capacity max_headers */
+    /* incremental state: zero before the first call for a response; the
+     * bytes before `scanned` and the headers array must not change between
+     * calls (the client only appends) */
+    size_t scanned;
+    uint32_t state;                /* private */
+} tern__http_response;
+
+/* Parses a response head (RFC 9112 §4: status-line, field lines, CRLF) at
+ * the start of buf with the request parser's line rules (shared code: CRLF
+ * only, no obs-fold, no CTLs, token names, no space before ':'), and the
+ * same Content-Length/Transfer-Encoding strictness: a list or repeated
+ * Content-Length, Transfer-Encoding with Content-Length, in HTTP/1.0, empty,
+ * in two fields or with chunked twice -> MALFORMED. The status line is
+ * "HTTP/1.d SP 3DIGIT SP reason" (a missing SP before an empty reason is
+ * tolerated); a status outside 100..599 or another major version ->
+ * MALFORMED. Incremental: each call validates only the lines completed
+ * since the last. max_target is unused. */
+int tern__http_parse_response(const char *buf, size_t len, tern__http_response *resp,
+                              const tern__http_limits *lim);
+
 /* Character classes (bits): tokens (RFC 9110 §5.6.2) and host characters
  * (RFC 3986 §3.2.2). */
 enum { TERN_CHAR_TOKEN = 1, TERN_CHAR_HOST = 2 };

@@ -627,8 +627,125 @@ static void test_host_values(void) {
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) CHECK_INT(P(ok[i], strlen(ok[i])), (int)strlen(ok[i]));
 }
 
+/* ---- response heads ---- */
+
+typedef struct {
+    int r;
+    tern__http_response resp;
+    tern__http_header h[MAXH];
+} resp_result;
+
+/* Parses s whole, then every prefix carried incrementally (the client's
+ * way: the same struct, bytes only appended), each flush against the guard
+ * page; every prefix must give INCOMPLETE or the final answer, and the
+ * final results must match. */
+static int parse_resp(const char *s, size_t n, resp_result *out, const tern__http_limits *l) {
+    static resp_result inc;
+    memset(out, 0, sizeof *out);
+    out->resp.headers = out->h;
+    out->r = tern__http_parse_response(guarded(s, n), n, &out->resp, l);
+    memset(&inc, 0, sizeof inc);
+    inc.resp.headers = inc.h;
+    for (size_t k = 0; k <= n; k++) {
+        inc.r = tern__http_parse_response(guarded(s, k), k, &inc.resp, l);
+        if (inc.r == TERN_RESP_INCOMPLETE) continue;
+        int ok = inc.r == out->r;
+        if (ok && out->r > 0)
+            ok = inc.resp.status == out->resp.status && inc.resp.minor == out->resp.minor &&
+                 inc.resp.flags == out->resp.flags &&
+                 inc.resp.num_headers == out->resp.num_headers &&
+                 inc.resp.content_length == out->resp.content_length &&
+                 inc.resp.reason_len == out->resp.reason_len &&
+                 !memcmp(inc.h, out->h, out->resp.num_headers * sizeof inc.h[0]);
+        if (!ok) fprintf(stderr, "response prefix %zu of \"%.*s\": %d vs %d\n", k, (int)n, s, inc.r, out->r);
+        CHECK(ok);
+        break;
+    }
+    return out->r;
+}
+
+static void test_responses(void) {
+    static resp_result q;
+    tern__http_limits l = {.max_head = 512, .max_target = 0, .max_headers = 8};
+    static const char a[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  v \r\n\r\nhello";
+    CHECK_INT(parse_resp(S(a), &q, &l), sizeof a - 1 - 5);
+    CHECK_INT(q.resp.status, 200);
+    CHECK_INT(q.resp.minor, 1);
+    CHECK_MEM(a + q.resp.reason_off, q.resp.reason_len, "OK");
+    CHECK_INT(q.resp.flags, TERN_RESP_KEEP_ALIVE | TERN_RESP_HAS_LENGTH);
+    CHECK_INT(q.resp.content_length, 5);
+    CHECK_INT(q.resp.num_headers, 2);
+    CHECK_MEM(a + q.h[1].value_off, q.h[1].value_len, "v");
+    static const char b[] = "HTTP/1.0 404 \r\nConnection: keep-alive\r\n\r\n";
+    CHECK_INT(parse_resp(S(b), &q, &l), sizeof b - 1);
+    CHECK_INT(q.resp.status, 404);
+    CHECK_INT(q.resp.reason_len, 0);
+    CHECK_INT(q.resp.flags, TERN_RESP_KEEP_ALIVE);
+    static const char c[] = "HTTP/1.1 204\r\nConnection: close\r\n\r\n"; /* no SP, no reason */
+    CHECK_INT(parse_resp(S(c), &q, &l), sizeof c - 1);
+    CHECK_INT(q.resp.status, 204);
+    CHECK_INT(q.resp.flags, 0);
+    static const char d[] = "HTTP/1.1 200 A\tfine  reason\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    CHECK_INT(parse_resp(S(d), &q, &l), sizeof d - 1);
+    CHECK_INT(q.resp.flags, TERN_RESP_KEEP_ALIVE | TERN_RESP_CHUNKED);
+    CHECK_MEM(d + q.resp.reason_off, q.resp.reason_len, "A\tfine  reason");
+    static const char e[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    CHECK_INT(parse_resp(S(e), &q, &l), sizeof e - 1);
+    CHECK_INT(q.resp.flags, TERN_RESP_KEEP_ALIVE | TERN_RESP_UNTIL_CLOSE);
+    static const char f[] = "HTTP/1.5 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+    CHECK_INT(parse_resp(S(f), &q, &l), sizeof f - 1);
+    CHECK_INT(q.resp.minor, 1);
+    CHECK_INT(q.resp.status, 103);
+    /* Host and Expect are ignored in a response, twice or not */
+    static const char g[] = "HTTP/1.1 200 OK\r\nHost: a\r\nHost: b\r\nExpect: x\r\n\r\n";
+    CHECK_INT(parse_resp(S(g), &q, &l), sizeof g - 1);
+
+    static const char *const bad[] = {
+        "HTTP/1.1 999 Weird\r\n\r\n",      /* status outside 100..599 */
+        "HTTP/1.1 600 X\r\n\r\n",
+        "HTTP/1.1 099 X\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/2.0 200 OK\r\n\r\n",
+        "HTTP/0.9 200 OK\r\n\r\n",
+        "http/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1  200 OK\r\n\r\n",
+        "\r\nHTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\n\r\n",             /* bare LF */
+        "HTTP/1.1 200 OK\rX: y\r\n\r\n",  /* bare CR */
+        "HTTP/1.1 200 O\x01K\r\n\r\n",    /* CTL in the reason */
+        "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX\x01: 0\r\n\r\n",
+        ("HTTP/1.1 200 OK\r\nX: a\x7f" "b\r\n\r\n"),
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int r = parse_resp(bad[i], strlen(bad[i]), &q, &l);
+        if (r != TERN_RESP_MALFORMED) fprintf(stderr, "bad response %zu: %d\n", i, r);
+        CHECK_INT(r, TERN_RESP_MALFORMED);
+    }
+    /* limits: head size and header count */
+    char big[1024];
+    int n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nX: %0600d\r\n\r\n", 0);
+    CHECK_INT(parse_resp(big, (size_t)n, &q, &l), TERN_RESP_TOO_LARGE);
+    CHECK_INT(parse_resp(big, 300, &q, &l), TERN_RESP_INCOMPLETE);
+    n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\n%s\r\n",
+                 "A: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\nA: 1\r\n");
+    CHECK_INT(parse_resp(big, (size_t)n, &q, &l), TERN_RESP_TOO_MANY_HEADERS);
+}
+
 int main(void) {
     guard_init();
+    test_responses();
     test_host_values();
     test_basic();
     test_methods();
