@@ -587,7 +587,8 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
     return s;
 }
 
-static inline int finish(tern__http_request *req, unsigned b) {
+/* The checks finish needs only when a header said something unusual. */
+static int finish_rare(tern__http_request *req, unsigned b) {
     if (b & S_BAD) return -400;
     if (req->minor == 1 && !(b & S_HOST)) return -400; /* RFC 9112 §3.2 */
     if (b & S_TE) {
@@ -607,6 +608,17 @@ static inline int finish(tern__http_request *req, unsigned b) {
     /* RFC 9110 §10.1.1: an expectation other than 100-continue cannot be
      * met: 417 */
     if (b & S_EXPECT_OTHER) return -417;
+    return 0;
+}
+
+static inline int finish(tern__http_request *req, unsigned b) {
+    /* one test for the usual head: no error, no TE, no odd Expect, and a
+     * Host when HTTP/1.1 needs one */
+    if (__builtin_expect((b & (S_BAD | S_TE | S_EXPECT_OTHER)) || (req->minor == 1 && !(b & S_HOST)),
+                         0)) {
+        int r = finish_rare(req, b);
+        if (r) return r;
+    }
     if (req->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
         req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
