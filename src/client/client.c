@@ -72,9 +72,9 @@
 
 typedef struct client_conn {
     int fd;
-    uint32_t tflags;  /* the transport's bits (TERN__T_*) */
+    uint32_t tflags;   /* the transport's bits (TERN__T_*) */
     tern__transport t; /* every byte in and out goes through it */
-    uint64_t uses;    /* completed exchanges */
+    uint64_t uses;     /* completed exchanges */
     uint64_t connect_ns;
 } client_conn;
 
@@ -468,13 +468,13 @@ static int build_head(tern_client *c, const tern_client_request *req, char **out
 typedef struct exchange {
     tern_client *c;
     client_conn *k;
-    uint64_t deadline;  /* the whole exchange (exchange_timeout_ms), absolute ns */
-    uint64_t io_ns;     /* longest wait for the socket */
-    size_t since_park;  /* bytes read since this coroutine last let others run */
-    char *data;         /* the response, as read */
+    uint64_t deadline; /* the whole exchange (exchange_timeout_ms), absolute ns */
+    uint64_t io_ns;    /* longest wait for the socket */
+    size_t since_park; /* bytes read since this coroutine last let others run */
+    char *data;        /* the response, as read */
     size_t len, cap, limit;
     int eof;
-    size_t received;    /* bytes read in total */
+    size_t received; /* bytes read in total */
 } exchange;
 
 /* The deadline of the next wait: the per-wait timeout, but never past the
@@ -611,7 +611,7 @@ static int read_chunked(exchange *x, size_t body_off, size_t *body_len, size_t *
     for (;;) {
         size_t used = 0, out = 0;
         int dr = tern__chunked_decode(&d, x->data + raw, x->len - raw, &used,
-                                     x->data + body_off + len, &out);
+                                      x->data + body_off + len, &out);
         len += out;
         raw += used;
         if (dr == -413) return -EMSGSIZE;

@@ -254,7 +254,7 @@ static int ieq(const char *a, size_t n, const char *b, size_t bn) {
 }
 
 int tern__http_header_is(const char *buf, const tern__http_header *h, const char *name,
-                        size_t name_len) {
+                         size_t name_len) {
     if (h->name_len != name_len) return 0;
     const char *a = buf + h->name_off;
     for (size_t i = 0; i < name_len; i++) {
@@ -517,8 +517,8 @@ static inline unsigned note_host(unsigned s) {
 
 /* Header kinds other than Host (which the callers handle inline). Returns
  * the new S_* bits. */
-static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve,
-                                 uint32_t *flags, uint64_t *content_length, unsigned s) {
+static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve, uint32_t *flags,
+                                 uint64_t *content_length, unsigned s) {
     switch (kind) {
     case H_CL: {
         /* RFC 9110 §8.6: 1*DIGIT. A list, even of equal values, is refused:
@@ -614,8 +614,8 @@ static int finish_rare(tern__http_request *req, unsigned b) {
 static inline int finish(tern__http_request *req, unsigned b) {
     /* one test for the usual head: no error, no TE, no odd Expect, and a
      * Host when HTTP/1.1 needs one */
-    if (__builtin_expect((b & (S_BAD | S_TE | S_EXPECT_OTHER)) || (req->minor == 1 && !(b & S_HOST)),
-                         0)) {
+    if (__builtin_expect(
+            (b & (S_BAD | S_TE | S_EXPECT_OTHER)) || (req->minor == 1 && !(b & S_HOST)), 0)) {
         int r = finish_rare(req, b);
         if (r) return r;
     }
@@ -928,7 +928,7 @@ static void check_fast(const char *buf, size_t len, const tern__http_limits *lim
 #endif
 
 int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
-                            const tern__http_limits *lim) {
+                             const tern__http_limits *lim) {
     /* the same bounds as parse_general */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;
@@ -968,8 +968,10 @@ static int parse_status_line(const char *buf, const char **pp, const char *end,
     resp->status = status;
     p += 12;
     if (p == end) return TERN_RESP_INCOMPLETE;
-    if (*p == ' ') p++;
-    else if (*p != '\r') return TERN_RESP_MALFORMED;
+    if (*p == ' ')
+        p++;
+    else if (*p != '\r')
+        return TERN_RESP_MALFORMED;
     /* reason-phrase: HTAB / SP / VCHAR / obs-text */
     const char *r = p, *q;
     for (;;) {

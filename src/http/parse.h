@@ -24,13 +24,13 @@ typedef struct tern__http_header {
 } tern__http_header;
 
 enum {
-    TERN_REQ_KEEP_ALIVE = 1u << 0,         /* persistent after this request */
-    TERN_REQ_CHUNKED = 1u << 1,            /* Transfer-Encoding: chunked */
-    TERN_REQ_EXPECT_CONTINUE = 1u << 2,    /* Expect: 100-continue */
-    TERN_REQ_HAS_LENGTH = 1u << 3,         /* Content-Length present */
-    TERN_REQ_UPGRADE = 1u << 4,            /* Upgrade header present */
-    TERN_REQ_FORM_ABSOLUTE = 1u << 5,      /* absolute-form target */
-    TERN_REQ_FORM_ASTERISK = 1u << 6,      /* "*" (OPTIONS only) */
+    TERN_REQ_KEEP_ALIVE = 1u << 0,      /* persistent after this request */
+    TERN_REQ_CHUNKED = 1u << 1,         /* Transfer-Encoding: chunked */
+    TERN_REQ_EXPECT_CONTINUE = 1u << 2, /* Expect: 100-continue */
+    TERN_REQ_HAS_LENGTH = 1u << 3,      /* Content-Length present */
+    TERN_REQ_UPGRADE = 1u << 4,         /* Upgrade header present */
+    TERN_REQ_FORM_ABSOLUTE = 1u << 5,   /* absolute-form target */
+    TERN_REQ_FORM_ASTERISK = 1u << 6,   /* "*" (OPTIONS only) */
     /* 1 << 7, 1 << 8: were CONNECT's authority-form and Expect-other, both
      * now refused by the parser (400, 417) */
     TERN_REQ_CONNECTION_UPGRADE = 1u << 9, /* "upgrade" option in Connection */
@@ -56,13 +56,13 @@ typedef struct tern__http_request {
     uint32_t authority_off, authority_len; /* host[:port] of an absolute-form target
                                       (RFC 9112 §3.2.2: it, not Host, is the
                                       effective authority); len 0 otherwise */
-    uint32_t minor;                /* HTTP/1.<minor>, 0 or 1 (1.2..1.9 read as 1) */
-    uint32_t flags;                /* TERN_REQ_* */
-    uint64_t content_length;       /* valid with TERN_REQ_HAS_LENGTH */
-    uint32_t host_index;           /* index of Host in headers, UINT32_MAX if none */
-    uint32_t num_headers;          /* on INCOMPLETE: header lines validated so far
-                                      (parser state, do not change between calls) */
-    tern__http_header *headers;     /* caller-provided, capacity max_headers */
+    uint32_t minor;                        /* HTTP/1.<minor>, 0 or 1 (1.2..1.9 read as 1) */
+    uint32_t flags;                        /* TERN_REQ_* */
+    uint64_t content_length;               /* valid with TERN_REQ_HAS_LENGTH */
+    uint32_t host_index;                   /* index of Host in headers, UINT32_MAX if none */
+    uint32_t num_headers;                  /* on INCOMPLETE: header lines validated so far
+                                              (parser state, do not change between calls) */
+    tern__http_header *headers;            /* caller-provided, capacity max_headers */
     /* incremental state: zero before the first call for a request (and
      * after moving the buffer); only scanned and num_headers carry over */
     size_t scanned;
@@ -96,7 +96,7 @@ typedef struct tern__http_request {
  *   (RFC 9112 §6.3); chunked last after another coding -> 501; Expect with
  *   anything but 100-continue -> 417. */
 int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
-                            const tern__http_limits *lim);
+                             const tern__http_limits *lim);
 
 /* ---- responses (for the client) ---------------------------------------- */
 
@@ -104,8 +104,8 @@ int tern__http_parse_request(const char *buf, size_t len, tern__http_request *re
  * returns the head length > 0). */
 enum tern__http_resp_result {
     TERN_RESP_INCOMPLETE = TERN_PARSE_INCOMPLETE, /* more bytes needed */
-    TERN_RESP_MALFORMED = -2,     /* not a valid response head */
-    TERN_RESP_TOO_LARGE = -3,     /* no complete head within max_head bytes */
+    TERN_RESP_MALFORMED = -2,                     /* not a valid response head */
+    TERN_RESP_TOO_LARGE = -3,                     /* no complete head within max_head bytes */
     TERN_RESP_TOO_MANY_HEADERS = -4,
 };
 
@@ -119,18 +119,18 @@ enum {
 
 typedef struct tern__http_response {
     /* results */
-    int status;                    /* 100..599 */
-    uint32_t minor;                /* HTTP/1.<minor>, 0 or 1 (1.2..1.9 read as 1) */
+    int status;     /* 100..599 */
+    uint32_t minor; /* HTTP/1.<minor>, 0 or 1 (1.2..1.9 read as 1) */
     uint32_t reason_off, reason_len;
-    uint32_t flags;                /* TERN_RESP_* */
-    uint64_t content_length;       /* valid with TERN_RESP_HAS_LENGTH */
+    uint32_t flags;          /* TERN_RESP_* */
+    uint64_t content_length; /* valid with TERN_RESP_HAS_LENGTH */
     uint32_t num_headers;
-    tern__http_header *headers;    /* caller-provided, capacity max_headers */
+    tern__http_header *headers; /* caller-provided, capacity max_headers */
     /* incremental state: zero before the first call for a response; the
      * bytes before `scanned` and the headers array must not change between
      * calls (the client only appends) */
     size_t scanned;
-    uint32_t state;                /* private */
+    uint32_t state; /* private */
 } tern__http_response;
 
 /* Parses a response head (RFC 9112 §4: status-line, field lines, CRLF) at
@@ -153,6 +153,6 @@ extern const unsigned char tern__http_char_class[256];
 
 /* Case-insensitive compare of a header name at buf+h->name_off. */
 int tern__http_header_is(const char *buf, const tern__http_header *h, const char *name,
-                        size_t name_len);
+                         size_t name_len);
 
 #endif
