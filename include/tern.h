@@ -177,6 +177,11 @@ TERN_API const char *tern_req_path(const tern_ctx *ctx);          /* decoded, no
 TERN_API tern_str tern_req_query_string(const tern_ctx *ctx);     /* raw, without '?' */
 /* Decoded query parameter (first occurrence), NULL when absent. */
 TERN_API const char *tern_req_query(tern_ctx *ctx, const char *name);
+/* The same, telling why there is no value: 0 with *value set (decoded,
+ * NUL-terminated, valid for the request), -ENOENT when absent, -EILSEQ
+ * when the value is malformed: a '%' without two hex digits after it, or
+ * an encoded NUL ("a=1%00evil" is refused, not cut to "1"); -ENOMEM. */
+TERN_API int tern_req_query_get(tern_ctx *ctx, const char *name, const char **value);
 /* Header value, case-insensitive name; NULL when absent. */
 TERN_API const char *tern_req_header(const tern_ctx *ctx, const char *name);
 /* Iterates headers: returns 0 and fills name/value for index i, -1 past end. */

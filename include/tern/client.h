@@ -17,6 +17,11 @@
  * idempotent request (GET, HEAD, OPTIONS, PUT, DELETE) is retried once on
  * a new connection: the race with an upstream's keep-alive timeout.
  *
+ * All bytes go through the transport layer (a plain socket today), so TLS
+ * can plug in; the response head is read by the server's own parser rules.
+ * A response that keeps the socket full never holds the worker: the read
+ * loop yields every 64 KiB read without a park.
+ *
  * The host is resolved once, at the first connect (a numeric address
  * directly, a name with getaddrinfo on the offload pool); https is not
  * supported. Requests are not pipelined: one request per connection at a
@@ -48,6 +53,11 @@ typedef struct tern_client_config {
     unsigned idle_timeout_ms;       /* idle connections closed after, default 30000 */
     size_t max_response_head;       /* status line + headers, default 16 KiB */
     size_t max_response_body;       /* decoded body, default 8 MiB */
+    size_t max_response_headers;    /* header fields in a response, default 100 */
+    unsigned exchange_timeout_ms;   /* the whole tern_client_send call, however the
+                                       upstream paces its bytes (a byte a second
+                                       never trips io_timeout_ms), default 30000;
+                                       0: none */
 } tern_client_config;
 
 /* Fills cfg with the defaults above. */
@@ -100,10 +110,16 @@ typedef struct tern_client_response {
  *   -EBUSY        no connection free within acquire_timeout_ms
  *   -ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH...   connect failed
  *                 (-EHOSTUNREACH too when the name does not resolve)
- *   -ETIMEDOUT    connect, write or read made no progress in time
+ *   -ETIMEDOUT    connect, write or read made no progress in time, or the
+ *                 whole exchange took longer than exchange_timeout_ms
  *   -ECONNRESET   the connection closed before the response was complete
- *   -EPROTO       malformed response
- *   -EMSGSIZE     response head or body above the configured limits
+ *   -EPROTO       malformed response (RFC 9112 strictness as for requests:
+ *                 CRLF only, no obs-fold, no repeated Content-Length...),
+ *                 a status outside 100..599, 101, more than 16 interim 1xx
+ *                 responses, or chunked framing beyond its bounds (a 1 KiB
+ *                 size line, 64 KiB of chunk extensions in all, trailers
+ *                 above max_response_head)
+ *   -EMSGSIZE     response head, header count or body above the limits
  *   -ECANCELED    the caller was cancelled
  *   -ENOMEM */
 TERN_API int tern_client_send(tern_client *c, const tern_client_request *req, tern_client_response *resp);

@@ -1,20 +1,29 @@
 /* Outbound HTTP/1.1 client (see include/tern/client.h).
  *
  * One request is: take a connection from this worker's pool (connecting
- * if needed), write the request with one sendmsg (head + body), read into
- * one growing buffer, parse the response head in place (NULs written over
- * the line ends and colons, so header names and values are C strings),
- * then the body: Content-Length exactly, chunked decoded in place with
- * http/chunked.c's decoder, or up to EOF when unframed. The response owns
- * that buffer; the connection goes back to the pool only when the exchange
- * ended exactly at a message boundary and both sides keep it alive.
+ * if needed), write the request with one writev on the connection's
+ * transport (head + body), read into one growing buffer, parse the
+ * response head with http/parse.c's response parser (the request
+ * parser's field-line code and framing rules), NUL-terminate names and
+ * values in place so they are C strings, then the body: Content-Length
+ * exactly, chunked decoded in place with http/chunked.c's decoder (with
+ * tighter bounds than the server's), or up to EOF when unframed. The
+ * response owns that buffer; the connection goes back to the pool only
+ * when the exchange ended exactly at a message boundary and both sides
+ * keep it alive.
+ *
+ * The client never calls recv/send: the transport does, and parks through
+ * conn_wait (tern_wait_fd on the fd). Every wait ends at the earlier of
+ * io_timeout_ms from now and the call's exchange deadline, and the
+ * deadline is also checked between reads, so neither a drip-feeding
+ * upstream nor a flooding one holds a request past it.
  *
  * Response framing follows RFC 9112 §6.3: HEAD and 1xx/204/304 have no
  * body; Transfer-Encoding wins, and chunked must be the last coding (else
  * the body runs to close); Transfer-Encoding together with Content-Length,
- * or Content-Length values that differ, are refused as malformed (§6.3
- * calls both "ought to be handled as an error": they are how response
- * splitting and smuggling look from this side). */
+ * or a repeated Content-Length, are refused as malformed (§6.3 calls them
+ * "ought to be handled as an error": they are how response splitting and
+ * smuggling look from this side). */
 #include "tern/client.h"
 
 #include <errno.h>
@@ -36,12 +45,26 @@
 #include "http/parse.h"
 #include "rt/sched.h"
 #include "tern/sync.h"
+#include "transport/transport.h"
 
 #define MAX_WORKERS 1024 /* per-worker pools, indexed by scheduler id */
 #define MAX_ADDRS 8
 #define INITIAL_BUF 4096
 /* room for chunk framing still undecoded in the buffer, beyond the body */
 #define CHUNK_SLACK 65536
+/* Chunked framing an upstream may send: a size line (size and extensions)
+ * of 1 KiB, and 64 KiB of extensions over the whole body. Extensions are
+ * skipped unread; nobody sends more than a few bytes of them, and without
+ * a total a peer could stream extensions with one data byte per line. */
+#define CHUNK_LINE_MAX 1024
+#define CHUNK_EXT_MAX (64 * 1024)
+/* Interim (1xx) responses skipped before the final one: a few 103 Early
+ * Hints or 102 Processing are normal, an endless stream is an attack. */
+#define MAX_INTERIM 16
+/* Bytes read without parking after which the reader yields, so an
+ * upstream that keeps the socket full cannot hold the worker. 64 KiB is a
+ * few reads: on loopback ~10 µs of work between yields. */
+#define YIELD_BYTES (64 * 1024)
 /* A connect timeout travels through tern_pool_acquire as -ETIME, so that
  * the pool's own -ETIMEDOUT (no free connection) can be told apart; the
  * caller sees -ETIMEDOUT and -EBUSY respectively. */
@@ -49,7 +72,9 @@
 
 typedef struct client_conn {
     int fd;
-    uint64_t uses; /* completed exchanges */
+    uint32_t tflags;   /* the transport's bits (TERN__T_*) */
+    tern__transport t; /* every byte in and out goes through it */
+    uint64_t uses;     /* completed exchanges */
     uint64_t connect_ns;
 } client_conn;
 
@@ -90,6 +115,8 @@ void tern_client_config_init(tern_client_config *cfg) {
     cfg->idle_timeout_ms = 30000;
     cfg->max_response_head = 16 * 1024;
     cfg->max_response_body = 8 * 1024 * 1024;
+    cfg->max_response_headers = 100;
+    cfg->exchange_timeout_ms = 30000;
 }
 
 /* ---- URL ------------------------------------------------------------------ */
@@ -254,6 +281,21 @@ static int connect_addr(const struct sockaddr *sa, socklen_t len, int64_t timeou
     return 0;
 }
 
+/* The transport's wait: the client is no event loop of its own, so it
+ * parks on the fd with tern_wait_fd until the absolute deadline. */
+static int conn_wait(void *waiter, uint32_t events, uint64_t deadline_ns) {
+    client_conn *k = waiter;
+    int64_t ms = -1;
+    if (deadline_ns && deadline_ns != UINT64_MAX) {
+        uint64_t now = tern_clock_ns();
+        if (now >= deadline_ns) return -ETIMEDOUT;
+        ms = (int64_t)((deadline_ns - now + 999999) / 1000000);
+    }
+    int ev = tern_wait_fd(k->fd, events, ms);
+    if (ev == 0) return -ETIMEDOUT;
+    return ev < 0 ? ev : 0;
+}
+
 static int conn_create(void *arg, void **res) {
     client_worker *w = arg;
     tern_client *c = w->client;
@@ -281,26 +323,32 @@ static int conn_create(void *arg, void **res) {
         return -ENOMEM;
     }
     k->fd = fd;
+    tern__transport_socket(&k->t, fd, &k->tflags, conn_wait, k);
     k->connect_ns = tern_clock_ns() - t0;
     bump(&w->connects);
     *res = k;
     return 0;
 }
 
-/* An idle connection is usable if the peer has neither closed it (recv
+/* An idle connection is usable if the peer has neither closed it (a read
  * sees EOF) nor sent anything unasked (a late byte would desynchronise
- * the next response). One non-blocking peek, no parking. */
+ * the next response). One non-blocking read, no parking. */
 static int conn_validate(void *arg, void *res) {
+    (void)arg;
     client_conn *k = res;
+    /* a byte read here is consumed, which does not matter: the connection
+     * is discarded whenever there was one */
     char b;
-    ssize_t n = recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = tern__transport_read(&k->t, &b, 1);
     if (n == 0) return -ECONNRESET;
     if (n > 0) return -EPROTO;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    return n == -EAGAIN ? 0 : (int)n;
 }
 
 static void conn_destroy(void *arg, void *res) {
+    (void)arg;
     client_conn *k = res;
+    k->t.ops->release(&k->t);
     close(k->fd);
     free(k);
 }
@@ -414,23 +462,42 @@ static int build_head(tern_client *c, const tern_client_request *req, char **out
     return 0;
 }
 
-static int send_all(int fd, const char *head, size_t head_len, const void *body, size_t body_len,
-                    unsigned io_ms) {
+/* ---- the exchange ---------------------------------------------------------- */
+
+/* Everything one request/response on a connection needs. */
+typedef struct exchange {
+    tern_client *c;
+    client_conn *k;
+    uint64_t deadline; /* the whole exchange (exchange_timeout_ms), absolute ns */
+    uint64_t io_ns;    /* longest wait for the socket */
+    size_t since_park; /* bytes read since this coroutine last let others run */
+    char *data;        /* the response, as read */
+    size_t len, cap, limit;
+    int eof;
+    size_t received; /* bytes read in total */
+} exchange;
+
+/* The deadline of the next wait: the per-wait timeout, but never past the
+ * whole exchange's. */
+static uint64_t wait_deadline(const exchange *x) {
+    uint64_t d = tern_clock_ns() + x->io_ns;
+    return d < x->deadline ? d : x->deadline;
+}
+
+/* Writes the head and body, parking while the upstream reads slowly. */
+static int send_request(exchange *x, const char *head, size_t head_len, const void *body,
+                        size_t body_len) {
     struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
     int niov = body_len ? 2 : 1;
     struct iovec *v = iov;
     while (niov) {
-        struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)niov};
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return errno == EPIPE ? -ECONNRESET : -errno;
-            int ev = tern_wait_fd(fd, EPOLLOUT, io_ms);
-            if (ev == 0) return -ETIMEDOUT;
-            if (ev < 0) return ev;
+        ssize_t n = tern__transport_writev(&x->k->t, v, niov, 0);
+        if (n == -EAGAIN) {
+            int r = tern__transport_wait(&x->k->t, EPOLLOUT, wait_deadline(x));
+            if (r < 0) return r;
             continue;
         }
+        if (n < 0) return n == -EPIPE ? -ECONNRESET : (int)n;
         size_t left = (size_t)n;
         while (niov && left >= v->iov_len) {
             left -= v->iov_len;
@@ -445,336 +512,219 @@ static int send_all(int fd, const char *head, size_t head_len, const void *body,
     return 0;
 }
 
-/* ---- response ------------------------------------------------------------------ */
-
-typedef struct rbuf {
-    char *data;
-    size_t len, cap, limit;
-    int eof;
-    size_t received; /* bytes read from the socket in total */
-} rbuf;
-
-/* Reads more into b, parking while the socket is empty. >0 bytes read,
- * 0 at EOF, or -errno. Keeps one byte spare for a terminating NUL. */
-static ssize_t fill(int fd, rbuf *b, unsigned io_ms) {
-    if (b->len + 1 >= b->cap) {
-        if (b->cap >= b->limit) return -EMSGSIZE;
-        size_t cap = b->cap * 2 < b->limit ? b->cap * 2 : b->limit;
-        char *d = realloc(b->data, cap);
+/* Reads more of the response, parking while the socket is empty. >0 bytes
+ * read, 0 at EOF, or -errno. Keeps one byte spare for a terminating NUL.
+ *
+ * An upstream that keeps the socket full (a flood of interim responses,
+ * an endless body) would otherwise never make this coroutine park, and
+ * the worker would serve nothing else: after YIELD_BYTES read without a
+ * park it yields, and the exchange deadline is checked on every read, not
+ * only when a wait times out. */
+static ssize_t fill(exchange *x) {
+    if (x->len + 1 >= x->cap) {
+        if (x->cap >= x->limit) return -EMSGSIZE;
+        size_t cap = x->cap * 2 < x->limit ? x->cap * 2 : x->limit;
+        char *d = realloc(x->data, cap);
         if (!d) return -ENOMEM;
-        b->data = d;
-        b->cap = cap;
+        x->data = d;
+        x->cap = cap;
     }
     for (;;) {
-        ssize_t n = recv(fd, b->data + b->len, b->cap - b->len - 1, 0);
+        if (tern_clock_ns() >= x->deadline) return -ETIMEDOUT;
+        ssize_t n = tern__transport_read(&x->k->t, x->data + x->len, x->cap - x->len - 1);
         if (n > 0) {
-            b->len += (size_t)n;
-            b->received += (size_t)n;
+            x->len += (size_t)n;
+            x->received += (size_t)n;
+            x->since_park += (size_t)n;
+            if (x->since_park >= YIELD_BYTES) {
+                x->since_park = 0;
+                int y = tern_yield();
+                if (y < 0) return y;
+            }
             return n;
         }
         if (n == 0) {
-            b->eof = 1;
+            x->eof = 1;
             return 0;
         }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-        int ev = tern_wait_fd(fd, EPOLLIN, io_ms);
-        if (ev == 0) return -ETIMEDOUT;
-        if (ev < 0) return ev;
+        if (n != -EAGAIN) return n;
+        x->since_park = 0;
+        int r = tern__transport_wait(&x->k->t, EPOLLIN, wait_deadline(x));
+        if (r < 0) return r;
     }
 }
 
-static int reserve(rbuf *b, size_t need) {
-    if (need <= b->cap) return 0;
-    if (need > b->limit) return -EMSGSIZE;
-    char *d = realloc(b->data, need);
+/* fill() for a message that is not complete yet: EOF is an error. */
+static int fill_more(exchange *x) {
+    ssize_t n = fill(x);
+    if (n == 0) return -ECONNRESET;
+    return n < 0 ? (int)n : 0;
+}
+
+static int reserve(exchange *x, size_t need) {
+    if (need <= x->cap) return 0;
+    if (need > x->limit) return -EMSGSIZE;
+    char *d = realloc(x->data, need);
     if (!d) return -ENOMEM;
-    b->data = d;
-    b->cap = need;
+    x->data = d;
+    x->cap = need;
     return 0;
 }
 
-/* Offset just past the blank line ending the head, or 0 if not there yet.
- * Lines end in CRLF; a bare LF is accepted too (RFC 9112 §2.2 lets a
- * recipient do so), a bare CR is refused by the parser. */
-static size_t find_head_end(const char *d, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        if (d[i] != '\n') continue;
-        if (i + 1 < len && d[i + 1] == '\n') return i + 2;
-        if (i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n') return i + 3;
+/* The final response head into *hr (its headers in hdrs), skipping interim
+ * 1xx responses (RFC 9110 §15.2), at most MAX_INTERIM of them. Returns the
+ * head length or -errno. */
+static int read_head(exchange *x, tern__http_response *hr, tern__http_header *hdrs) {
+    const tern_client_config *cfg = &x->c->cfg;
+    tern__http_limits lim = {.max_head = cfg->max_response_head,
+                             .max_headers = (uint32_t)cfg->max_response_headers};
+    for (int interim = 0;; interim++) {
+        memset(hr, 0, sizeof *hr);
+        hr->headers = hdrs;
+        int r;
+        while ((r = tern__http_parse_response(x->data, x->len, hr, &lim)) == TERN_RESP_INCOMPLETE) {
+            int e = fill_more(x);
+            if (e < 0) return e;
+        }
+        if (r == TERN_RESP_MALFORMED) return -EPROTO;
+        if (r < 0) return -EMSGSIZE; /* TOO_LARGE, TOO_MANY_HEADERS */
+        if (hr->status >= 200) return r;
+        /* 101 would switch protocols, which was never asked for; an
+         * endless stream of 1xx is a way to hold us forever */
+        if (hr->status == 101 || interim == MAX_INTERIM) return -EPROTO;
+        memmove(x->data, x->data + r, x->len - (size_t)r);
+        x->len -= (size_t)r;
     }
-    return 0;
 }
 
-typedef struct head_info {
-    int status, minor;
-    char *reason;
-    tern_client_header *hdrs;
-    size_t nhdrs;
-    int chunked, te_other, has_cl, conn_close, conn_keepalive;
-    uint64_t cl;
-} head_info;
-
-static int has_token(const char *list, const char *tok) {
-    size_t tl = strlen(tok);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
-        const char *s = p;
-        while (*p && *p != ',') p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, tok, tl) == 0) return 1;
-    }
-    return 0;
-}
-
-/* The last comma-separated element of a list (for Transfer-Encoding). */
-static int last_token_is(const char *list, const char *tok) {
-    const char *s = strrchr(list, ',');
-    s = s ? s + 1 : list;
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-    return n == strlen(tok) && strncasecmp(s, tok, n) == 0;
-}
-
-/* Content-Length: 1*DIGIT, possibly as a list of equal values ("5, 5",
- * which RFC 9110 §8.6 lets a recipient accept). 0 or -EPROTO. */
-static int parse_cl(const char *v, head_info *h) {
-    const char *p = v;
+/* Decodes a chunked body in place from body_off. 0 with *body_len and
+ * *leftover (bytes after the body), or -errno. */
+static int read_chunked(exchange *x, size_t body_off, size_t *body_len, size_t *leftover) {
+    const tern_client_config *cfg = &x->c->cfg;
+    tern__chunked d;
+    tern__chunked_init(&d, cfg->max_response_body);
+    /* the server's bounds are for clients it does not trust either; an
+     * upstream gets tighter ones: extensions are skipped unread, so a few
+     * KiB in all is plenty, and a trailer section is bounded like a head */
+    tern__chunked_set_limits(&d, CHUNK_LINE_MAX, (uint32_t)cfg->max_response_head, CHUNK_EXT_MAX);
+    size_t raw = body_off, len = 0; /* undecoded input starts at raw */
     for (;;) {
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p < '0' || *p > '9') return -EPROTO;
-        uint64_t x = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (x > (UINT64_MAX - 9) / 10) return -EPROTO;
-            x = x * 10 + (uint64_t)(*p++ - '0');
+        size_t used = 0, out = 0;
+        int dr = tern__chunked_decode(&d, x->data + raw, x->len - raw, &used,
+                                      x->data + body_off + len, &out);
+        len += out;
+        raw += used;
+        if (dr == -413) return -EMSGSIZE;
+        if (dr < 0) return -EPROTO;
+        /* close the gap between the decoded body and the input left */
+        size_t rest = x->len - raw;
+        memmove(x->data + body_off + len, x->data + raw, rest);
+        raw = body_off + len;
+        x->len = raw + rest;
+        if (dr == 1) {
+            *body_len = len;
+            *leftover = rest;
+            return 0;
         }
-        while (*p == ' ' || *p == '\t') p++;
-        if (h->has_cl && h->cl != x) return -EPROTO;
-        h->has_cl = 1;
-        h->cl = x;
-        if (!*p) return 0;
-        if (*p++ != ',') return -EPROTO;
+        int e = fill_more(x);
+        if (e < 0) return e;
     }
 }
 
-/* Parses the head d[0..len) in place: status-line, then field lines.
- * 0, -EPROTO or -ENOMEM (h->hdrs is then freed). */
-static int parse_head(char *d, size_t len, head_info *h) {
-    memset(h, 0, sizeof *h);
-    /* status-line = HTTP-version SP 3DIGIT SP [reason] (RFC 9112 §4) */
-    if (len < 13 || memcmp(d, "HTTP/1.", 7) != 0 || (d[7] != '0' && d[7] != '1') || d[8] != ' ')
-        return -EPROTO;
-    h->minor = d[7] - '0';
-    for (int i = 9; i < 12; i++)
-        if (d[i] < '0' || d[i] > '9') return -EPROTO;
-    h->status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
-    if (h->status < 100 || (d[12] != ' ' && d[12] != '\r' && d[12] != '\n')) return -EPROTO;
-    size_t nlines = 0;
-    for (size_t i = 0; i < len; i++) nlines += d[i] == '\n';
-    h->hdrs = calloc(nlines ? nlines : 1, sizeof *h->hdrs);
-    if (!h->hdrs) return -ENOMEM;
-    char *p = d + 12, *end = d + len;
-    /* reason-phrase: HTAB / SP / VCHAR / obs-text up to the line end; a
-     * missing SP before an empty reason is tolerated */
-    if (*p == ' ') p++;
-    h->reason = p;
-    int first = 1;
-    while (p < end) {
-        char *line = p;
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) goto bad;
-        char *le = nl;
-        if (le > line && le[-1] == '\r') le--;
-        for (char *q = line; q < le; q++) {
-            unsigned char ch = (unsigned char)*q;
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) goto bad; /* bare CR, NUL, CTLs */
-        }
-        *le = 0;
-        p = nl + 1;
-        if (first) {
-            first = 0;
-            continue; /* the reason phrase, now terminated */
-        }
-        if (le == line) break; /* the blank line */
-        /* field-line = field-name ":" OWS field-value OWS; no obs-fold */
-        if (*line == ' ' || *line == '\t') goto bad;
-        char *colon = strchr(line, ':');
-        if (!colon || colon == line) goto bad;
-        *colon = 0;
-        if (!is_token(line)) goto bad; /* also refuses space before the colon */
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        char *ve = le;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-        *ve = 0;
-        h->hdrs[h->nhdrs].name = line;
-        h->hdrs[h->nhdrs].value = v;
-        h->nhdrs++;
-        if (!strcasecmp(line, "Content-Length")) {
-            if (parse_cl(v, h) < 0) goto bad;
-        } else if (!strcasecmp(line, "Transfer-Encoding")) {
-            /* several TE fields form one list: only the last element counts */
-            h->chunked = last_token_is(v, "chunked");
-            h->te_other = !h->chunked;
-        } else if (!strcasecmp(line, "Connection")) {
-            h->conn_close |= has_token(v, "close");
-            h->conn_keepalive |= has_token(v, "keep-alive");
-        }
+/* Reads the body that ends at the close. 0 with *body_len, or -errno. */
+static int read_until_close(exchange *x, size_t body_off, size_t *body_len) {
+    size_t max = x->c->cfg.max_response_body;
+    while (!x->eof) {
+        if (x->len - body_off > max) return -EMSGSIZE;
+        ssize_t n = fill(x);
+        if (n < 0) return (int)n;
     }
-    if ((h->chunked || h->te_other) && h->has_cl) goto bad;
-    return 0;
-bad:
-    free(h->hdrs);
-    h->hdrs = NULL;
-    return -EPROTO;
+    *body_len = x->len - body_off;
+    return *body_len > max ? -EMSGSIZE : 0;
+}
+
+/* The public header array: names and values NUL-terminated in place (over
+ * the ':' and the byte after the trimmed value, CR or OWS, which the
+ * parser has already judged). */
+static tern_client_header *export_headers(char *d, const tern__http_response *hr) {
+    tern_client_header *out = calloc(hr->num_headers ? hr->num_headers : 1, sizeof *out);
+    if (!out) return NULL;
+    for (uint32_t i = 0; i < hr->num_headers; i++) {
+        const tern__http_header *h = &hr->headers[i];
+        d[h->name_off + h->name_len] = 0;
+        d[h->value_off + h->value_len] = 0;
+        out[i].name = d + h->name_off;
+        out[i].value = d + h->value_off;
+    }
+    d[hr->reason_off + hr->reason_len] = 0;
+    return out;
 }
 
 /* One exchange on connection k. On success fills resp and *keep (the
  * connection may be reused). */
-static int exchange(tern_client *c, client_conn *k, const char *method, const char *head,
-                    size_t head_len, const tern_client_request *req, tern_client_response *resp,
-                    int *keep, size_t *received) {
-    unsigned io_ms = c->cfg.io_timeout_ms ? c->cfg.io_timeout_ms : (unsigned)-1 / 2;
+static int exchange_run(exchange *x, const char *method, const char *head, size_t head_len,
+                        const tern_client_request *req, tern_client_response *resp, int *keep) {
+    const tern_client_config *cfg = &x->c->cfg;
     *keep = 0;
-    *received = 0;
-    int r = send_all(k->fd, head, head_len, req->body, req->body_len, io_ms);
+    int r = send_request(x, head, head_len, req->body, req->body_len);
     if (r < 0) return r;
 
-    rbuf b = {.cap = INITIAL_BUF,
-              .limit = c->cfg.max_response_head + c->cfg.max_response_body + CHUNK_SLACK};
-    b.data = malloc(b.cap);
-    if (!b.data) return -ENOMEM;
-    head_info h = {0};
-    size_t hl;
-    for (;;) {
-        /* the head, skipping interim 1xx responses (RFC 9110 §15.2) */
-        while (!(hl = find_head_end(b.data, b.len))) {
-            if (b.len > c->cfg.max_response_head) {
-                r = -EMSGSIZE;
-                goto fail;
-            }
-            ssize_t n = fill(k->fd, &b, io_ms);
-            if (n == 0) r = -ECONNRESET; /* closed before a whole head */
-            if (n <= 0) {
-                if (n < 0) r = (int)n;
-                goto fail;
-            }
-        }
-        if (hl > c->cfg.max_response_head) {
-            r = -EMSGSIZE;
-            goto fail;
-        }
-        r = parse_head(b.data, hl, &h);
-        if (r < 0) goto fail;
-        if (h.status >= 200) break;
-        free(h.hdrs);
-        h.hdrs = NULL;
-        /* 101 would switch protocols, which was never asked for */
-        if (h.status == 101) {
-            r = -EPROTO;
-            goto fail;
-        }
-        memmove(b.data, b.data + hl, b.len - hl);
-        b.len -= hl;
+    x->cap = INITIAL_BUF;
+    x->limit = cfg->max_response_head + cfg->max_response_body + CHUNK_SLACK;
+    x->data = malloc(x->cap);
+    tern__http_header *hdrs = malloc(cfg->max_response_headers * sizeof *hdrs);
+    tern_client_header *pub = NULL;
+    if (!x->data || !hdrs) {
+        r = -ENOMEM;
+        goto out;
     }
-
-    size_t body_off = hl, body_len = 0, leftover = 0;
+    tern__http_response hr;
+    r = read_head(x, &hr, hdrs);
+    if (r < 0) goto out;
+    size_t hl = (size_t)r, body_len = 0, leftover = 0;
     int until_close = 0;
-    if (!strcmp(method, "HEAD") || h.status == 204 || h.status == 304) {
-        leftover = b.len - hl;
-    } else if (h.chunked) {
-        tern__chunked d;
-        tern__chunked_init(&d, c->cfg.max_response_body);
-        size_t raw = hl; /* undecoded input starts here */
-        for (;;) {
-            size_t used = 0, out = 0;
-            int dr = tern__chunked_decode(&d, b.data + raw, b.len - raw, &used,
-                                         b.data + body_off + body_len, &out);
-            body_len += out;
-            raw += used;
-            if (dr == -413) {
-                r = -EMSGSIZE;
-                goto fail;
-            }
-            if (dr < 0) {
-                r = -EPROTO;
-                goto fail;
-            }
-            /* close the gap between the decoded body and the input left */
-            size_t rest = b.len - raw;
-            memmove(b.data + body_off + body_len, b.data + raw, rest);
-            raw = body_off + body_len;
-            b.len = raw + rest;
-            if (dr == 1) {
-                leftover = rest;
-                break;
-            }
-            ssize_t n = fill(k->fd, &b, io_ms);
-            if (n == 0) r = -ECONNRESET;
-            if (n <= 0) {
-                if (n < 0) r = (int)n;
-                goto fail;
-            }
-        }
-    } else if (h.has_cl) {
-        if (h.cl > c->cfg.max_response_body) {
+    r = 0;
+    if (!strcmp(method, "HEAD") || hr.status == 204 || hr.status == 304) {
+        leftover = x->len - hl;
+    } else if (hr.flags & TERN_RESP_CHUNKED) {
+        r = read_chunked(x, hl, &body_len, &leftover);
+    } else if (hr.flags & TERN_RESP_HAS_LENGTH) {
+        if (hr.content_length > cfg->max_response_body) {
             r = -EMSGSIZE;
-            goto fail;
+            goto out;
         }
-        body_len = (size_t)h.cl;
-        r = reserve(&b, hl + body_len + 1);
-        if (r < 0) goto fail;
-        while (b.len < hl + body_len) {
-            ssize_t n = fill(k->fd, &b, io_ms);
-            if (n == 0) r = -ECONNRESET;
-            if (n <= 0) {
-                if (n < 0) r = (int)n;
-                goto fail;
-            }
-        }
-        leftover = b.len - hl - body_len;
+        body_len = (size_t)hr.content_length;
+        r = reserve(x, hl + body_len + 1);
+        while (r == 0 && x->len < hl + body_len) r = fill_more(x);
+        leftover = x->len - hl - body_len;
     } else {
-        /* no framing: the body is whatever arrives before the close */
+        /* no framing, or a coding other than chunked last (RFC 9112 §6.3):
+         * the body is whatever arrives before the close */
         until_close = 1;
-        while (!b.eof) {
-            if (b.len - hl > c->cfg.max_response_body) {
-                r = -EMSGSIZE;
-                goto fail;
-            }
-            ssize_t n = fill(k->fd, &b, io_ms);
-            if (n < 0) {
-                r = (int)n;
-                goto fail;
-            }
-        }
-        body_len = b.len - hl;
-        if (body_len > c->cfg.max_response_body) {
-            r = -EMSGSIZE;
-            goto fail;
-        }
+        r = read_until_close(x, hl, &body_len);
     }
-    b.data[body_off + body_len] = 0; /* fill() and reserve() keep this byte */
+    if (r < 0) goto out;
+    pub = export_headers(x->data, &hr);
+    if (!pub) {
+        r = -ENOMEM;
+        goto out;
+    }
+    x->data[hl + body_len] = 0; /* fill() and reserve() keep this byte */
 
-    int alive = h.minor == 1 ? !h.conn_close : (h.conn_keepalive && !h.conn_close);
     /* bytes past the response were never asked for: the stream is suspect */
-    *keep = alive && !until_close && !leftover && !b.eof;
-    resp->status = h.status;
-    resp->http_minor = h.minor;
-    resp->reason = h.reason;
-    resp->headers = h.hdrs;
-    resp->nheaders = h.nhdrs;
-    resp->body = b.data + body_off;
+    *keep = (hr.flags & TERN_RESP_KEEP_ALIVE) && !until_close && !leftover && !x->eof;
+    resp->status = hr.status;
+    resp->http_minor = (int)hr.minor;
+    resp->reason = x->data + hr.reason_off;
+    resp->headers = pub;
+    resp->nheaders = hr.num_headers;
+    resp->body = x->data + hl;
     resp->body_len = body_len;
-    resp->internal_ = b.data;
-    *received = b.received;
-    return 0;
-fail:
-    *received = b.received;
-    free(h.hdrs);
-    free(b.data);
+    resp->internal_ = x->data;
+    x->data = NULL; /* the response owns it */
+out:
+    free(hdrs);
+    free(x->data);
     return r;
 }
 
@@ -785,6 +735,11 @@ int tern_client_send(tern_client *c, const tern_client_request *req, tern_client
     if (!w) return err;
     bump(&w->requests);
     const char *method = req->method ? req->method : "GET";
+    /* the whole call, a retry included (acquire and connect have their
+     * own, shorter, timeouts and are not cut short by this one) */
+    uint64_t deadline = c->cfg.exchange_timeout_ms
+                            ? tern_clock_ns() + (uint64_t)c->cfg.exchange_timeout_ms * 1000000ull
+                            : UINT64_MAX;
     char *head;
     size_t head_len;
     int r = build_head(c, req, &head, &head_len);
@@ -804,8 +759,13 @@ int tern_client_send(tern_client *c, const tern_client_request *req, tern_client
         int reused = k->uses > 0;
         if (reused) bump(&w->reused);
         int keep;
-        size_t received;
-        r = exchange(c, k, method, head, head_len, req, resp, &keep, &received);
+        exchange x = {.c = c,
+                      .k = k,
+                      .deadline = deadline,
+                      .io_ns = (c->cfg.io_timeout_ms ? c->cfg.io_timeout_ms : (unsigned)-1 / 2) *
+                               1000000ull};
+        r = exchange_run(&x, method, head, head_len, req, resp, &keep);
+        size_t received = x.received;
         if (r == 0) {
             resp->reused = reused;
             resp->connect_ns = reused ? 0 : k->connect_ns;
@@ -862,8 +822,9 @@ tern_client *tern_client_new(const char *url, const tern_client_config *cfg) {
     pthread_mutex_init(&c->lock, NULL);
     int r = url ? parse_url(c, url) : -EINVAL;
     if (r == 0 && (!c->cfg.max_connections || c->cfg.min_idle > c->cfg.max_connections ||
-                   !c->cfg.max_response_head))
+                   !c->cfg.max_response_head || c->cfg.max_response_headers > UINT32_MAX))
         r = -EINVAL;
+    if (!c->cfg.max_response_headers) c->cfg.max_response_headers = 100;
     if (r < 0) {
         tern_client_free(c);
         errno = -r;

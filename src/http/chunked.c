@@ -65,6 +65,16 @@ void tern__chunked_init(tern__chunked *d, uint64_t max_body) {
     memset(d, 0, sizeof *d);
     d->max_body = max_body;
     d->state = S_SIZE;
+    d->max_line = MAX_LINE;
+    d->max_trailer = MAX_TRAILER;
+    d->max_ext_bytes = UINT64_MAX;
+}
+
+void tern__chunked_set_limits(tern__chunked *d, uint32_t max_line, uint32_t max_trailer,
+                              uint64_t max_ext_bytes) {
+    if (max_line) d->max_line = max_line;
+    if (max_trailer) d->max_trailer = max_trailer;
+    if (max_ext_bytes) d->max_ext_bytes = max_ext_bytes;
 }
 
 int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
@@ -114,7 +124,7 @@ int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t
         case S_EXT:
             if (c == '\r')
                 d->state = S_SIZE_LF;
-            else if (!is_field_byte(c))
+            else if (!is_field_byte(c) || ++d->ext_bytes > d->max_ext_bytes)
                 goto bad;
             break;
         case S_SIZE_LF:
@@ -168,7 +178,7 @@ int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t
             d->state = S_TRL_START;
             break;
         case S_END_LF:
-            if (c != '\n' || ++d->trailer_bytes > MAX_TRAILER) goto bad;
+            if (c != '\n' || ++d->trailer_bytes > d->max_trailer) goto bad;
             d->state = S_DONE;
             i++;
             ret = 1;
@@ -185,8 +195,8 @@ int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t
         /* framing bytes: bound the size line (before its CR) and the
          * trailer section (every byte after the last chunk's CRLF) */
         if (d->state >= S_TRL_START) {
-            if (++d->trailer_bytes > MAX_TRAILER) goto bad;
-        } else if (d->state <= S_EXT && ++d->line_len > MAX_LINE) {
+            if (++d->trailer_bytes > d->max_trailer) goto bad;
+        } else if (d->state <= S_EXT && ++d->line_len > d->max_line) {
             goto bad;
         }
         i++;

@@ -20,8 +20,9 @@
  * reported once the head is complete and syntactically valid, so a request
  * with both a bad Content-Length and too many headers is 431 however it
  * arrives. Their order: the first bad Content-Length/duplicate Host line,
- * then missing Host, Transfer-Encoding with Content-Length or in HTTP/1.0,
- * chunked applied twice (400), then any coding other than chunked (501).
+ * then missing Host, Transfer-Encoding with Content-Length, in HTTP/1.0, in
+ * two fields, chunked twice or not last (400), then a coding other than
+ * chunked before it (501), then an Expect we cannot meet (417).
  *
  * Cost: a head already complete in the buffer and of the usual shape (one
  * of the common methods, origin-form target, HTTP/1.x, values without
@@ -253,7 +254,7 @@ static int ieq(const char *a, size_t n, const char *b, size_t bn) {
 }
 
 int tern__http_header_is(const char *buf, const tern__http_header *h, const char *name,
-                        size_t name_len) {
+                         size_t name_len) {
     if (h->name_len != name_len) return 0;
     const char *a = buf + h->name_off;
     for (size_t i = 0; i < name_len; i++) {
@@ -320,29 +321,6 @@ static int valid_host_port(const char *h, const char *e) {
     return 1;
 }
 
-/* CONNECT target: uri-host ":" port (RFC 9110 §9.3.6). The host may be an
- * IP-literal in brackets; a path, query, fragment or userinfo is refused. */
-static int valid_authority_form(const char *t, size_t n) {
-    const char *colon = NULL;
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-        if (c == '/' || c == '?' || c == '#' || c == '@') return 0;
-        if (c == ':') colon = t + i;
-    }
-    if (!colon || colon == t) return 0;
-    const char *port = colon + 1, *end = t + n;
-    if (port == end || end - port > 5) return 0;
-    unsigned v = 0;
-    for (const char *q = port; q < end; q++) {
-        if (!is_digit(*q)) return 0;
-        v = v * 10 + (unsigned)(*q - '0');
-    }
-    if (v > 65535) return 0;
-    /* "[::1]:443": the last ':' must follow the closing bracket */
-    if (t[0] == '[' && colon[-1] != ']') return 0;
-    return valid_host_port(t, end);
-}
-
 /* Fills the target fields; returns 0 or -400. q is the first '?' in the
  * target or NULL, has_hash whether it holds a '#' (both found by the scan
  * that found its end). */
@@ -354,13 +332,12 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
     if (has_hash) return -400;
     req->query_off = off + (uint32_t)n;
     req->query_len = 0;
-    if (req->method == TERN_CONNECT) {
-        if (!valid_authority_form(t, n)) return -400;
-        req->flags |= TERN_REQ_FORM_AUTHORITY;
-        req->path_off = off;
-        req->path_len = 0;
-        return 0;
-    }
+    req->authority_off = off;
+    req->authority_len = 0;
+    /* CONNECT asks for a tunnel, which only a proxy gives; tern is an
+     * origin server. nginx answers it 400 too, and refusing it at the
+     * request line keeps authority-form out of everything above. */
+    if (req->method == TERN_CONNECT) return -400;
     const char *p; /* path start */
     if (t[0] == '/') {
         p = t;
@@ -389,7 +366,20 @@ static int classify_target(const char *buf, const char *t, size_t n, const char 
         /* an http(s) URI with an empty host MUST be rejected (§4.2.1) */
         if (ae == a || !valid_host_port(a, ae)) return -400;
         req->flags |= TERN_REQ_FORM_ABSOLUTE;
-        p = ae; /* may be '?' or end: path_len 0 then means "/" */
+        req->authority_off = (uint32_t)(a - buf);
+        req->authority_len = (uint32_t)(ae - a);
+        if (ae == end || *ae == '?') {
+            /* RFC 9112 §3.2.2: an empty path is "/". The last '/' of
+             * "http://" is one, in the buffer like every other result. */
+            req->path_off = (uint32_t)(a - 1 - buf);
+            req->path_len = 1;
+            if (ae < end) {
+                req->query_off = (uint32_t)(ae + 1 - buf);
+                req->query_len = (uint32_t)(end - ae - 1);
+            }
+            return 0;
+        }
+        p = ae;
     }
     /* an absolute-form authority stops at the first '?', so q >= p */
     const char *end = t + n;
@@ -473,8 +463,11 @@ static int parse_request_line(const char *buf, const char **pp, const char *end,
         if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i]) return -400;
     }
     if (have < 10) return TERN_PARSE_INCOMPLETE;
-    if (p[5] != '1' || (p[7] != '1' && p[7] != '0')) return -505;
-    req->minor = (uint32_t)(p[7] - '0');
+    /* RFC 9110 §2.5: a recipient of a higher minor version of the major
+     * version it implements treats the message as its own highest minor:
+     * HTTP/1.2..1.9 are served as HTTP/1.1. Other majors: 505. */
+    if (p[5] != '1') return -505;
+    req->minor = p[7] == '0' ? 0 : 1;
     *pp = p + 10;
     return 0;
 }
@@ -512,6 +505,8 @@ enum {
     S_TE_LAST_CHUNKED = 1u << 7,
     S_TE_TWICE = 1u << 8,
     S_TE_EMPTY = 1u << 9,
+    S_TE_FIELDS = 1u << 10, /* a second Transfer-Encoding field */
+    S_EXPECT_OTHER = 1u << 11,
 };
 _Static_assert(S_HOST >> 1 == S_BAD, "note_host shifts S_HOST onto S_BAD");
 
@@ -522,13 +517,13 @@ static inline unsigned note_host(unsigned s) {
 
 /* Header kinds other than Host (which the callers handle inline). Returns
  * the new S_* bits. */
-static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve,
-                                 tern__http_request *req, unsigned s) {
+static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *ve, uint32_t *flags,
+                                 uint64_t *content_length, unsigned s) {
     switch (kind) {
     case H_CL: {
         /* RFC 9110 §8.6: 1*DIGIT. A list, even of equal values, is refused:
          * two lengths are a smuggling shape whoever is right. */
-        if (req->flags & TERN_REQ_HAS_LENGTH || v == ve) {
+        if (*flags & TERN_REQ_HAS_LENGTH || v == ve) {
             s |= S_BAD;
             break;
         }
@@ -539,11 +534,12 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
             }
             cl = cl * 10 + (uint64_t)(*q - '0');
         }
-        req->content_length = cl;
-        req->flags |= TERN_REQ_HAS_LENGTH;
+        *content_length = cl;
+        *flags |= TERN_REQ_HAS_LENGTH;
         break;
     }
     case H_TE:
+        if (s & S_TE) s |= S_TE_FIELDS;
         s |= S_TE;
         if (v == ve) s |= S_TE_EMPTY;
         FOR_EACH_ELEMENT(v, ve, es, el, {
@@ -572,17 +568,17 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
             else if (ieq(es, el, "keep-alive", 10))
                 s |= S_KEEP_ALIVE;
             else if (ieq(es, el, "upgrade", 7))
-                req->flags |= TERN_REQ_CONNECTION_UPGRADE;
+                *flags |= TERN_REQ_CONNECTION_UPGRADE;
         });
         break;
     case H_EXPECT:
         if (ieq(v, (size_t)(ve - v), "100-continue", 12))
-            req->flags |= TERN_REQ_EXPECT_CONTINUE;
+            *flags |= TERN_REQ_EXPECT_CONTINUE;
         else
-            req->flags |= TERN_REQ_EXPECT_OTHER;
+            s |= S_EXPECT_OTHER;
         break;
     case H_UPGRADE:
-        req->flags |= TERN_REQ_UPGRADE;
+        *flags |= TERN_REQ_UPGRADE;
         break;
     case H_HOST:
     case H_OTHER:
@@ -591,21 +587,98 @@ static unsigned header_semantics(enum hdr_kind kind, const char *v, const char *
     return s;
 }
 
-static inline int finish(tern__http_request *req, unsigned b) {
+/* The checks finish needs only when a header said something unusual. */
+static int finish_rare(tern__http_request *req, unsigned b) {
     if (b & S_BAD) return -400;
     if (req->minor == 1 && !(b & S_HOST)) return -400; /* RFC 9112 §3.2 */
     if (b & S_TE) {
         /* RFC 9112 §6.1/§6.3: TE with CL, or TE in HTTP/1.0, is a smuggling
-         * shape; chunked MUST NOT be applied twice. */
-        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 || b & (S_TE_TWICE | S_TE_EMPTY))
+         * shape; chunked MUST NOT be applied twice; chunked not the final
+         * coding leaves the body length unknown: "the server MUST respond
+         * with the 400 (Bad Request) status code and then close the
+         * connection" (§6.3). Two TE fields are refused the same way: a
+         * list split over fields is how proxies are made to disagree. */
+        if (req->flags & TERN_REQ_HAS_LENGTH || req->minor == 0 ||
+            b & (S_TE_TWICE | S_TE_EMPTY | S_TE_FIELDS) || !(b & S_TE_LAST_CHUNKED))
             return -400;
-        /* §6.1: a coding we do not know, or chunked not last: 501 */
-        if (b & S_TE_OTHER || !(b & S_TE_LAST_CHUNKED)) return -501;
+        /* §6.1: chunked last after a coding we do not know: 501 */
+        if (b & S_TE_OTHER) return -501;
         req->flags |= TERN_REQ_CHUNKED;
+    }
+    /* RFC 9110 §10.1.1: an expectation other than 100-continue cannot be
+     * met: 417 */
+    if (b & S_EXPECT_OTHER) return -417;
+    return 0;
+}
+
+static inline int finish(tern__http_request *req, unsigned b) {
+    /* one test for the usual head: no error, no TE, no odd Expect, and a
+     * Host when HTTP/1.1 needs one */
+    if (__builtin_expect(
+            (b & (S_BAD | S_TE | S_EXPECT_OTHER)) || (req->minor == 1 && !(b & S_HOST)), 0)) {
+        int r = finish_rare(req, b);
+        if (r) return r;
     }
     if (req->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
         req->flags |= TERN_REQ_KEEP_ALIVE;
     return 0;
+}
+
+/* ---- field lines: shared by requests and responses ------------------------- */
+
+enum field_line {
+    FIELD_OK,         /* one field line, *pp past its CRLF */
+    FIELD_INCOMPLETE, /* the line does not end within [*pp, end) */
+    FIELD_BAD,        /* not a valid field line */
+};
+
+/* One field line at *pp (not the blank line, which callers test first):
+ * field-name ":" OWS field-value OWS CRLF (RFC 9112 §5, RFC 9110 §5.5).
+ * Refuses obs-fold and whitespace before the name (§5.2, §2.2), whitespace
+ * before the colon (§5.1), NUL/CTL/DEL and bare CR or LF in the value.
+ * Fills *h (the value OWS-trimmed) and, with classify, *kind (Host is
+ * recognised by one word compare whatever classify says: it is in every
+ * HTTP/1.1 request). Inlined into both parsers, so the request side keeps
+ * its speed. */
+static inline __attribute__((always_inline)) enum field_line
+parse_field_line(const char *buf, const char **pp, const char *end, int classify,
+                 tern__http_header *h, enum hdr_kind *kind) {
+    const char *p = *pp, *n = p;
+    if (*p == ' ' || *p == '\t') return FIELD_BAD;
+    size_t nl;
+    if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
+        /* the word compare is exact for letters (see LOW32), so it also
+         * validated the name */
+        nl = 4;
+        *kind = H_HOST;
+        p += 4;
+    } else {
+        p = name_end(p, end, buf);
+        if (p == end) return FIELD_INCOMPLETE;
+        if (*p != ':' || p == n) return FIELD_BAD;
+        nl = (size_t)(p - n);
+        *kind = classify ? header_kind(n, nl) : H_OTHER;
+    }
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    const char *v = p, *q;
+    for (;;) {
+        q = scan(p, end, buf, SCAN_CTL);
+        if (q == end) return FIELD_INCOMPLETE;
+        if (*q != '\t') break;
+        p = q + 1;
+    }
+    if (*q != '\r') return FIELD_BAD; /* NUL, CTL, DEL or bare LF */
+    if (q + 1 == end) return FIELD_INCOMPLETE;
+    if (q[1] != '\n') return FIELD_BAD; /* bare CR */
+    const char *ve = q;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    h->name_off = (uint32_t)(n - buf);
+    h->name_len = (uint32_t)nl;
+    h->value_off = (uint32_t)(v - buf);
+    h->value_len = (uint32_t)(ve - v);
+    *pp = q + 2;
+    return FIELD_OK;
 }
 
 /* Parses lines from pos (== start for the request line) within [buf, end).
@@ -641,57 +714,26 @@ static inline int parse_lines(const char *buf, const char *end, const char *star
             r = finish(req, s);
             return r ? r : head_len;
         }
-        /* obs-fold, or whitespace before the first field (RFC 9112 §5.2,
-         * §2.2): both refused */
-        if (*p == ' ' || *p == '\t') return -400;
-        if (nh >= max_headers) return -431;
-        const char *n = p;
-        size_t nl;
-        enum hdr_kind kind;
-        if (end - p >= 5 && (ld32(p) | LOW32) == ld32("host") && p[4] == ':') {
-            /* Host is in every HTTP/1.1 request; the word compare is exact
-             * for letters (see LOW32), so it also validated the name. */
-            nl = 4;
-            kind = H_HOST;
-            p += 4;
-        } else {
-            p = name_end(p, end, buf);
-            if (p == end) goto incomplete_line;
-            /* no whitespace between name and colon (RFC 9112 §5.1) */
-            if (*p != ':' || p == n) return -400;
-            nl = (size_t)(p - n);
-            kind = semantics ? header_kind(n, nl) : H_OTHER;
+        if (nh >= max_headers) {
+            /* obs-fold is a syntax error, whatever the count */
+            return *p == ' ' || *p == '\t' ? -400 : -431;
         }
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t')) p++;
-        const char *v = p, *q;
-        for (;;) {
-            q = scan(p, end, buf, SCAN_CTL);
-            if (q == end) goto incomplete_line;
-            if (*q != '\t') break;
-            p = q + 1;
-        }
-        if (*q != '\r') return -400; /* NUL, CTL, DEL or bare LF */
-        if (q + 1 == end) goto incomplete_line;
-        if (q[1] != '\n') return -400; /* bare CR */
-        const char *ve = q;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         tern__http_header *h = &req->headers[nh];
-        h->name_off = (uint32_t)(n - buf);
-        h->name_len = (uint32_t)nl;
-        h->value_off = (uint32_t)(v - buf);
-        h->value_len = (uint32_t)(ve - v);
+        enum hdr_kind kind;
+        enum field_line fl = parse_field_line(buf, &p, end, semantics, h, &kind);
+        if (fl == FIELD_INCOMPLETE) goto incomplete_line;
+        if (fl == FIELD_BAD) return -400;
         if (semantics && kind != H_OTHER) {
+            const char *v = buf + h->value_off, *ve = v + h->value_len;
             if (kind == H_HOST) {
                 s = note_host(s);
                 if (!valid_host_port(v, ve)) s |= S_BAD;
                 req->host_index = nh;
             } else {
-                s = header_semantics(kind, v, ve, req, s);
+                s = header_semantics(kind, v, ve, &req->flags, &req->content_length, s);
             }
         }
         nh++;
-        p = q + 2;
         continue;
     incomplete_line:
         p = line;
@@ -756,6 +798,8 @@ static int parse_fast(const char *buf, const char *end, tern__http_request *req,
     req->query_off = (uint32_t)((q ? q + 1 : te) - buf);
     req->query_len = q ? (uint32_t)(te - q - 1) : 0;
     req->minor = (uint32_t)(p[7] - '0');
+    req->authority_off = req->target_off;
+    req->authority_len = 0;
     req->flags = 0;
     req->host_index = UINT32_MAX;
     req->content_length = 0;
@@ -794,7 +838,7 @@ static int parse_fast(const char *buf, const char *end, tern__http_request *req,
             if (!valid_host_port(v, ve)) s |= S_BAD;
             req->host_index = nh;
         } else if (kind != H_OTHER) {
-            s = header_semantics(kind, v, ve, req, s);
+            s = header_semantics(kind, v, ve, &req->flags, &req->content_length, s);
         }
         nh++;
     }
@@ -869,6 +913,7 @@ static void check_fast(const char *buf, size_t len, const tern__http_limits *lim
                g.target_off == f->target_off && g.target_len == f->target_len &&
                g.path_off == f->path_off && g.path_len == f->path_len &&
                g.query_off == f->query_off && g.query_len == f->query_len && g.minor == f->minor &&
+               g.authority_off == f->authority_off && g.authority_len == f->authority_len &&
                g.flags == f->flags && g.host_index == f->host_index &&
                g.content_length == f->content_length && g.scanned == f->scanned &&
                g.num_headers == f->num_headers &&
@@ -883,7 +928,7 @@ static void check_fast(const char *buf, size_t len, const tern__http_limits *lim
 #endif
 
 int tern__http_parse_request(const char *buf, size_t len, tern__http_request *req,
-                            const tern__http_limits *lim) {
+                             const tern__http_limits *lim) {
     /* the same bounds as parse_general */
     size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
     size_t bound = len < max_head ? len : max_head;
@@ -897,5 +942,115 @@ int tern__http_parse_request(const char *buf, size_t len, tern__http_request *re
 #if TERN_PARSE_CHECK_FAST
     check_fast(buf, len, lim, r, req, scanned, num_headers);
 #endif
+    return r;
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+/* Response status-line (RFC 9112 §4). 0 with *pp past its CRLF, or a
+ * tern__http_resp_result. */
+static int parse_status_line(const char *buf, const char **pp, const char *end,
+                             tern__http_response *resp) {
+    const char *p = *pp;
+    static const char pattern[] = "HTTP/9.9 999";
+    size_t have = (size_t)(end - p) < 12 ? (size_t)(end - p) : 12;
+    for (size_t i = 0; i < have; i++)
+        if (pattern[i] == '9' ? !is_digit(p[i]) : p[i] != pattern[i]) return TERN_RESP_MALFORMED;
+    if (have < 12) return TERN_RESP_INCOMPLETE;
+    /* RFC 9110 §2.5, as for requests; another major is not HTTP/1 framing */
+    if (p[5] != '1') return TERN_RESP_MALFORMED;
+    resp->minor = p[7] == '0' ? 0 : 1;
+    int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    /* RFC 9110 §15: the first digit is the class, 1..5; a client treats
+     * an unknown code of a known class as x00 of it, but a class beyond 5
+     * (999) means nothing: refuse it */
+    if (status < 100 || status > 599) return TERN_RESP_MALFORMED;
+    resp->status = status;
+    p += 12;
+    if (p == end) return TERN_RESP_INCOMPLETE;
+    if (*p == ' ')
+        p++;
+    else if (*p != '\r')
+        return TERN_RESP_MALFORMED;
+    /* reason-phrase: HTAB / SP / VCHAR / obs-text */
+    const char *r = p, *q;
+    for (;;) {
+        q = scan(p, end, buf, SCAN_CTL);
+        if (q == end) return TERN_RESP_INCOMPLETE;
+        if (*q != '\t') break;
+        p = q + 1;
+    }
+    if (*q != '\r') return TERN_RESP_MALFORMED;
+    if (q + 1 == end) return TERN_RESP_INCOMPLETE;
+    if (q[1] != '\n') return TERN_RESP_MALFORMED;
+    resp->reason_off = (uint32_t)(r - buf);
+    resp->reason_len = (uint32_t)(q - r);
+    *pp = q + 2;
+    return 0;
+}
+
+/* The framing once the head is complete (RFC 9112 §6.3). 0 or MALFORMED. */
+static int finish_response(tern__http_response *resp, unsigned b) {
+    if (b & S_BAD) return TERN_RESP_MALFORMED;
+    if (b & S_TE) {
+        /* the request side's smuggling shapes, seen from the client: a
+         * response the upstream framed two ways is not read either way */
+        if (resp->flags & TERN_RESP_HAS_LENGTH || resp->minor == 0 ||
+            b & (S_TE_TWICE | S_TE_EMPTY | S_TE_FIELDS))
+            return TERN_RESP_MALFORMED;
+        resp->flags |= b & S_TE_LAST_CHUNKED ? TERN_RESP_CHUNKED : TERN_RESP_UNTIL_CLOSE;
+    }
+    if (resp->minor == 1 ? !(b & S_CLOSE) : (b & (S_KEEP_ALIVE | S_CLOSE)) == S_KEEP_ALIVE)
+        resp->flags |= TERN_RESP_KEEP_ALIVE;
+    return 0;
+}
+
+/* Field lines from *pp to the blank line. Head length, or a result. */
+static int parse_response_fields(const char *buf, const char *p, const char *end,
+                                 tern__http_response *resp, uint32_t max_headers) {
+    unsigned s = resp->state;
+    for (;;) {
+        if (p == end) return TERN_RESP_INCOMPLETE;
+        if (*p == '\r') {
+            if (p + 1 == end) return TERN_RESP_INCOMPLETE;
+            if (p[1] != '\n') return TERN_RESP_MALFORMED;
+            p += 2;
+            resp->scanned = (size_t)(p - buf);
+            int r = finish_response(resp, s);
+            return r ? r : (int)(p - buf);
+        }
+        if (resp->num_headers >= max_headers) return TERN_RESP_TOO_MANY_HEADERS;
+        tern__http_header *h = &resp->headers[resp->num_headers];
+        enum hdr_kind kind;
+        enum field_line fl = parse_field_line(buf, &p, end, 1, h, &kind);
+        if (fl == FIELD_BAD) return TERN_RESP_MALFORMED;
+        if (fl == FIELD_INCOMPLETE) return TERN_RESP_INCOMPLETE;
+        /* Host and Expect mean nothing in a response */
+        if (kind != H_OTHER && kind != H_HOST && kind != H_EXPECT) {
+            const char *v = buf + h->value_off;
+            s = header_semantics(kind, v, v + h->value_len, &resp->flags, &resp->content_length, s);
+        }
+        resp->num_headers++;
+        resp->scanned = (size_t)(p - buf);
+        resp->state = s;
+    }
+}
+
+int tern__http_parse_response(const char *buf, size_t len, tern__http_response *resp,
+                              const tern__http_limits *lim) {
+    size_t max_head = lim->max_head < (size_t)INT_MAX ? lim->max_head : (size_t)INT_MAX;
+    const char *end = buf + (len < max_head ? len : max_head);
+    const char *p = buf + resp->scanned;
+    int r = 0;
+    if (resp->scanned == 0) {
+        resp->flags = 0;
+        resp->content_length = 0;
+        resp->num_headers = 0;
+        resp->state = 0;
+        r = parse_status_line(buf, &p, end, resp);
+        if (r == 0) resp->scanned = (size_t)(p - buf);
+    }
+    if (r == 0) r = parse_response_fields(buf, p, end, resp, lim->max_headers);
+    if (r == TERN_RESP_INCOMPLETE && len >= max_head) return TERN_RESP_TOO_LARGE;
     return r;
 }

@@ -158,14 +158,19 @@ int tern__path_needs_normalize(const char *in, size_t len) {
     return any ? needs_normalize_slow(in, len) : 0;
 }
 
-ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_space) {
+tern__query_status tern__query_decode(const char *in, size_t len, char *out, size_t *out_len,
+                                      int plus_is_space) {
     size_t n = 0;
 
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         if (c == '%') {
             int v;
-            if (len - i < 3 || (v = escape_value(in + i)) < 0) return -1;
+            if (len - i < 3 || (v = escape_value(in + i)) < 0) return TERN__QUERY_BAD_ESCAPE;
+            /* a decoded NUL would silently end the C string a handler gets:
+             * "a=1%00evil" must not read as "1" (the path decoder refuses
+             * it for the same reason) */
+            if (v == 0) return TERN__QUERY_NUL;
             c = (char)v;
             i += 2;
         } else if (c == '+' && plus_is_space) {
@@ -174,6 +179,13 @@ ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_spac
         out[n++] = c;
     }
     out[n] = '\0';
+    *out_len = n;
+    return TERN__QUERY_OK;
+}
+
+ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_space) {
+    size_t n;
+    if (tern__query_decode(in, len, out, &n, plus_is_space) != TERN__QUERY_OK) return -1;
     return (ssize_t)n;
 }
 

@@ -22,9 +22,23 @@ ssize_t tern__path_normalize(const char *in, size_t len, char *out);
  * segment); zero when it can be used as is. */
 int tern__path_needs_normalize(const char *in, size_t len);
 
+/* What decoding a query value found. */
+typedef enum tern__query_status {
+    TERN__QUERY_OK = 0,
+    TERN__QUERY_ABSENT,     /* no such parameter (for lookups) */
+    TERN__QUERY_BAD_ESCAPE, /* '%' not followed by two hex digits */
+    TERN__QUERY_NUL,        /* an encoded NUL (%00): the value would be cut short as
+                               a C string ("/q?a=1%00evil" is not "1") */
+} tern__query_status;
+
 /* Percent-decodes in[0..len) into out (room for len + 1), decoding '+' as
- * space when plus_is_space. NUL-terminates. Returns the output length or -1
- * for a bad escape. */
+ * space when plus_is_space; NUL-terminates and sets *out_len on OK. Returns
+ * OK, BAD_ESCAPE or NUL (never ABSENT). */
+tern__query_status tern__query_decode(const char *in, size_t len, char *out, size_t *out_len,
+                                      int plus_is_space);
+
+/* tern__query_decode as a length: the output length, or -1 for a bad escape
+ * or an encoded NUL (its callers want a C string, which a NUL would cut). */
 ssize_t tern__url_decode(const char *in, size_t len, char *out, int plus_is_space);
 
 /* Finds the first parameter `name` in query q[0..qlen) ("a=1&b=2"; keys

@@ -181,6 +181,8 @@ enum {
     F_TE_EMPTY_ELEM = 1u << 19, /* Transfer-Encoding list with an empty element */
     F_HTAB = 1u << 20,          /* HTAB after the start of a Content-Length, Connection or
                                    Transfer-Encoding value (OWS, or inside a list) */
+    F_V1X = 1u << 21,           /* HTTP/1.2..HTTP/1.9: tern reads it as HTTP/1.1 */
+    F_EXPECT = 1u << 22,        /* Expect other than 100-continue */
 };
 
 typedef struct {
@@ -212,12 +214,12 @@ static int hp_knows_method(const char *m, size_t n) {
     }
 }
 
-/* tern's target rules (parse.h), restated: '#' never; CONNECT takes only
- * host:port; "*" only alone and only with OPTIONS; otherwise origin-form or
- * an http/https absolute-form with a non-empty host and no userinfo. */
+/* tern's target rules (parse.h), restated: '#' never; CONNECT never (tern
+ * is no proxy); "*" only alone and only with OPTIONS; otherwise origin-form
+ * or an http/https absolute-form with a non-empty host and no userinfo. */
 static int target_form_ok(const char *m, size_t ml, const char *t, size_t n) {
     if (memchr(t, '#', n)) return 0;
-    if (ml == 7 && !memcmp(m, "CONNECT", 7)) return valid_authority_form(t, n);
+    if (ml == 7 && !memcmp(m, "CONNECT", 7)) return 0;
     if (n && t[0] == '/') return 1;
     if (n && t[0] == '*') return n == 1 && ml == 7 && !memcmp(m, "OPTIONS", 7);
     size_t s = n >= 7 && lower_eq(t, 7, "http://")    ? 7
@@ -281,6 +283,8 @@ static void lex(const char *buf, size_t len, feat *ft) {
             size_t vl = (size_t)(rle - v);
             if (vl == 8 && !memcmp(v, "HTTP/1.", 7) && (v[7] == '0' || v[7] == '1'))
                 minor = v[7] - '0';
+            else if (vl == 8 && !memcmp(v, "HTTP/1.", 7) && v[7] >= '2' && v[7] <= '9')
+                minor = 1, ft->f |= F_V1X;
             else if (nl || vl >= 8 || memcmp(v, "HTTP/1.", vl < 7 ? vl : 7))
                 ft->f |= F_VERSION;
             if (vl && v[0] == ' ') ft->f |= F_RL_WS;
@@ -331,6 +335,8 @@ static void lex(const char *buf, size_t len, feat *ft) {
                     x = x * 10 + (uint64_t)(*q - '0');
                 }
             }
+            if (lower_eq(l, n, "expect") && whole && !lower_eq(v, (size_t)(ve - v), "100-continue"))
+                ft->f |= F_EXPECT;
             if (lower_eq(l, n, "transfer-encoding")) {
                 tes++;
                 if (memchr(v, '\t', (size_t)(le - v))) ft->f |= F_HTAB;
@@ -381,7 +387,7 @@ static void lex(const char *buf, size_t len, feat *ft) {
     if (cls > 1 || (cls && tes)) ft->f |= F_CL;
     if (hosts > 1 || (ft->complete && minor == 1 && hosts == 0)) ft->f |= F_HOST;
     if (tes &&
-        (minor == 0 || te_empty || te_twice || te_other || (ft->complete && !te_last_chunked)))
+        (minor == 0 || tes > 1 || te_empty || te_twice || te_other || (ft->complete && !te_last_chunked)))
         ft->f |= F_TE;
     if (minor == 0 && close && ka) ft->f |= F_KA10;
 }
@@ -400,6 +406,8 @@ static int tern__stricter(unsigned f, int status) {
         ok = F_TE | F_LIMIT;
     else if (status == 414)
         ok = F_LIMIT;
+    else if (status == 417)
+        ok = F_EXPECT;
     else if (status == 431)
         /* a line after the 100th header is refused by count before its syntax
          * is looked at, whatever is wrong with it */
@@ -506,7 +514,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             fail("method", buf, size, t, h, &ft);
         if (h->url_len != q->target_len || memcmp(h->url, buf + q->target_off, q->target_len))
             fail("target", buf, size, t, h, &ft);
-        if (h->p.http_major != 1 || h->p.http_minor != q->minor)
+        if (h->p.http_major != 1 || (h->p.http_minor != q->minor && !(ft.f & F_V1X)))
             fail("version", buf, size, t, h, &ft);
         if (h->headers != q->num_headers) fail("header count", buf, size, t, h, &ft);
         if (has_cl != !!(h->p.flags & F_CONTENTLENGTH) ||

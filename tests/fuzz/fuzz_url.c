@@ -160,9 +160,19 @@ static void check_decode(const char *data, size_t size) {
     memcpy(in, data, size);
     for (int plus = 0; plus < 2; plus++) {
         ssize_t n = tern__url_decode(in, size, out, plus);
-        long r = ref_decode(in, size, ref, plus, 0);
+        long r = ref_decode(in, size, ref, plus, 1); /* an encoded NUL is refused */
         ASSERT(n == r);
         if (n >= 0) ASSERT(out[n] == '\0' && memcmp(out, ref, (size_t)n) == 0);
+        /* the status tells a bad escape from an encoded NUL */
+        size_t sn = 0;
+        tern__query_status st = tern__query_decode(in, size, out, &sn, plus);
+        long r0 = ref_decode(in, size, ref, plus, 0);
+        if (r >= 0)
+            ASSERT(st == TERN__QUERY_OK && sn == (size_t)r);
+        else if (r0 >= 0)
+            ASSERT(st == TERN__QUERY_NUL);
+        else
+            ASSERT(st == TERN__QUERY_NUL || st == TERN__QUERY_BAD_ESCAPE);
     }
     free(in);
     free(out);

@@ -96,7 +96,16 @@ CASES = [
     ("te_unknown", b"POST /echo HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: x-zqmarker, chunked\r\n\r\n0\r\n\r\n", 501),
     ("http_2_0", b"GET /zqmarker HTTP/2.0\r\n" + H + b"\r\n", 505),
-    ("http_1_2", b"GET /zqmarker HTTP/1.2\r\n" + H + b"\r\n", 505),
+    # RFC 9112 §6.3: chunked not final, or a TE list split over two fields: 400, close
+    ("te_gzip_only", b"POST /echo HTTP/1.1\r\n" + H +
+     b"Transfer-Encoding: gzip\r\n\r\nzqmarker", 400),
+    ("te_chunked_gzip", b"POST /echo HTTP/1.1\r\n" + H +
+     b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
+    ("te_two_fields", b"POST /echo HTTP/1.1\r\n" + H +
+     b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("expect_other", b"POST /echo HTTP/1.1\r\n" + H +
+     b"Expect: zqmarker\r\nContent-Length: 1\r\n\r\nx", 417),
+    ("connect", b"CONNECT localhost:80 HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("http_0_9_style_version", b"GET /zqmarker HTTP/0.9\r\n" + H + b"\r\n", 505),
     ("unknown_method", b"BREW /zqmarker HTTP/1.1\r\n" + H + b"\r\n", 501),
 ]
@@ -188,6 +197,16 @@ def test_http10_without_host_is_fine(srv):
     with Conn(srv.port) as c:
         c.send(b"GET /plaintext HTTP/1.0\r\n\r\n")
         check_eq(c.read_response().status, 200, "HTTP/1.0 without Host")
+
+
+def test_http_1_2_served_as_1_1(srv):
+    # RFC 9110 §2.5: a higher minor version of HTTP/1 is answered as HTTP/1.1
+    with Conn(srv.port) as c:
+        c.send(b"GET /plaintext HTTP/1.2\r\nHost: localhost\r\n\r\n")
+        r = c.read_response()
+        check_eq(r.status, 200, "HTTP/1.2 status")
+        check_eq(r.body, HELLO, "HTTP/1.2 body")
+        check_eq(c.request("GET", "/plaintext").status, 200, "kept alive after HTTP/1.2")
 
 
 def test_stalled_head_and_body_time_out(srv):

@@ -3,7 +3,9 @@
  * and close-delimited bodies, Connection: close, 1xx, HEAD, request bodies,
  * stale idle connections, the retry after a keep-alive race, refused
  * connects, read timeouts, malformed and oversized responses, pool
- * exhaustion and cancellation. The client side runs on a bare scheduler.
+ * exhaustion and cancellation, and hostile upstreams (floods of 1xx and
+ * chunk extensions, a fast endless-looking body, a drip that never lets a
+ * read time out). The client side runs on a bare scheduler.
  *
  * Standalone build (from /work/main):
  *   clang -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined \
@@ -54,10 +56,86 @@ static void nap_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
+/* Sends s n times (or until the client goes away, or 5 s); for floods. */
+static void flood(int fd, const char *s, long times) {
+    size_t n = strlen(s);
+    uint64_t stop = tern_clock_ns() + 5000 * MS;
+    for (long i = 0; i < times && tern_clock_ns() < stop; i++) {
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
+            if (w <= 0) return;
+            off += (size_t)w;
+        }
+    }
+}
+
+/* The hostile upstreams: floods that keep the socket full, a drip that
+ * never lets a read time out. Returns 1 (close) when it handled path. */
+static int respond_hostile(int fd, const char *path) {
+    static char big[256 * 1024 + 64];
+    if (!strcmp(path, "/flood102")) {
+        /* 102 Processing forever, in large writes so the socket stays full */
+        static char batch[64 * 1024];
+        if (!batch[0]) {
+            size_t m = strlen("HTTP/1.1 102 Processing\r\n\r\n");
+            for (size_t off = 0; off + m < sizeof batch; off += m)
+                memcpy(batch + off, "HTTP/1.1 102 Processing\r\n\r\n", m);
+        }
+        flood(fd, batch, 1L << 30);
+    } else if (!strcmp(path, "/interims")) {
+        for (int i = 0; i < 16; i++) send_str(fd, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    } else if (!strcmp(path, "/interims17")) {
+        for (int i = 0; i < 17; i++) send_str(fd, "HTTP/1.1 102 Processing\r\n\r\n");
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    } else if (!strcmp(path, "/extflood")) {
+        /* one data byte per 1000 bytes of chunk extensions, forever */
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        static char line[1024];
+        if (!line[0]) {
+            memcpy(line, "1;", 2);
+            memset(line + 2, 'e', 1000);
+            memcpy(line + 1002, "\r\nx\r\n", 6);
+        }
+        flood(fd, line, 1L << 30);
+    } else if (!strcmp(path, "/longext")) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+        for (int i = 0; i < 40; i++) send_str(fd, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+        send_str(fd, "\r\nx\r\n0\r\n\r\n");
+    } else if (!strcmp(path, "/bigtrailer")) {
+        send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: ");
+        for (int i = 0; i < 40; i++) send_str(fd, "tttttttttttttttttttttttttttttttttttttttttttttttttt");
+        send_str(fd, "\r\n\r\n");
+    } else if (!strcmp(path, "/stream")) {
+        /* 128 MiB as fast as the socket takes it */
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 134217728\r\n\r\n");
+        if (!big[0]) memset(big, 'b', 256 * 1024);
+        big[256 * 1024] = 0;
+        flood(fd, big, 512);
+    } else if (!strcmp(path, "/drip")) {
+        /* a byte every 50 ms: every read makes progress, no read times out */
+        const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+        for (int i = 0; i < 100; i++) {
+            char ch = *s ? *s++ : 'd';
+            if (send(fd, &ch, 1, MSG_NOSIGNAL) != 1) break;
+            nap_ms(50);
+        }
+    } else if (!strcmp(path, "/manyhdr")) {
+        send_str(fd, "HTTP/1.1 200 OK\r\n");
+        for (int i = 0; i < 101; i++) send_str(fd, "X-H: v\r\n");
+        send_str(fd, "Content-Length: 0\r\n\r\n");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Answers one request; returns 1 to close the connection afterwards. */
 static int respond(int fd, const char *method, const char *path, const char *body, size_t blen,
                    int nreq) {
     char out[512];
+    if (respond_hostile(fd, path)) return 1;
     if (!strcmp(path, "/ka")) {
         send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Seq: a\r\n\r\nhello");
     } else if (!strcmp(path, "/chunked")) {
@@ -125,6 +203,14 @@ static int respond(int fd, const char *method, const char *path, const char *bod
             "HTTP/1.1 200 OK\rX: y\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
             "HTTP/2.0 200 OK\r\n\r\n",
+            /* status codes outside 100..599 */
+            "HTTP/1.1 999 Weird\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n",
+            /* the request parser's line rules: bare LF, two CL, TE twice */
+            "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         };
         int i = atoi(path + 4);
         if (i >= 0 && i < (int)(sizeof bad / sizeof bad[0])) send_str(fd, bad[i]);
@@ -397,7 +483,7 @@ static void *t_errors(void *unused) {
     CHECK_INT(cstats(c).pool.size, 0); /* the timed-out connection is gone */
 
     /* malformed responses */
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 17; i++) {
         char path[16];
         snprintf(path, sizeof path, "/bad%d", i);
         int e = tern_client_get(c, path, &r);
@@ -418,6 +504,101 @@ static void *t_errors(void *unused) {
     CHECK_INT(tern_client_get(c, "/ka", &r), 0);
     CHECK_INT(r.status, 200);
     tern_client_response_free(&r);
+    tern_client_free(c);
+    return unused;
+}
+
+/* A task that sleeps 1 ms at a time and records how late it wakes: if the
+ * client's reader held the worker, the lateness shows it. */
+typedef struct ticker {
+    atomic_int stop;
+    uint64_t max_late_ns;
+    int ticks;
+} ticker;
+
+static void *ticker_fn(void *arg) {
+    ticker *t = arg;
+    while (!atomic_load(&t->stop)) {
+        uint64_t t0 = tern_clock_ns();
+        tern_sleep(1);
+        uint64_t late = tern_clock_ns() - t0 - 1 * MS;
+        if (late > t->max_late_ns) t->max_late_ns = late;
+        t->ticks++;
+    }
+    return NULL;
+}
+
+static void *t_hostile(void *unused) {
+    tern_client_config cfg;
+    tern_client_config_init(&cfg);
+    cfg.max_response_head = 1024;
+    cfg.max_response_body = 130 * 1024 * 1024;
+    cfg.exchange_timeout_ms = 3000;
+    tern_client *c = client_for("127.0.0.1", &cfg);
+    tern_client_response r;
+    ticker tk = {0};
+    tern_task *tt = tern_spawn(ticker_fn, &tk);
+
+    /* a flood of 102 Processing: refused after 16 interim responses, and
+     * the other task kept running meanwhile */
+    uint64_t t0 = tern_clock_ns();
+    CHECK_INT(tern_client_get(c, "/flood102", &r), -EPROTO);
+    CHECK((tern_clock_ns() - t0) / MS < 1000);
+    tern_sleep(5); /* the ticker records a late wake when it gets to run */
+    CHECK(tk.max_late_ns / MS < 150);
+    /* 16 interim responses are fine, 17 are not */
+    CHECK_INT(tern_client_get(c, "/interims", &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_MEM(r.body, r.body_len, "ok");
+    tern_client_response_free(&r);
+    CHECK_INT(tern_client_get(c, "/interims17", &r), -EPROTO);
+
+    /* chunk extensions: 64 KiB in all, 1 KiB per size line; trailers are
+     * bounded by max_response_head */
+    t0 = tern_clock_ns();
+    CHECK_INT(tern_client_get(c, "/extflood", &r), -EPROTO);
+    CHECK((tern_clock_ns() - t0) / MS < 1000);
+    tern_sleep(5);
+    CHECK(tk.max_late_ns / MS < 150);
+    CHECK_INT(tern_client_get(c, "/longext", &r), -EPROTO);
+    CHECK_INT(tern_client_get(c, "/bigtrailer", &r), -EPROTO);
+    /* more header fields than max_response_headers */
+    CHECK_INT(tern_client_get(c, "/manyhdr", &r), -EMSGSIZE);
+
+    /* 128 MiB as fast as loopback goes (without the yields the socket
+     * never empties and the ticker waits for the whole body): the reader yields every 64 KiB
+     * read without a park, so the ticker is never held for long */
+    tk.max_late_ns = 0;
+    int ticks0 = tk.ticks;
+    t0 = tern_clock_ns();
+    CHECK_INT(tern_client_get(c, "/stream", &r), 0);
+    CHECK_INT(r.body_len, 128 * 1024 * 1024);
+    tern_client_response_free(&r);
+    uint64_t took = (tern_clock_ns() - t0) / MS;
+    tern_sleep(5);
+    fprintf(stderr, "stream: %llu ms, ticker max late %llu ms, %d ticks\n",
+            (unsigned long long)took, (unsigned long long)(tk.max_late_ns / MS), tk.ticks - ticks0);
+    CHECK(tk.max_late_ns / MS < 150); /* generous: a shared 2-core machine, sanitizers */
+    /* it ran while the body streamed: without the yields its one late
+     * wake is as long as the whole stream */
+    CHECK(took < 20 || tk.ticks - ticks0 > 1);
+    CHECK(took < 20 || tk.max_late_ns / MS < took * 3 / 4);
+
+    /* a byte every 50 ms never trips io_timeout_ms (1 s); the exchange
+     * deadline (300 ms) ends it */
+    tern_client_free(c);
+    cfg.io_timeout_ms = 1000;
+    cfg.exchange_timeout_ms = 300;
+    c = client_for("127.0.0.1", &cfg);
+    t0 = tern_clock_ns();
+    CHECK_INT(tern_client_get(c, "/drip", &r), -ETIMEDOUT);
+    took = (tern_clock_ns() - t0) / MS;
+    CHECK(took >= 295 && took < 900);
+    CHECK_INT(cstats(c).pool.size, 0);
+
+    atomic_store(&tk.stop, 1);
+    CHECK_INT(tern_join(tt, NULL), 0);
+    CHECK(tk.ticks > 10);
     tern_client_free(c);
     return unused;
 }
@@ -473,6 +654,7 @@ int main(void) {
     run_main(t_close, NULL);
     run_main(t_errors, NULL);
     run_main(t_busy_cancel, NULL);
+    run_main(t_hostile, NULL);
     atomic_store(&stop_server, 1);
     pthread_join(srv, NULL);
     close(listen_fd);

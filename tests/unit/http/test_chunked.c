@@ -202,6 +202,56 @@ static void test_limits(void) {
     CHECK_INT(dec(buf, 8192 + 4, NOLIM), -400);
 }
 
+/* Tighter bounds, as the client sets them: size line, trailer section and
+ * the chunk extensions of the whole body. */
+static void test_set_limits(void) {
+    static char buf[40000];
+    tern__chunked d;
+    size_t used, got;
+    /* ten lines of 99 extension bytes (after the ';'): fine under 990, not 989 */
+    size_t n = 0;
+    for (int i = 0; i < 10; i++) {
+        memcpy(buf + n, "1;", 2);
+        memset(buf + n + 2, 'e', 99);
+        memcpy(buf + n + 101, "\r\nx\r\n", 5);
+        n += 106;
+    }
+    memcpy(buf + n, "0\r\n\r\n", 5);
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 0, 0, 990);
+    CHECK_INT(tern__chunked_decode(&d, buf, n + 5, &used, buf, &got), 1);
+    CHECK_INT(got, 10);
+    n = 0;
+    for (int i = 0; i < 10; i++) {
+        memcpy(buf + n, "1;", 2);
+        memset(buf + n + 2, 'e', 99);
+        memcpy(buf + n + 101, "\r\nx\r\n", 5);
+        n += 106;
+    }
+    memcpy(buf + n, "0\r\n\r\n", 5);
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 0, 0, 989);
+    CHECK_INT(tern__chunked_decode(&d, buf, n + 5, &used, buf, &got), -400);
+    /* size line bound of 16 */
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 16, 0, 0);
+    static const char ok16[] = "1;aaaaaaaaaaaaaa\r\nx\r\n0\r\n\r\n";
+    CHECK_INT(tern__chunked_decode(&d, S(ok16), &used, buf, &got), 1);
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 16, 0, 0);
+    static const char over16[] = "1;aaaaaaaaaaaaaaa\r\nx\r\n0\r\n\r\n";
+    CHECK_INT(tern__chunked_decode(&d, S(over16), &used, buf, &got), -400);
+    /* trailer bound of 10 bytes, final CRLF included */
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 0, 10, 0);
+    static const char t10[] = "0\r\nX: abc\r\n\r\n";
+    CHECK_INT(tern__chunked_decode(&d, S(t10), &used, buf, &got), 1);
+    tern__chunked_init(&d, NOLIM);
+    tern__chunked_set_limits(&d, 0, 10, 0);
+    static const char t11[] = "0\r\nX: abcd\r\n\r\n";
+    CHECK_INT(tern__chunked_decode(&d, S(t11), &used, buf, &got), -400);
+}
+
 static void test_invalid(void) {
     static const char *bad[] = {
         "", /* placeholder: empty input is incomplete, checked below */
@@ -252,6 +302,7 @@ int main(void) {
     guard_init();
     test_valid();
     test_limits();
+    test_set_limits();
     test_invalid();
     return check_done();
 }

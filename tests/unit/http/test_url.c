@@ -163,7 +163,8 @@ static void test_url_decode(void) {
         {"%2B+", 1, "+ ", 2}, /* an encoded '+' stays a '+' */
         {"%41%4a%4A", 0, "AJJ", 3},
         {"%e2%82%AC", 0, "\xe2\x82\xac", 3},
-        {"%00x", 0, "\0x", 2}, /* NUL is data here; the length says where it ends */
+        {"%00x", 0, NULL, 0}, /* an encoded NUL would cut the C string short */
+        {"1%00evil", 1, NULL, 0},
         {"%25%32%35", 0, "%25", 3},
         {"%", 0, NULL, 0},
         {"%4", 0, NULL, 0},
@@ -187,6 +188,25 @@ static void test_url_decode(void) {
             CHECK_INT(out[n], 0);
         }
     }
+}
+
+#define S(lit) lit, sizeof(lit) - 1
+
+/* The status tells a bad escape and an encoded NUL apart. */
+static void test_query_decode_status(void) {
+    char out[64];
+    size_t n = 99;
+    CHECK_INT(tern__query_decode(S("a+b%21"), out, &n, 1), TERN__QUERY_OK);
+    CHECK_INT(n, 4);
+    CHECK_STR(out, "a b!");
+    CHECK_INT(tern__query_decode(S(""), out, &n, 1), TERN__QUERY_OK);
+    CHECK_INT(n, 0);
+    CHECK_INT(tern__query_decode(S("1%00evil"), out, &n, 1), TERN__QUERY_NUL);
+    CHECK_INT(tern__query_decode(S("%zz"), out, &n, 1), TERN__QUERY_BAD_ESCAPE);
+    CHECK_INT(tern__query_decode(S("ab%2"), out, &n, 1), TERN__QUERY_BAD_ESCAPE);
+    /* left to right: whichever comes first */
+    CHECK_INT(tern__query_decode(S("%00%zz"), out, &n, 1), TERN__QUERY_NUL);
+    CHECK_INT(tern__query_decode(S("%zz%00"), out, &n, 1), TERN__QUERY_BAD_ESCAPE);
 }
 
 static void test_query_find(void) {
@@ -245,6 +265,7 @@ int main(void) {
     test_normalize();
     test_needs_normalize();
     test_url_decode();
+    test_query_decode_status();
     test_query_find();
     return check_done();
 }
