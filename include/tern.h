@@ -174,7 +174,12 @@ TERN_API unsigned tern_req_method(const tern_ctx *ctx);           /* one TERN_* 
 TERN_API tern_str tern_req_method_str(const tern_ctx *ctx);
 TERN_API tern_str tern_req_target(const tern_ctx *ctx);           /* raw request-target */
 TERN_API const char *tern_req_path(const tern_ctx *ctx);          /* decoded, normalised path */
-TERN_API tern_str tern_req_query_string(const tern_ctx *ctx);     /* raw, without '?' */
+TERN_API tern_str tern_req_query_string(const tern_ctx *ctx);
+/* The effective authority (host[:port]): an absolute-form target's
+ * ("GET http://a.example/ HTTP/1.1") wins over the Host header (RFC 9112
+ * §3.2.2); empty when there is neither (HTTP/1.0 without Host). Not
+ * NUL-terminated. */
+TERN_API tern_str tern_req_authority(const tern_ctx *ctx);     /* raw, without '?' */
 /* Decoded query parameter (first occurrence), NULL when absent. */
 TERN_API const char *tern_req_query(tern_ctx *ctx, const char *name);
 /* The same, telling why there is no value: 0 with *value set (decoded,

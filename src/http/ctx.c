@@ -112,17 +112,13 @@ tern_str tern_req_method_str(const tern_ctx *ctx) { return ctx->method_str; }
 tern_str tern_req_target(const tern_ctx *ctx) { return ctx->target; }
 const char *tern_req_path(const tern_ctx *ctx) { return ctx->path; }
 tern_str tern_req_query_string(const tern_ctx *ctx) { return ctx->query; }
+tern_str tern_req_authority(const tern_ctx *ctx) { return ctx->authority; }
 tern_str tern_req_body(const tern_ctx *ctx) { return (tern_str){ctx->body, ctx->body_len}; }
 int tern_req_http_minor(const tern_ctx *ctx) { return (int)ctx->minor; }
 
 const char *tern_req_query(tern_ctx *ctx, const char *name) {
     const char *v;
-    size_t vlen;
-    if (!tern__query_find(ctx->query.ptr, ctx->query.len, name, &v, &vlen)) return NULL;
-    char *out = tern_alloc(ctx, vlen + 1);
-    if (!out) return NULL;
-    if (tern__url_decode(v, vlen, out, 1) < 0) return NULL;
-    return out;
+    return tern_req_query_get(ctx, name, &v) == 0 ? v : NULL;
 }
 
 const char *tern_req_header(const tern_ctx *ctx, const char *name) {

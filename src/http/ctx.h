@@ -52,6 +52,7 @@ struct tern_ctx {
     uint32_t minor;
     uint32_t req_flags;               /* TERN_REQ_* */
     tern_str method_str, target, query;
+    tern_str authority;               /* effective authority: target's, else Host */
     const char *path;                 /* decoded, normalised, NUL-terminated */
     size_t path_len;
     const char *body;

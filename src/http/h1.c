@@ -170,6 +170,12 @@ static void fill_ctx(tern__h1 *x, tern_ctx *ctx, const tern__http_request *req, 
     ctx->method_str = (tern_str){head, req->method_len};
     ctx->target = (tern_str){head + req->target_off, req->target_len};
     ctx->query = (tern_str){head + req->query_off, req->query_len};
+    /* the effective authority: an absolute-form target's wins over Host
+     * (RFC 9112 §3.2.2) */
+    if (req->authority_len)
+        ctx->authority = (tern_str){head + req->authority_off, req->authority_len};
+    else if (req->host_index != UINT32_MAX)
+        ctx->authority = (tern_str){head + hdrs[req->host_index].value_off, hdrs[req->host_index].value_len};
     ctx->body = body->data ? body->data : "";
     ctx->body_len = body->len;
     ctx->close = !(req->flags & TERN_REQ_KEEP_ALIVE) || (*x->flags & TERN__H1_DRAIN);
@@ -278,8 +284,6 @@ static h1_step serve_one(tern__h1 *x) {
     h1_step step;
     if (req.method == 0)
         step = answer_error(x, 501, "unknown method", 0);
-    else if (req.flags & TERN_REQ_EXPECT_OTHER)
-        step = answer_error(x, 417, NULL, req.method); /* RFC 9110 §10.1.1 */
     else
         step = serve_request(x, &req, head_len, head, hdrs);
     if (heap) free(heap);
