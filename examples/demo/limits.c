@@ -12,6 +12,7 @@
  * /memory?tasks=100000 took 1.6 GB. A request that would take the budget
  * past its limit is answered 503 with Retry-After at once (no queue). */
 #include <limits.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,10 +34,9 @@ int demo_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned 
     return 0;
 }
 
-/* tern_req_query decodes percent-escapes into a NUL-terminated string, so
- * "1%00junk" reads as "1". A number is plain digits: require the raw value
- * of the first `name=` pair in the query string to be exactly `decoded`
- * (no escape anywhere in it). */
+/* A number is plain digits: require the raw value of the first `name=`
+ * pair in the query string to be exactly `decoded` (no escape anywhere in
+ * it, not even "%31" for "1"). */
 static int raw_is(const tern_ctx *ctx, const char *name, const char *decoded) {
     tern_str qs = tern_req_query_string(ctx);
     size_t nlen = strlen(name), dlen = strlen(decoded);
@@ -55,11 +55,13 @@ static int raw_is(const tern_ctx *ctx, const char *name, const char *decoded) {
 
 int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned long lo,
                     unsigned long hi, unsigned long *out) {
-    const char *q = tern_req_query(ctx, name);
-    if (!q) {
+    const char *q = NULL;
+    int r = tern_req_query_get(ctx, name, &q);
+    if (r == -ENOENT) {
         *out = def;
         return 0;
     }
+    if (r < 0) q = ""; /* malformed escape or an encoded NUL: not a number */
     if (demo_parse_uint(q, lo, hi, out) == 0 && raw_is(ctx, name, q)) return 0;
     /* echo at most 32 bytes of what was sent */
     char got[33];

@@ -157,6 +157,8 @@ static void usage(FILE *f) {
             "                              1-256 (default 20)\n"
             "  GET /backpressure           100 slots for the whole server, else 503\n"
             "  GET /adaptive?work_us=N     N us of CPU with adaptive shedding, 0-100000 (default 200)\n"
+            "  GET /adaptive?sleep_ms=N    parks N ms first, 0-1000 (default 0): parked requests\n"
+            "                              are not load and are never shed\n"
             "  GET /pool?id=N              a SQLite row through the pool, N 1-2147483647 (default:\n"
             "                              random 1-1000)\n"
             "  GET /real?parallel=N        SQLite + HTTP + file; N 0-1: 0 one after another\n"

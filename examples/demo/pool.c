@@ -322,7 +322,8 @@ static int random_user(demo_worker *w) {
 
 /* ?id=N (1..2^31-1), else a random user. 0, or -1 after answering 400. */
 static int pick_user(tern_ctx *ctx, demo_worker *w, int *id) {
-    if (!tern_req_query(ctx, "id")) {
+    const char *id_raw;
+    if (tern_req_query_get(ctx, "id", &id_raw) == -ENOENT) {
         *id = random_user(w);
         return 0;
     }
