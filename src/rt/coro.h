@@ -42,8 +42,17 @@ struct tern_coro {
     uint32_t flags;   /* scheduler-owned bits */
     int32_t result;   /* scheduler-owned: value returned by a park */
     uint64_t user[2]; /* scheduler-owned scratch */
-    uint32_t pool_state; /* pool-owned: 0 cold or never used (a dropped page
-                            reads as 0), 1 live, 2 free and warm */
+    uint64_t serial;     /* scheduler-owned: unique per coroutine lifetime */
+    uint64_t wait_token; /* scheduler-owned: current wait (tern__sched_wait_begin) */
+    uint32_t pool_state; /* enum tern__stack_state, pool-owned */
+};
+
+/* Where a stack is in its pool. COLD must be 0: a stack whose pages were
+ * dropped (MADV_DONTNEED) or never touched reads as zeros, i.e. cold. */
+enum tern__stack_state {
+    TERN__STACK_COLD = 0, /* free, pages given back (or never carved) */
+    TERN__STACK_LIVE = 1, /* handed out to a coroutine */
+    TERN__STACK_WARM = 2, /* free, pages kept resident */
 };
 
 /* Bytes reserved for struct tern_coro at the top of every stack: a stack's
