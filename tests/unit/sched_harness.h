@@ -77,14 +77,14 @@ typedef struct harness_group {
     tern__sched scheds[HARNESS_MAX_THREADS];
 } harness_group;
 
-static uint64_t harness_group_load(harness_group *g) {
+static inline uint64_t harness_group_load(harness_group *g) {
     uint64_t sum = 0;
     for (int i = 0; i < g->n; i++) sum += tern__sched_load(&g->scheds[i]);
     return sum;
 }
 
 /* One thread's loop: until fn is over and no scheduler has work left. */
-static void harness_group_loop(harness_group *g, tern__sched *s, harness_box *b) {
+static inline void harness_group_loop(harness_group *g, tern__sched *s, harness_box *b) {
     for (;;) {
         tern__sched_poll(s, harness_on_event, 5000000);
         if (b && b->done && !s->coros_live) __atomic_store_n(&g->stop, 1, __ATOMIC_RELEASE);
@@ -103,7 +103,7 @@ typedef struct harness_thread_arg {
     int id;
 } harness_thread_arg;
 
-static void *harness_group_thread(void *a) {
+static inline void *harness_group_thread(void *a) {
     harness_thread_arg *ta = a;
     tern__sched_self = &ta->g->scheds[ta->id];
     harness_group_loop(ta->g, tern__sched_self, NULL);
@@ -111,7 +111,7 @@ static void *harness_group_thread(void *a) {
     return NULL;
 }
 
-static void run_group(int n, void *(*fn)(void *), void *arg) {
+static inline void run_group(int n, void *(*fn)(void *), void *arg) {
     static harness_group g; /* big (n schedulers); one group at a time */
     memset(&g, 0, sizeof g);
     g.n = n;
