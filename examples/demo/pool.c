@@ -11,9 +11,9 @@
  * Every time reported is measured with the monotonic clock around the
  * real call; nothing is simulated.
  *
- * One tern_pool per worker (created by the worker's first request): a
- * pool is owned by one worker, so it needs no lock, and its waiters are
- * that worker's coroutines. The database is created and seeded at start-up
+ * One tern_pool per worker (created by the worker's first request): a pool
+ * may serve every worker, but one per worker keeps its lock uncontended
+ * and its waiters on that worker. The database is created and seeded at start-up
  * (before the workers run, so blocking is fine there), in --db PATH or in
  * /tmp/tern-demo-<pid>.db, which is removed at exit. */
 #include <errno.h>

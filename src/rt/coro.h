@@ -29,6 +29,19 @@
 typedef struct tern_coro tern_coro;
 typedef void (*tern__coro_fn)(void *arg);
 
+/* ThreadSanitizer build (make tsan): the scheduler tells TSan about every
+ * switch (its fiber API), or it would see one thread's stack jump around. */
+#if defined(__SANITIZE_THREAD__)
+#define TERN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TERN_TSAN 1
+#endif
+#endif
+#ifndef TERN_TSAN
+#define TERN_TSAN 0
+#endif
+
 struct tern_coro {
     void *sp; /* saved stack pointer while switched out */
     tern__coro_fn fn;
@@ -45,6 +58,9 @@ struct tern_coro {
     uint64_t serial;     /* scheduler-owned: unique per coroutine lifetime */
     uint64_t wait_token; /* scheduler-owned: current wait (tern__sched_wait_begin) */
     uint32_t pool_state; /* enum tern__stack_state, pool-owned */
+#if TERN_TSAN
+    void *tsan_fiber; /* scheduler-owned */
+#endif
 };
 
 /* Where a stack is in its pool. COLD must be 0: a stack whose pages were

@@ -16,6 +16,22 @@
 
 __thread tern__sched *tern__sched_self;
 
+/* Macros, not functions: a function's own entry and exit would be
+ * recorded on two different fibers' shadow stacks (the switch happens in
+ * between), which corrupts TSan's stack bookkeeping. */
+#if TERN_TSAN
+#include <sanitizer/tsan_interface.h>
+#define tsan_to_coro(s, c)                                                                         \
+    do {                                                                                           \
+        (s)->tsan_loop_fiber = __tsan_get_current_fiber();                                         \
+        __tsan_switch_to_fiber((c)->tsan_fiber, 0);                                                \
+    } while (0)
+#define tsan_to_loop(s) __tsan_switch_to_fiber((s)->tsan_loop_fiber, 0)
+#else
+#define tsan_to_coro(s, c) ((void)0)
+#define tsan_to_loop(s) ((void)0)
+#endif
+
 /* Two vectors swapped under remote_lock: posters append to one while the
  * owner applies the other without the lock. Each starts with room for
  * REMOTE_INITIAL messages, so a post allocates only in bursts beyond it. */
@@ -102,6 +118,7 @@ static void coro_entry(void *arg) {
     fn((void *)c->user[1]);
     tern__sched *s = tern__sched_self;
     c->flags |= TERN_CORO_DONE;
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     abort(); /* a finished coroutine is never resumed */
 }
@@ -120,16 +137,23 @@ tern_coro *tern__sched_coro_new(tern__sched *s, void (*fn)(void *), void *arg) {
     c->next = NULL;
     c->serial = ++s->next_serial;
     c->wait_token = 0;
+#if TERN_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
     __atomic_store_n(&s->coros_live, s->coros_live + 1, __ATOMIC_RELAXED);
     return c;
 }
 
 static void resume(tern__sched *s, tern_coro *c) {
     s->current = c;
+    tsan_to_coro(s, c);
     tern__coro_switch(&s->loop_sp, c->sp);
     s->current = NULL;
     tern__coro_check(c);
     if (c->flags & TERN_CORO_DONE) {
+#if TERN_TSAN
+        __tsan_destroy_fiber(c->tsan_fiber);
+#endif
         __atomic_store_n(&s->coros_live, s->coros_live - 1, __ATOMIC_RELAXED);
         tern__coro_release(c);
     }
@@ -169,6 +193,7 @@ int tern__sched_park(void) {
     if (c->park_hook) c->park_hook(c->park_arg);
     c->flags |= TERN_CORO_PARKED;
     c->result = 0;
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     return c->result;
 }
@@ -286,6 +311,7 @@ int tern_yield(void) {
     /* ready again at once: parked and queued in one step */
     if (c->park_hook) c->park_hook(c->park_arg);
     tern__sched_enqueue(s, c);
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     return (c->flags & TERN_CORO_CANCELLED) ? -ECANCELED : 0;
 }

@@ -66,6 +66,9 @@ struct tern__sched {
     pthread_mutex_t remote_lock;
     struct tern__remote_msg *remote, *remote_spare;
     size_t remote_len, remote_cap, remote_spare_cap;
+#if TERN_TSAN
+    void *tsan_loop_fiber; /* the loop's TSan fiber, to switch back to */
+#endif
 };
 
 extern __thread tern__sched *tern__sched_self;

@@ -55,9 +55,9 @@ static int check_count;
         }                                                                              \
     } while (0)
 
-/* Under an emulator (scripts/test-aarch64.sh runs tests in qemu-user) the
- * machine is many times slower: correctness checks stay, upper bounds on
- * elapsed time do not apply. */
+/* Under an emulator (scripts/test-aarch64.sh runs tests in qemu-user) or
+ * ThreadSanitizer (make tsan) the code runs many times slower: correctness
+ * checks stay, upper bounds on elapsed time do not apply. */
 #include <stdlib.h>
 static inline int check_timing_strict(void) { return getenv("TERN_TEST_EMULATED") == NULL; }
 
