@@ -85,8 +85,12 @@ struct tern_pool {
     char metrics_name[64];
 };
 
-static uint64_t lock_pool(tern_pool *p) { return tern__spin_lock(&p->lock); }
-static void unlock_pool(tern_pool *p, uint64_t v) { tern__spin_unlock(&p->lock, v); }
+static uint64_t lock_pool(tern_pool *p) {
+    return tern__spin_lock(&p->lock);
+}
+static void unlock_pool(tern_pool *p, uint64_t v) {
+    tern__spin_unlock(&p->lock, v);
+}
 
 static void wake(wake_addr a) {
     if (a.coro) tern__sched_wake_from_any(a.sched, a.coro, a.token, 0);
@@ -272,8 +276,7 @@ static void maybe_fill(tern_pool *p);
 /* One background create: 1 created (go on), 0 stop. */
 static int fill_one(tern_pool *p) {
     uint64_t v = lock_pool(p);
-    if (p->closing || p->idle_n >= p->cfg.min_idle || p->st.size >= p->cfg.max_size ||
-        p->wq_head) {
+    if (p->closing || p->idle_n >= p->cfg.min_idle || p->st.size >= p->cfg.max_size || p->wq_head) {
         p->filler_running = 0;
         unlock_pool(p, v);
         return 0;
@@ -565,7 +568,9 @@ static void join_quietly(tern_task *t, void **result) {
     self->flags |= cancelled;
 }
 
-static void *free_on_home(void *arg) { return (void *)(intptr_t)tern_pool_free(arg); }
+static void *free_on_home(void *arg) {
+    return (void *)(intptr_t)tern_pool_free(arg);
+}
 
 int tern_pool_free(tern_pool *p) {
     if (!p) return 0;

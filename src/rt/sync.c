@@ -47,9 +47,9 @@ struct tern_waiter {
     tern_coro *coro;
     tern__sched *sched;
     uint64_t token;
-    void *item;             /* channel: sender's item / receiver's buffer */
-    int result;             /* set by grant */
-    int granted;            /* enum waiter_state */
+    void *item;  /* channel: sender's item / receiver's buffer */
+    int result;  /* set by grant */
+    int granted; /* enum waiter_state */
 };
 typedef struct tern_waiter tern_waiter;
 
@@ -102,7 +102,9 @@ static wake_addr grant(tern_waitq *q, tern_waiter *w, int result) {
     return a;
 }
 
-static void wake(wake_addr a) { tern__sched_wake_from_any(a.sched, a.coro, a.token, 0); }
+static void wake(wake_addr a) {
+    tern__sched_wake_from_any(a.sched, a.coro, a.token, 0);
+}
 
 /* Under the lock: grants every waiter. Wakes happen under the lock here
  * (their addresses would need a list otherwise); a remote wake is a short
@@ -196,7 +198,9 @@ int tern_sem_acquire_timeout(tern_sem *sem, int64_t timeout_ms) {
     return wait_on(&sem->state, v, WAITERS, &sem->waiters, &w, timeout_ms);
 }
 
-int tern_sem_acquire(tern_sem *sem) { return tern_sem_acquire_timeout(sem, -1); }
+int tern_sem_acquire(tern_sem *sem) {
+    return tern_sem_acquire_timeout(sem, -1);
+}
 
 void tern_sem_release(tern_sem *sem) {
     uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
@@ -269,7 +273,9 @@ int tern_mutex_lock_timeout(tern_mutex *m, int64_t timeout_ms) {
     return wait_on(&m->state, v, WAITERS, &m->waiters, &w, timeout_ms);
 }
 
-int tern_mutex_lock(tern_mutex *m) { return tern_mutex_lock_timeout(m, -1); }
+int tern_mutex_lock(tern_mutex *m) {
+    return tern_mutex_lock_timeout(m, -1);
+}
 
 int tern_mutex_unlock(tern_mutex *m) {
     uint64_t v = __atomic_load_n(&m->state, __ATOMIC_RELAXED);
@@ -316,7 +322,9 @@ int tern_wg_add(tern_wg *wg, long delta) {
     return 0;
 }
 
-int tern_wg_done(tern_wg *wg) { return tern_wg_add(wg, -1); }
+int tern_wg_done(tern_wg *wg) {
+    return tern_wg_add(wg, -1);
+}
 
 int tern_wg_wait_timeout(tern_wg *wg, int64_t timeout_ms) {
     uint64_t v = tern__spin_lock(&wg->lock);
@@ -329,17 +337,19 @@ int tern_wg_wait_timeout(tern_wg *wg, int64_t timeout_ms) {
     return wait_on(&wg->lock, v, 0, &wg->waiters, &w, timeout_ms);
 }
 
-int tern_wg_wait(tern_wg *wg) { return tern_wg_wait_timeout(wg, -1); }
+int tern_wg_wait(tern_wg *wg) {
+    return tern_wg_wait_timeout(wg, -1);
+}
 
 /* ---- channel ------------------------------------------------------------- */
 
 struct tern_chan {
-    uint64_t lock;              /* guards everything below */
+    uint64_t lock; /* guards everything below */
     size_t capacity, item_size;
-    size_t head, len;           /* ring of `capacity` items starting at head */
+    size_t head, len; /* ring of `capacity` items starting at head */
     int closed;
-    tern_waitq senders;         /* only while the ring is full */
-    tern_waitq receivers;       /* only while the ring is empty */
+    tern_waitq senders;   /* only while the ring is full */
+    tern_waitq receivers; /* only while the ring is empty */
     unsigned char *ring;
 };
 
@@ -476,4 +486,6 @@ size_t tern_chan_len(const tern_chan *ch) {
     tern__spin_unlock(&c->lock, v);
     return n;
 }
-size_t tern_chan_capacity(const tern_chan *ch) { return ch->capacity; }
+size_t tern_chan_capacity(const tern_chan *ch) {
+    return ch->capacity;
+}

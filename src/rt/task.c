@@ -32,21 +32,21 @@ enum task_state {
 };
 
 struct tern_task {
-    uint64_t lock;           /* rt/spin.h; guards the fields below it */
+    uint64_t lock; /* rt/spin.h; guards the fields below it */
     enum task_state state;
-    int cancel_req;          /* tern_cancel before the coroutine existed */
-    tern_coro *coro;         /* set when the coroutine is created */
-    uint64_t serial;         /* coro->serial */
-    tern__sched *j_sched;    /* the parked joiner, while TASK_JOINING */
+    int cancel_req;       /* tern_cancel before the coroutine existed */
+    tern_coro *coro;      /* set when the coroutine is created */
+    uint64_t serial;      /* coro->serial */
+    tern__sched *j_sched; /* the parked joiner, while TASK_JOINING */
     tern_coro *j_coro;
     uint64_t j_token;
     /* immutable after spawn */
-    tern__sched *sched;      /* where the task runs */
+    tern__sched *sched; /* where the task runs */
     void *(*fn)(void *);
     void *arg;
     /* written by the task before TASK_DONE, read after it */
     void *result;
-    int err;                 /* -ENOMEM: never started (no stack on its worker) */
+    int err; /* -ENOMEM: never started (no stack on its worker) */
 };
 
 /* The task is over (fn returned, or it could not start): publishes that,
@@ -211,7 +211,9 @@ int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms) {
     return r < 0 ? r : task_reap(t, result);
 }
 
-int tern_join(tern_task *t, void **result) { return tern_join_timeout(t, result, -1); }
+int tern_join(tern_task *t, void **result) {
+    return tern_join_timeout(t, result, -1);
+}
 
 int tern_join_all(tern_task **tasks, size_t n, void **results) {
     int err = 0;

@@ -45,8 +45,8 @@ static size_t sem_queued(tern_sem *s) {
 
 typedef struct sem_shared {
     tern_sem sem;
-    int holders;      /* atomic */
-    int max_holders;  /* atomic max */
+    int holders;                        /* atomic */
+    int max_holders;                    /* atomic max */
     long acquired, timeouts, cancelled; /* atomic */
 } sem_shared;
 
@@ -109,10 +109,10 @@ static void *t_sem_hammer(void *unused) {
     for (int i = 2; i < n; i += 7) tern_cancel(ts[i]);
     CHECK_INT(tern_join_all(ts, (size_t)n, NULL), 0);
     long attempts = sh.acquired + sh.timeouts + sh.cancelled;
-    fprintf(stderr,
-            "sem x%d: %ld acquired, %ld timed out, %ld cancelled (of <= %d), max %d holders of %d\n",
-            nthreads, sh.acquired, sh.timeouts, sh.cancelled, n * SEM_ITERS, sh.max_holders,
-            SEM_K);
+    fprintf(
+        stderr,
+        "sem x%d: %ld acquired, %ld timed out, %ld cancelled (of <= %d), max %d holders of %d\n",
+        nthreads, sh.acquired, sh.timeouts, sh.cancelled, n * SEM_ITERS, sh.max_holders, SEM_K);
     CHECK(sh.max_holders <= SEM_K);
     CHECK(sh.acquired > 0);
     CHECK(attempts <= (long)n * SEM_ITERS);
@@ -274,7 +274,7 @@ static void *t_mutex(void *unused) {
 typedef struct chan_shared {
     tern_chan *ch;
     unsigned char seen[HARNESS_MAX_THREADS * PRODUCERS_PER_WORKER][ITEMS]; /* atomic */
-    long received, dups; /* atomic */
+    long received, dups;                                                   /* atomic */
 } chan_shared;
 
 typedef struct msg {
@@ -406,7 +406,8 @@ static void *t_outsiders(void *unused) {
     enum { N = 20 };
     tern_chan *ch = tern_chan_new(N, sizeof(int));
     outsider o = {&sem, ch, N};
-    tern_task *ts[2] = {tern_spawn_on(0, sem_taker, &sem), tern_spawn_on(1 % nthreads, sem_taker, &sem)};
+    tern_task *ts[2] = {tern_spawn_on(0, sem_taker, &sem),
+                        tern_spawn_on(1 % nthreads, sem_taker, &sem)};
     pthread_t th;
     pthread_create(&th, NULL, plain_thread, &o);
     for (int i = 0; i < N; i++) {

@@ -17,7 +17,9 @@
 
 static int nthreads;
 
-static uint64_t ms_since(uint64_t t0) { return (tern_clock_ns() - t0) / MS; }
+static uint64_t ms_since(uint64_t t0) {
+    return (tern_clock_ns() - t0) / MS;
+}
 
 /* Returns arg + 1000 * (the worker it ran on + 1). */
 static void *where(void *arg) {
@@ -59,7 +61,8 @@ static void *t_join_all(void *unused) {
     tern_task *ts[N];
     void *rs[N];
     uint64_t t0 = tern_clock_ns();
-    for (int i = 0; i < N; i++) ts[i] = tern_spawn_on(i % nthreads, sleep_then, (void *)(uintptr_t)(10 + i));
+    for (int i = 0; i < N; i++)
+        ts[i] = tern_spawn_on(i % nthreads, sleep_then, (void *)(uintptr_t)(10 + i));
     CHECK_INT(tern_join_all(ts, N, rs), 0);
     uint64_t took = ms_since(t0);
     CHECK(took >= 20 && took < 500); /* concurrent, not 12 sleeps in a row */
@@ -213,7 +216,9 @@ static void *t_any(void *unused) {
 }
 
 /* many small remote tasks from every worker to every worker */
-static void *fan_leaf(void *arg) { return arg; }
+static void *fan_leaf(void *arg) {
+    return arg;
+}
 
 static void *fan_node(void *arg) {
     tern_task *ts[8];
