@@ -100,8 +100,9 @@ TERN_API tern_pool *tern_pool_new(const tern_pool_config *cfg);
  * done) while resources are in use, waiters queued or an acquirer is
  * inside create. Call it from a handler or task on any worker (it waits
  * for the background task, and runs the final part on the pool's home
- * worker, whose timer it owns), or once every worker's loop has stopped
- * (for a server: after tern_server_run returned, before tern_server_free). */
+ * worker, whose timer it owns), or from any thread once every worker's
+ * loop has stopped (for a server: after tern_server_run returned). Not
+ * from a plain thread while the workers run. */
 TERN_API int tern_pool_free(tern_pool *p);
 
 /* Hands out a resource in *res. timeout_ms bounds the wait in the queue

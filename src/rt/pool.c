@@ -609,7 +609,10 @@ int tern_pool_free(tern_pool *p) {
             tern__sched_drain_remote(home);
         }
     }
-    if (home) tern__wheel_cancel(&home->wheel, &p->expiry);
+    /* only home's thread may touch its wheel; off every worker the loops
+     * have stopped (the contract), so the timer can never fire again, and
+     * home's scheduler may already be gone: leave its wheel alone */
+    if (home && s == home) tern__wheel_cancel(&home->wheel, &p->expiry);
     while (p->idle_n) {
         p->st.size--;
         p->cfg.destroy(p->cfg.arg, idle_pop_bottom(p));
