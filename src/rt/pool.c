@@ -336,7 +336,10 @@ static void maybe_fill(tern_pool *p) {
     tern_task *old = p->filler;
     p->filler = NULL;
     unlock_pool(p, v);
-    if (old) tern_join(old, NULL); /* finished: frees the handle, never parks */
+    /* the previous filler cleared filler_running as its last touch of the
+     * pool, but may still be returning (on another worker): let it free
+     * its own handle rather than wait for it here */
+    tern_detach(old);
     /* the new task cannot finish before it is recorded: it runs on this
      * thread, which does not switch before the assignment below */
     tern_task *t = tern_spawn(filler_main, p);
@@ -549,13 +552,12 @@ void tern_pool_discard(tern_pool *p, void *res) {
  * duration: t uses the pool, it must end before the pool is freed.
  * Cancellation is sticky in the scheduler, so the flag is set aside and
  * put back afterwards, as tern_offload does. Off a coroutine (the loops
- * have stopped) an unfinished task can never run again: its handle is
- * abandoned. */
+ * have stopped) an unfinished task can never run again: it is detached. */
 static void join_quietly(tern_task *t, void **result) {
     if (!t) return;
     tern__sched *s = tern__sched_self;
     if (!s || !s->current) {
-        (void)tern_join(t, result); /* frees it if finished, else -EPERM */
+        tern_detach(t); /* frees it now if finished, else when (if ever) it ends */
         return;
     }
     tern_coro *self = s->current;
