@@ -240,6 +240,36 @@ static void *t_fan(void *unused) {
     return unused;
 }
 
+/* a plain thread (no worker) starts a task on a worker: detach works,
+ * join of an unfinished task says -EPERM (nothing to park), join of a
+ * finished one reaps it */
+static void *plain_thread(void *arg) {
+    int *flag = arg;
+    tern_detach(tern_spawn_on(1, set_flag, flag));
+    tern_task *t = tern_spawn_on(TERN_WORKER_ANY, sleep_then, (void *)30);
+    CHECK(t != NULL);
+    void *r = NULL;
+    CHECK_INT(tern_join(t, &r), -EPERM);
+    struct timespec ts = {0, 200 * 1000000};
+    nanosleep(&ts, NULL);
+    CHECK_INT(tern_join(t, &r), 0);
+    CHECK_INT((uintptr_t)r, 30);
+    return NULL;
+}
+
+static void *t_from_plain_thread(void *unused) {
+    static int flag;
+    flag = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, plain_thread, &flag);
+    while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE)) tern_sleep(1);
+    /* wait for the thread without blocking this worker's loop */
+    int joined = 0;
+    for (int i = 0; i < 500 && !(joined = pthread_tryjoin_np(th, NULL) == 0); i++) tern_sleep(10);
+    CHECK(joined);
+    return unused;
+}
+
 int main(void) {
     CHECK(tern_spawn_on(0, where, NULL) == NULL); /* no scheduler registered */
     for (nthreads = 2; nthreads <= 4; nthreads += 2) {
@@ -253,6 +283,7 @@ int main(void) {
         run_group(nthreads, t_join_from_elsewhere, NULL);
         run_group(nthreads, t_any, NULL);
         run_group(nthreads, t_fan, NULL);
+        run_group(nthreads, t_from_plain_thread, NULL);
     }
     return check_done();
 }
