@@ -2,10 +2,11 @@
 # every test (ASan+UBSan build with clang, ctest as the runner).
 BUILD      ?= build
 TEST_BUILD ?= build-test
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64
+.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan
 
 all:
 	@scripts/deps.sh build
@@ -41,6 +42,19 @@ leakcheck:
 	cd $(TEST_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 	    LSAN_OPTIONS=report_objects=1 ctest --output-on-failure -L integration
 
+# The runtime's unit tests (tests/unit/rt: scheduler, tasks, sync objects,
+# pool, offload, on 1 to 4 threads) under ThreadSanitizer, in their own
+# build directory; elapsed-time upper bounds are off (TSan is ~5-10x
+# slower), correctness checks stay. test_coro is left out: it drives raw stack switches
+# without the scheduler's TSan fiber annotations (and has no threads).
+tsan:
+	@scripts/deps.sh test
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DTERN_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target tern_rt_unit_tests
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" TERN_TEST_EMULATED=1 \
+	    ctest --output-on-failure -j 2 --timeout 120 -R '^unit_rt_' -E '^unit_rt_test_coro$$'
+
 # the runtime's unit tests cross-compiled for aarch64, run under qemu-user
 test-aarch64:
 	scripts/test-aarch64.sh
@@ -60,4 +74,4 @@ format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(TSAN_BUILD)

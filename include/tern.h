@@ -258,18 +258,43 @@ TERN_API int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms);
 /* Starts fn(arg) as a new task on the current worker. The task must be
  * joined (or detached). NULL on out of memory or outside a worker. */
 TERN_API tern_task *tern_spawn(void *(*fn)(void *arg), void *arg);
+
+/* Starts fn(arg) as a new task on another worker: `worker` is a worker
+ * index (0 .. workers-1, as tern_worker_id returns) or TERN_WORKER_ANY for
+ * the least loaded one (fewest live coroutines plus spawns on their way;
+ * the current worker counts too). The task is a coroutine of that worker:
+ * it parks, yields, sleeps and uses sync objects there. Join, join_all,
+ * detach and cancel work from any worker and the result is handed back to
+ * the joiner. Callable from any thread once the server runs (from a plain
+ * thread only detach and cancel make sense: joining needs a coroutine).
+ * NULL with errno EINVAL for no such worker (or fn NULL), ENOMEM when out
+ * of memory. A worker that is shutting down may never run it.
+ *
+ * tern_spawn_on or tern_offload? tern_offload runs a *blocking* call (a
+ * file read, SQLite, getaddrinfo) on a pool thread outside every worker;
+ * its function must not park. tern_spawn_on runs *coroutine* code on
+ * another worker's core: CPU-heavy work that yields now and then
+ * (tern_yield), fan-out of non-blocking IO, anything that should use
+ * another core without blocking a thread. */
+#define TERN_WORKER_ANY (-1)
+TERN_API tern_task *tern_spawn_on(int worker, void *(*fn)(void *arg), void *arg);
 /* Waits for t to finish, stores its return value in *result (may be NULL)
- * and frees t. Returns 0 or -ECANCELED (t is then still joinable). */
+ * and frees t. Returns 0, -ECANCELED (t is then still joinable), -EBUSY
+ * when another coroutine is joining t, -EPERM outside a coroutine while t
+ * still runs, or -ENOMEM (t freed) when a tern_spawn_on task never started
+ * because its worker had no stack for it. */
 TERN_API int tern_join(tern_task *t, void **result);
 /* Like tern_join with a deadline: -ETIMEDOUT leaves t joinable. */
 TERN_API int tern_join_timeout(tern_task *t, void **result, int64_t timeout_ms);
 /* Joins every task (joined entries are set to NULL); results may be NULL.
- * Returns 0, or -ECANCELED when the caller is cancelled: the tasks not yet
- * joined are then cancelled and waited for, so none outlives the call. */
+ * Returns 0 (or the first -ENOMEM of a task that never started), or
+ * -ECANCELED when the caller is cancelled: the tasks not yet joined are
+ * then cancelled and waited for, so none outlives the call. */
 TERN_API int tern_join_all(tern_task **tasks, size_t n, void **results);
 /* The task frees itself when it finishes. */
 TERN_API void tern_detach(tern_task *t);
-/* Requests cancellation: t's current or next park returns -ECANCELED. */
+/* Requests cancellation: t's current or next park returns -ECANCELED
+ * (on another worker: as soon as that worker's loop reads its queue). */
 TERN_API void tern_cancel(tern_task *t);
 /* Non-zero when the current task or request has been cancelled. */
 TERN_API int tern_cancelled(void);
@@ -283,7 +308,7 @@ TERN_API uint64_t tern_clock_ns(void);
 #endif
 
 /* The rest of the public API, one header per area. */
-#include <tern/sync.h>    /* sem, mutex, wait group, channel, gsem, offload */
+#include <tern/sync.h>    /* sem, mutex, wait group, channel, offload */
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */

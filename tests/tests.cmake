@@ -13,7 +13,12 @@ foreach(src ${TERN_UNIT_TESTS})
   target_link_libraries(${tname} PRIVATE tern_static ${TERN_EXTRA_LIBS})
   add_test(NAME ${tname} COMMAND ${tname})
   set_tests_properties(${tname} PROPERTIES TIMEOUT 300 LABELS unit)
+  if(area STREQUAL "rt")
+    list(APPEND TERN_RT_UNIT_TESTS ${tname})
+  endif()
 endforeach()
+# the runtime's unit tests alone (make tsan builds just these)
+add_custom_target(tern_rt_unit_tests DEPENDS ${TERN_RT_UNIT_TESTS})
 
 # Integration tests: Python drives the real demo server over real sockets.
 find_program(PYTHON3 python3 REQUIRED)

@@ -10,12 +10,13 @@
 
 #include "demo.h"
 
-/* 100 slots shared by every worker: a limit on the whole server */
-static tern_gsem backpressure_slots;
+/* 100 slots shared by every worker: a limit on the whole server (a
+ * tern_sem works from any worker; try_acquire never queues) */
 #define BACKPRESSURE_SLOTS 100
+static tern_sem backpressure_slots = TERN_SEM_INIT(BACKPRESSURE_SLOTS);
 
 static void backpressure(tern_ctx *ctx) {
-    if (tern_gsem_try_acquire(&backpressure_slots) < 0) {
+    if (tern_sem_try_acquire(&backpressure_slots) < 0) {
         /* full: refuse at once, no queue */
         tern_resp_set_header(ctx, "Retry-After", "1");
         tern_resp_json(ctx, 503, "{\"status\":\"busy\",\"limit\":100,\"retry_after_s\":1}");
@@ -23,8 +24,8 @@ static void backpressure(tern_ctx *ctx) {
     }
     uint64_t t0 = tern_clock_ns();
     int r = tern_sleep(100); /* 100 ms of (waiting) work while holding a slot */
-    long free_now = tern_gsem_available(&backpressure_slots);
-    tern_gsem_release(&backpressure_slots);
+    long free_now = (long)tern_sem_available(&backpressure_slots);
+    tern_sem_release(&backpressure_slots);
     if (r < 0) {
         tern_resp_text(ctx, 503, "cancelled\n");
         return;
@@ -99,7 +100,6 @@ static void adaptive(tern_ctx *ctx) {
 }
 
 int demo_register_admission(tern_server *s) {
-    tern_gsem_init(&backpressure_slots, BACKPRESSURE_SLOTS);
     demo_app *app = tern_server_data(s);
     calibrate(&app->rounds_per_us); /* once, before the workers read it */
     int r = tern_route(s, TERN_GET, "/backpressure", backpressure);

@@ -13,8 +13,8 @@
  *
  * Each worker's demo_worker holds its own tern_pool of SQLite connections
  * and its own tern_client, made on the worker's thread before it serves
- * (demo_pool_worker_init): a pool is owned by one worker, so it needs no
- * lock, and its waiters are that worker's coroutines. The database is
+ * (demo_pool_worker_init): a pool may serve every worker, but one per
+ * worker keeps its lock uncontended and its waiters on that worker. The database is
  * created and seeded at start-up (before the workers run, so blocking is
  * fine there), in --db PATH or in /tmp/tern-demo-<pid>.db, which is
  * removed when the server has stopped (demo_pool_cleanup). */

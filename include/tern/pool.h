@@ -1,13 +1,14 @@
 /* tern resource pool: a bounded set of reusable resources (database
  * connections, upstream sockets...) handed out to coroutines.
  *
- * One pool belongs to one worker. It binds to the worker of its first
- * tern_pool_acquire and is then used only there: acquire, release and
- * discard from another worker return -EXDEV or abort (like tern_sem), so
- * the pool needs no lock and its waiters are plain coroutines of that
- * worker. A server-wide resource limit is max_size times the worker count;
- * keep one pool per worker (tern_worker_id() indexes an array, created
- * lazily by the first request on each worker) — tern_client does that.
+ * One pool may serve every worker: create it once (at start-up, or in a
+ * handler) and acquire, release and discard from handlers and tasks on any
+ * worker. A waiter parks its own coroutine on its own worker; the release
+ * that satisfies it may come from another worker (the wake crosses through
+ * the waiter's worker queue). The pool's state sits behind a spin lock that
+ * is never held across a callback. max_size is then a limit on the whole
+ * server. (One pool per worker, indexed by tern_worker_id(), still works
+ * and keeps each pool's lock uncontended.)
  *
  * Acquire takes the most recently released idle resource (LIFO: the warm
  * one is reused, and the coldest ones at the bottom can expire), else
@@ -26,16 +27,20 @@
  *
  * Callbacks:
  *   create   may park (connect, tern_offload); runs in the acquiring
- *            coroutine or in the pool's background task.
+ *            coroutine, on its worker (or in the pool's background task,
+ *            on the worker whose operation started it).
  *   validate optional, may park; with validate_on_acquire it checks an idle
  *            resource before it is handed out (a failing one is destroyed
  *            and the next is tried). Resources handed from a release
  *            straight to a waiter are not validated (they were just used).
  *   destroy  must NOT park: it also runs from the expiry timer on the
- *            worker's loop. Closing a socket or a database handle is fine.
+ *            loop of the pool's home worker (the first acquirer's). Closing
+ *            a socket or a database handle is fine.
+ * Callbacks of one pool may run on several workers at once: whatever they
+ * share (the `arg`) must be thread-safe.
  *
- * Stats are kept by the owning worker and published after every change
- * (a seqlock), so tern_pool_stats may be called from any thread. */
+ * Stats are read under the pool's lock, so tern_pool_stats_read is a
+ * consistent snapshot from any thread. */
 #ifndef TERN_POOL_H
 #define TERN_POOL_H
 
@@ -91,20 +96,21 @@ typedef struct tern_pool_stats {
  * Creates nothing yet: min_idle is filled once the pool is bound. */
 TERN_API tern_pool *tern_pool_new(const tern_pool_config *cfg);
 
-/* Destroys the idle resources and frees the pool. 0, -EBUSY (nothing
+/* Destroys the idle resources and frees the pool. 0, or -EBUSY (nothing
  * done) while resources are in use, waiters queued or an acquirer is
- * inside create, or -EXDEV from another worker. Call it on the owning
- * worker (a handler or task; from a coroutine it also waits for the
- * background task to finish), or once that worker's loop has stopped (for
- * a server: after tern_server_run returned, before tern_server_free). */
+ * inside create. Call it from a handler or task on any worker (it waits
+ * for the background task, and runs the final part on the pool's home
+ * worker, whose timer it owns), or from any thread once every worker's
+ * loop has stopped (for a server: after tern_server_run returned). Not
+ * from a plain thread while the workers run. */
 TERN_API int tern_pool_free(tern_pool *p);
 
 /* Hands out a resource in *res. timeout_ms bounds the wait in the queue
  * (< 0 forever, 0 never parks for a release); it does not bound create,
  * which must bound itself (connect timeout). Returns 0, -ETIMEDOUT,
  * -ECANCELED (the caller was cancelled while queued: it leaves the queue
- * holding nothing), create's error, -EPERM outside a coroutine, -EXDEV on
- * another worker, -ESHUTDOWN while the pool is being destroyed. */
+ * holding nothing), create's error, -EPERM outside a coroutine,
+ * -ESHUTDOWN while the pool is being destroyed. */
 TERN_API int tern_pool_acquire(tern_pool *p, int64_t timeout_ms, void **res);
 /* Returns a healthy resource: to the first waiter, else to the idle set. */
 TERN_API void tern_pool_release(tern_pool *p, void *res);

@@ -1,29 +1,43 @@
-/* tern synchronisation: semaphores, channels, mutexes, wait groups, a
- * cross-worker semaphore, and the offload pool for blocking calls.
+/* tern synchronisation: semaphores, channels, mutexes, wait groups and the
+ * offload pool for blocking calls.
  *
- * Per-worker objects. tern_sem, tern_chan, tern_mutex and tern_wg park the
- * calling coroutine (a handler or a task), never the worker thread, so the
- * worker keeps serving other connections while one waits. They are not
- * thread-safe: every coroutine that uses one object must run on the same
- * worker (create it in a handler and share it with the tasks that handler
- * spawns, or keep one per worker). Waiting on an object that already has
- * waiters from another worker returns -EXDEV; waking a waiter from another
- * thread is a bug and aborts. For limits shared by all workers use tern_gsem.
+ * Any worker. Every object may be created once (statically, or at
+ * start-up) and used from handlers and tasks on any worker: a waiter parks
+ * its own coroutine on its own worker (never the worker thread), and the
+ * release, unlock, send or done that satisfies it may run on another worker,
+ * on an offload thread or on a plain thread; the wake travels to the
+ * waiter's worker through that worker's cross-thread queue. Users write the
+ * same code for 1 or 64 workers.
  *
- * Waiters are served first come, first served, and a released resource is
- * handed straight to the first waiter (no barging). Timeouts:
- * timeout_ms < 0 waits forever, 0 only tries, > 0 waits at most that long.
- * Waiting calls return 0, -ETIMEDOUT, or -ECANCELED when the caller was
- * cancelled (tern_cancel, or a request whose client went away); a cancelled
- * or timed-out waiter leaves the queue without taking anything, so no wake
- * is lost for the others. A waiter that was handed the resource in the same
- * loop pass as its timeout or cancellation still gets it and returns 0.
+ * Waiters are served first come, first served across workers, and a
+ * released resource is handed straight to the first waiter (no barging: a
+ * newcomer never overtakes a queued waiter, even on another worker). "First"
+ * is the order in which waiters entered the queue, which is taken under the
+ * object's lock. Timeouts: timeout_ms < 0 waits forever, 0 only tries, > 0
+ * waits at most that long. Waiting calls return 0, -ETIMEDOUT, or
+ * -ECANCELED when the caller was cancelled (tern_cancel, or a request whose
+ * client went away); a cancelled or timed-out waiter leaves the queue
+ * without taking anything, so no wake is lost for the others. A waiter that
+ * was handed the resource while its timeout or cancellation was firing
+ * still gets it and returns 0 (the hand-off is decided under the object's
+ * lock: either the waiter left first, or it was granted and keeps it).
  * The non-waiting paths (a free permit, an unlocked mutex, a queued item)
- * succeed even when the caller is cancelled. Called outside a coroutine, a
- * call that would have to wait returns -EPERM.
+ * succeed even when the caller is cancelled.
  *
- * Objects with waiters must not be moved; tern_sem, tern_mutex and tern_wg
- * need no destroy call (they own no memory). */
+ * Outside a coroutine (main thread, offload or other plain threads) every
+ * call that does not wait works: release, unlock, try_acquire, try_lock,
+ * tern_wg_add/done, a send into a channel with room or a waiting receiver,
+ * a receive of a queued item, close. A call that would have to wait returns
+ * -EPERM there instead (no thread is ever blocked by these objects).
+ *
+ * Cost: the uncontended semaphore and mutex paths are one compare-and-swap
+ * on one word; waiters, wait groups and channels take a spin lock held for
+ * a few dozen instructions (never across a park or a system call).
+ *
+ * Objects with waiters must not be moved or freed; tern_sem, tern_mutex and
+ * tern_wg need no destroy call (they own no memory) and may be initialised
+ * statically with TERN_SEM_INIT(n), TERN_MUTEX_INIT and TERN_WG_INIT (all
+ * zero bytes is an unlocked mutex, an empty wait group, a semaphore of 0). */
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
 
@@ -43,9 +57,10 @@ typedef struct tern_waitq {
 
 /* ---- counting semaphore ---------------------------------------------------- */
 typedef struct tern_sem {
-    size_t count;           /* free permits */
+    uint64_t state;         /* internal, atomic: free permits << 2, a waiters bit, a lock bit */
     tern_waitq waiters;
 } tern_sem;
+#define TERN_SEM_INIT(n) {(uint64_t)(n) << 2, {0, 0}}
 
 TERN_API void tern_sem_init(tern_sem *sem, size_t count);
 /* Takes a permit, waiting as long as needed: 0 or -ECANCELED. */
@@ -63,10 +78,11 @@ TERN_API size_t tern_sem_available(const tern_sem *sem);
 /* Owned by the coroutine that locked it (NULL owner outside a coroutine).
  * Not recursive: locking it again from its owner returns -EDEADLK. */
 typedef struct tern_mutex {
-    int locked;
-    void *owner;            /* tern_coro * of the holder */
+    uint64_t state;         /* internal, atomic: a held bit, a waiters bit, a lock bit */
+    void *owner;            /* internal, atomic: the holder's coroutine */
     tern_waitq waiters;
 } tern_mutex;
+#define TERN_MUTEX_INIT {0, 0, {0, 0}}
 
 TERN_API void tern_mutex_init(tern_mutex *m);
 TERN_API int tern_mutex_lock(tern_mutex *m);                     /* 0, -ECANCELED, -EDEADLK */
@@ -80,9 +96,11 @@ TERN_API int tern_mutex_unlock(tern_mutex *m);
 /* Counts outstanding work: add before starting it, done when it ends; wait
  * returns once the count is zero (every waiter is woken). */
 typedef struct tern_wg {
-    long count;
+    uint64_t lock;          /* internal */
+    long count;             /* under lock */
     tern_waitq waiters;
 } tern_wg;
+#define TERN_WG_INIT {0, 0, {0, 0}}
 
 TERN_API void tern_wg_init(tern_wg *wg);
 /* 0, or -EINVAL (nothing changed) if the count would go below zero. */
@@ -116,20 +134,6 @@ TERN_API int tern_chan_recv_ptr(tern_chan *ch, void **p, int64_t timeout_ms);
 TERN_API int tern_chan_close(tern_chan *ch);
 TERN_API size_t tern_chan_len(const tern_chan *ch);              /* items buffered */
 TERN_API size_t tern_chan_capacity(const tern_chan *ch);
-
-/* ---- cross-worker semaphore ---------------------------------------------------- */
-/* A permit counter shared by all threads (atomic compare-and-swap), e.g. a
- * server-wide in-flight limit. Non-blocking only: there is no waiting
- * acquire, a caller that gets -EAGAIN sheds the work (503) or retries later
- * (tern_sleep). For FIFO waiting, put a per-worker tern_sem in front. */
-typedef struct tern_gsem {
-    long count;             /* accessed atomically only */
-} tern_gsem;
-
-TERN_API void tern_gsem_init(tern_gsem *g, long count);
-TERN_API int tern_gsem_try_acquire(tern_gsem *g);                /* 0 or -EAGAIN */
-TERN_API void tern_gsem_release(tern_gsem *g);
-TERN_API long tern_gsem_available(const tern_gsem *g);
 
 /* ---- offload pool for blocking calls ------------------------------------------ */
 /* Runs fn(arg) on a pool thread and parks the caller until it returns; the

@@ -236,7 +236,7 @@ tern_coro *tern__coro_create(tern__stack_pool *p, tern__coro_fn fn, void *arg) {
     c->arg = arg;
     c->pool = p;
     c->stack_lo = lo;
-    c->pool_state = 1;
+    c->pool_state = TERN__STACK_LIVE;
     *(uint64_t *)(void *)lo = CORO_CANARY;
     build_initial_frame(c);
     p->n_live++;
@@ -257,7 +257,7 @@ void tern__coro_release(tern_coro *c) {
 #endif
     p->n_live--;
     if (p->n_warm < p->keep_warm) {
-        c->pool_state = 2;
+        c->pool_state = TERN__STACK_WARM;
         c->next = p->free_warm;
         p->free_warm = c;
         p->n_warm++;
@@ -268,7 +268,7 @@ void tern__coro_release(tern_coro *c) {
         tern_coro **v = realloc(p->cold, cap * sizeof *v);
         if (!v) {
             /* cannot track it as cold: keep it warm instead (pages stay) */
-            c->pool_state = 2;
+            c->pool_state = TERN__STACK_WARM;
             c->next = p->free_warm;
             p->free_warm = c;
             p->n_warm++;
@@ -277,7 +277,7 @@ void tern__coro_release(tern_coro *c) {
         p->cold = v;
         p->cap_cold = cap;
     }
-    c->pool_state = 0;
+    c->pool_state = TERN__STACK_COLD;
     p->cold[p->n_cold++] = c;
     /* Return every page wholly inside the stack. */
     uintptr_t from = align_up((uintptr_t)c->stack_lo, p->page_size);
@@ -297,11 +297,11 @@ void tern__coro_release(tern_coro *c) {
     char *region_end = base + p->region_bytes;
     /* the last stack of a region has the region's extra page to itself */
     tern_coro *above = (tern_coro *)(void *)((char *)c + p->stride);
-    int above_free = (char *)above >= region_end || above_state(above) == 0;
+    int above_free = (char *)above >= region_end || above_state(above) == TERN__STACK_COLD;
     if (above_free) (void)madvise((void *)to, p->page_size, MADV_DONTNEED);
     if ((char *)c - p->stride >= base) {
         tern_coro *below = (tern_coro *)(void *)((char *)c - p->stride);
-        if (above_state(below) == 0)
+        if (above_state(below) == TERN__STACK_COLD)
             (void)madvise((void *)align_down((uintptr_t)below, p->page_size), p->page_size,
                           MADV_DONTNEED);
     }

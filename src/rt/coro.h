@@ -29,6 +29,19 @@
 typedef struct tern_coro tern_coro;
 typedef void (*tern__coro_fn)(void *arg);
 
+/* ThreadSanitizer build (make tsan): the scheduler tells TSan about every
+ * switch (its fiber API), or it would see one thread's stack jump around. */
+#if defined(__SANITIZE_THREAD__)
+#define TERN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TERN_TSAN 1
+#endif
+#endif
+#ifndef TERN_TSAN
+#define TERN_TSAN 0
+#endif
+
 struct tern_coro {
     void *sp; /* saved stack pointer while switched out */
     tern__coro_fn fn;
@@ -45,13 +58,25 @@ struct tern_coro {
     uint32_t flags;   /* scheduler-owned bits */
     int32_t result;   /* scheduler-owned: value returned by a park */
     uint64_t user[2]; /* scheduler-owned scratch */
-    uint32_t pool_state; /* pool-owned: 0 cold or never used (a dropped page
-                            reads as 0), 1 live, 2 free and warm */
+    uint64_t serial;     /* scheduler-owned: unique per coroutine lifetime */
+    uint64_t wait_token; /* scheduler-owned: current wait (tern__sched_wait_begin) */
+    uint32_t pool_state; /* enum tern__stack_state, pool-owned */
+#if TERN_TSAN
+    void *tsan_fiber; /* scheduler-owned */
+#endif
+};
+
+/* Where a stack is in its pool. COLD must be 0: a stack whose pages were
+ * dropped (MADV_DONTNEED) or never touched reads as zeros, i.e. cold. */
+enum tern__stack_state {
+    TERN__STACK_COLD = 0, /* free, pages given back (or never carved) */
+    TERN__STACK_LIVE = 1, /* handed out to a coroutine */
+    TERN__STACK_WARM = 2, /* free, pages kept resident */
 };
 
 /* Bytes reserved for struct tern_coro at the top of every stack: a stack's
  * lowest address is (char *)c + TERN_CORO_CTRL_BYTES - stack_size. */
-#define TERN_CORO_CTRL_BYTES 128
+#define TERN_CORO_CTRL_BYTES 192
 
 typedef struct tern__stack_pool {
     size_t stack_size;    /* bytes per stack incl. the tern_coro, page multiple */

@@ -16,6 +16,47 @@
 
 __thread tern__sched *tern__sched_self;
 
+/* Macros, not functions: a function's own entry and exit would be
+ * recorded on two different fibers' shadow stacks (the switch happens in
+ * between), which corrupts TSan's stack bookkeeping. */
+#if TERN_TSAN
+#include <sanitizer/tsan_interface.h>
+#define tsan_to_coro(s, c)                                                                         \
+    do {                                                                                           \
+        (s)->tsan_loop_fiber = __tsan_get_current_fiber();                                         \
+        __tsan_switch_to_fiber((c)->tsan_fiber, 0);                                                \
+    } while (0)
+#define tsan_to_loop(s) __tsan_switch_to_fiber((s)->tsan_loop_fiber, 0)
+#else
+#define tsan_to_coro(s, c) ((void)0)
+#define tsan_to_loop(s) ((void)0)
+#endif
+
+/* Two vectors swapped under remote_lock: posters append to one while the
+ * owner applies the other without the lock. Each starts with room for
+ * REMOTE_INITIAL messages, so a post allocates only in bursts beyond it. */
+#define REMOTE_INITIAL 256
+
+enum tern__remote_kind {
+    TERN__REMOTE_WAKE,   /* wake to.coro with result if with.token matches (0: always) */
+    TERN__REMOTE_CANCEL, /* cancel to.coro if its serial is still with.token */
+    TERN__REMOTE_CALL,   /* run to.fn(with.arg) on the owner's thread */
+};
+
+struct tern__remote_msg {
+    enum tern__remote_kind kind;
+    int result;
+    union {
+        tern_coro *coro;
+        void (*fn)(void *);
+    } to;
+    union {
+        uint64_t token;
+        void *arg;
+    } with;
+};
+
+
 uint64_t tern_clock_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,6 +82,10 @@ int tern__sched_init(tern__sched *s, int id, size_t stack_size) {
         return e;
     }
     pthread_mutex_init(&s->remote_lock, NULL);
+    s->remote = malloc(REMOTE_INITIAL * sizeof *s->remote);
+    s->remote_spare = malloc(REMOTE_INITIAL * sizeof *s->remote_spare);
+    s->remote_cap = s->remote ? REMOTE_INITIAL : 0;
+    s->remote_spare_cap = s->remote_spare ? REMOTE_INITIAL : 0;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)s | TERN__EV_REMOTE};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->remote_fd, &ev);
     /* keep up to 1024 warm stacks: enough for bursts of parked requests,
@@ -73,6 +118,7 @@ static void coro_entry(void *arg) {
     fn((void *)c->user[1]);
     tern__sched *s = tern__sched_self;
     c->flags |= TERN_CORO_DONE;
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     abort(); /* a finished coroutine is never resumed */
 }
@@ -89,7 +135,12 @@ tern_coro *tern__sched_coro_new(tern__sched *s, void (*fn)(void *), void *arg) {
     c->park_hook = NULL;
     c->park_arg = NULL;
     c->next = NULL;
-    s->coros_live++;
+    c->serial = ++s->next_serial;
+    c->wait_token = 0;
+#if TERN_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    __atomic_store_n(&s->coros_live, s->coros_live + 1, __ATOMIC_RELAXED);
     return c;
 }
 
@@ -101,15 +152,20 @@ static void resume(tern__sched *s, tern_coro *c) {
         uint64_t t0 = tern_clock_ns();
         c->acct_ready_ns += t0;
         c->acct_mark_ns = t0;
+        tsan_to_coro(s, c);
         tern__coro_switch(&s->loop_sp, c->sp);
         if (c->flags & TERN_CORO_ACCOUNT) c->acct_run_ns += tern_clock_ns() - c->acct_mark_ns;
     } else {
+        tsan_to_coro(s, c);
         tern__coro_switch(&s->loop_sp, c->sp);
     }
     s->current = NULL;
     tern__coro_check(c);
     if (c->flags & TERN_CORO_DONE) {
-        s->coros_live--;
+#if TERN_TSAN
+        __tsan_destroy_fiber(c->tsan_fiber);
+#endif
+        __atomic_store_n(&s->coros_live, s->coros_live - 1, __ATOMIC_RELAXED);
         tern__coro_release(c);
     }
 }
@@ -149,6 +205,7 @@ int tern__sched_park(void) {
     if (c->park_hook) c->park_hook(c->park_arg);
     c->flags |= TERN_CORO_PARKED;
     c->result = 0;
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     return c->result;
 }
@@ -282,6 +339,7 @@ int tern_yield(void) {
     /* ready again at once: parked and queued in one step */
     if (c->park_hook) c->park_hook(c->park_arg);
     tern__sched_enqueue(s, c);
+    tsan_to_loop(s);
     tern__coro_switch(&c->sp, s->loop_sp);
     return (c->flags & TERN_CORO_CANCELLED) ? -ECANCELED : 0;
 }
@@ -316,16 +374,41 @@ static void fdwait_event(uint64_t data, uint32_t events) {
     tern__sched_wake(w->coro, 0);
 }
 
-struct tern__remote_wake {
-    tern_coro *coro;
-    int result;
-};
+/* ---- waits other threads may end ------------------------------------------ */
 
-int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result) {
+uint64_t tern__sched_wait_begin(void) {
+    tern__sched *s = tern__sched_self;
+    tern_coro *c = s->current;
+    c->wait_token = ++s->next_serial;
+    return c->wait_token;
+}
+
+void tern__sched_wait_end(void) { tern__sched_self->current->wait_token = 0; }
+
+void tern__sched_wake_token(tern_coro *c, uint64_t token, int result) {
+    if (c->wait_token == token) tern__sched_wake(c, result);
+}
+
+static void retry_pause(void) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+}
+
+void tern__sched_wake_from_any(tern__sched *s, tern_coro *c, uint64_t token, int result) {
+    if (s == tern__sched_self) {
+        tern__sched_wake_token(c, token, result);
+        return;
+    }
+    while (tern__sched_remote_wake_token(s, c, token, result) < 0) retry_pause();
+}
+
+/* ---- the remote queue ------------------------------------------------------ */
+
+static int remote_post(tern__sched *s, struct tern__remote_msg m) {
     pthread_mutex_lock(&s->remote_lock);
     if (s->remote_len == s->remote_cap) {
-        size_t cap = s->remote_cap ? s->remote_cap * 2 : 64;
-        struct tern__remote_wake *p = realloc(s->remote, cap * sizeof *p);
+        size_t cap = s->remote_cap ? s->remote_cap * 2 : REMOTE_INITIAL;
+        struct tern__remote_msg *p = realloc(s->remote, cap * sizeof *p);
         if (!p) {
             pthread_mutex_unlock(&s->remote_lock);
             return -ENOMEM;
@@ -333,7 +416,7 @@ int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result) {
         s->remote = p;
         s->remote_cap = cap;
     }
-    s->remote[s->remote_len++] = (struct tern__remote_wake){c, result};
+    s->remote[s->remote_len++] = m;
     int first = s->remote_len == 1;
     pthread_mutex_unlock(&s->remote_lock);
     /* one eventfd write per batch: later posters see a non-empty queue */
@@ -345,19 +428,118 @@ int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result) {
     return 0;
 }
 
+int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result) {
+    return remote_post(s, (struct tern__remote_msg){
+                              .kind = TERN__REMOTE_WAKE, .result = result, .to.coro = c});
+}
+
+int tern__sched_remote_wake_token(tern__sched *s, tern_coro *c, uint64_t token, int result) {
+    return remote_post(s, (struct tern__remote_msg){.kind = TERN__REMOTE_WAKE,
+                                                    .result = result,
+                                                    .to.coro = c,
+                                                    .with.token = token});
+}
+
+int tern__sched_remote_call(tern__sched *s, void (*fn)(void *), void *arg) {
+    return remote_post(s, (struct tern__remote_msg){
+                              .kind = TERN__REMOTE_CALL, .to.fn = fn, .with.arg = arg});
+}
+
+/* c's serial is compared before anything else is looked at: a finished
+ * coroutine's stack stays mapped while its scheduler lives, and a reused
+ * one carries a new serial (a dropped page reads as serial 0). */
+static void cancel_if_serial(tern_coro *c, uint64_t serial) {
+    if (c->serial == serial && !(c->flags & TERN_CORO_DONE)) tern__sched_cancel(c);
+}
+
+void tern__sched_cancel_from_any(tern__sched *s, tern_coro *c, uint64_t serial) {
+    if (s == tern__sched_self) {
+        cancel_if_serial(c, serial);
+        return;
+    }
+    struct tern__remote_msg m = {.kind = TERN__REMOTE_CANCEL, .to.coro = c, .with.token = serial};
+    while (remote_post(s, m) < 0) retry_pause();
+}
+
 void tern__sched_drain_remote(tern__sched *s) {
     uint64_t v;
     ssize_t r = read(s->remote_fd, &v, sizeof v);
     (void)r;
     pthread_mutex_lock(&s->remote_lock);
-    /* swap buffers so wakes run without the lock held */
-    struct tern__remote_wake *list = s->remote;
+    /* swap buffers so messages are applied without the lock held */
+    struct tern__remote_msg *list = s->remote;
     size_t n = s->remote_len, cap = s->remote_cap;
     s->remote = s->remote_spare;
     s->remote_cap = s->remote_spare_cap;
     s->remote_len = 0;
     pthread_mutex_unlock(&s->remote_lock);
-    for (size_t i = 0; i < n; i++) tern__sched_wake(list[i].coro, list[i].result);
+    for (size_t i = 0; i < n; i++) {
+        struct tern__remote_msg *m = &list[i];
+        switch (m->kind) {
+        case TERN__REMOTE_WAKE:
+            if (!m->with.token || m->to.coro->wait_token == m->with.token)
+                tern__sched_wake(m->to.coro, m->result);
+            break;
+        case TERN__REMOTE_CANCEL: cancel_if_serial(m->to.coro, m->with.token); break;
+        case TERN__REMOTE_CALL: m->to.fn(m->with.arg); break;
+        }
+    }
     s->remote_spare = list;
     s->remote_spare_cap = cap;
+}
+
+/* ---- the scheduler group --------------------------------------------------- */
+
+static tern__sched *group[TERN__SCHED_GROUP_MAX];
+static int group_end; /* 1 + highest id ever registered (atomic) */
+
+int tern__sched_group_add(tern__sched *s) {
+    if (s->id < 0 || s->id >= TERN__SCHED_GROUP_MAX) return -EINVAL;
+    tern__sched *expect = NULL;
+    if (!__atomic_compare_exchange_n(&group[s->id], &expect, s, 0, __ATOMIC_RELEASE,
+                                     __ATOMIC_RELAXED))
+        return expect == s ? 0 : -EEXIST;
+    int end = __atomic_load_n(&group_end, __ATOMIC_RELAXED);
+    while (end < s->id + 1 &&
+           !__atomic_compare_exchange_n(&group_end, &end, s->id + 1, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+    }
+    return 0;
+}
+
+void tern__sched_group_remove(tern__sched *s) {
+    if (s->id < 0 || s->id >= TERN__SCHED_GROUP_MAX) return;
+    tern__sched *expect = s;
+    __atomic_compare_exchange_n(&group[s->id], &expect, NULL, 0, __ATOMIC_RELEASE,
+                                __ATOMIC_RELAXED);
+}
+
+tern__sched *tern__sched_group_get(int id) {
+    if (id < 0 || id >= TERN__SCHED_GROUP_MAX) return NULL;
+    return __atomic_load_n(&group[id], __ATOMIC_ACQUIRE);
+}
+
+uint64_t tern__sched_load(const tern__sched *s) {
+    return __atomic_load_n(&s->coros_live, __ATOMIC_RELAXED) +
+           __atomic_load_n(&s->incoming, __ATOMIC_RELAXED);
+}
+
+tern__sched *tern__sched_group_least_loaded(void) {
+    /* the scan starts at a rotating index so that ties (say, every worker
+     * idle) spread over the workers instead of all landing on worker 0 */
+    static __thread unsigned rotor;
+    int end = __atomic_load_n(&group_end, __ATOMIC_ACQUIRE);
+    tern__sched *best = NULL;
+    uint64_t best_load = UINT64_MAX;
+    unsigned start = end ? rotor++ % (unsigned)end : 0;
+    for (int i = 0; i < end; i++) {
+        tern__sched *s = tern__sched_group_get((int)((start + (unsigned)i) % (unsigned)end));
+        if (!s) continue;
+        uint64_t load = tern__sched_load(s);
+        if (load < best_load) {
+            best = s;
+            best_load = load;
+        }
+    }
+    return best ? best : tern__sched_self;
 }

@@ -55,14 +55,21 @@ struct tern__sched {
     void *loop_sp;                /* loop context while a coroutine runs */
     tern_coro *runq_head, *runq_tail;
     void *user;                   /* the driver (a server worker), for on_event */
-    uint64_t coros_live;          /* coroutines not yet finished */
+    /* coroutines not yet finished: written by the owner only, with relaxed
+     * atomic stores, so other threads may read it (tern__sched_load) */
+    uint64_t coros_live;
+    uint64_t next_serial;         /* coroutine serials and wait tokens; 0 = none */
+    uint64_t incoming;            /* remote spawns posted, not yet started (atomic) */
     tern__wheel wheel;
     tern__stack_pool stacks;
     /* wakes posted from other threads (offload results, cross-worker sync) */
     int remote_fd;                /* eventfd, registered with tag TERN__EV_REMOTE */
     pthread_mutex_t remote_lock;
-    struct tern__remote_wake *remote, *remote_spare;
+    struct tern__remote_msg *remote, *remote_spare;
     size_t remote_len, remote_cap, remote_spare_cap;
+#if TERN_TSAN
+    void *tsan_loop_fiber; /* the loop's TSan fiber, to switch back to */
+#endif
 };
 
 extern __thread tern__sched *tern__sched_self;
@@ -112,11 +119,64 @@ void tern__sched_set_park_hook(tern_coro *c, tern__park_hook fn, void *arg);
 typedef void (*tern__event_fn)(tern__sched *s, uint64_t data, uint32_t events);
 void tern__sched_poll(tern__sched *s, tern__event_fn on_event, int64_t max_wait_ns);
 
+/* ---- waits that other threads may end --------------------------------------
+ * A coroutine that waits on something another thread will signal (a sync
+ * object, a task on another worker) takes a wait token first, publishes
+ * (its scheduler, itself, the token) where the signaller finds them, and
+ * parks. The signaller wakes it with tern__sched_wake_from_any: on the same
+ * thread that is tern__sched_wake; from another thread the wake travels
+ * through the scheduler's remote queue and is applied there only if the
+ * coroutine still waits with that token. So a wake that arrives late (the
+ * waiter already left by timeout, or finished and its stack was reused)
+ * is dropped instead of cutting an unrelated park short. Tokens come from
+ * a per-scheduler counter and never repeat. */
+
+/* From a coroutine: starts a wait and returns its token (never 0). */
+uint64_t tern__sched_wait_begin(void);
+/* Ends the current coroutine's wait: later wakes carrying its token are dropped. */
+void tern__sched_wait_end(void);
+/* Same thread as c: wakes c with `result` if it still waits with `token`. */
+void tern__sched_wake_token(tern_coro *c, uint64_t token, int result);
+/* Any thread: wakes coroutine c of scheduler s if it still waits with
+ * `token`. Never fails: if the remote queue cannot grow (out of memory) it
+ * retries every millisecond, since a dropped wake would strand c. */
+void tern__sched_wake_from_any(tern__sched *s, tern_coro *c, uint64_t token, int result);
+/* Any thread: cancels coroutine c of s (tern__sched_cancel) if c->serial
+ * is still `serial` (c has not finished). Retries like wake_from_any. */
+void tern__sched_cancel_from_any(tern__sched *s, tern_coro *c, uint64_t serial);
+
+/* ---- the remote queue: messages from other threads ----------------------- */
 /* Thread-safe: wakes coroutine c (parked on scheduler s) with `result`
- * from any thread; s's loop picks it up through its eventfd. 0 or -ENOMEM. */
+ * from any thread, unconditionally (no token: the caller guarantees c is
+ * still waiting for it, as tern_offload does). 0 or -ENOMEM. */
 int tern__sched_remote_wake(tern__sched *s, tern_coro *c, int result);
-/* On s's own thread: applies the posted wakes (tern__sched_poll calls it). */
+/* Thread-safe: the token-checked wake of tern__sched_wake_from_any. 0 or -ENOMEM. */
+int tern__sched_remote_wake_token(tern__sched *s, tern_coro *c, uint64_t token, int result);
+/* Thread-safe: runs fn(arg) on s's thread, from its loop (a remote spawn
+ * creates its coroutine there: stacks belong to the scheduler). 0 or -ENOMEM. */
+int tern__sched_remote_call(tern__sched *s, void (*fn)(void *), void *arg);
+/* On s's own thread: applies the posted messages (tern__sched_poll calls it). */
 void tern__sched_drain_remote(tern__sched *s);
+
+/* ---- the scheduler group: every worker, for cross-worker calls ------------
+ * The runtime knows nothing of servers: whoever starts schedulers on
+ * threads (the server, a test harness) registers each one under its id
+ * before the threads start and removes it after they stopped, before
+ * tern__sched_destroy. tern_spawn_on(worker, ...) looks the target up here.
+ * Ids are 0 .. TERN__SCHED_GROUP_MAX-1; one process-wide group. */
+#define TERN__SCHED_GROUP_MAX 1024
+/* 0, -EINVAL (id out of range) or -EEXIST (another scheduler holds the id). */
+int tern__sched_group_add(tern__sched *s);
+/* Removes s if it is registered (no-op otherwise). */
+void tern__sched_group_remove(tern__sched *s);
+/* The scheduler registered as id, or NULL. */
+tern__sched *tern__sched_group_get(int id);
+/* The registered scheduler with the lowest load, or the caller's own
+ * scheduler when none is registered (NULL off a worker then). */
+tern__sched *tern__sched_group_least_loaded(void);
+/* A cheap load signal readable from any thread: coroutines alive plus
+ * remote spawns not yet started (relaxed reads; a hint, not a promise). */
+uint64_t tern__sched_load(const tern__sched *s);
 
 /* Wait object for tern_wait_fd, referenced from epoll data (tag FDWAIT). */
 typedef struct tern__fdwait {

@@ -343,6 +343,12 @@ int tern_server_run(tern_server *s) {
         if (r < 0) break;
         s->workers[i].listen_fd = s->listen_fds[i];
         s->listen_fds[i] = -1; /* the worker owns it now */
+        /* every scheduler in the runtime's group before any thread starts,
+         * so tern_spawn_on(i) works from the first request; -EEXIST (a
+         * second server in this process uses the ids) is harmless */
+        (void)tern__sched_group_add(&s->workers[i].sched);
+    }
+    for (int i = 0; i < s->nworkers && r == 0; i++) {
         r = tern__worker_start(&s->workers[i]);
         if (r == 0) started++;
     }
@@ -367,8 +373,10 @@ int tern_server_run(tern_server *s) {
     /* offload threads may still post results to a worker: stop them before
      * the schedulers go away */
     tern_offload_shutdown();
-    for (int i = 0; i < s->nworkers && s->workers; i++)
+    for (int i = 0; i < s->nworkers && s->workers; i++) {
+        tern__sched_group_remove(&s->workers[i].sched); /* only if registered */
         if (s->workers[i].server) tern__worker_destroy(&s->workers[i]);
+    }
     (void)started;
     free(s->workers);
     s->workers = NULL;

@@ -1,7 +1,10 @@
 /* tern_pool: bounded size under 1000 concurrent acquirers, FIFO waiters,
  * timeouts, cancellation, discard and replacement, idle expiry, min_idle
- * refill, validation, and stats read from another thread. Runs a bare
- * scheduler (no server) on the main thread, like tests/unit/rt/test_sync.c.
+ * refill, validation, and stats read from another thread, on a bare
+ * scheduler (no server) on the main thread; then one pool shared by 2 and
+ * 4 schedulers on as many threads (run_group): bounded size, FIFO across
+ * workers, create on the acquiring worker, expiry armed from a worker that
+ * is not the pool's home, free from another worker.
  *
  * Standalone build (from /work/main; the pool reports to the metrics module,
  * so it takes the whole library):
@@ -16,6 +19,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rt/sched.h"
 #include "tern.h"
@@ -171,7 +175,7 @@ static void *churn_task(void *arg) {
 }
 
 /* Another thread reads the stats while the worker churns: every snapshot
- * is consistent (the seqlock) and within bounds. */
+ * is consistent (taken under the pool's lock) and within bounds. */
 static void *stats_reader(void *arg) {
     churn *c = arg;
     while (!atomic_load(&c->stop_reader)) {
@@ -532,29 +536,219 @@ static void *t_validate(void *unused) {
     return unused;
 }
 
-/* ---- another worker ------------------------------------------------------------ */
+/* ---- one pool, several workers ------------------------------------------------ */
 
-static void *exdev_main(void *arg) {
-    res *r;
-    CHECK_INT(take(arg, 0, &r), -EXDEV);
+static int nthreads;
+
+typedef struct mt_factory {
+    int live, created, destroyed; /* atomic */
+    int max_holders, holders;     /* atomic */
+    int wrong_worker;             /* atomic: create ran off the acquirer's worker */
+} mt_factory;
+
+typedef struct mt_res {
+    int created_on; /* scheduler id whose coroutine ran create */
+    int uses;       /* only its holder touches it */
+} mt_res;
+
+static int mt_create(void *arg, void **out) {
+    mt_factory *f = arg;
+    tern__sched *s = tern__sched_self;
+    CHECK(s && s->current); /* a coroutine: create may park */
+    tern_sleep_us(200);     /* a connect */
+    mt_res *r = calloc(1, sizeof *r);
+    r->created_on = tern__sched_self->id;
+    __atomic_fetch_add(&f->live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&f->created, 1, __ATOMIC_RELAXED);
+    *out = r;
+    return 0;
+}
+
+static void mt_destroy(void *arg, void *p) {
+    mt_factory *f = arg;
+    __atomic_fetch_sub(&f->live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&f->destroyed, 1, __ATOMIC_RELAXED);
+    free(p);
+}
+
+static tern_pool *mt_pool(mt_factory *f, size_t max, uint64_t idle_ms) {
+    tern_pool_config cfg = {.max_size = max, .idle_timeout_ms = idle_ms, .create = mt_create,
+                            .destroy = mt_destroy, .arg = f};
+    return tern_pool_new(&cfg);
+}
+
+typedef struct mt_churn {
+    tern_pool *p;
+    mt_factory *f;
+    int ok, timeouts; /* atomic */
+    int stop_reader, reader_bad;
+} mt_churn;
+
+static void *mt_churn_task(void *arg) {
+    mt_churn *c = arg;
+    for (int i = 0; i < 40; i++) {
+        void *v;
+        int r = tern_pool_acquire(c->p, i % 4 == 0 ? 2 : 10000, &v);
+        if (r == -ETIMEDOUT) {
+            __atomic_fetch_add(&c->timeouts, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        CHECK_INT(r, 0);
+        mt_res *res = v;
+        /* a fresh resource was created by this acquire, on this worker */
+        if (res->uses++ == 0 && res->created_on != tern__sched_self->id)
+            __atomic_fetch_add(&c->f->wrong_worker, 1, __ATOMIC_RELAXED);
+        int n = __atomic_add_fetch(&c->f->holders, 1, __ATOMIC_SEQ_CST);
+        if (n > 4) CHECK_INT(n, 4);
+        if (i % 3 == 0) tern_sleep_us(100);
+        else tern_yield();
+        __atomic_sub_fetch(&c->f->holders, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&c->ok, 1, __ATOMIC_RELAXED);
+        if (i % 10 == 9)
+            tern_pool_discard(c->p, res);
+        else
+            tern_pool_release(c->p, res);
+    }
     return NULL;
 }
 
-static void *exdev_thread(void *arg) {
-    run_main(exdev_main, arg);
+static void *mt_stats_reader(void *arg) {
+    mt_churn *c = arg;
+    while (!__atomic_load_n(&c->stop_reader, __ATOMIC_ACQUIRE)) {
+        tern_pool_stats st;
+        tern_pool_stats_read(c->p, &st);
+        if (st.size != st.idle + st.in_use + st.creating || st.size > 4)
+            __atomic_fetch_add(&c->reader_bad, 1, __ATOMIC_RELAXED);
+    }
     return NULL;
 }
 
-static void *t_exdev(void *unused) {
-    factory f = {0};
-    tern_pool *p = make_pool(&f, 1, 0, 0);
-    res *r;
-    CHECK_INT(take(p, 0, &r), 0); /* bound to this worker */
-    pthread_t th;
-    pthread_create(&th, NULL, exdev_thread, p);
-    pthread_join(th, NULL); /* blocks this loop briefly: fine in a test */
-    give(p, r);
-    CHECK_INT(tern_pool_free(p), 0);
+static void *t_mt_churn(void *unused) {
+    static mt_factory f;
+    static mt_churn c;
+    memset(&f, 0, sizeof f);
+    memset(&c, 0, sizeof c);
+    c.f = &f;
+    c.p = mt_pool(&f, 4, 0);
+    pthread_t reader;
+    pthread_create(&reader, NULL, mt_stats_reader, &c);
+    enum { PER = 8 };
+    tern_task *ts[PER * HARNESS_MAX_THREADS];
+    int n = PER * nthreads;
+    for (int i = 0; i < n; i++) ts[i] = tern_spawn_on(i % nthreads, mt_churn_task, &c);
+    CHECK_INT(tern_join_all(ts, (size_t)n, NULL), 0);
+    __atomic_store_n(&c.stop_reader, 1, __ATOMIC_RELEASE);
+    pthread_join(reader, NULL);
+    tern_pool_stats st = stats(c.p);
+    fprintf(stderr, "pool x%d: %d acquired, %d timed out, %llu created, %llu waited\n", nthreads,
+            c.ok, c.timeouts, (unsigned long long)st.created, (unsigned long long)st.waited);
+    CHECK_INT(c.reader_bad, 0);
+    CHECK_INT(f.wrong_worker, 0);
+    CHECK_INT(c.ok + c.timeouts, 40 * n);
+    CHECK_INT(st.acquired, c.ok);
+    CHECK_INT(st.in_use, 0);
+    CHECK_INT(st.waiters, 0);
+    CHECK_INT(st.creating, 0);
+    CHECK_INT(st.size, st.idle);
+    CHECK_INT(f.live, (int)st.size);
+    CHECK(st.size <= 4);
+    CHECK_INT(tern_pool_free(c.p), 0);
+    CHECK_INT(f.live, 0);
+    return unused;
+}
+
+/* FIFO across workers: a pool of 1, waiters queued one by one from
+ * alternating workers, the resource passed on one release at a time. */
+typedef struct mt_fifo {
+    tern_pool *p;
+    int order[32];
+    int got; /* atomic */
+} mt_fifo;
+
+typedef struct mt_fifo_arg {
+    mt_fifo *x;
+    int id;
+} mt_fifo_arg;
+
+static void *mt_fifo_wait(void *arg) {
+    mt_fifo_arg *a = arg;
+    void *v;
+    CHECK_INT(tern_pool_acquire(a->x->p, 10000, &v), 0);
+    int k = __atomic_load_n(&a->x->got, __ATOMIC_ACQUIRE);
+    a->x->order[k] = a->id;
+    __atomic_store_n(&a->x->got, k + 1, __ATOMIC_RELEASE);
+    /* hold until main passes the next turn: main releases for us */
+    return v;
+}
+
+static void *t_mt_fifo(void *unused) {
+    static mt_factory f;
+    static mt_fifo x;
+    memset(&f, 0, sizeof f);
+    memset(&x, 0, sizeof x);
+    x.p = mt_pool(&f, 1, 0);
+    void *held;
+    CHECK_INT(tern_pool_acquire(x.p, -1, &held), 0);
+    enum { N = 12 };
+    mt_fifo_arg args[N];
+    tern_task *ts[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (mt_fifo_arg){&x, i};
+        ts[i] = tern_spawn_on(i % nthreads, mt_fifo_wait, &args[i]);
+        uint64_t t0 = tern_clock_ns();
+        while (stats(x.p).waiters < (uint64_t)i + 1 && tern_clock_ns() - t0 < 5000 * MS)
+            tern_sleep_us(100);
+        CHECK_INT(stats(x.p).waiters, i + 1);
+    }
+    for (int i = 0; i < N; i++) {
+        tern_pool_release(x.p, held); /* to the first waiter */
+        void *r = NULL;
+        CHECK_INT(tern_join(ts[i], &r), 0); /* in order, or this hangs */
+        held = r;
+        CHECK_INT(x.got, i + 1);
+    }
+    tern_pool_release(x.p, held);
+    for (int i = 0; i < N; i++) CHECK_INT(x.order[i], i);
+    CHECK_INT(tern_pool_free(x.p), 0);
+    CHECK_INT(f.live, 0);
+    return unused;
+}
+
+/* Expiry: the pool's home is worker 0 (first acquire there); a resource
+ * released on worker 1 (the last operation) still expires, by home's
+ * timer armed through home's remote queue. Then the pool is freed from
+ * worker 1, not its home. */
+static void *use_once(void *arg) {
+    void *v;
+    CHECK_INT(tern_pool_acquire(arg, -1, &v), 0);
+    tern_pool_release(arg, v);
+    return NULL;
+}
+
+static void *free_here(void *arg) { return (void *)(intptr_t)tern_pool_free(arg); }
+
+static void *t_mt_expiry_free(void *unused) {
+    static mt_factory f;
+    memset(&f, 0, sizeof f);
+    tern_pool *p = mt_pool(&f, 2, 20);
+    use_once(p); /* home = worker 0 */
+    tern_sleep(60);
+    CHECK_INT(stats(p).expired, 1);
+    tern_task *t = tern_spawn_on(1, use_once, p);
+    CHECK_INT(tern_join(t, NULL), 0);
+    CHECK_INT(stats(p).idle, 1);
+    uint64_t t0 = tern_clock_ns();
+    while (stats(p).idle && tern_clock_ns() - t0 < 2000 * MS) tern_sleep(5);
+    CHECK_INT(stats(p).idle, 0);
+    CHECK_INT(stats(p).expired, 2);
+    CHECK(tern_clock_ns() - t0 < 500 * MS);
+    /* free from worker 1 (not home) while worker 0's timer might be armed */
+    use_once(p);
+    t = tern_spawn_on(1, free_here, p);
+    void *r = (void *)1;
+    CHECK_INT(tern_join(t, &r), 0);
+    CHECK_INT((intptr_t)r, 0);
+    CHECK_INT(f.live, 0);
     return unused;
 }
 
@@ -567,6 +761,10 @@ int main(void) {
     run_main(t_discard, NULL);
     run_main(t_idle_expiry, NULL);
     run_main(t_validate, NULL);
-    run_main(t_exdev, NULL);
+    for (nthreads = 2; nthreads <= 4; nthreads += 2) {
+        run_group(nthreads, t_mt_churn, NULL);
+        run_group(nthreads, t_mt_fifo, NULL);
+        run_group(nthreads, t_mt_expiry_free, NULL);
+    }
     return check_done();
 }

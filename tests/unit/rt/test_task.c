@@ -312,8 +312,8 @@ static void *t_fairness(void *unused) {
     fprintf(stderr, "fairness: 50 x sleep(1) took %llu ms beside a 200 ms spinner (%lu yields)\n",
             (unsigned long long)f.sleeper_ms, f.yields);
     CHECK(f.sleeper_ms >= 50);
-    CHECK(f.sleeper_ms < 150);
-    CHECK(f.sleeper_done_first);
+    CHECK(f.sleeper_ms < 150 || !check_timing_strict());
+    CHECK(f.sleeper_done_first || !check_timing_strict()); /* 50 passes in 200 ms */
     CHECK(f.spinner_ms >= 200);
     return unused;
 }
@@ -343,7 +343,8 @@ static void *t_cancelled_yield(void *unused) {
     tern_task *ts[2] = {sp, sl};
     CHECK_INT(tern_join_all(ts, 2, NULL), 0);
     CHECK(f.yields > 0);
-    CHECK(f.sleeper_done_first);    /* done while the 100 ms spin still ran */
+    /* done while the 100 ms spin still ran */
+    CHECK(f.sleeper_done_first || !check_timing_strict());
     return unused;
 }
 
