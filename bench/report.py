@@ -503,6 +503,7 @@ class Report:
         mach = kv_file(os.path.join(self.out, "machine.txt"))
         path = mach.get("ovl_path", "/adaptive?work_us=1000")
         factor = mach.get("ovl_factor", "3")
+        half = mach.get("ovl_half_factor", "0.5")
         self.w(f"## 9. Overload: `{path}` offered at {factor}× capacity (open loop)")
         self.w()
         self.w(f"One fresh `tern-demo --workers 1` per round, pinned to CPU 0; clients pinned to "
@@ -513,17 +514,25 @@ class Report:
                f"{mach.get('ovl_seconds', '?')} s, open loop (request i due at i / rate "
                f"whatever the server does) over {mach.get('ovl_conns', '?')} keep-alive "
                "connections, one request in flight per connection; latency from the due time to "
-               "the complete response, per status. (3) Recovery: the capacity run again, started "
+               f"the complete response, per status; before it, the same at {half} × C (an "
+               "ordinary load: nothing may be shed), then `/stats`, then 1 s of rest. "
+               "(3) Recovery: the capacity run again, started "
                "as soon as the overload stops. `/stats` read before and after the overload and "
                "after the recovery (its loop-lag and queue-delay p99 are cumulative since start); "
-               "server VmRSS sampled every 0.2 s.")
+               "server VmRSS sampled every 0.2 s. (4) Bursts, on a fresh server after the "
+               "above: N requests sent at once on N keep-alive connections (`loadgen` at "
+               "1,000,000 req/s for N µs, once every connection is up), one burst after the "
+               f"other, 50 ms apart: `{mach.get('ovl_bursts', '?')}`.")
         self.w()
         rows = sorted((r for r in self.recs if r.get("scenario") == "9"),
                       key=lambda r: int(r["round"]))
         good = [r for r in rows if "error" not in r]
         cmds = []
         for r in good:
-            for key, name in (("cap", "capacity"), ("ovl", "overload"), ("rec", "recovery")):
+            for key, name in (("cap", "capacity"), ("half", f"{half}× capacity"),
+                              ("ovl", "overload"), ("rec", "recovery")):
+                if key not in r:
+                    continue
                 with open(os.path.join(self.out, "..", r[key])) as f:
                     first = f.readline().strip()
                 if first.startswith("$ "):
@@ -643,6 +652,57 @@ class Report:
                 return " → ".join(r.get(f"st{i}_{k}", "—") for i in range(3))
             self.w(f"| {r['round']} | {tri('shed_503')} | {r['shed']} | {tri('loop_lag_p99_ms')} "
                    f"| {tri('loop_lag_max_ms')} | {tri('queue_delay_p99_ms')} |")
+        # ---- the half-capacity phase
+        for r in good:
+            for k in ("half_offered_rps", "half_ok_p50_us", "half_ok_p99_us", "half_ok_max_us",
+                      "half_send_lag_p99_us"):
+                r[k + "_f"] = float(r[k]) if r.get(k) not in (None, "") else None
+            r["half_bad"] = sum(int(r.get(k, 0) or 0) for k in
+                                ("half_shed", "half_other", "half_unanswered"))
+            r["half_ratio"] = ratio(r["half_ok_p99_us_f"], r["cap_p99"])
+        self.w()
+        self.w(f"{half}× capacity, open loop ({mach.get('ovl_seconds', '?')} s, "
+               f"{mach.get('ovl_conns', '?')} connections), latency µs from the due time:")
+        self.w()
+        self.w("| round | offered req/s | 200s | 503s | other, unanswered | p50 | p99 | max | "
+               "p99 / unloaded p99 | client send lag p99 | `/stats` shed_503 after (since start) | "
+               "CPU0 other % |")
+        self.w("|---|" + "---|" * 11)
+        for r in good:
+            if "half_ok" not in r:
+                self.w(f"| {r['round']} | not run ({r.get('half_error', 'older run')}) "
+                       "| | | | | | | | | | |")
+                continue
+            self.w(f"| {r['round']} | {fnum(r['half_offered_rps_f'], 'rps')} | {r['half_ok']} | "
+                   f"{r['half_shed']} | {r['half_other']}, {r['half_unanswered']} | "
+                   f"{fnum(r['half_ok_p50_us_f'], 'us')} | {fnum(r['half_ok_p99_us_f'], 'us')} | "
+                   f"{fnum(r['half_ok_max_us_f'], 'us')} | {fr(r['half_ratio'])} | "
+                   f"{fnum(r['half_send_lag_p99_us_f'], 'us')} | {r.get('sth_shed_503', '—')} | "
+                   f"{busy_cell({'cpu0_other': r.get('half_cpu0_other')})} |")
+        self.w(f"| **median** | **{fnum(m('half_offered_rps_f'), 'rps')}** | | | | "
+               f"**{fnum(m('half_ok_p50_us_f'), 'us')}** | **{fnum(m('half_ok_p99_us_f'), 'us')}**"
+               f" | **{fnum(m('half_ok_max_us_f'), 'us')}** | "
+               f"**{fr(ratio(m('half_ok_p99_us_f'), m('cap_p99')))}** | | | |")
+        # ---- bursts on a fresh server
+        bursts = sorted((r for r in self.recs if r.get("scenario") == "9b"),
+                        key=lambda r: (int(r["round"]), int(r["burst"])))
+        self.w()
+        self.w("Bursts on a fresh server (latency µs from the burst's start; every request of a "
+               "burst is due at once):")
+        self.w()
+        self.w("| round | burst | requests × path | 200s | 503s | other, unanswered | p50 | p99 "
+               "| max |")
+        self.w("|---|---|---|---|---|---|---|---|---|")
+        for b in bursts:
+            if "error" in b:
+                self.w(f"| {b['round']} | {b['burst']} | {b['n']} × `{b['path']}` | failed "
+                       f"({b['error']}) | | | | | |")
+                continue
+            self.w(f"| {b['round']} | {b['burst']} | {b['n']} × `{b['path']}` | {b['ok']} | "
+                   f"{b['shed']} | {b['other']}, {b['unanswered']} | "
+                   f"{fnum(float(b.get('ok_p50_us', 0)), 'us') if b.get('ok_p50_us') else '—'} | "
+                   f"{fnum(float(b.get('ok_p99_us', 0)), 'us') if b.get('ok_p99_us') else '—'} | "
+                   f"{fnum(float(b.get('ok_max_us', 0)), 'us') if b.get('ok_max_us') else '—'} |")
         self.targets_head()
         # wall-clock figures of this scenario are only as good as CPU 0 was free
         busy = [med([float(r[k]) for r in good if r.get(k)])
@@ -677,6 +737,126 @@ class Report:
                     + ", ".join(f"{pct1(r['rec_pct'])}%" for r in good)
                     + f"); recovery p99 {fnum(m('rec_p99'), 'us')} µs vs {fnum(u, 'us')} µs "
                     "unloaded" + warn, None if p is None else p >= 95)
+        halves = [r for r in good if "half_ok" in r]
+        hp = m("half_ok_p99_us_f")
+        self.target(9, f"0 503s (and no other failure) at {half}× capacity, open loop",
+                    (f"{sum(int(r['half_shed']) for r in halves)} × 503, "
+                     f"{sum(int(r['half_other']) + int(r['half_unanswered']) for r in halves)} "
+                     f"other/unanswered in {len(halves)} rounds (per round: "
+                     + ", ".join(str(r["half_shed"]) for r in halves)
+                     + f"); p99 {fnum(hp, 'us')} µs vs {fnum(u, 'us')} µs unloaded")
+                    if halves else "— (not run)",
+                    None if not halves else all(r["half_bad"] == 0 for r in halves))
+        okb = [b for b in bursts if "error" not in b]
+        per = {}
+        for b in okb:
+            per.setdefault(f"{b['n']} × `{b['path']}`", []).append(b["shed"])
+        self.target(9, "0 503s in bursts on a fresh server "
+                    f"(`{mach.get('ovl_bursts', '?')}`)",
+                    ("; ".join(f"{k}: {' + '.join(v)} × 503" for k, v in per.items())
+                     + f" ({len(okb)} bursts, "
+                     f"{sum(int(b['other']) + int(b['unanswered']) for b in okb)} other/"
+                     f"unanswered)") if okb else "— (not run)",
+                    None if not bursts else (len(okb) == len(bursts) and all(
+                        int(b["shed"]) + int(b["other"]) + int(b["unanswered"]) == 0
+                        for b in okb)))
+
+    def s10(self):
+        mach = kv_file(os.path.join(self.out, "machine.txt"))
+        rows = [r for r in self.recs if r.get("scenario") == "10"]
+        self.w("## 10. Fairness: a pipelining hog beside an ordinary client on one worker")
+        self.w()
+        self.w("One fresh server per measurement (tern `--workers 1`, nginx one worker), pinned "
+               "to CPU 0, warmed up as in scenarios 1-4. The hog (`bench/hog.c`, mode `hog`) "
+               f"writes {mach.get('fair_depth', '256')} pipelined `GET /plaintext` per write on "
+               "one connection, non-stop, while reading the answers; window 0: it never waits "
+               "for answers (only the TCP buffers bound what is owed: the hog of "
+               "`tests/integration/test_fairness.py`, at C speed); window W: the next batch "
+               "only while at most W answers are owed. 0.5 s after the hog starts, the probe "
+               "(same program, mode `probe`, a separate process) sends one `GET /plaintext` "
+               f"every {mach.get('fair_interval_ms', '10')} ms on its own keep-alive connection "
+               f"for {mach.get('fair_duration', '?')} and times each, from the send to the "
+               "complete response (nginx's anchor answers every path with `Hello, World!`). "
+               "Both clients pinned to CPU 1; the probe runs at SCHED_FIFO 1 when allowed "
+               "(`sched=fifo` below) so the busy hog on the same CPU never delays its "
+               "wake-up. A probe whose due time passed while it waited for the previous "
+               "answer is sent at once and counted as late; p50-max are from the send, the "
+               "\"from due\" columns from the due time (no coordinated omission: a server "
+               "that stalls the probe for long gets many late probes, whose send-based "
+               "latency can look small). Hog answers/s over the hog's whole run.")
+        self.w()
+        cmds = []
+        for r in sorted(rows, key=lambda r: (r["server"] != "tern", int(r["window"]))):
+            if r["round"] != "1":
+                continue
+            for key in ("hog_out", "probe_out"):
+                with open(os.path.join(self.out, "..", r[key])) as f:
+                    first = f.readline().strip()
+                if first.startswith("$ "):
+                    cmds.append(f"{first[2:]}      # {label(r['server'])}")
+        if cmds:
+            self.w("```")
+            self.lines.extend(cmds)
+            self.w("```")
+        keys = ("probe_p50_us", "probe_p90_us", "probe_p99_us", "probe_max_us",
+                "probe_due_p99_us", "probe_due_max_us", "hog_rps")
+        for r in rows:
+            for k in keys:
+                r[k + "_f"] = float(r[k]) if r.get(k) not in (None, "") else None
+        wins = sorted({int(r["window"]) for r in rows})
+        meds = {}
+        for w in wins:
+            self.w()
+            self.w(f"Hog window {w}{' (no bound on the answers owed)' if w == 0 else ''}, "
+                   "probe latency µs:")
+            self.w()
+            self.w("| server | round | p50 | p90 | p99 | max | p99 from due | max from due | "
+                   "probes (late, errors, non-200) | hog answers/s | CPU0 other % | probe sched |")
+            self.w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for srv in [x for x in SERVERS if any(r["server"] == x and int(r["window"]) == w
+                                                  for r in rows)]:
+                rs = sorted((r for r in rows if r["server"] == srv and int(r["window"]) == w),
+                            key=lambda r: int(r["round"]))
+                for r in rs:
+                    if "error" in r:
+                        self.w(f"| {label(srv)} | {r['round']} | failed ({r['error']}) "
+                               "| | | | | | | | | |")
+                        for k in keys:
+                            r[k + "_f"] = None
+                        continue
+                    self.w(f"| {label(srv)} | {r['round']} | "
+                           + " | ".join(fnum(r[k + '_f'], 'us') for k in keys[:6])
+                           + f" | {r['probes']} ({r['probe_late']}, {r['probe_errors']}, "
+                           f"{r['probe_non200']}) | {fnum(r['hog_rps_f'], 'rps')} | "
+                           f"{busy_cell(r)} | {r.get('sched', '—')} |")
+                meds[(srv, w)] = {k: med([r[k + "_f"] for r in rs]) for k in keys}
+                md = meds[(srv, w)]
+                self.w(f"| **{label(srv)}** | **median** | "
+                       + " | ".join(f"**{fnum(md[k], 'us')}**" for k in keys[:6])
+                       + f" | | **{fnum(md['hog_rps'], 'rps')}** | | |")
+            t, n = meds.get(("tern", w)), meds.get(("nginx", w))
+            if t and n:
+                self.w()
+                self.w("tern / nginx (medians): " + ", ".join(
+                    f"{h} {fr(ratio(t[k], n[k]))}" for h, k in
+                    (("p50", "probe_p50_us"), ("p99", "probe_p99_us"), ("max", "probe_max_us"),
+                     ("hog answers/s", "hog_rps"))) + ".")
+        self.targets_head()
+        busy = med([float(r["cpu0_other"]) for r in rows if r.get("cpu0_other")])
+        warn = "" if busy is None or busy <= BUSY else \
+            f" ⚠ CPU 0 busy with other processes (median {busy:.0f}%)"
+        for w in wins or [0]:
+            t, n = meds.get(("tern", w)), meds.get(("nginx", w))
+            a, b = t and t["probe_p99_us"], n and n["probe_p99_us"]
+            bound = None if b is None else max(b, 3000.0)
+            self.target(10, f"hog window {w}: tern probe p99 ≤ max(nginx probe p99, 3 ms)",
+                        f"tern p50 / p99 / max {fnum(t and t['probe_p50_us'], 'us')} / "
+                        f"{fnum(a, 'us')} / {fnum(t and t['probe_max_us'], 'us')} µs; nginx "
+                        f"{fnum(n and n['probe_p50_us'], 'us')} / {fnum(b, 'us')} / "
+                        f"{fnum(n and n['probe_max_us'], 'us')} µs; hog "
+                        f"{fnum(t and t['hog_rps'], 'rps')} vs {fnum(n and n['hog_rps'], 'rps')} "
+                        "answers/s" + warn,
+                        None if a is None or bound is None else a <= bound)
 
     def write(self, path):
         mach = kv_file(os.path.join(self.out, "machine.txt"))
@@ -693,7 +873,7 @@ class Report:
         # did not record the list: all of 1-7 then
         ran = mach.get("scenarios", "1 2 3 4 5 6 7").split()
         sections = (self.s1, self.s2, self.s3, self.s4, self.s5, self.s6, self.s7, self.s8,
-                    self.s9)
+                    self.s9, self.s10)
         body_start = len(self.lines)
         for i, s in enumerate(sections, 1):
             if str(i) not in ran:

@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
 # Scenario 8 (tern's /memory, RSS per parked task):  MEM_TASKS="1000 100000"
@@ -15,7 +15,16 @@
 #   OVL_PATH=/adaptive?work_us=1000  OVL_CAP_CONNS=2 (closed-loop capacity run)
 #   OVL_CAP_DURATION=10s  OVL_FACTOR=3 (offered = 3 x capacity)  OVL_SECONDS=10
 #   OVL_CONNS=512 (open-loop client's keep-alive connections)
-#   OVL_RECOVERY_DURATION=10s
+#   OVL_RECOVERY_DURATION=10s  OVL_HALF_FACTOR=0.5 (an open-loop phase at 0.5 x
+#   capacity before the overload: nothing may be shed)
+#   OVL_BURSTS="20:/adaptive?work_us=200 50:/adaptive?work_us=200
+#   100:/adaptive?work_us=0&sleep_ms=100" (N:PATH, N requests sent at once on N
+#   connections, one burst after another on a fresh server: nothing may be shed)
+# Scenario 10 (fairness under a pipelining hog; tern and nginx): FAIR_DURATION
+#   (default DURATION) of probes  FAIR_DEPTH=256 (requests per hog write)
+#   FAIR_WINDOWS="0 256" (hog variants: 0 = writes non-stop, no bound on the
+#   answers owed; W = the next batch only while <= W answers are owed)
+#   FAIR_INTERVAL_MS=10 (one probe request every 10 ms)
 set -u -o pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -26,7 +35,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
@@ -42,6 +51,12 @@ OVL_FACTOR=${OVL_FACTOR:-3}
 OVL_SECONDS=${OVL_SECONDS:-10}
 OVL_CONNS=${OVL_CONNS:-512}
 OVL_RECOVERY_DURATION=${OVL_RECOVERY_DURATION:-10s}
+OVL_HALF_FACTOR=${OVL_HALF_FACTOR:-0.5}
+OVL_BURSTS=${OVL_BURSTS:-20:/adaptive?work_us=200 50:/adaptive?work_us=200 100:/adaptive?work_us=0&sleep_ms=100}
+FAIR_DURATION=${FAIR_DURATION:-$DURATION}
+FAIR_DEPTH=${FAIR_DEPTH:-256}
+FAIR_WINDOWS=${FAIR_WINDOWS:-0 256}
+FAIR_INTERVAL_MS=${FAIR_INTERVAL_MS:-10}
 OUT=$ROOT/bench/out
 RES=$OUT/results.tsv
 NOTES=$OUT/notes.txt
@@ -461,8 +476,11 @@ rss_sampler() {
 # >= 2.5 ms of queue delay with the 5 ms target): with -c4 or more wrk counts
 # quarter-work answers and the "capacity" doubles; bench/work_us.lua prints the
 # mix so this shows),
-# then OVL_FACTOR x that rate offered open-loop by bench/loadgen.c for
-# OVL_SECONDS, then the same closed-loop run again at once (recovery). /stats
+# then OVL_HALF_FACTOR x that rate open-loop for OVL_SECONDS (an ordinary
+# load: nothing may be shed) and 1 s of rest, then OVL_FACTOR x that rate
+# offered open-loop by bench/loadgen.c for OVL_SECONDS, then the same
+# closed-loop run again at once (recovery); burst_scenario follows on a fresh
+# server. /stats
 # is read before and after the overload and after the recovery, VmRSS is
 # sampled every 0.2 s throughout.
 overload_scenario() {
@@ -497,6 +515,20 @@ PY
         return 0
     fi
     rate=$(awk -v c="$cap_rps" -v f="$OVL_FACTOR" 'BEGIN { printf "%.0f", c * f }')
+    # an ordinary load first: OVL_HALF_FACTOR x capacity, open loop, same
+    # duration and connections as the overload; nothing may be shed
+    local half_rate half_other half_kv
+    half_rate=$(awk -v c="$cap_rps" -v f="$OVL_HALF_FACTOR" 'BEGIN { printf "%.0f", c * f }')
+    c0=$(cpu0_ticks); t0=$(cpu_ticks "$SRV_PID")
+    run_loadgen "$pre-half.txt" --port "$SRV_PORT" --path "$OVL_PATH" --rate "$half_rate" \
+        --conns "$OVL_CONNS" --seconds "$OVL_SECONDS"
+    t1=$(cpu_ticks "$SRV_PID"); c1=$(cpu0_ticks)
+    half_other=$(other_pct "$c0" "$c1" $((t1 - t0)))
+    half_kv=$(prefixed_kv "$pre-half.txt" half_)
+    [ -n "$half_kv" ] || half_kv="half_error=loadgen_failed"
+    echo "\$ GET /stats" >"$pre-stats-half.txt"
+    http_get "http://127.0.0.1:$SRV_PORT/stats" "$pre-stats-half.txt"
+    sleep 1 # the overload starts from a calm server, as before this phase existed
     : >"$pre-rss.txt"
     rss_sampler "$SRV_PID" "$pre-rss.txt" &
     spid=$!
@@ -555,7 +587,97 @@ PY
         "cap_work=$(sed -n 's/^work_us=//p' "$pre-capacity.txt")" \
         "rec_work=$(sed -n 's/^work_us=//p' "$pre-recovery.txt")" "$kv" \
         "$(json_kv "$pre-stats0.txt" st0_)" "$(json_kv "$pre-stats1.txt" st1_)" \
-        "$(json_kv "$pre-stats2.txt" st2_)"
+        "$(json_kv "$pre-stats2.txt" st2_)" "half=${pre#$ROOT/bench/}-half.txt" \
+        "half_cpu0_other=$half_other" "$half_kv" "$(json_kv "$pre-stats-half.txt" sth_)"
+    stop_server
+}
+
+# run_loadgen FILE ARGS...: bench/loadgen.c pinned to CPU 1 (command line first
+# in FILE), in the background so the trap can stop it.
+run_loadgen() {
+    local file=$1; shift
+    echo "\$ taskset -c 1 bench/out/bin/loadgen $(quote "$@")" >"$file"
+    taskset -c 1 "$LOADGEN" "$@" >>"$file" 2>&1 &
+    local lpid=$!
+    TRACKED+=("$lpid")
+    wait "$lpid"
+    untrack "$lpid"
+}
+# prefixed_kv FILE PREFIX: loadgen's summary line with PREFIX before every key.
+prefixed_kv() {
+    grep '^offered_rps=' "$1" | tail -1 |
+        awk -v p="$2" 'BEGIN { FS = OFS = "\t" } { for (i = 1; i <= NF; i++) $i = p $i; print }'
+}
+
+# Scenario 9, bursts: on a fresh server, N requests sent at once on N
+# connections (loadgen at 1,000,000 req/s for N us, once every connection is
+# up), for each N:PATH of OVL_BURSTS in turn, 50 ms apart. Far below capacity
+# in total: nothing may be shed.
+burst_scenario() {
+    local round=$1 items it n path i=0 file kv
+    [ -n "$LOADGEN" ] || return 0
+    read -r -a items <<<"$OVL_BURSTS"
+    start_server tern || return 0
+    for it in "${items[@]}"; do
+        n=${it%%:*} path=${it#*:} i=$((i + 1))
+        file=$OUT/s9-tern-r$round-burst$i.txt
+        run_loadgen "$file" --port "$SRV_PORT" --path "$path" --rate 1000000 --conns "$n" \
+            --seconds "$(awk -v n="$n" 'BEGIN { printf "%.6f", n / 1e6 }')"
+        kv=$(grep '^offered_rps=' "$file" | tail -1)
+        [ -n "$kv" ] || kv="error=loadgen_failed"
+        alive "$SRV_PID" || kv="error=server_exited"
+        record "scenario=9b" "server=tern" "round=$round" "burst=$i" "n=$n" "path=$path" \
+            "out=${file#$ROOT/bench/}" "$kv"
+        sleep 0.05
+    done
+    stop_server
+}
+
+# Scenario 10: fairness under a pipelining hog. On the server's one worker, the
+# hog (bench/hog.c, mode hog) writes FAIR_DEPTH pipelined GETs per write
+# non-stop on one connection while reading the answers (FAIR_WINDOWS: 0 = no
+# bound on the answers owed, W = at most W owed); 0.5 s after it starts, the
+# probe (same program, mode probe, a separate process) sends one GET every
+# FAIR_INTERVAL_MS on its own keep-alive connection for FAIR_DURATION and times
+# each. Both clients on CPU 1, the probe at SCHED_FIFO 1 when allowed.
+fair_scenario() {
+    local server=$1 round=$2 win=$3
+    [ -n "$HOG" ] || return 0
+    start_server "$server" || return 0
+    local url="http://127.0.0.1:$SRV_PORT$SRV_PATH" pre=$OUT/s10-$server-w$win-r$round
+    local secs=${FAIR_DURATION%s} hargs pargs hpid ppid t0 t1 c0 c1 pkv hkv
+    taskset -c 1 wrk -t1 -c64 -d"$WARMUP" "$url" >/dev/null 2>&1
+    hargs=(hog --port "$SRV_PORT" --path "$SRV_PATH" --depth "$FAIR_DEPTH" --window "$win"
+        --seconds "$(awk -v s="$secs" 'BEGIN { print s + 1 }')")
+    pargs=(probe --port "$SRV_PORT" --path "$SRV_PATH" --interval-ms "$FAIR_INTERVAL_MS"
+        --seconds "$secs" --dump "$pre-latencies.txt")
+    echo "\$ taskset -c 1 bench/out/bin/hog $(quote "${hargs[@]}")" >"$pre-hog.txt"
+    taskset -c 1 "$HOG" "${hargs[@]}" >>"$pre-hog.txt" 2>&1 &
+    hpid=$!
+    TRACKED+=("$hpid")
+    sleep 0.5
+    echo "\$ taskset -c 1 bench/out/bin/hog $(quote "${pargs[@]}")" >"$pre-probe.txt"
+    c0=$(cpu0_ticks); t0=$(cpu_ticks "$SRV_PID")
+    taskset -c 1 "$HOG" "${pargs[@]}" >>"$pre-probe.txt" 2>&1 &
+    ppid=$!
+    TRACKED+=("$ppid")
+    wait "$ppid"
+    untrack "$ppid"
+    t1=$(cpu_ticks "$SRV_PID"); c1=$(cpu0_ticks)
+    wait "$hpid"
+    untrack "$hpid"
+    pkv=$(grep '^probes=' "$pre-probe.txt" | tail -1)
+    hkv=$(grep '^hog_responses=' "$pre-hog.txt" | tail -1)
+    [ -n "$pkv" ] || pkv="error=probe_failed"
+    [ -n "$hkv" ] || hkv="hog_error=hog_failed"
+    if ! alive "$SRV_PID"; then
+        note "$server: exited during scenario 10 round $round (run discarded)"
+        pkv="error=server_exited"
+    fi
+    record "scenario=10" "server=$server" "round=$round" "window=$win" \
+        "probe_out=${pre#$ROOT/bench/}-probe.txt" "hog_out=${pre#$ROOT/bench/}-hog.txt" \
+        "cpu_ticks=$((t1 - t0))" "clk_tck=$CLK_TCK" \
+        "cpu0_other=$(other_pct "$c0" "$c1" $((t1 - t0)))" "$pkv" "$hkv"
     stop_server
 }
 
@@ -569,6 +691,14 @@ if has 9; then
     if ! cc -O2 -o "$LOADGEN" bench/loadgen.c >"$OUT/logs/loadgen-build.log" 2>&1; then
         note "loadgen: build failed (see bench/out/logs/loadgen-build.log): scenario 9 skipped"
         LOADGEN=""
+    fi
+fi
+HOG=""
+if has 10; then
+    HOG=$OUT/bin/hog
+    if ! cc -O2 -o "$HOG" bench/hog.c >"$OUT/logs/hog-build.log" 2>&1; then
+        note "hog: build failed (see bench/out/logs/hog-build.log): scenario 10 skipped"
+        HOG=""
     fi
 fi
 
@@ -596,6 +726,12 @@ fi
     echo "ovl_seconds=$OVL_SECONDS"
     echo "ovl_conns=$OVL_CONNS"
     echo "ovl_recovery_duration=$OVL_RECOVERY_DURATION"
+    echo "ovl_half_factor=$OVL_HALF_FACTOR"
+    echo "ovl_bursts=$OVL_BURSTS"
+    echo "fair_duration=$FAIR_DURATION"
+    echo "fair_depth=$FAIR_DEPTH"
+    echo "fair_windows=$FAIR_WINDOWS"
+    echo "fair_interval_ms=$FAIR_INTERVAL_MS"
 } >"$OUT/machine.txt"
 
 PIPE_LUA=$ANCHORS/pipeline.lua
@@ -615,7 +751,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
         for s in $(rotate "$r" tern tokio); do conc_scenario "$s" "$r"; done
     fi
     has 8 && memory_scenario "$r"
-    has 9 && overload_scenario "$r"
+    if has 9; then
+        overload_scenario "$r"
+        burst_scenario "$r"
+    fi
+    if has 10; then
+        for s in $(rotate "$r" tern nginx); do
+            for w in $FAIR_WINDOWS; do fair_scenario "$s" "$r" "$w"; done
+        done
+    fi
 done
 has 7 && micro_scenario
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
