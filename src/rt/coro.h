@@ -51,7 +51,8 @@ struct tern_coro {
     void (*park_hook)(void *arg); /* scheduler-owned: see tern__sched_set_park_hook */
     void *park_arg;
     /* scheduler-owned CPU accounting (TERN_CORO_ACCOUNT): time running,
-     * time ready but waiting for the CPU, and the start of the running span */
+     * time ready but waiting for the CPU, and the thread CPU clock at the
+     * start of the running span */
     uint64_t acct_run_ns, acct_ready_ns, acct_mark_ns;
     struct tern__stack_pool *pool;
     char *stack_lo;   /* lowest usable address (canary lives here) */

@@ -102,8 +102,9 @@ void tern__sched_cancel(tern_coro *c);
  * so that c's later waits (writing the answer) are not cancelled too. */
 void tern__sched_clear_cancel(tern_coro *c);
 /* CPU accounting for the running coroutine: from account_start on, the
- * time it runs and the time it waits in the run queue (ready, while others
- * run) are summed; parked time is not. account_stop returns the sum in ns
+ * CPU time it runs (the thread's CPU clock: time the kernel gave to other
+ * processes is not counted) and the time it waits in the run queue (ready,
+ * while others run) are summed; parked time is not. account_stop returns the sum in ns
  * (and the running part in *run_ns) and ends it. Costs two clock reads per resume while on, nothing when off:
  * admission control uses it to tell interleaved CPU work (whose time grows
  * with contention) from parked waits (which cost no CPU). */
