@@ -10,7 +10,7 @@
  *   switch_rr1024_ns <same, scheduler resuming 1024 coroutines round robin>
  *   parked_rss_bytes <VmRSS growth per parked coroutine at 100,000 parked>
  *   parked_pte_bytes <VmPTE (page table) growth per parked coroutine>
- * A context switch is one tern_coro_switch call; a round trip main ->
+ * A context switch is one tern__coro_switch call; a round trip main ->
  * coroutine -> main is two. */
 #define _GNU_SOURCE
 #include "rt/coro.h"
@@ -30,7 +30,7 @@ static tern_coro *bench_coro;
 
 static void pingpong(void *arg) {
     (void)arg;
-    for (;;) tern_coro_switch(&bench_coro->sp, main_sp);
+    for (;;) tern__coro_switch(&bench_coro->sp, main_sp);
 }
 
 static double now_ns(void) {
@@ -44,21 +44,21 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double switch_ns(tern_stack_pool *pool) {
-    bench_coro = tern_coro_create(pool, pingpong, NULL);
+static double switch_ns(tern__stack_pool *pool) {
+    bench_coro = tern__coro_create(pool, pingpong, NULL);
     if (!bench_coro) {
-        perror("tern_coro_create");
+        perror("tern__coro_create");
         exit(1);
     }
     for (long i = 0; i < 100000; i++) /* warm up caches and branch predictors */
-        tern_coro_switch(&main_sp, bench_coro->sp);
+        tern__coro_switch(&main_sp, bench_coro->sp);
     double runs[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_ns();
-        for (long i = 0; i < SWITCHES / 2; i++) tern_coro_switch(&main_sp, bench_coro->sp);
+        for (long i = 0; i < SWITCHES / 2; i++) tern__coro_switch(&main_sp, bench_coro->sp);
         runs[r] = (now_ns() - t0) / (double)SWITCHES;
     }
-    tern_coro_release(bench_coro);
+    tern__coro_release(bench_coro);
     qsort(runs, RUNS, sizeof runs[0], cmp_double);
     fprintf(stderr, "switch runs (ns): min %.2f median %.2f max %.2f\n", runs[0], runs[RUNS / 2],
             runs[RUNS - 1]);
@@ -75,21 +75,21 @@ static int rr_cur;
 
 static void rr_fn(void *arg) {
     (void)arg;
-    for (;;) tern_coro_switch(&rr[rr_cur]->sp, main_sp);
+    for (;;) tern__coro_switch(&rr[rr_cur]->sp, main_sp);
 }
 
-static double round_robin_ns(tern_stack_pool *pool) {
+static double round_robin_ns(tern__stack_pool *pool) {
     for (int i = 0; i < RR_COROS; i++)
-        if (!(rr[i] = tern_coro_create(pool, rr_fn, NULL))) exit(1);
+        if (!(rr[i] = tern__coro_create(pool, rr_fn, NULL))) exit(1);
     double runs[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_ns();
         for (int k = 0; k < RR_ROUNDS; k++)
             for (rr_cur = 0; rr_cur < RR_COROS; rr_cur++)
-                tern_coro_switch(&main_sp, rr[rr_cur]->sp);
+                tern__coro_switch(&main_sp, rr[rr_cur]->sp);
         runs[r] = (now_ns() - t0) / (2.0 * RR_ROUNDS * RR_COROS);
     }
-    for (int i = 0; i < RR_COROS; i++) tern_coro_release(rr[i]);
+    for (int i = 0; i < RR_COROS; i++) tern__coro_release(rr[i]);
     qsort(runs, RUNS, sizeof runs[0], cmp_double);
     return runs[RUNS / 2];
 }
@@ -117,12 +117,12 @@ static void parked_fn(void *arg) {
     struct parked *x = arg;
     volatile char frame[256]; /* a small handler-sized frame */
     for (size_t i = 0; i < sizeof frame; i += 64) frame[i] = (char)x->id;
-    for (;;) tern_coro_switch(&x->c->sp, main_sp);
+    for (;;) tern__coro_switch(&x->c->sp, main_sp);
 }
 
 int main(void) {
-    tern_stack_pool pool;
-    if (tern_stack_pool_init(&pool, STACK_SIZE, 64) != 0) return 1;
+    tern__stack_pool pool;
+    if (tern__stack_pool_init(&pool, STACK_SIZE, 64) != 0) return 1;
     double ns = switch_ns(&pool);
     double rr_ns = round_robin_ns(&pool);
 
@@ -133,16 +133,16 @@ int main(void) {
     long rss0 = status_kib("VmRSS"), pte0 = status_kib("VmPTE");
     for (long i = 0; i < PARKED; i++) {
         xs[i].id = i;
-        xs[i].c = tern_coro_create(&pool, parked_fn, &xs[i]);
+        xs[i].c = tern__coro_create(&pool, parked_fn, &xs[i]);
         if (!xs[i].c) {
             fprintf(stderr, "create failed at %ld\n", i);
             return 1;
         }
-        tern_coro_switch(&main_sp, xs[i].c->sp);
+        tern__coro_switch(&main_sp, xs[i].c->sp);
     }
     long rss1 = status_kib("VmRSS"), pte1 = status_kib("VmPTE");
-    for (long i = 0; i < PARKED; i++) tern_coro_release(xs[i].c);
-    tern_stack_pool_destroy(&pool);
+    for (long i = 0; i < PARKED; i++) tern__coro_release(xs[i].c);
+    tern__stack_pool_destroy(&pool);
     free(xs);
 
     printf("switch_ns %.2f\n", ns);
