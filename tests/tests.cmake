@@ -23,10 +23,19 @@ add_custom_target(tern_rt_unit_tests DEPENDS ${TERN_RT_UNIT_TESTS})
 # Integration tests: Python drives the real demo server over real sockets.
 find_program(PYTHON3 python3 REQUIRED)
 file(GLOB TERN_INTEGRATION_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/integration/test_*.py)
+# A server with a route that overflows its stack: the demo must not have one.
+add_executable(tern-test-overflow-server ${CMAKE_CURRENT_SOURCE_DIR}/tests/integration/overflow_server.c)
+target_compile_options(tern-test-overflow-server PRIVATE ${TERN_WARNINGS} ${TERN_SAN_FLAGS})
+target_compile_definitions(tern-test-overflow-server PRIVATE _GNU_SOURCE)
+target_link_libraries(tern-test-overflow-server PRIVATE tern_static ${TERN_EXTRA_LIBS})
 foreach(py ${TERN_INTEGRATION_TESTS})
   get_filename_component(name ${py} NAME_WE)
+  set(binary $<TARGET_FILE:tern-demo>)
+  if(name STREQUAL "test_stack_overflow")
+    set(binary $<TARGET_FILE:tern-test-overflow-server>)
+  endif()
   add_test(NAME integration_${name}
-    COMMAND ${PYTHON3} ${py} --binary $<TARGET_FILE:tern-demo>)
+    COMMAND ${PYTHON3} ${py} --binary ${binary})
   set_tests_properties(integration_${name} PROPERTIES TIMEOUT 600 LABELS integration RUN_SERIAL TRUE)
 endforeach()
 

@@ -4,22 +4,24 @@
  * Memory layout of one coroutine (stack grows down):
  *
  *   lo                                                            hi
- *   [canary word | ......... stack frames ......... | tern_coro ]
- *
- * In release builds neighbouring stacks share one page: the page holding
- * a stack's tern_coro (and its top ~3.9 KiB of frames) also holds the next
- * stack's canary, so a parked coroutine with a shallow frame costs exactly
- * one resident page (measured: 4128 bytes of RSS each at 100k parked).
- * Consequence: an overflow past stack_lo first corrupts the previous stack's
- * tern_coro; the canary check catches it on the next switch out.
+ *   [guard page or canary | ...... stack frames ...... | tern_coro ]
  *
  * Stacks are carved out of large mmap(MAP_NORESERVE) regions so only touched
  * pages are resident; a coroutine that parks having touched one page costs
- * about one page. There is no guard page per stack in release builds (each
- * mprotect splits a mapping and vm.max_map_count is 65530); overflow is
- * detected by a canary at the low end checked on every switch out
- * (tern__coro_check), and debug builds (TERN_STACK_GUARD) add guard pages.
- * Not thread-safe: one pool per worker thread. */
+ * one page. A region is one of two kinds (see coro.c and docs/DESIGN.md):
+ *
+ *  - guarded (the default, while vm.max_map_count allows): a PROT_NONE page
+ *    under every stack. Overflow faults there and rt/overflow.c reports it
+ *    naming the coroutine's label. The guard is never touched (no RSS) and
+ *    nothing is written to the stack's bottom page.
+ *  - packed (the fallback once the process's guard budget is spent, or
+ *    TERN_STACK_GUARD=0): no guard; the page holding a stack's tern_coro
+ *    also holds the next stack's canary, so a shallow parked coroutine
+ *    still keeps one page resident. The canary is checked on every switch
+ *    out (tern__coro_check); an overflow past stack_lo first corrupts the
+ *    previous stack's tern_coro.
+ * Not thread-safe: one pool per worker thread (the guard budget is shared
+ * by all pools of the process, atomically). */
 #ifndef TERN_RT_CORO_H
 #define TERN_RT_CORO_H
 
@@ -55,7 +57,8 @@ struct tern_coro {
      * start of the running span */
     uint64_t acct_run_ns, acct_ready_ns, acct_mark_ns;
     struct tern__stack_pool *pool;
-    char *stack_lo;   /* lowest usable address (canary lives here) */
+    const char *label; /* what runs here, for overflow reports ("the handler
+                          of GET /users/:id"); set by the driver, NULL = none */
     uint32_t flags;   /* scheduler-owned bits */
     int32_t result;   /* scheduler-owned: value returned by a park */
     uint64_t user[2]; /* scheduler-owned scratch */
@@ -77,7 +80,16 @@ enum tern__stack_state {
 
 /* Bytes reserved for struct tern_coro at the top of every stack: a stack's
  * lowest address is (char *)c + TERN_CORO_CTRL_BYTES - stack_size. */
-#define TERN_CORO_CTRL_BYTES 192
+#define TERN_CORO_CTRL_BYTES 256
+
+/* One mmap region of stacks: guarded (a PROT_NONE page under each stack,
+ * stride stack_size + page) or packed (stride stack_size). */
+typedef struct tern__stack_region {
+    char *base;
+    size_t stride;
+    size_t guards; /* guard pages reserved from the process budget; 0 = packed */
+    size_t carved; /* stacks carved here so far */
+} tern__stack_region;
 
 typedef struct tern__stack_pool {
     size_t stack_size;    /* bytes per stack incl. the tern_coro, page multiple */
@@ -90,14 +102,34 @@ typedef struct tern__stack_pool {
     size_t n_warm, n_cold;
     size_t n_live;  /* handed out and not yet released */
     size_t n_total; /* carved so far */
-    void **regions; /* mmap'd regions (for munmap at destroy) */
+    tern__stack_region *regions; /* mmap'd regions (for munmap at destroy) */
     size_t n_regions, cap_regions;
     char *carve_next; /* next uncarved stack in the newest region */
     size_t carve_left;
     size_t page_size;    /* sysconf(_SC_PAGESIZE) at init */
-    size_t stride;       /* distance between stacks in a region (+ guard page) */
-    size_t region_bytes; /* length of each mmap region */
+    size_t region_bytes; /* length of each mmap region (room for per_region
+                            guarded stacks; a packed region uses less) */
 } tern__stack_pool;
+
+/* A guarded stack starts on a page boundary (just above its guard page), so
+ * its tern_coro sits on a 128-byte boundary; a packed stack starts 64 bytes
+ * (its canary slot) below one, which shifts its tern_coro by 64. Bit 6 of
+ * the address tells the two apart without touching memory. */
+static inline int tern__coro_guarded(const tern_coro *c) {
+    return ((uintptr_t)c & 64) == 0;
+}
+/* Lowest usable address of c's stack (a packed stack's canary word). */
+static inline char *tern__coro_stack_lo(const tern_coro *c) {
+    return (char *)c + TERN_CORO_CTRL_BYTES - c->pool->stack_size;
+}
+
+/* Guard pages, process-wide. Guarded and unguarded (packed) stacks that
+ * exist now; for the server's metrics. */
+void tern__stack_guard_stats(uint64_t *guarded, uint64_t *unguarded);
+/* Test hook: from now on at most `stacks` more guarded stacks (0: none;
+ * negative: back to the budget computed at start); re-arms the one-time
+ * fallback warning. */
+void tern__stack_guard_set_budget(long stacks);
 
 /* stack_size is rounded up to a page multiple (minimum 16 KiB). Maps nothing
  * yet. Returns 0, or -EINVAL when stack_size is absurd (over 1 GiB). */
@@ -119,8 +151,9 @@ void tern__coro_release(tern_coro *c);
  * restores the context saved at to_sp. Implemented in assembly. */
 void tern__coro_switch(void **save_sp, void *to_sp);
 
-/* Aborts with a clear message when c's canary was overwritten (stack
- * overflow). Cheap: one load and compare. */
+/* Aborts with a clear message when a packed stack's canary was overwritten
+ * (stack overflow). Cheap: a bit test, then one load and compare; nothing
+ * for a guarded stack (its guard page faults instead). */
 void tern__coro_check(const tern_coro *c);
 
 /* Deepest stack use, in bytes, since the stack was carved or last went cold

@@ -100,7 +100,9 @@ static void run_handler(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route
          * costs no CPU and says nothing about this worker's load */
         tern__sched_account_start();
     }
+    x->coro->label = e->label; /* names the route if the handler overflows its stack */
     e->handler(ctx);
+    x->coro->label = NULL;
     if (e->adaptive) {
         uint64_t run_ns, active_ns = tern__sched_account_stop(&run_ns);
         tern__admission_done(&w->admission, active_ns, run_ns);

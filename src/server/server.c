@@ -89,6 +89,7 @@ void tern_server_free(tern_server *s) {
     tern__router_free(s->router);
     while (s->routes) {
         tern__route_entry *next = s->routes->next;
+        free(s->routes->label);
         free(s->routes);
         s->routes = next;
     }
@@ -120,6 +121,28 @@ int tern_server_set_shared_port(tern_server *s, int shared) {
     return 0;
 }
 
+/* "the handler of GET|HEAD /users/:id": what a stack overflow report names
+ * (rt/overflow.h). Built once per route, so a report allocates nothing. */
+static char *route_label(unsigned methods, const char *pattern) {
+    static const char *const names[] = {"GET",   "HEAD",    "POST",    "PUT",  "DELETE",
+                                        "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+    char methods_text[64] = "";
+    if ((methods & TERN_ANY) == TERN_ANY) {
+        strcpy(methods_text, "ANY");
+    } else {
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+            if (!(methods & (1u << i))) continue;
+            if (methods_text[0]) strcat(methods_text, "|");
+            strcat(methods_text, names[i]);
+        }
+    }
+    static const char prefix[] = "the handler of ";
+    size_t n = sizeof prefix - 1 + strlen(methods_text) + 1 + strlen(pattern) + 1;
+    char *label = malloc(n);
+    if (label) snprintf(label, n, "%s%s %s", prefix, methods_text, pattern);
+    return label;
+}
+
 int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts) {
     if (!s || !pattern || !h || !(methods & TERN_ANY)) return -EINVAL;
@@ -127,6 +150,11 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
     tern__route_entry *e = calloc(1, sizeof *e);
     if (!e) return -ENOMEM;
     e->handler = h;
+    e->label = route_label(methods, pattern);
+    if (!e->label) {
+        free(e);
+        return -ENOMEM;
+    }
     if (opts) {
         e->max_in_flight = opts->max_in_flight;
         e->adaptive = opts->adaptive;
@@ -135,6 +163,7 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
     }
     int r = tern__router_add(s->router, methods, pattern, e);
     if (r < 0) {
+        free(e->label);
         free(e);
         return r;
     }

@@ -21,6 +21,7 @@ typedef struct tern__route_entry {
     int adaptive;
     unsigned timeout_ms;
     void *data;                    /* tern_route_opts.data */
+    char *label;                   /* "the handler of GET /users/:id", for overflow reports */
     atomic_uint in_flight;
     struct tern__route_entry *next; /* all entries, for freeing */
 } tern__route_entry;

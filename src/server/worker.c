@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rt/overflow.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -201,6 +202,9 @@ static void *worker_main(void *arg) {
     tern__worker *w = arg;
     tern__sched_self = &w->sched;
     tern__worker_self = w;
+    /* a handler that overflows its stack is reported by route, not a silent
+     * SIGSEGV; needs this thread's alternate signal stack */
+    (void)tern__overflow_thread_start();
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
                              .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_LISTENER};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
@@ -241,6 +245,7 @@ static void *worker_main(void *arg) {
     }
     if (w->server->worker_stop) w->server->worker_stop(w->server, w->id, w->local);
     w->local = NULL;
+    tern__overflow_thread_stop();
     return NULL;
 }
 

@@ -18,10 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef TERN_STACK_GUARD
-#define TERN_STACK_GUARD 0
-#endif
-
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -71,8 +67,8 @@ static void test_ping_pong(void) {
     CHECK(p.c != NULL);
     CHECK(p.c->fn == pingpong_fn && p.c->arg == &p && p.c->pool == &pool);
     /* control block at the top, canary word at the bottom */
-    CHECK((char *)p.c + sizeof *p.c <= p.c->stack_lo + pool.stack_size);
-    CHECK((char *)p.c > p.c->stack_lo + pool.stack_size - 256);
+    CHECK((char *)p.c + sizeof *p.c <= tern__coro_stack_lo(p.c) + pool.stack_size);
+    CHECK((char *)p.c > tern__coro_stack_lo(p.c) + pool.stack_size - 256);
     CHECK((uintptr_t)p.c % 64 == 0);
     int ok = 1;
     for (long i = 0; i < 1000; i++) {
@@ -459,11 +455,11 @@ struct death {
 static void overflow_fn(void *arg) {
     struct death *d = arg;
     /* What a runaway frame does when it grows past the usable stack. */
-    volatile char *lo = (volatile char *)d->p.c->stack_lo;
+    volatile char *lo = (volatile char *)tern__coro_stack_lo(d->p.c);
     if (d->how == 0)
         for (int i = 0; i < 64; i++) lo[i] = 'A';
     else
-        lo[-1] = 'A'; /* below the stack: guard page in TERN_STACK_GUARD builds */
+        lo[-1] = 'A'; /* below the stack: its guard page */
     yield_to_main(&d->p);
     for (;;) yield_to_main(&d->p);
 }
@@ -481,6 +477,8 @@ static int run_child(int how, char *err, size_t errlen) {
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        /* the canary guards packed stacks only */
+        if (how == 0) tern__stack_guard_set_budget(0);
         tern__stack_pool pool;
         tern__stack_pool_init(&pool, 64 * 1024, 0);
         static struct death d;
@@ -515,12 +513,11 @@ static void test_deaths(void) {
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
     CHECK(strstr(err, "coroutine function returned") != NULL);
 
-#if TERN_STACK_GUARD
+    /* guarded by default: a write just below the stack faults */
     st = run_child(1, err, sizeof err);
     /* ASan turns the fault into a report and exit(1) */
     CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) ||
           (UNDER_ASAN && WIFEXITED(st) && WEXITSTATUS(st) != 0 && strstr(err, "SEGV")));
-#endif
 }
 
 /* ---- 100,000 parked coroutines ---------------------------------------- */
@@ -565,10 +562,6 @@ static int count_maps(void) {
 }
 
 static void test_100k_parked(void) {
-#if TERN_STACK_GUARD
-    fprintf(stderr, "skipping 100k parked: guard pages need 2 mappings per stack\n");
-    return;
-#endif
     tern__stack_pool pool;
     CHECK_INT(tern__stack_pool_init(&pool, STACK_256K, 64), 0);
     struct parked *xs = calloc(N_PARKED, sizeof *xs);
@@ -576,6 +569,8 @@ static void test_100k_parked(void) {
     if (!xs) return;
     int maps_before = count_maps();
     long rss_before = vm_rss_kib();
+    uint64_t guarded0, unguarded0, guarded1, unguarded1;
+    tern__stack_guard_stats(&guarded0, &unguarded0);
     int created = 0;
     for (int i = 0; i < N_PARKED; i++) {
         xs[i].id = i;
@@ -587,26 +582,34 @@ static void test_100k_parked(void) {
     CHECK_INT(created, N_PARKED);
     long rss_after = vm_rss_kib();
     int maps_after = count_maps();
+    tern__stack_guard_stats(&guarded1, &unguarded1);
+    size_t guarded = (size_t)(guarded1 - guarded0), packed_regions = 0;
+    for (size_t r = 0; r < pool.n_regions; r++) packed_regions += pool.regions[r].guards == 0;
     CHECK_INT(pool.n_live, created);
     long per = (rss_after - rss_before) * 1024 / (created ? created : 1);
-    fprintf(stderr, "100k parked: %ld bytes RSS each, %zu regions, maps %d -> %d\n", per,
-            pool.n_regions, maps_before, maps_after);
-    /* The layout's promise, counted exactly: one resident stack page per
-     * parked coroutine (plus the first canary page of each region). */
+    fprintf(stderr, "100k parked: %ld bytes RSS each, %zu regions, %zu guarded stacks, maps %d -> %d\n",
+            per, pool.n_regions, guarded, maps_before, maps_after);
+    /* guarded first, while the map budget lasts; packed after that */
+    CHECK(guarded > 0 && guarded < (size_t)created);
+    CHECK_INT(guarded + (size_t)(unguarded1 - unguarded0), (size_t)created);
+    /* The layouts' promise, counted exactly: one resident stack page per
+     * parked coroutine, guarded or packed (plus the first canary page of
+     * each packed region). */
     size_t resident = 0;
     unsigned char *vec = malloc(pool.region_bytes / pool.page_size);
     CHECK(vec != NULL);
     for (size_t r = 0; vec && r < pool.n_regions; r++) {
-        if (mincore(pool.regions[r], pool.region_bytes, vec) != 0) resident = (size_t)-1;
+        if (mincore(pool.regions[r].base, pool.region_bytes, vec) != 0) resident = (size_t)-1;
         for (size_t i = 0; i < pool.region_bytes / pool.page_size; i++) resident += vec[i] & 1;
     }
     free(vec);
-    CHECK_INT(resident, (size_t)created + pool.n_regions);
+    CHECK_INT(resident, (size_t)created + packed_regions);
     /* VmRSS also counts page tables' neighbours, ASan shadow (a page per
      * stack) and, under qemu-user, the emulator's own per-page records. */
     CHECK(per <= (long)pool.page_size * (UNDER_ASAN ? 3 : 2));
-    /* regions merge into few VMAs: nowhere near vm.max_map_count */
-    CHECK(maps_after - maps_before < 1000);
+    /* two mappings per guarded stack; packed regions merge into few VMAs:
+     * within vm.max_map_count */
+    CHECK((size_t)(maps_after - maps_before) < 2 * guarded + 1000);
     int all_ok = 1;
     for (int i = 0; i < created; i++) {
         tern__coro_switch(&parked_main_sp, xs[i].c->sp);
@@ -623,7 +626,7 @@ static void test_100k_parked(void) {
     size_t after = 0;
     vec = malloc(pool.region_bytes / pool.page_size);
     for (size_t r = 0; vec && r < pool.n_regions; r++) {
-        if (mincore(pool.regions[r], pool.region_bytes, vec) != 0) after = (size_t)-1;
+        if (mincore(pool.regions[r].base, pool.region_bytes, vec) != 0) after = (size_t)-1;
         for (size_t i = 0; i < pool.region_bytes / pool.page_size; i++) after += vec[i] & 1;
     }
     free(vec);
@@ -638,7 +641,10 @@ int main(void) {
     test_interleaved();
     test_callee_saved();
     test_alignment();
-    test_reuse_and_cold();
+    test_reuse_and_cold(); /* guarded stacks (the default) */
+    tern__stack_guard_set_budget(0);
+    test_reuse_and_cold(); /* packed stacks */
+    tern__stack_guard_set_budget(-1);
     test_deaths();
     test_100k_parked();
     return check_done();
