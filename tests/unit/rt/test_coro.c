@@ -68,7 +68,7 @@ static void test_ping_pong(void) {
     CHECK(p.c->fn == pingpong_fn && p.c->arg == &p && p.c->pool == &pool);
     /* control block at the top, canary word at the bottom */
     CHECK((char *)p.c + sizeof *p.c <= tern__coro_stack_lo(p.c) + pool.stack_size);
-    CHECK((char *)p.c > tern__coro_stack_lo(p.c) + pool.stack_size - 256);
+    CHECK((char *)p.c >= tern__coro_stack_lo(p.c) + pool.stack_size - TERN_CORO_CTRL_BYTES);
     CHECK((uintptr_t)p.c % 64 == 0);
     int ok = 1;
     for (long i = 0; i < 1000; i++) {
