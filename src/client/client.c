@@ -36,6 +36,8 @@
 #include "http/parse.h"
 #include "rt/sched.h"
 #include "tern/sync.h"
+#include "transport/tls.h"
+#include "transport/transport.h"
 
 #define MAX_WORKERS 1024 /* per-worker pools, indexed by scheduler id */
 #define MAX_ADDRS 8
@@ -49,6 +51,9 @@
 
 typedef struct client_conn {
     int fd;
+    void *ssl;          /* https: the SSL *, else NULL */
+    uint32_t tflags;    /* the transport's flags word */
+    tern__transport t;  /* socket or TLS over fd */
     uint64_t uses; /* completed exchanges */
     uint64_t connect_ns;
 } client_conn;
@@ -57,7 +62,7 @@ typedef struct client_worker {
     struct tern_client *client;
     tern_pool *pool;
     /* written by the owning worker, read by stats readers */
-    uint64_t requests, responses, errors, reused, retries, connects;
+    uint64_t requests, responses, errors, reused, retries, connects, tls_resumed;
 } client_worker;
 
 struct tern_client {
@@ -67,6 +72,7 @@ struct tern_client {
     char *authority; /* Host header: host[:port] as written */
     char *path;      /* default request path */
     char port[8];
+    void *tls;       /* https: the SSL_CTX * (holds the cached session) */
     pthread_mutex_t lock; /* guards the resolved addresses */
     int naddrs;
     struct sockaddr_storage addrs[MAX_ADDRS];
@@ -107,10 +113,10 @@ static int is_target_char(unsigned char c) {
     return c > 0x20 && c < 0x7f;
 }
 
-static int parse_url(tern_client *c, const char *url) {
-    if (strncasecmp(url, "https://", 8) == 0) return -EPROTONOSUPPORT;
-    if (strncasecmp(url, "http://", 7) != 0) return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
-    const char *p = url + 7;
+static int parse_url(tern_client *c, const char *url, int *https) {
+    *https = strncasecmp(url, "https://", 8) == 0;
+    if (!*https && strncasecmp(url, "http://", 7) != 0) return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
+    const char *p = url + (*https ? 8 : 7);
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '#' || (*auth_end && strchr(auth_end, '#'))) return -EINVAL;
     if (memchr(p, '@', (size_t)(auth_end - p))) return -EINVAL; /* no userinfo */
@@ -137,7 +143,7 @@ static int parse_url(tern_client *c, const char *url) {
             (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         if (!alnum && (!ch || !strchr("-._:%", ch))) return -EINVAL;
     }
-    unsigned long portnum = 80;
+    unsigned long portnum = *https ? 443 : 80;
     if (port) {
         if (port == auth_end || auth_end - port > 5) return -EINVAL;
         portnum = 0;
@@ -254,6 +260,19 @@ static int connect_addr(const struct sockaddr *sa, socklen_t len, int64_t timeou
     return 0;
 }
 
+/* The transport's wait: tern_wait_fd on the connection's socket. */
+static int client_wait(void *waiter, uint32_t events, uint64_t deadline_ns) {
+    client_conn *k = waiter;
+    int64_t ms = -1;
+    if (deadline_ns) {
+        uint64_t now = tern_clock_ns();
+        ms = deadline_ns > now ? (int64_t)((deadline_ns - now + 999999) / 1000000) : 0;
+    }
+    int ev = tern_wait_fd(k->fd, events, ms);
+    if (ev == 0) return -ETIMEDOUT;
+    return ev < 0 ? ev : 0;
+}
+
 static int conn_create(void *arg, void **res) {
     client_worker *w = arg;
     tern_client *c = w->client;
@@ -281,6 +300,25 @@ static int conn_create(void *arg, void **res) {
         return -ENOMEM;
     }
     k->fd = fd;
+    if (c->tls) {
+        k->ssl = tern__tls_connect_new(c->tls, fd, c->host);
+        if (!k->ssl) {
+            free(k);
+            close(fd);
+            return -ENOMEM;
+        }
+        tern__transport_tls(&k->t, k->ssl, fd, &k->tflags, client_wait, k);
+        r = tern__tls_handshake(&k->t, deadline, NULL, 0);
+        if (r < 0) {
+            tern__tls_close(k->ssl);
+            free(k);
+            close(fd);
+            return r == -ETIMEDOUT ? CONNECT_TIMEOUT : r;
+        }
+        if (tern__tls_resumed(k->ssl)) bump(&w->tls_resumed);
+    } else {
+        tern__transport_socket(&k->t, fd, &k->tflags, client_wait, k);
+    }
     k->connect_ns = tern_clock_ns() - t0;
     bump(&w->connects);
     *res = k;
@@ -292,6 +330,8 @@ static int conn_create(void *arg, void **res) {
  * the next response). One non-blocking peek, no parking. */
 static int conn_validate(void *arg, void *res) {
     client_conn *k = res;
+    /* TLS: records that came meanwhile (TLS 1.3 tickets) are no data */
+    if (k->ssl) return tern__tls_idle_check(k->ssl);
     char b;
     ssize_t n = recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) return -ECONNRESET;
@@ -301,6 +341,7 @@ static int conn_validate(void *arg, void *res) {
 
 static void conn_destroy(void *arg, void *res) {
     client_conn *k = res;
+    tern__tls_close(k->ssl);
     close(k->fd);
     free(k);
 }
@@ -414,21 +455,17 @@ static int build_head(tern_client *c, const tern_client_request *req, char **out
     return 0;
 }
 
-static int send_all(int fd, const char *head, size_t head_len, const void *body, size_t body_len,
+static int send_all(client_conn *k, const char *head, size_t head_len, const void *body, size_t body_len,
                     unsigned io_ms) {
     struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
     int niov = body_len ? 2 : 1;
     struct iovec *v = iov;
     while (niov) {
-        struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)niov};
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        ssize_t n = tern__transport_writev(&k->t, v, niov, 0);
         if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return errno == EPIPE ? -ECONNRESET : -errno;
-            int ev = tern_wait_fd(fd, EPOLLOUT, io_ms);
-            if (ev == 0) return -ETIMEDOUT;
-            if (ev < 0) return ev;
+            if (n != -EAGAIN) return n == -EPIPE ? -ECONNRESET : (int)n;
+            int w = tern__transport_wait_io(&k->t, EPOLLOUT, tern_clock_ns() + (uint64_t)io_ms * 1000000ull);
+            if (w < 0) return w;
             continue;
         }
         size_t left = (size_t)n;
@@ -456,7 +493,7 @@ typedef struct rbuf {
 
 /* Reads more into b, parking while the socket is empty. >0 bytes read,
  * 0 at EOF, or -errno. Keeps one byte spare for a terminating NUL. */
-static ssize_t fill(int fd, rbuf *b, unsigned io_ms) {
+static ssize_t fill(client_conn *k, rbuf *b, unsigned io_ms) {
     if (b->len + 1 >= b->cap) {
         if (b->cap >= b->limit) return -EMSGSIZE;
         size_t cap = b->cap * 2 < b->limit ? b->cap * 2 : b->limit;
@@ -466,7 +503,7 @@ static ssize_t fill(int fd, rbuf *b, unsigned io_ms) {
         b->cap = cap;
     }
     for (;;) {
-        ssize_t n = recv(fd, b->data + b->len, b->cap - b->len - 1, 0);
+        ssize_t n = tern__transport_read(&k->t, b->data + b->len, b->cap - b->len - 1);
         if (n > 0) {
             b->len += (size_t)n;
             b->received += (size_t)n;
@@ -476,11 +513,9 @@ static ssize_t fill(int fd, rbuf *b, unsigned io_ms) {
             b->eof = 1;
             return 0;
         }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-        int ev = tern_wait_fd(fd, EPOLLIN, io_ms);
-        if (ev == 0) return -ETIMEDOUT;
-        if (ev < 0) return ev;
+        if (n != -EAGAIN) return n;
+        int w = tern__transport_wait_io(&k->t, EPOLLIN, tern_clock_ns() + (uint64_t)io_ms * 1000000ull);
+        if (w < 0) return w;
     }
 }
 
@@ -640,7 +675,7 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
     unsigned io_ms = c->cfg.io_timeout_ms ? c->cfg.io_timeout_ms : (unsigned)-1 / 2;
     *keep = 0;
     *received = 0;
-    int r = send_all(k->fd, head, head_len, req->body, req->body_len, io_ms);
+    int r = send_all(k, head, head_len, req->body, req->body_len, io_ms);
     if (r < 0) return r;
 
     rbuf b = {.cap = INITIAL_BUF,
@@ -656,7 +691,7 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
                 r = -EMSGSIZE;
                 goto fail;
             }
-            ssize_t n = fill(k->fd, &b, io_ms);
+            ssize_t n = fill(k, &b, io_ms);
             if (n == 0) r = -ECONNRESET; /* closed before a whole head */
             if (n <= 0) {
                 if (n < 0) r = (int)n;
@@ -712,7 +747,7 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
                 leftover = rest;
                 break;
             }
-            ssize_t n = fill(k->fd, &b, io_ms);
+            ssize_t n = fill(k, &b, io_ms);
             if (n == 0) r = -ECONNRESET;
             if (n <= 0) {
                 if (n < 0) r = (int)n;
@@ -728,7 +763,7 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
         r = reserve(&b, hl + body_len + 1);
         if (r < 0) goto fail;
         while (b.len < hl + body_len) {
-            ssize_t n = fill(k->fd, &b, io_ms);
+            ssize_t n = fill(k, &b, io_ms);
             if (n == 0) r = -ECONNRESET;
             if (n <= 0) {
                 if (n < 0) r = (int)n;
@@ -744,7 +779,7 @@ static int exchange(tern_client *c, client_conn *k, const char *method, const ch
                 r = -EMSGSIZE;
                 goto fail;
             }
-            ssize_t n = fill(k->fd, &b, io_ms);
+            ssize_t n = fill(k, &b, io_ms);
             if (n < 0) {
                 r = (int)n;
                 goto fail;
@@ -860,7 +895,19 @@ tern_client *tern_client_new(const char *url, const tern_client_config *cfg) {
     else
         tern_client_config_init(&c->cfg);
     pthread_mutex_init(&c->lock, NULL);
-    int r = url ? parse_url(c, url) : -EINVAL;
+    int https = 0;
+    int r = url ? parse_url(c, url, &https) : -EINVAL;
+    if (r == 0 && https) {
+        char err[256] = "";
+        c->tls = tern__tls_client_ctx_new(c->cfg.tls_ca_file, c->cfg.tls_insecure, err, sizeof err);
+        if (!c->tls) {
+            fprintf(stderr, "tern: client %s: %s\n", url, err[0] ? err : "out of memory");
+            r = -EINVAL;
+        } else if (c->cfg.tls_insecure) {
+            fprintf(stderr, "tern: WARNING: client %s does not verify the server's certificate "
+                            "(tls_insecure)\n", url);
+        }
+    }
     if (r == 0 && (!c->cfg.max_connections || c->cfg.min_idle > c->cfg.max_connections ||
                    !c->cfg.max_response_head))
         r = -EINVAL;
@@ -882,6 +929,7 @@ void tern_client_free(tern_client *c) {
         free(w);
     }
     pthread_mutex_destroy(&c->lock);
+    if (c->tls) tern__tls_ctx_free(c->tls);
     free(c->url);
     free(c->host);
     free(c->authority);
@@ -907,6 +955,7 @@ void tern_client_stats_read(tern_client *c, tern_client_stats *out) {
         out->reused += __atomic_load_n(&w->reused, __ATOMIC_RELAXED);
         out->retries += __atomic_load_n(&w->retries, __ATOMIC_RELAXED);
         out->connects += __atomic_load_n(&w->connects, __ATOMIC_RELAXED);
+        out->tls_resumed += __atomic_load_n(&w->tls_resumed, __ATOMIC_RELAXED);
     }
 }
 
@@ -922,6 +971,8 @@ static void metrics_source(void *arg, tern_metrics_writer *mw) {
     tern_metrics_counter(mw, "retries_total", "Retries after a stale connection",
                          (double)st.retries);
     tern_metrics_counter(mw, "connects_total", "Connections opened", (double)st.connects);
+    tern_metrics_counter(mw, "tls_resumed_total", "TLS connects that resumed a session",
+                         (double)st.tls_resumed);
 }
 
 int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name) {
