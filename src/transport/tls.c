@@ -114,31 +114,67 @@ static ssize_t tls_write_buf(tern__transport *t, const unsigned char *p, size_t 
     return (ssize_t)done;
 }
 
+/* Writes as much as the socket takes (a short count means it is full, as
+ * for send: the callers then wait for EPOLLOUT). Small pieces (stash,
+ * batch, a small body) are coalesced into one record and one send. */
 static ssize_t tls_writev(tern__transport *t, const struct iovec *iov, int iovcnt, int more) {
     (void)more;
-    if (iovcnt == 1 || iov[0].iov_len >= RECORD_MAX) return tls_write_buf(t, iov[0].iov_base, iov[0].iov_len);
-    /* several small pieces (stash, batch, body): one record, one send */
-    size_t n = 0;
-    for (int i = 0; i < iovcnt && n < RECORD_MAX; i++) {
-        size_t k = iov[i].iov_len < RECORD_MAX - n ? iov[i].iov_len : RECORD_MAX - n;
-        memcpy(coalesce_buf + n, iov[i].iov_base, k);
-        n += k;
+    size_t total = 0, off = 0;
+    int i = 0;
+    while (i < iovcnt) {
+        const unsigned char *p;
+        size_t n = iov[i].iov_len - off;
+        if (n == 0) {
+            i++;
+            off = 0;
+            continue;
+        }
+        if (n >= RECORD_MAX || i == iovcnt - 1) {
+            p = (const unsigned char *)iov[i].iov_base + off;
+        } else {
+            n = 0;
+            size_t o = off;
+            for (int j = i; j < iovcnt && n < RECORD_MAX; j++, o = 0) {
+                size_t k = iov[j].iov_len - o;
+                if (k > RECORD_MAX - n) k = RECORD_MAX - n;
+                memcpy(coalesce_buf + n, (const char *)iov[j].iov_base + o, k);
+                n += k;
+            }
+            p = coalesce_buf;
+        }
+        ssize_t r = tls_write_buf(t, p, n);
+        if (r < 0) return total ? (ssize_t)total : r;
+        total += (size_t)r;
+        size_t adv = (size_t)r;
+        while (i < iovcnt && adv >= iov[i].iov_len - off) {
+            adv -= iov[i].iov_len - off;
+            i++;
+            off = 0;
+        }
+        off += adv;
+        if ((size_t)r < n) break; /* the socket is full */
     }
-    return tls_write_buf(t, coalesce_buf, n);
+    return (ssize_t)total;
 }
 
 /* No kernel TLS on these machines (no `tls` module): read + SSL_write.
  * With kTLS (SSL_OP_ENABLE_KTLS and SSL_sendfile) the file would go
  * straight from the page cache. */
 static ssize_t tls_sendfile(tern__transport *t, int fd, off_t *offset, size_t len) {
-    size_t n = len < RECORD_MAX ? len : RECORD_MAX;
-    ssize_t r;
-    do r = pread(fd, file_buf, n, *offset);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0) return r < 0 ? -errno : 0;
-    ssize_t w = tls_write_buf(t, file_buf, (size_t)r);
-    if (w > 0) *offset += w;
-    return w;
+    size_t total = 0;
+    while (total < len) {
+        size_t n = len - total < RECORD_MAX ? len - total : RECORD_MAX;
+        ssize_t r;
+        do r = pread(fd, file_buf, n, *offset);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) return total ? (ssize_t)total : r < 0 ? -errno : 0;
+        ssize_t w = tls_write_buf(t, file_buf, (size_t)r);
+        if (w < 0) return total ? (ssize_t)total : w;
+        *offset += w;
+        total += (size_t)w;
+        if (w < r) break; /* the socket is full */
+    }
+    return (ssize_t)total;
 }
 
 /* close_notify if the socket takes it now, then FIN. */
