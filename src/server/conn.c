@@ -223,6 +223,9 @@ static void *tls_start(tern__worker *w, tern__conn *c, tern__conn_busy *b) {
     void *ssl = tern__tls_config_accept(s, c->fd);
     if (!ssl) return NULL;
     tern__transport_tls(&b->x.t, ssl, c->fd, &c->flags, conn_wait, b);
+    /* a handshake flight is several writes (and TLS 1.3 tickets follow it):
+     * Nagle would hold each behind the client's delayed ACK */
+    if (tern__transport_nodelay(&b->x.t) == 0) c->flags |= TERN__H1_NODELAY;
     w->tls_handshakes++;
     r = tern__tls_handshake(&b->x.t, deadline, NULL, 0);
     w->tls_handshakes--;
