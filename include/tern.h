@@ -74,6 +74,10 @@ typedef struct tern_config {
     int shared_port;            /* 1: share the port with another process that
                                    listens with SO_REUSEPORT (rolling restart);
                                    0 (default): such a port is "in use" */
+    /* TLS (<tern/tls.h>), used once a certificate is added */
+    unsigned handshake_timeout_ms;   /* whole TLS handshake, default 10000 */
+    unsigned max_handshakes;         /* TLS handshakes in progress per worker, default
+                                        64; more connections wait in the backlog */
 } tern_config;
 
 /* Fills cfg with the defaults documented above. */
@@ -310,6 +314,7 @@ TERN_API uint64_t tern_clock_ns(void);
 /* The rest of the public API, one header per area. */
 #include <tern/sync.h>    /* sem, mutex, wait group, channel, offload */
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
+#include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

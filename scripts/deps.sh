@@ -10,6 +10,7 @@ have cmake || need="$need cmake"
 have cc || need="$need gcc"
 have make || need="$need make"
 pkg_missing libsqlite3-dev && need="$need libsqlite3-dev"
+pkg_missing libssl-dev && need="$need libssl-dev"
 if [ "$what" = test ] || [ "$what" = bench ]; then
   have clang || need="$need clang"
   pkg_missing libclang-rt-14-dev && need="$need libclang-rt-14-dev"
@@ -17,6 +18,7 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
   have curl || need="$need curl"
   have pkg-config || need="$need pkg-config"
   pkg_missing libhttp-parser-dev && need="$need libhttp-parser-dev"
+  have openssl || need="$need openssl"
 fi
 if [ "$what" = test ]; then
   have promtool || need="$need prometheus"

@@ -69,6 +69,7 @@ int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned
 typedef struct demo_app {
     /* options, fixed before the server runs */
     const char *upstream_url; /* --upstream URL for /real (NULL: our own /plaintext) */
+    const char *upstream_ca;  /* --upstream-ca: CA file for an https upstream */
     const char *db_opt;       /* --db PATH for SQLite (NULL: a file in /tmp) */
     uint16_t port;            /* the bound port */
     int workers;              /* worker threads, once bound */

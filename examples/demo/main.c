@@ -130,6 +130,12 @@ static void stream(tern_ctx *ctx) {
     demo_budget_give(&g);
 }
 
+/* The client certificate's subject, for mutual TLS. */
+static void tls_peer(tern_ctx *ctx) {
+    const char *subject = tern_req_tls_peer_subject(ctx);
+    tern_resp_text(ctx, 200, subject ? subject : "none");
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-demo [--host ADDR] [--port PORT] [--workers N] [options]\n"
@@ -143,6 +149,12 @@ static void usage(FILE *f) {
             "  --write-timeout MS, --drain-timeout MS (0-86400000, 0 disables; defaults\n"
             "                 10s, 10s, 60s, 30s, 10s)\n"
             "  --max-connections N, --max-in-flight N (0-86400000, 0 = unlimited, the default)\n"
+            "  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM certificate chain and\n"
+            "                 key; repeat the pair for more names (SNI; the first is the default)\n"
+            "  --tls-client-ca FILE  require client certificates signed by these CAs (mTLS)\n"
+            "  --handshake-timeout MS  whole TLS handshake (default 10000); SIGHUP reloads\n"
+            "                 the certificate files\n"
+            "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -164,6 +176,7 @@ static void usage(FILE *f) {
             "  GET /real?parallel=N        SQLite + HTTP + file; N 0-1: 0 one after another\n"
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
+            "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -219,7 +232,14 @@ int main(int argc, char **argv) {
         {"max-connections", required_argument, NULL, 1005},
         {"max-in-flight", required_argument, NULL, 1006},
         {"budget-mb", required_argument, NULL, 'b'},
+        {"tls-cert", required_argument, NULL, 2000},
+        {"tls-key", required_argument, NULL, 2001},
+        {"tls-client-ca", required_argument, NULL, 2002},
+        {"handshake-timeout", required_argument, NULL, 2003},
+        {"upstream-ca", required_argument, NULL, 2004},
         {NULL, 0, NULL, 0}};
+    const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
+    int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
     int reuse_port = 0;
@@ -266,6 +286,28 @@ int main(int argc, char **argv) {
             *fields[opt - 1000] = (unsigned)v;
             break;
         }
+        case 2000:
+        case 2001:
+            if ((opt == 2000 ? ncerts : nkeys) >= 16) {
+                fprintf(stderr, "tern-demo: at most 16 --tls-cert/--tls-key pairs\n");
+                return 2;
+            }
+            if (opt == 2000)
+                tls_certs[ncerts++] = optarg;
+            else
+                tls_keys[nkeys++] = optarg;
+            break;
+        case 2002: tls_client_ca = optarg; break;
+        case 2003: {
+            unsigned long v;
+            if (demo_parse_uint(optarg, 1, 86400000, &v) < 0) {
+                fprintf(stderr, "tern-demo: bad --handshake-timeout '%s' (1-86400000)\n", optarg);
+                return 2;
+            }
+            cfg.handshake_timeout_ms = (unsigned)v;
+            break;
+        }
+        case 2004: app.upstream_ca = optarg; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -278,6 +320,10 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (ncerts != nkeys || (tls_client_ca && !ncerts)) {
+        fprintf(stderr, "tern-demo: --tls-cert and --tls-key come in pairs (and --tls-client-ca needs them)\n");
+        return 2;
+    }
     demo_budget_init(&app.budget, (long)budget_mb * 1024, DEMO_CPU_BUDGET_MIB);
     tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
@@ -296,6 +342,19 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_POST, "/echo", echo);
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
+    tern_route(s, TERN_GET, "/tls/peer", tls_peer);
+    for (int i = 0; i < ncerts; i++) {
+        if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
+            fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);
+            tern_server_free(s);
+            return 1;
+        }
+    }
+    if (tls_client_ca && tern_server_set_client_ca(s, tls_client_ca) < 0) {
+        fprintf(stderr, "tern-demo: cannot use --tls-client-ca %s\n", tls_client_ca);
+        tern_server_free(s);
+        return 1;
+    }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
                                       demo_register_pool, demo_register_admission};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
@@ -324,7 +383,7 @@ int main(int argc, char **argv) {
         tern_server_free(s);
         return 1;
     }
-    printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
+    printf("tern-demo listening on %s://%s:%u (%d workers)\n", ncerts ? "https" : "http", host, tern_server_port(s),
            tern_server_workers(s));
     fflush(stdout);
     r = tern_server_run(s);

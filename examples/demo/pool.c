@@ -632,10 +632,11 @@ static int init_file(const char *file_path) {
     return 0;
 }
 
-static tern_client *new_upstream(const char *url) {
+static tern_client *new_upstream(const char *url, const char *ca_file) {
     tern_client_config cfg;
     tern_client_config_init(&cfg);
     cfg.max_connections = UPSTREAM_MAX_CONNECTIONS;
+    cfg.tls_ca_file = ca_file;
     return tern_client_new(url, &cfg);
 }
 
@@ -653,7 +654,7 @@ int demo_pool_worker_init(demo_app *app, demo_worker *w) {
      * (the workers start after that); tern_client_new does no I/O */
     char url[64];
     if (!app->upstream_url) snprintf(url, sizeof url, "http://127.0.0.1:%u/plaintext", app->port);
-    w->upstream = new_upstream(app->upstream_url ? app->upstream_url : url);
+    w->upstream = new_upstream(app->upstream_url ? app->upstream_url : url, app->upstream_ca);
     if (!w->upstream) {
         int e = -errno;
         tern_pool_free(w->db);
@@ -711,7 +712,7 @@ int demo_register_pool(tern_server *s) {
     }
     if (app->upstream_url) {
         /* a bad --upstream is a start-up error, not a 502 on every request */
-        tern_client *c = new_upstream(app->upstream_url);
+        tern_client *c = new_upstream(app->upstream_url, app->upstream_ca);
         if (!c) {
             int e = errno;
             fprintf(stderr, "tern-demo: bad --upstream '%s': %s\n", app->upstream_url,

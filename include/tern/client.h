@@ -23,8 +23,7 @@
  * loop yields every 64 KiB read without a park.
  *
  * The host is resolved once, at the first connect (a numeric address
- * directly, a name with getaddrinfo on the offload pool); https is not
- * supported. Requests are not pipelined: one request per connection at a
+ * directly, a name with getaddrinfo on the offload pool). Requests are not pipelined: one request per connection at a
  * time. */
 #ifndef TERN_CLIENT_H
 #define TERN_CLIENT_H
@@ -58,14 +57,21 @@ typedef struct tern_client_config {
                                        upstream paces its bytes (a byte a second
                                        never trips io_timeout_ms), default 30000;
                                        0: none */
+    /* https:// only: the peer's certificate is verified against the system
+     * CA store (Debian's ca-certificates) or, when set, this PEM file, and
+     * must name the URL's host */
+    const char *tls_ca_file;
+    int tls_insecure;               /* 1: no verification at all (logged as a warning) */
 } tern_client_config;
 
 /* Fills cfg with the defaults above. */
 TERN_API void tern_client_config_init(tern_client_config *cfg);
 
-/* url: "http://host[:port][/path]" (host may be [v6]); the path, if any,
- * is the default request path. cfg NULL: defaults. NULL with errno
- * EINVAL (malformed URL or config), EPROTONOSUPPORT (not http) or ENOMEM.
+/* url: "http://host[:port][/path]" or "https://..." (host may be [v6]);
+ * the path, if any, is the default request path. https: TLS 1.2+, SNI and
+ * ALPN http/1.1 sent, the session resumed by the next connection of the
+ * same client. cfg NULL: defaults. NULL with errno EINVAL (malformed URL or
+ * config, unreadable tls_ca_file), EPROTONOSUPPORT (neither) or ENOMEM.
  * Creating does no I/O. */
 TERN_API tern_client *tern_client_new(const char *url, const tern_client_config *cfg);
 /* Closes every idle connection and frees the client. No request may be in
@@ -112,6 +118,8 @@ typedef struct tern_client_response {
  *                 (-EHOSTUNREACH too when the name does not resolve)
  *   -ETIMEDOUT    connect, write or read made no progress in time, or the
  *                 whole exchange took longer than exchange_timeout_ms
+ *   -EPROTO       (https) the TLS handshake failed: bad certificate, name
+ *                 mismatch, no common protocol
  *   -ECONNRESET   the connection closed before the response was complete
  *   -EPROTO       malformed response (RFC 9112 strictness as for requests:
  *                 CRLF only, no obs-fold, no repeated Content-Length...),
@@ -140,14 +148,15 @@ typedef struct tern_client_stats {
     uint64_t reused;                /* requests sent on a kept-alive connection */
     uint64_t retries;               /* retried after a stale kept-alive connection */
     uint64_t connects;              /* connects that succeeded */
+    uint64_t tls_resumed;           /* https connects that resumed a TLS session */
 } tern_client_stats;
 
 /* Thread-safe snapshot, summed over workers. */
 TERN_API void tern_client_stats_read(tern_client *c, tern_client_stats *out);
 /* Registers the client's figures with the metrics module under `name`:
  * the pool's (see tern_pool_metrics_write) plus requests_total,
- * responses_total, errors_total, reused_total, retries_total and
- * connects_total. tern_client_free unregisters. */
+ * responses_total, errors_total, reused_total, retries_total,
+ * connects_total and tls_resumed_total. tern_client_free unregisters. */
 TERN_API int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name);
 
 #ifdef __cplusplus

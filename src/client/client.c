@@ -45,6 +45,7 @@
 #include "http/parse.h"
 #include "rt/sched.h"
 #include "tern/sync.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 
 #define MAX_WORKERS 1024 /* per-worker pools, indexed by scheduler id */
@@ -72,9 +73,10 @@
 
 typedef struct client_conn {
     int fd;
-    uint32_t tflags;   /* the transport's bits (TERN__T_*) */
-    tern__transport t; /* every byte in and out goes through it */
-    uint64_t uses;     /* completed exchanges */
+    void *ssl;          /* https: the SSL *, else NULL */
+    uint32_t tflags;    /* the transport's flags word */
+    tern__transport t;  /* socket or TLS over fd */
+    uint64_t uses; /* completed exchanges */
     uint64_t connect_ns;
 } client_conn;
 
@@ -82,7 +84,7 @@ typedef struct client_worker {
     struct tern_client *client;
     tern_pool *pool;
     /* written by the owning worker, read by stats readers */
-    uint64_t requests, responses, errors, reused, retries, connects;
+    uint64_t requests, responses, errors, reused, retries, connects, tls_resumed;
 } client_worker;
 
 struct tern_client {
@@ -92,6 +94,7 @@ struct tern_client {
     char *authority; /* Host header: host[:port] as written */
     char *path;      /* default request path */
     char port[8];
+    void *tls;       /* https: the SSL_CTX * (holds the cached session) */
     pthread_mutex_t lock; /* guards the resolved addresses */
     int naddrs;
     struct sockaddr_storage addrs[MAX_ADDRS];
@@ -134,10 +137,10 @@ static int is_target_char(unsigned char c) {
     return c > 0x20 && c < 0x7f;
 }
 
-static int parse_url(tern_client *c, const char *url) {
-    if (strncasecmp(url, "https://", 8) == 0) return -EPROTONOSUPPORT;
-    if (strncasecmp(url, "http://", 7) != 0) return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
-    const char *p = url + 7;
+static int parse_url(tern_client *c, const char *url, int *https) {
+    *https = strncasecmp(url, "https://", 8) == 0;
+    if (!*https && strncasecmp(url, "http://", 7) != 0) return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
+    const char *p = url + (*https ? 8 : 7);
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '#' || (*auth_end && strchr(auth_end, '#'))) return -EINVAL;
     if (memchr(p, '@', (size_t)(auth_end - p))) return -EINVAL; /* no userinfo */
@@ -164,7 +167,7 @@ static int parse_url(tern_client *c, const char *url) {
             (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         if (!alnum && (!ch || !strchr("-._:%", ch))) return -EINVAL;
     }
-    unsigned long portnum = 80;
+    unsigned long portnum = *https ? 443 : 80;
     if (port) {
         if (port == auth_end || auth_end - port > 5) return -EINVAL;
         portnum = 0;
@@ -323,7 +326,25 @@ static int conn_create(void *arg, void **res) {
         return -ENOMEM;
     }
     k->fd = fd;
-    tern__transport_socket(&k->t, fd, &k->tflags, conn_wait, k);
+    if (c->tls) {
+        k->ssl = tern__tls_connect_new(c->tls, fd, c->host);
+        if (!k->ssl) {
+            free(k);
+            close(fd);
+            return -ENOMEM;
+        }
+        tern__transport_tls(&k->t, k->ssl, fd, &k->tflags, conn_wait, k);
+        r = tern__tls_handshake(&k->t, deadline, NULL, 0);
+        if (r < 0) {
+            tern__tls_close(k->ssl);
+            free(k);
+            close(fd);
+            return r == -ETIMEDOUT ? CONNECT_TIMEOUT : r;
+        }
+        if (tern__tls_resumed(k->ssl)) bump(&w->tls_resumed);
+    } else {
+        tern__transport_socket(&k->t, fd, &k->tflags, conn_wait, k);
+    }
     k->connect_ns = tern_clock_ns() - t0;
     bump(&w->connects);
     *res = k;
@@ -336,6 +357,8 @@ static int conn_create(void *arg, void **res) {
 static int conn_validate(void *arg, void *res) {
     (void)arg;
     client_conn *k = res;
+    /* TLS: records that came meanwhile (TLS 1.3 tickets) are no data */
+    if (k->ssl) return tern__tls_idle_check(k->ssl);
     /* a byte read here is consumed, which does not matter: the connection
      * is discarded whenever there was one */
     char b;
@@ -348,7 +371,10 @@ static int conn_validate(void *arg, void *res) {
 static void conn_destroy(void *arg, void *res) {
     (void)arg;
     client_conn *k = res;
-    k->t.ops->release(&k->t);
+    if (k->ssl)
+        tern__tls_close(k->ssl);
+    else
+        k->t.ops->release(&k->t);
     close(k->fd);
     free(k);
 }
@@ -493,7 +519,7 @@ static int send_request(exchange *x, const char *head, size_t head_len, const vo
     while (niov) {
         ssize_t n = tern__transport_writev(&x->k->t, v, niov, 0);
         if (n == -EAGAIN) {
-            int r = tern__transport_wait(&x->k->t, EPOLLOUT, wait_deadline(x));
+            int r = tern__transport_wait_io(&x->k->t, EPOLLOUT, wait_deadline(x));
             if (r < 0) return r;
             continue;
         }
@@ -549,7 +575,7 @@ static ssize_t fill(exchange *x) {
         }
         if (n != -EAGAIN) return n;
         x->since_park = 0;
-        int r = tern__transport_wait(&x->k->t, EPOLLIN, wait_deadline(x));
+        int r = tern__transport_wait_io(&x->k->t, EPOLLIN, wait_deadline(x));
         if (r < 0) return r;
     }
 }
@@ -820,7 +846,19 @@ tern_client *tern_client_new(const char *url, const tern_client_config *cfg) {
     else
         tern_client_config_init(&c->cfg);
     pthread_mutex_init(&c->lock, NULL);
-    int r = url ? parse_url(c, url) : -EINVAL;
+    int https = 0;
+    int r = url ? parse_url(c, url, &https) : -EINVAL;
+    if (r == 0 && https) {
+        char err[256] = "";
+        c->tls = tern__tls_client_ctx_new(c->cfg.tls_ca_file, c->cfg.tls_insecure, err, sizeof err);
+        if (!c->tls) {
+            fprintf(stderr, "tern: client %s: %s\n", url, err[0] ? err : "out of memory");
+            r = -EINVAL;
+        } else if (c->cfg.tls_insecure) {
+            fprintf(stderr, "tern: WARNING: client %s does not verify the server's certificate "
+                            "(tls_insecure)\n", url);
+        }
+    }
     if (r == 0 && (!c->cfg.max_connections || c->cfg.min_idle > c->cfg.max_connections ||
                    !c->cfg.max_response_head || c->cfg.max_response_headers > UINT32_MAX))
         r = -EINVAL;
@@ -843,6 +881,7 @@ void tern_client_free(tern_client *c) {
         free(w);
     }
     pthread_mutex_destroy(&c->lock);
+    if (c->tls) tern__tls_ctx_free(c->tls);
     free(c->url);
     free(c->host);
     free(c->authority);
@@ -868,6 +907,7 @@ void tern_client_stats_read(tern_client *c, tern_client_stats *out) {
         out->reused += __atomic_load_n(&w->reused, __ATOMIC_RELAXED);
         out->retries += __atomic_load_n(&w->retries, __ATOMIC_RELAXED);
         out->connects += __atomic_load_n(&w->connects, __ATOMIC_RELAXED);
+        out->tls_resumed += __atomic_load_n(&w->tls_resumed, __ATOMIC_RELAXED);
     }
 }
 
@@ -883,6 +923,8 @@ static void metrics_source(void *arg, tern_metrics_writer *mw) {
     tern_metrics_counter(mw, "retries_total", "Retries after a stale connection",
                          (double)st.retries);
     tern_metrics_counter(mw, "connects_total", "Connections opened", (double)st.connects);
+    tern_metrics_counter(mw, "tls_resumed_total", "TLS connects that resumed a session",
+                         (double)st.tls_resumed);
 }
 
 int tern_client_register_metrics(tern_client *c, tern_server *s, const char *name) {

@@ -151,6 +151,13 @@ int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t 
     return getpeername(ctx->exchange->t.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
 
+const char *tern_req_tls_peer_subject(tern_ctx *ctx) {
+    if (!ctx->exchange) return NULL;
+    char buf[1024];
+    const char *subject = tern__transport_peer_subject(&ctx->exchange->t, buf, sizeof buf);
+    return subject ? tern_strdup(ctx, subject) : NULL;
+}
+
 /* ---- response ------------------------------------------------------------ */
 
 int tern_resp_set_status(tern_ctx *ctx, int status) {

@@ -130,7 +130,7 @@ int tern__h1_write(tern__h1 *x, const char *extra, size_t extra_len) {
 
 int tern__h1_wait(tern__h1 *x, uint32_t events, uint64_t deadline_ns) {
     if (*x->flags & TERN__H1_KILL) return -ECANCELED;
-    int r = tern__transport_wait(&x->t, events, deadline_ns);
+    int r = tern__transport_wait_io(&x->t, events, deadline_ns);
     if (x->lost) return -ENOMEM;
     return r;
 }

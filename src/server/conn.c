@@ -12,7 +12,9 @@
 #include "rt/sched.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/tls_config.h"
 #include "server/worker.h"
+#include "transport/tls.h"
 
 static void conn_main(void *arg);
 
@@ -48,6 +50,10 @@ static void queue_remove(tern__worker *w, tern__conn *c) {
 
 static void conn_close(tern__worker *w, tern__conn *c) {
     queue_remove(w, c);
+    if (w->tls && w->tls[c->fd]) {
+        tern__tls_close(w->tls[c->fd]);
+        w->tls[c->fd] = NULL;
+    }
     close(c->fd); /* also removes it from the epoll set */
     c->flags = 0;
     c->busy = NULL;
@@ -180,13 +186,79 @@ static int conn_wait(void *waiter, uint32_t events, uint64_t deadline_ns) {
     return r;
 }
 
+/* nginx's answer to plain HTTP on its TLS port; the request is read (as
+ * far as it came) so that closing does not reset the answer away. */
+static const char plain_http_answer[] =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 55\r\n"
+    "Connection: close\r\n\r\n400 Bad Request: plain HTTP request sent to HTTPS port\n";
+
+static void answer_plain_http(tern__worker *w, tern__conn_busy *b) {
+    tern__transport *t = &b->x.t;
+    uint64_t deadline = tern__h1_deadline_after(w->server->cfg.handshake_timeout_ms);
+    char buf[4096];
+    while (tern__transport_read(t, buf, sizeof buf) == (ssize_t)sizeof buf) {
+    }
+    struct iovec iov = {(void *)plain_http_answer, sizeof plain_http_answer - 1};
+    if (tern__transport_write_all(t, &iov, 1, w->server->cfg.write_timeout_ms) < 0) return;
+    tern__transport_shutdown(t);
+    /* linger until the client closes (briefly), as h1's close does */
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = tern__transport_read(t, buf, sizeof buf);
+        if (n > 0) continue;
+        if (n != -EAGAIN || tern__transport_wait(t, EPOLLIN, deadline) < 0) return;
+    }
+}
+
+/* A new TLS connection: the first byte says whether it is TLS at all, then
+ * the handshake runs here, on the connection's coroutine, under its own
+ * deadline (a client that opens and stalls is closed like a slowloris).
+ * The SSL * goes into the worker's side table; NULL: close. */
+static void *tls_start(tern__worker *w, tern__conn *c, tern__conn_busy *b) {
+    tern_server *s = w->server;
+    uint64_t deadline = tern__h1_deadline_after(s->cfg.handshake_timeout_ms);
+    tern__transport_socket(&b->x.t, c->fd, &c->flags, conn_wait, b);
+    int r = tern__tls_sniff(&b->x.t, deadline);
+    if (r == 0) answer_plain_http(w, b);
+    if (r <= 0) return NULL;
+    void *ssl = tern__tls_config_accept(s, c->fd);
+    if (!ssl) return NULL;
+    tern__transport_tls(&b->x.t, ssl, c->fd, &c->flags, conn_wait, b);
+    /* a handshake flight is several writes (and TLS 1.3 tickets follow it):
+     * Nagle would hold each behind the client's delayed ACK */
+    if (tern__transport_nodelay(&b->x.t) == 0) c->flags |= TERN__H1_NODELAY;
+    w->tls_handshakes++;
+    r = tern__tls_handshake(&b->x.t, deadline, NULL, 0);
+    w->tls_handshakes--;
+    if (r < 0) {
+        tern__tls_close(ssl);
+        return NULL;
+    }
+    w->tls[c->fd] = ssl;
+    return ssl;
+}
+
 static void conn_main(void *arg) {
     tern__conn *c = arg;
     tern__worker *w = tern__worker_self;
     tern__conn_busy b;
     b.conn = c;
     b.wait = 0;
-    tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
+    if (w->tls) {
+        void *ssl = w->tls[c->fd];
+        if (!ssl) {
+            b.x.in_handler = 0; /* read by tern__conn_event while we park */
+            b.x.coro = w->sched.current;
+            c->busy = &b;
+            ssl = tls_start(w, c, &b);
+            if (!ssl) {
+                conn_close(w, c);
+                return;
+            }
+        }
+        tern__transport_tls(&b.x.t, ssl, c->fd, &c->flags, conn_wait, &b);
+    } else {
+        tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
+    }
     tern__h1_init(&b.x, &w->server->h1, &tern__dispatch_hooks, w, &w->scratch, w->sched.current);
     b.x.requests = &c->requests;
     tern__sched_set_park_hook(b.x.coro, tern__h1_park_hook, &b.x);

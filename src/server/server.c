@@ -22,6 +22,7 @@
 
 #include "rt/offload.h"
 #include "http/ctx.h"
+#include "server/tls_config.h"
 #include "server/worker.h"
 
 void tern_config_init(tern_config *cfg) {
@@ -44,6 +45,8 @@ void tern_config_init(tern_config *cfg) {
     cfg->adaptive_target_us = 5000;
     cfg->adaptive_interval_ms = 100;
     cfg->server_name = "tern";
+    cfg->handshake_timeout_ms = 10000;
+    cfg->max_handshakes = 64;
 }
 
 tern_server *tern_server_new_config(const tern_config *cfg) {
@@ -71,6 +74,8 @@ tern_server *tern_server_new_config(const tern_config *cfg) {
 
 tern_server *tern_server_new(void) { return tern_server_new_config(NULL); }
 
+int tern__server_tls(const tern_server *s) { return s->tls && s->tls->ctx; }
+
 static void close_listeners(tern_server *s) {
     if (!s->listen_fds) return;
     for (int i = 0; i < s->nworkers; i++)
@@ -94,6 +99,7 @@ void tern_server_free(tern_server *s) {
         s->routes = next;
     }
     free(s->host);
+    tern__tls_config_free(s);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -362,6 +368,16 @@ int tern_server_run(tern_server *s) {
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
     sigaddset(&stopsigs, SIGTERM);
+    if (tern__server_tls(s)) {
+        /* SIGHUP reloads the certificates of a TLS server (and keeps its
+         * default meaning, termination, for a plain one); blocked before
+         * the workers start, so they inherit the mask */
+        sigset_t hup;
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &hup, NULL);
+        sigaddset(&stopsigs, SIGHUP);
+    }
     int sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC | SFD_NONBLOCK);
 
     s->workers = calloc((size_t)s->nworkers, sizeof(tern__worker));
@@ -388,7 +404,11 @@ int tern_server_run(tern_server *s) {
         if (n < 0 && errno != EINTR) break;
         if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == sizeof si) break;
+            if (read(sfd, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo != SIGHUP) break;
+                int rr = tern_server_reload_certs(s);
+                fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+            }
         }
         if (pfd[1].revents & POLLIN) break;
     }
@@ -416,6 +436,7 @@ int tern_server_run(tern_server *s) {
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof si) == sizeof si) {
         }
+        /* (a SIGHUP that came meanwhile is consumed with them) */
         close(sfd);
     }
     restore_signals(s);

@@ -13,6 +13,7 @@
 #include "tern.h"
 
 struct tern__worker;
+struct tern__tls_config;
 
 /* What the router maps a route to: the handler and its admission limits. */
 typedef struct tern__route_entry {
@@ -46,6 +47,10 @@ struct tern_server {
     tern_worker_stop_fn worker_stop;
     int signals_blocked;
     sigset_t old_sigmask;
+    struct tern__tls_config *tls;  /* tern_server_add_cert (tls_config.c), or NULL */
 };
+
+/* The listeners speak TLS. */
+int tern__server_tls(const struct tern_server *s);
 
 #endif

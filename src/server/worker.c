@@ -16,6 +16,7 @@
 #include "rt/overflow.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/tls_config.h"
 
 __thread tern__worker *tern__worker_self;
 
@@ -91,6 +92,14 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
         return -ENOMEM;
     }
     w->conn_slots = slots;
+    if (tern__server_tls(s)) {
+        w->tls = mmap(NULL, slots * sizeof(void *), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (w->tls == MAP_FAILED) {
+            w->tls = NULL;
+            return -ENOMEM;
+        }
+    }
     if (tern__h1_scratch_init(&w->scratch, s->cfg.max_headers) < 0) return -ENOMEM;
     __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -100,10 +109,15 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
 
 void tern__worker_destroy(tern__worker *w) {
     if (w->conns) {
-        for (size_t fd = 0; fd < w->conn_slots; fd++)
-            if (w->conns[fd].flags & TERN__CONN_OPEN) close((int)fd);
+        for (size_t fd = 0; fd < w->conn_slots; fd++) {
+            if (!(w->conns[fd].flags & TERN__CONN_OPEN)) continue;
+            if (w->tls && w->tls[fd]) tern__tls_close(w->tls[fd]);
+            close((int)fd);
+        }
         munmap(w->conns, w->conn_slots * sizeof(tern__conn));
     }
+    if (w->tls) munmap(w->tls, w->conn_slots * sizeof(void *));
+    w->tls = NULL;
     w->conns = NULL;
     tern__h1_scratch_destroy(&w->scratch);
     tern__metrics_free(w->metrics);
@@ -128,6 +142,13 @@ static void accept_all(tern__worker *w) {
     tern_server *s = w->server;
     unsigned limit = s->cfg.max_connections;
     while (w->listen_fd >= 0 && !w->draining) {
+        if (w->tls && w->tls_handshakes >= s->cfg.max_handshakes && s->cfg.max_handshakes) {
+            /* a handshake flood waits in the kernel's backlog instead of
+             * taking this worker's CPU from established connections; the
+             * loop accepts again when handshakes finish */
+            w->accept_held = 1;
+            return;
+        }
         /* reserve the slot first: two workers checking a shared count and
          * then accepting could both take the last one */
         unsigned n = atomic_fetch_add_explicit(&s->open_conns, 1, memory_order_relaxed);
@@ -225,6 +246,10 @@ static void *worker_main(void *arg) {
         if (w->listen_paused && limit &&
             atomic_load_explicit(&w->server->open_conns, memory_order_relaxed) < limit)
             tern__worker_resume_accept(w); /* back under the connection limit */
+        if (w->accept_held && w->tls_handshakes < w->server->cfg.max_handshakes && !w->listen_paused) {
+            w->accept_held = 0;
+            accept_all(w);
+        }
         if (atomic_load_explicit(&w->stopping, memory_order_acquire) && !w->draining) {
             start_drain(w);
             unsigned ms = w->server->cfg.drain_timeout_ms;

@@ -33,6 +33,11 @@ typedef struct tern__worker {
     /* connections */
     tern__conn *conns;           /* indexed by fd; lazily committed mapping */
     size_t conn_slots;
+    /* TLS: each connection's SSL * by fd (a side table, like conns, so the
+     * 32-byte slot stays as it is); NULL when the server has no TLS */
+    void **tls;
+    unsigned tls_handshakes;     /* in progress here (cap: max_handshakes) */
+    int accept_held;             /* accept waits for handshakes to finish */
     uint32_t open_conns;
     uint32_t in_flight;         /* requests inside handlers */
     int32_t idle_head, idle_tail;

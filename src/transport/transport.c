@@ -16,7 +16,7 @@ int tern__transport_write_all(tern__transport *t, struct iovec *iov, int iovcnt,
         ssize_t r = tern__transport_writev(t, iov, iovcnt, 0);
         if (r == -EAGAIN) {
             uint64_t deadline = timeout_ms ? tern_clock_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-            int w = tern__transport_wait(t, EPOLLOUT, deadline);
+            int w = tern__transport_wait_io(t, EPOLLOUT, deadline);
             if (w < 0) return w;
             continue;
         }

@@ -47,6 +47,9 @@ typedef struct tern__transport_ops {
     int (*shutdown)(tern__transport *t);
     /* releases the transport's own state; the fd is the driver's to close */
     void (*release)(tern__transport *t);
+    /* optional: the verified peer certificate's subject (RFC 2253) written
+     * into buf, or NULL when there is none (plain socket, no client cert) */
+    const char *(*peer_subject)(tern__transport *t, char *buf, size_t len);
 } tern__transport_ops;
 
 struct tern__transport {
@@ -57,6 +60,12 @@ struct tern__transport {
     void *waiter;
     uint64_t arrival_ns;                /* CLOCK_REALTIME receive time of the last
                                            read (TERN__T_TSTAMP), 0 = unknown */
+    void *impl;                         /* the operations' own state (TLS: the SSL *) */
+    /* The direction the last operation that returned -EAGAIN needs, when it
+     * is not the obvious one: a TLS read may have to write (a key update)
+     * and a TLS write may have to read. 0 = the caller's own direction.
+     * tern__transport_wait_io uses and clears it. */
+    uint32_t want;
 };
 
 /* The plain-socket operations (socket.c). */
@@ -75,6 +84,14 @@ static inline ssize_t tern__transport_writev(tern__transport *t, const struct io
 static inline int tern__transport_wait(tern__transport *t, uint32_t events, uint64_t deadline_ns) {
     return t->wait(t->waiter, events, deadline_ns);
 }
+/* Parks until the transport can make progress on what last returned
+ * -EAGAIN: `events` (EPOLLIN for a read, EPOLLOUT for a write) unless the
+ * operation asked for the other direction (see `want`). */
+static inline int tern__transport_wait_io(tern__transport *t, uint32_t events, uint64_t deadline_ns) {
+    uint32_t ev = t->want ? t->want : events;
+    t->want = 0;
+    return t->wait(t->waiter, ev, deadline_ns);
+}
 static inline int tern__transport_shutdown(tern__transport *t) { return t->ops->shutdown(t); }
 
 /* Asks the kernel for receive timestamps on t's reads (for queue delay from
@@ -88,5 +105,10 @@ int tern__transport_nodelay(tern__transport *t);
  * the deadline is renewed whenever some bytes go out, so a slow but live
  * reader is never cut off (timeout_ms = 0: wait forever). 0 or -errno. */
 int tern__transport_write_all(tern__transport *t, struct iovec *iov, int iovcnt, unsigned timeout_ms);
+
+/* The peer's verified certificate subject, or NULL (see the op). */
+static inline const char *tern__transport_peer_subject(tern__transport *t, char *buf, size_t len) {
+    return t->ops->peer_subject ? t->ops->peer_subject(t, buf, len) : NULL;
+}
 
 #endif

@@ -24,7 +24,7 @@ import time
 import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LISTEN_RE = re.compile(rb"tern-demo listening on http://([^\s/]+):(\d+) \((\d+) workers?\)")
+LISTEN_RE = re.compile(rb"tern-demo listening on https?://([^\s/]+):(\d+) \((\d+) workers?\)")
 # Anything a sanitizer prints on a real finding; the server must never print these.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer", "ERROR: UndefinedBehaviorSanitizer")

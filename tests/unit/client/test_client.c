@@ -303,7 +303,8 @@ static void t_urls(void) {
     static const struct {
         const char *url;
         int err;
-    } bad[] = {{"https://example.com", EPROTONOSUPPORT},
+    } bad[] = {{"ftp://example.com", EPROTONOSUPPORT},
+               {"https://h:0", EINVAL},
                {"ftp://x", EPROTONOSUPPORT},
                {"example.com", EINVAL},
                {"http://", EINVAL},
@@ -320,6 +321,10 @@ static void t_urls(void) {
         if (errno != bad[i].err) fprintf(stderr, "url %s: errno %d\n", bad[i].url, errno);
         CHECK_INT(errno, bad[i].err);
     }
+    /* https is accepted (the TLS context is made now; no I/O) */
+    tern_client *tc = tern_client_new("https://example.com/", NULL);
+    CHECK(tc != NULL);
+    tern_client_free(tc);
     tern_client *c = tern_client_new("HTTP://[::1]:8080/base?x=1", NULL);
     CHECK(c != NULL);
     CHECK_STR(tern_client_url(c), "HTTP://[::1]:8080/base?x=1");
