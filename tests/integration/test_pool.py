@@ -211,7 +211,7 @@ def test_db_flag_keeps_file(srv):
             finally:
                 other.cleanup()
             check(os.path.exists(db), "--db file kept after exit")
-    bad = harness.Server(srv.binary, ["--port", "0", "--upstream", "https://example.com"])
+    bad = harness.Server(srv.binary, ["--port", "0", "--upstream", "ftp://example.com"])
     try:
         # start() raises TestFailure when the server exits before its
         # "listening on" line (what we want) but also when it hangs or prints
