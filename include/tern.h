@@ -112,6 +112,13 @@ typedef struct tern_route_opts {
                                (its parks return -ECANCELED) and, unless it
                                already streamed, the answer is a 503. 0 = none */
     void *data;             /* the route's user data: tern_route_data(ctx) */
+    /* Queue before shedding (nginx's limit_req burst): with max_in_flight
+     * reached, up to queue_max requests wait, first come first served across
+     * workers, up to queue_timeout_ms for a slot; the rest, and those that
+     * waited too long, get 503 + Retry-After. 0 = no queue (refuse at once).
+     * Needs max_in_flight. */
+    unsigned queue_max;
+    unsigned queue_timeout_ms;
 } tern_route_opts;
 TERN_API int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts);

@@ -28,11 +28,19 @@ add_executable(tern-test-overflow-server ${CMAKE_CURRENT_SOURCE_DIR}/tests/integ
 target_compile_options(tern-test-overflow-server PRIVATE ${TERN_WARNINGS} ${TERN_SAN_FLAGS} ${TERN_HARDEN_FLAGS})
 target_compile_definitions(tern-test-overflow-server PRIVATE _GNU_SOURCE)
 target_link_libraries(tern-test-overflow-server PRIVATE tern_static ${TERN_EXTRA_LIBS})
+# The seed application's patterns (a static semaphore and pool shared by
+# every worker, a task on another worker, a queued route): public API only.
+add_executable(tern-test-seed-server ${CMAKE_CURRENT_SOURCE_DIR}/tests/integration/seed_server.c)
+target_compile_options(tern-test-seed-server PRIVATE ${TERN_WARNINGS} ${TERN_SAN_FLAGS} ${TERN_HARDEN_FLAGS})
+target_compile_definitions(tern-test-seed-server PRIVATE _GNU_SOURCE)
+target_link_libraries(tern-test-seed-server PRIVATE tern_static ${TERN_EXTRA_LIBS})
 foreach(py ${TERN_INTEGRATION_TESTS})
   get_filename_component(name ${py} NAME_WE)
   set(binary $<TARGET_FILE:tern-demo>)
   if(name STREQUAL "test_stack_overflow")
     set(binary $<TARGET_FILE:tern-test-overflow-server>)
+  elseif(name STREQUAL "test_seed")
+    set(binary $<TARGET_FILE:tern-test-seed-server>)
   endif()
   add_test(NAME integration_${name}
     COMMAND ${PYTHON3} ${py} --binary ${binary})

@@ -51,6 +51,36 @@ static uint64_t queue_delay(tern__worker *w, tern__h1 *x) {
     return tern_clock_ns() - w->sched.now_ns;
 }
 
+/* The route's slot when it has a queue: at once if free, else waiting in
+ * line (FIFO across workers) if the line is not full, up to the route's
+ * queue timeout. 0 with the slot, or -EBUSY (shed; the answer is set). A
+ * client that hangs up while waiting leaves the line (its wait is
+ * cancelled). */
+static int route_slot_wait(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route_entry *e) {
+    if (tern_sem_try_acquire(&e->slots) == 0) return 0;
+    unsigned ahead = atomic_fetch_add_explicit(&e->queued, 1, memory_order_relaxed);
+    if (ahead >= e->queue_max) {
+        atomic_fetch_sub_explicit(&e->queued, 1, memory_order_relaxed);
+        shed(w, ctx, "route busy and its queue full, retry later");
+        return -EBUSY;
+    }
+    x->in_handler = 1; /* a hangup cancels the wait */
+    int r = tern_sem_acquire_timeout(&e->slots, e->queue_timeout_ms);
+    x->in_handler = 0;
+    tern__sched_clear_cancel(x->coro);
+    atomic_fetch_sub_explicit(&e->queued, 1, memory_order_relaxed);
+    if (r == 0) return 0;
+    shed(w, ctx, r == -ETIMEDOUT ? "route busy, no slot within the queue timeout" : "route busy, retry later");
+    return -EBUSY;
+}
+
+static void route_slot_release(tern__route_entry *e) {
+    if (e->queue_max)
+        tern_sem_release(&e->slots);
+    else
+        atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+}
+
 /* Admission: 0 to run the handler, or shed (the answer is set). On 0 the
  * caller owns one unit of every limit it passed and gives it back. */
 static int admit(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route_entry *e) {
@@ -64,7 +94,9 @@ static int admit(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route_entry 
             return -EBUSY;
         }
     }
-    if (e->max_in_flight) {
+    if (e->max_in_flight && e->queue_max) {
+        if (route_slot_wait(w, x, ctx, e) < 0) return -EBUSY;
+    } else if (e->max_in_flight) {
         unsigned n = atomic_fetch_add_explicit(&e->in_flight, 1, memory_order_relaxed);
         if (n >= e->max_in_flight) {
             atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
@@ -77,7 +109,7 @@ static int admit(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route_entry 
         unsigned n = atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
         if (n >= limit) {
             atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
-            if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+            if (e->max_in_flight) route_slot_release(e);
             shed(w, ctx, "server busy, retry later");
             return -EBUSY;
         }
@@ -118,7 +150,7 @@ static void run_handler(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route
     }
     __atomic_store_n(&w->in_flight, w->in_flight - 1, __ATOMIC_RELAXED);
     if (srv->cfg.max_in_flight) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
-    if (e->max_in_flight) atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
+    if (e->max_in_flight) route_slot_release(e);
 }
 
 static void dispatch(void *drv, tern__h1 *x, tern_ctx *ctx) {

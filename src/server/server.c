@@ -166,6 +166,14 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
         e->adaptive = opts->adaptive;
         e->timeout_ms = opts->timeout_ms;
         e->data = opts->data;
+        e->queue_max = opts->queue_max;
+        e->queue_timeout_ms = opts->queue_timeout_ms;
+        if (e->queue_max && !e->max_in_flight) {
+            free(e->label);
+            free(e);
+            return -EINVAL; /* a queue for a slot needs slots */
+        }
+        tern_sem_init(&e->slots, e->max_in_flight);
     }
     int r = tern__router_add(s->router, methods, pattern, e);
     if (r < 0) {

@@ -11,6 +11,7 @@
 #include "http/h1.h"
 #include "http/router.h"
 #include "tern.h"
+#include "tern/sync.h"
 
 struct tern__worker;
 struct tern__tls_config;
@@ -23,7 +24,10 @@ typedef struct tern__route_entry {
     unsigned timeout_ms;
     void *data;                    /* tern_route_opts.data */
     char *label;                   /* "the handler of GET /users/:id", for overflow reports */
-    atomic_uint in_flight;
+    atomic_uint in_flight;         /* without a queue: a counter is enough */
+    unsigned queue_max, queue_timeout_ms;
+    tern_sem slots;                /* with a queue: max_in_flight permits, FIFO waiters */
+    atomic_uint queued;            /* requests waiting for a slot */
     struct tern__route_entry *next; /* all entries, for freeing */
 } tern__route_entry;
 
