@@ -80,7 +80,11 @@ typedef struct tern_config {
                                         64; more connections wait in the backlog */
 } tern_config;
 
-/* Fills cfg with the defaults documented above. */
+/* Fills cfg with the defaults documented above. tern_server_bind refuses
+ * (-EINVAL, naming the field on stderr) a configuration it could not serve:
+ * stack_size outside 16 KiB..1 GiB, max_request_head outside 256 B..64 MiB,
+ * max_target above max_request_head, max_headers outside 1..65535,
+ * max_body above 1 TiB, workers above 1024. */
 TERN_API void tern_config_init(tern_config *cfg);
 
 /* Creates a server with default configuration (or a copy of cfg). */

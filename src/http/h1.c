@@ -18,8 +18,9 @@
  * does not read cannot grow it without bound. */
 #define WBUF_FLUSH_AT 65536
 /* The request head (and its header index) is copied onto the coroutine's
- * stack up to this size, to the heap beyond: a head of max_request_head
- * (configurable up to megabytes) can never overflow a small stack. */
+ * stack up to this size by default, to the heap beyond: a head of
+ * max_request_head (configurable up to megabytes) can never overflow a
+ * small stack. The driver lowers it for small stacks (h1.h). */
 #define HEAD_ON_STACK_MAX 8192
 /* Request bodies up to this size that arrived in the scratch buffer are
  * copied onto the coroutine stack; larger ones go to the heap. */
@@ -225,7 +226,8 @@ static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_l
     }
     if (!x->in_owned && body.len) {
         /* the body in the scratch buffer is not ours once the handler parks */
-        char *copy = body.len <= BODY_ON_STACK_MAX ? alloca(body.len) : (body.heap = malloc(body.len));
+        size_t on_stack = x->cfg->body_on_stack_max ? x->cfg->body_on_stack_max : BODY_ON_STACK_MAX;
+        char *copy = body.len <= on_stack ? alloca(body.len) : (body.heap = malloc(body.len));
         if (!copy) return answer_error(x, 503, "out of memory", req->method);
         memcpy(copy, body.data, body.len);
         body.data = copy;
@@ -272,7 +274,8 @@ static h1_step serve_one(tern__h1 *x) {
     size_t nh = req.num_headers ? req.num_headers : 1;
     size_t size = nh * sizeof(tern__http_header) + head_len + 1;
     char *heap = NULL;
-    char *mem = size <= HEAD_ON_STACK_MAX ? alloca(size) : (heap = malloc(size));
+    size_t on_stack = x->cfg->head_on_stack_max ? x->cfg->head_on_stack_max : HEAD_ON_STACK_MAX;
+    char *mem = size <= on_stack ? alloca(size) : (heap = malloc(size));
     if (!mem) return answer_error(x, 503, "out of memory", 0);
     tern__http_header *hdrs = (tern__http_header *)(void *)mem;
     char *head = mem + nh * sizeof(tern__http_header);

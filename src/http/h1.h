@@ -64,6 +64,11 @@ typedef struct tern__h1_config {
     unsigned header_timeout_ms, body_timeout_ms, min_body_rate, write_timeout_ms;
     const char *server_name;
     size_t server_name_len;
+    /* the request head (and a small body) are copied onto the serving
+     * coroutine's stack up to these sizes, to the heap beyond; the driver
+     * sets them from its stack size so no limit it accepts can overflow a
+     * stack (0: the defaults, 8 KiB and 4 KiB) */
+    size_t head_on_stack_max, body_on_stack_max;
 } tern__h1_config;
 
 typedef struct tern__h1 tern__h1;

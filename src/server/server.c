@@ -275,8 +275,34 @@ static int probe_port_free(const struct addrinfo *ai) {
     return r;
 }
 
+/* Configurations tern would accept but could not serve are refused before
+ * anything is bound, with the field named on stderr: every configuration
+ * that starts survives every request it accepts. */
+static int config_refuse(const char *field, const char *why) {
+    fprintf(stderr, "tern: invalid configuration: %s %s\n", field, why);
+    return -EINVAL;
+}
+
+static int validate_config(const tern_config *c) {
+    if (c->stack_size < (16u << 10) || c->stack_size > (1u << 30))
+        return config_refuse("stack_size", "must be 16 KiB .. 1 GiB");
+    if (c->max_request_head < 256 || c->max_request_head > (64u << 20))
+        return config_refuse("max_request_head", "must be 256 B .. 64 MiB");
+    if (c->max_target < 16 || c->max_target > c->max_request_head)
+        return config_refuse("max_target", "must be 16 B .. max_request_head");
+    if (c->max_headers < 1 || c->max_headers > 65535)
+        return config_refuse("max_headers", "must be 1 .. 65535");
+    if (c->max_body > ((uint64_t)1 << 40)) return config_refuse("max_body", "must be at most 1 TiB");
+    if (c->workers < 0 || c->workers > 1024) return config_refuse("workers", "must be 0 (CPUs) .. 1024");
+    if (c->backlog < 1) return config_refuse("backlog", "must be at least 1");
+    if (c->adaptive_interval_ms > 60000) return config_refuse("adaptive_interval_ms", "must be at most 60 s");
+    return 0;
+}
+
 int tern_server_bind(tern_server *s) {
     if (s->bound) return 0;
+    int vr = validate_config(&s->cfg);
+    if (vr < 0) return vr;
     if (!s->cfg.shared_port && s->cfg.port != 0) {
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -361,6 +387,10 @@ int tern_server_run(tern_server *s) {
         .write_timeout_ms = s->cfg.write_timeout_ms,
         .server_name = s->cfg.server_name,
         .server_name_len = strlen(s->cfg.server_name),
+        /* at most 1/16 and 1/32 of the stack: a 16 KiB stack keeps 1 KiB
+         * and 512 B, the default 256 KiB the full 8 KiB and 4 KiB */
+        .head_on_stack_max = s->cfg.stack_size / 16 < 8192 ? s->cfg.stack_size / 16 : 8192,
+        .body_on_stack_max = s->cfg.stack_size / 32 < 4096 ? s->cfg.stack_size / 32 : 4096,
     };
 
     /* serve as many connections as the hard limit allows (nginx does the
