@@ -22,6 +22,7 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
 fi
 if [ "$what" = test ]; then
   have promtool || need="$need prometheus"
+  have testssl || need="$need testssl.sh"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
