@@ -636,18 +636,18 @@ static int read_chunked(exchange *x, size_t body_off, size_t *body_len, size_t *
     size_t raw = body_off, len = 0; /* undecoded input starts at raw */
     for (;;) {
         size_t used = 0, out = 0;
-        int dr = tern__chunked_decode(&d, x->data + raw, x->len - raw, &used,
-                                      x->data + body_off + len, &out);
+        tern__chunked_result dr = tern__chunked_decode(&d, x->data + raw, x->len - raw, &used,
+                                                       x->data + body_off + len, &out);
         len += out;
         raw += used;
-        if (dr == -413) return -EMSGSIZE;
-        if (dr < 0) return -EPROTO;
+        if (dr == TERN__CHUNKED_TOO_LARGE) return -EMSGSIZE;
+        if (dr == TERN__CHUNKED_BAD) return -EPROTO;
         /* close the gap between the decoded body and the input left */
         size_t rest = x->len - raw;
         memmove(x->data + body_off + len, x->data + raw, rest);
         raw = body_off + len;
         x->len = raw + rest;
-        if (dr == 1) {
+        if (dr == TERN__CHUNKED_DONE) {
             *body_len = len;
             *leftover = rest;
             return 0;

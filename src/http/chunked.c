@@ -77,12 +77,90 @@ void tern__chunked_set_limits(tern__chunked *d, uint32_t max_line, uint32_t max_
     if (max_ext_bytes) d->max_ext_bytes = max_ext_bytes;
 }
 
-int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
-                        size_t *out_len) {
+/* One byte of a chunk-size line (size, BWS, extensions): 0, or -1 when
+ * malformed. */
+static int size_line_byte(tern__chunked *d, unsigned char c) {
+    switch (d->state) {
+    case S_SIZE: {
+        int h = hexval(c);
+        if (h >= 0) {
+            /* 16 hex digits hold 2^64-1; one more would overflow */
+            if (d->remaining >> 60) return -1;
+            d->remaining = d->remaining << 4 | (unsigned)h;
+        } else if (d->line_len == 0) {
+            return -1; /* no digit before ';', CR, SP or a sign */
+        } else if (c == ';') {
+            d->state = S_EXT;
+        } else if (c == ' ' || c == '\t') {
+            d->state = S_SIZE_BWS;
+        } else if (c == '\r') {
+            d->state = S_SIZE_LF;
+        } else {
+            return -1;
+        }
+        return 0;
+    }
+    case S_SIZE_BWS:
+        if (c == ';')
+            d->state = S_EXT;
+        else if (c != ' ' && c != '\t')
+            return -1;
+        return 0;
+    default: /* S_EXT */
+        if (c == '\r')
+            d->state = S_SIZE_LF;
+        else if (!is_field_byte(c) || ++d->ext_bytes > d->max_ext_bytes)
+            return -1;
+        return 0;
+    }
+}
+
+/* One byte of the trailer section before its final CRLF: 0 or -1. */
+static int trailer_byte(tern__chunked *d, unsigned char c) {
+    switch (d->state) {
+    case S_TRL_START:
+        if (c == '\r')
+            d->state = S_END_LF;
+        else if (is_tchar(c))
+            d->state = S_TRL_NAME;
+        else
+            return -1; /* obs-fold, empty name, bare LF, ... */
+        return 0;
+    case S_TRL_NAME:
+        if (c == ':')
+            d->state = S_TRL_VALUE;
+        else if (!is_tchar(c))
+            return -1;
+        return 0;
+    case S_TRL_VALUE:
+        if (c == '\r')
+            d->state = S_TRL_LF;
+        else if (!is_field_byte(c))
+            return -1;
+        return 0;
+    default: /* S_TRL_LF */
+        if (c != '\n') return -1;
+        d->state = S_TRL_START;
+        return 0;
+    }
+}
+
+/* Framing bytes are bounded: the size line (before its CR) and the
+ * trailer section (every byte after the last chunk's CRLF). */
+static int count_framing(tern__chunked *d) {
+    if (d->state >= S_TRL_START) return ++d->trailer_bytes > d->max_trailer ? -1 : 0;
+    if (d->state <= S_EXT && ++d->line_len > d->max_line) return -1;
+    return 0;
+}
+
+tern__chunked_result tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed,
+                                          char *out, size_t *out_len) {
     size_t i = 0, o = 0;
-    int ret = 0;
+    tern__chunked_result ret = TERN__CHUNKED_MORE;
+    if (in_len == 0 && d->state == S_ERR_400) ret = TERN__CHUNKED_BAD;
     while (i < in_len) {
         unsigned char c = (unsigned char)in[i];
+        int bad = 0;
         switch (d->state) {
         case S_DATA: {
             size_t n = in_len - i;
@@ -96,42 +174,14 @@ int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t
             if (d->remaining == 0) d->state = S_DATA_CR;
             continue;
         }
-        case S_SIZE: {
-            int h = hexval(c);
-            if (h >= 0) {
-                /* 16 hex digits hold 2^64-1; one more would overflow */
-                if (d->remaining >> 60) goto bad;
-                d->remaining = d->remaining << 4 | (unsigned)h;
-            } else if (d->line_len == 0) {
-                goto bad; /* no digit before ';', CR, SP or a sign */
-            } else if (c == ';') {
-                d->state = S_EXT;
-            } else if (c == ' ' || c == '\t') {
-                d->state = S_SIZE_BWS;
-            } else if (c == '\r') {
-                d->state = S_SIZE_LF;
-            } else {
-                goto bad;
-            }
-            break;
-        }
+        case S_SIZE:
         case S_SIZE_BWS:
-            if (c == ';')
-                d->state = S_EXT;
-            else if (c != ' ' && c != '\t')
-                goto bad;
-            break;
-        case S_EXT:
-            if (c == '\r')
-                d->state = S_SIZE_LF;
-            else if (!is_field_byte(c) || ++d->ext_bytes > d->max_ext_bytes)
-                goto bad;
-            break;
+        case S_EXT: bad = size_line_byte(d, c); break;
         case S_SIZE_LF:
             if (c != '\n') goto bad;
             if (d->remaining > d->max_body - d->total) {
                 d->state = S_ERR_413;
-                ret = -413;
+                ret = TERN__CHUNKED_TOO_LARGE;
                 goto out;
             }
             d->line_len = 0;
@@ -154,65 +204,32 @@ int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t
             i++;
             continue;
         case S_TRL_START:
-            if (c == '\r')
-                d->state = S_END_LF;
-            else if (is_tchar(c))
-                d->state = S_TRL_NAME;
-            else
-                goto bad; /* obs-fold, empty name, bare LF, ... */
-            break;
         case S_TRL_NAME:
-            if (c == ':')
-                d->state = S_TRL_VALUE;
-            else if (!is_tchar(c))
-                goto bad;
-            break;
         case S_TRL_VALUE:
-            if (c == '\r')
-                d->state = S_TRL_LF;
-            else if (!is_field_byte(c))
-                goto bad;
-            break;
-        case S_TRL_LF:
-            if (c != '\n') goto bad;
-            d->state = S_TRL_START;
-            break;
+        case S_TRL_LF: bad = trailer_byte(d, c); break;
         case S_END_LF:
             if (c != '\n' || ++d->trailer_bytes > d->max_trailer) goto bad;
             d->state = S_DONE;
             i++;
-            ret = 1;
+            ret = TERN__CHUNKED_DONE;
             goto out;
-        case S_DONE:
-            ret = 1;
-            goto out;
-        case S_ERR_413:
-            ret = -413;
-            goto out;
-        default:
-            goto bad;
+        case S_DONE: ret = TERN__CHUNKED_DONE; goto out;
+        case S_ERR_413: ret = TERN__CHUNKED_TOO_LARGE; goto out;
+        default: goto bad;
         }
-        /* framing bytes: bound the size line (before its CR) and the
-         * trailer section (every byte after the last chunk's CRLF) */
-        if (d->state >= S_TRL_START) {
-            if (++d->trailer_bytes > d->max_trailer) goto bad;
-        } else if (d->state <= S_EXT && ++d->line_len > d->max_line) {
-            goto bad;
-        }
+        if (bad || count_framing(d) < 0) goto bad;
         i++;
     }
     if (in_len == 0) {
         if (d->state == S_DONE)
-            ret = 1;
+            ret = TERN__CHUNKED_DONE;
         else if (d->state == S_ERR_413)
-            ret = -413;
-        else if (d->state == S_ERR_400)
-            ret = -400;
+            ret = TERN__CHUNKED_TOO_LARGE;
     }
     goto out;
 bad:
     d->state = S_ERR_400;
-    ret = -400;
+    ret = TERN__CHUNKED_BAD;
 out:
     *consumed = i;
     *out_len = o;

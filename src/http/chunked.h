@@ -35,17 +35,26 @@ void tern__chunked_set_limits(tern__chunked *d, uint32_t max_line, uint32_t max_
 /* Decodes from in[0..in_len), writing body bytes to out (out may equal in:
  * output never overtakes input, so in-place decoding is safe; memmove).
  * Sets *consumed to the input bytes used and *out_len to the body bytes
- * written by this call. Returns 1 when the whole chunked body (including
+ * written by this call. Returns DONE when the whole chunked body (including
  * the trailer section and its final CRLF) has been consumed — bytes after
- * it belong to the next request —, 0 when all input was consumed and more
- * is needed, -400 when malformed, -413 when the body exceeds max_body.
+ * it belong to the next request —, MORE when all input was consumed and
+ * more is needed, BAD when malformed, TOO_LARGE over max_body.
  * Sizes are 1*HEXDIG; SP/HTAB after the size is accepted only before ';'
  * (BWS of chunk-ext). 413 is answered at the end of the size line that
  * would exceed max_body, before its data. Size lines are bounded at 4 KiB
  * (before the CR) and the trailer section at 8 KiB, else 400 (see
  * tern__chunked_set_limits). Errors and
  * completion are sticky: later calls return the same and consume nothing. */
-int tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed, char *out,
-                        size_t *out_len);
+/* What a call to tern__chunked_decode found. The two refusals carry the
+ * HTTP status the server answers with as their value. */
+typedef enum tern__chunked_result {
+    TERN__CHUNKED_MORE = 0,         /* all input consumed, more needed */
+    TERN__CHUNKED_DONE = 1,         /* the body and its trailers are complete */
+    TERN__CHUNKED_BAD = -400,       /* malformed framing */
+    TERN__CHUNKED_TOO_LARGE = -413, /* over max_body */
+} tern__chunked_result;
+
+tern__chunked_result tern__chunked_decode(tern__chunked *d, const char *in, size_t in_len, size_t *consumed,
+                                          char *out, size_t *out_len);
 
 #endif

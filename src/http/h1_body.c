@@ -80,13 +80,14 @@ static tern__h1_read read_chunked(tern__h1 *x, size_t head_len, int expect, tern
     uint64_t t0 = tern_clock_ns();
     for (;;) {
         size_t used = 0, produced = 0;
-        int r = tern__chunked_decode(&dec, x->in + raw, x->in_len - raw, &used, x->in + out + decoded,
-                                     &produced);
+        tern__chunked_result r = tern__chunked_decode(&dec, x->in + raw, x->in_len - raw, &used,
+                                                      x->in + out + decoded, &produced);
         raw += used;
         decoded += produced;
         framing += used - produced;
-        if (r == 1) break;
-        if (r < 0) return reject(status, -r);
+        if (r == TERN__CHUNKED_DONE) break;
+        if (r == TERN__CHUNKED_TOO_LARGE) return reject(status, 413);
+        if (r == TERN__CHUNKED_BAD) return reject(status, 400);
         if (framing > CHUNK_OVERHEAD_BASE + (uint64_t)CHUNK_OVERHEAD_FACTOR * decoded)
             return reject(status, 400);
         /* drop the framing just decoded: the buffer holds the body so far
