@@ -425,7 +425,9 @@ static inline fake_parse fake_parse_response(const char *buf, size_t len, int re
     r->head = buf;
     r->head_len = (size_t)(p - buf);
     if (r->chunked && r->has_length) return *why = "length and chunked", FAKE_PARSE_BAD;
-    if (r->num_date != 1) return *why = "Date count", FAKE_PARSE_BAD;
+    /* our server always dates final answers (RFC 9110 §6.6.1 lets an
+     * interim 1xx go without), and a handler's Date replaces its own */
+    if (r->num_date > 1 || (r->num_date == 0 && r->status >= 200)) return *why = "Date count", FAKE_PARSE_BAD;
     int no_body = request_head || r->status < 200 || r->status == 204 || r->status == 304;
     if ((r->status < 200 || r->status == 204) && (r->has_length || r->chunked))
         return *why = "framing on a bodiless status", FAKE_PARSE_BAD;
