@@ -18,9 +18,9 @@
  * Invariants: no crash or sanitizer report, no leak; the exchange returns;
  * the output is a sequence of well-formed HTTP/1.1 responses (status line,
  * exactly one Date, framing consistent with Content-Length or chunked,
- * nothing after the last), whole unless an output failure was scripted;
- * at most one final response per request and at most one 100 Continue per
- * request. */
+ * nothing after the last), whole unless an output failure was scripted,
+ * and then every response serialised was delivered; at most one final
+ * response per request and at most one 100 Continue per request. */
 #define FAKE_TRANSPORT_NO_SCHED 1
 
 #include <stdint.h>
@@ -242,6 +242,8 @@ static void check_output(fz_run *r, int may_truncate) {
         p += used;
         left -= used;
     }
+    /* nothing went wrong on the way out: every answer serialised arrived */
+    if (!may_truncate) check(finals == r->responded);
     unsigned requests = r->requests + r->rejected;
     check(finals <= requests);
     check(interim <= requests);
