@@ -547,6 +547,46 @@ static void test_read_errors(void) {
     sb_free(&full);
 }
 
+/* Bodies broken off at every position (reset or end of stream): the
+ * exchange closes, and what was written is a prefix of the answers. */
+static void test_body_read_errors(void) {
+    const char *in = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world"
+                     "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5;x=y\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" GET("/hello");
+    size_t len = strlen(in);
+    int bad = 0;
+    for (size_t pos = 0; pos <= len; pos++) {
+        for (int im = 0; im < FAKE_IN_CUTS; im++) {
+            for (int kind = 0; kind < 2; kind++) {
+                run r;
+                script s = S(in, len, (fake_in_mode)im, FAKE_OUT_SHORT, pos + 3);
+                if (kind) s.eof_at = pos;
+                else s.err_at = pos;
+                run_script(&r, &s);
+                /* the answers, with or without the interim 100 */
+                sbuf a = {0}, b = {0};
+                exp_ok(&a, "hello world");
+                sb_add(&b, a.p, a.len);
+                sb_str(&b, CONTINUE);
+                exp_ok(&a, "hello world");
+                exp_ok(&b, "hello world");
+                exp_ok(&a, "hello");
+                exp_ok(&b, "hello");
+                int ok = r.last == TERN__H1_CLOSED && !r.stuck &&
+                         ((r.f.out_len <= a.len && memcmp(r.f.out, a.p, r.f.out_len) == 0) ||
+                          (r.f.out_len <= b.len && memcmp(r.f.out, b.p, r.f.out_len) == 0));
+                if (!ok && bad++ < 2)
+                    fprintf(stderr, "  body %s at %zu [in %s]: outcome %d\n  got: \"%.*s\"\n", kind ? "EOF" : "reset",
+                            pos, fake_in_names[im], r.last, (int)r.f.out_len, r.f.out);
+                sb_free(&a);
+                sb_free(&b);
+                fake_free(&r.f);
+            }
+        }
+    }
+    CHECK_INT(bad, 0);
+}
+
 static void test_write_errors(void) {
     size_t len = strlen(PIPE5);
     sbuf full = {0};
@@ -699,6 +739,7 @@ int main(void) {
     test_errors();
     g_cfg.max_body = saved;
     test_read_errors();
+    test_body_read_errors();
     test_write_errors();
     test_fairness();
     test_chunk_framing();
