@@ -355,6 +355,9 @@ tern__h1_outcome tern__h1_serve(tern__h1 *x) {
             continue;
         }
         h1_step step = serve_one(x);
+        /* the peer half-closed inside a request: it still reads, and the
+         * answers to its complete requests before it are owed */
+        if (step == STEP_ABORT && (*x->flags & TERN__T_PEER_EOF)) return linger_close(x, 1);
         if (step != STEP_NEXT) return linger_close(x, step == STEP_CLOSE);
         if (tern__h1_pending(x) >= WBUF_FLUSH_AT && tern__h1_flush(x) < 0) return linger_close(x, 0);
         if (take_turns(x) < 0) return linger_close(x, 0);

@@ -48,7 +48,22 @@ static void test_refused_at_bind(void) {
 
 static void hello(tern_ctx *ctx) {
     const char *c = tern_req_header(ctx, "Cookie");
-    tern_resp_printf(ctx, "cookie %zu", c ? strlen(c) : (size_t)0);
+    tern_str a = tern_req_authority(ctx);
+    tern_resp_printf(ctx, "cookie %zu authority %.*s path %s", c ? strlen(c) : (size_t)0, (int)a.len,
+                     a.ptr, tern_req_path(ctx));
+}
+
+static void request(uint16_t port, const char *req, char *buf, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_INT(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    size_t got = 0;
+    ssize_t r;
+    while (got < cap - 1 && (r = recv(fd, buf + got, cap - 1 - got, 0)) > 0) got += (size_t)r;
+    buf[got] = 0;
+    close(fd);
 }
 
 static void *run(void *arg) {
@@ -94,9 +109,15 @@ static void test_small_stack_big_head(void) {
     while (got < sizeof buf - 1 && (r = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)r;
     buf[got] = 0;
     CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
-    CHECK(strstr(buf, "cookie 400000") != NULL);
+    CHECK(strstr(buf, "cookie 400000 authority x path /") != NULL);
     close(fd);
     free(req);
+    /* absolute-form: the target's authority wins over Host (RFC 9112 §3.2.2),
+     * and an empty path is "/" */
+    request(tern_server_port(s), "GET http://a.example HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+            buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(buf, "authority a.example path /") != NULL);
     tern_server_stop(s);
     pthread_join(t, NULL);
     tern_server_free(s);
