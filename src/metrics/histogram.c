@@ -30,8 +30,10 @@ uint64_t tern__hist_lower(unsigned i) {
     return i == 0 ? 0 : tern__hist_upper(i - 1);
 }
 
-void tern__hist_record(tern__hist *h, uint64_t v) {
-    tern__owned_add(&h->bucket[tern__hist_index(v)], 1);
+void tern__hist_record(tern__hist *h, uint64_t v) { tern__hist_record_at(h, tern__hist_index(v), v); }
+
+void tern__hist_record_at(tern__hist *h, unsigned idx, uint64_t v) {
+    tern__owned_add(&h->bucket[idx], 1);
     tern__owned_add(&h->sum, v);
     if (v > tern__owned_get(&h->max)) atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }

@@ -51,6 +51,9 @@ typedef struct tern__hist_snap {
 
 /* ---- bucket layout --------------------------------------------------------- */
 unsigned tern__hist_index(uint64_t v);
+/* tern__hist_record with the bucket already known (one index for several
+ * histograms of the same sample) */
+void tern__hist_record_at(tern__hist *h, unsigned idx, uint64_t v);
 /* Bucket i holds values in (lower, upper]; bucket 0 also holds 0. The
  * overflow bucket's upper bound is UINT64_MAX. */
 uint64_t tern__hist_lower(unsigned i);

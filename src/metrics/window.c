@@ -29,10 +29,13 @@ static void slot_reset(tern__hist_slot *s, uint64_t tag) {
 }
 
 void tern__hist_window_record(tern__hist_window *w, uint64_t v, uint64_t now_ns) {
-    uint64_t sec = now_ns / NS_PER_S;
+    tern__hist_window_record_at(w, tern__hist_index(v), v, now_ns / NS_PER_S);
+}
+
+void tern__hist_window_record_at(tern__hist_window *w, unsigned idx, uint64_t v, uint64_t sec) {
     tern__hist_slot *s = &w->slot[sec & (TERN_WINDOW_SLOTS - 1)];
     if (tern__owned_get(&s->second) != sec + 1) slot_reset(s, sec + 1);
-    _Atomic uint32_t *b = &s->bucket[tern__hist_index(v)];
+    _Atomic uint32_t *b = &s->bucket[idx];
     atomic_store_explicit(b, get32(b) + 1, memory_order_relaxed);
     tern__owned_add(&s->sum, v);
     if (v > tern__owned_get(&s->max)) atomic_store_explicit(&s->max, v, memory_order_relaxed);

@@ -45,6 +45,8 @@ typedef struct tern__hist_window {
 /* Records v (ns) in the slot of now_ns's second. Owning thread only; now_ns
  * must not go backwards between calls. */
 void tern__hist_window_record(tern__hist_window *w, uint64_t v, uint64_t now_ns);
+/* The same with the bucket index and the second (now_ns / 1e9) known. */
+void tern__hist_window_record_at(tern__hist_window *w, unsigned idx, uint64_t v, uint64_t sec);
 
 /* Adds into acc the samples of the seconds [sec - to_s, sec - from_s], sec
  * being now_ns's (partial) second: from_s = 0, to_s = W gives the window

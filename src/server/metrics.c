@@ -74,9 +74,11 @@ void tern__metrics_response_at(tern__metrics *m, int status, uint64_t latency_ns
     int cls = status / 100;
     if (cls < 1 || cls > 5) cls = 0;
     tern__owned_add(&m->status_class[cls], 1);
-    tern__hist_record(&m->latency, latency_ns);
-    tern__hist_window_record(&m->latency_recent, latency_ns, now_ns);
+    /* one bucket index and one division for the three records */
+    unsigned idx = tern__hist_index(latency_ns);
     uint64_t sec = now_ns / 1000000000ull;
+    tern__hist_record_at(&m->latency, idx, latency_ns);
+    tern__hist_window_record_at(&m->latency_recent, idx, latency_ns, sec);
     _Atomic uint64_t *slot = &m->per_second[sec % TERN_METRICS_RING];
     uint64_t word = tern__owned_get(slot);
     if (word >> 32 == (sec & 0xffffffffu))
