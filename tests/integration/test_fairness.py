@@ -83,8 +83,8 @@ def test_pipelining_hog_does_not_stall_others(binary):
               "p99 %.2f ms, max %.2f ms" % (counts.value, len(lat), p50, p99, mx))
         check(counts.value > 1000, "the hog was not served (%d answers)" % counts.value)
         check(len(lat) >= 30, "ordinary client made only %d requests in 3 s" % len(lat))
-        check(p99 < 50, "ordinary client's p99 %.1f ms beside a pipelining hog" % p99)
-        check(mx < 250, "ordinary client's worst %.1f ms beside a pipelining hog" % mx)
+        check(p99 < 100, "ordinary client's p99 %.1f ms beside a pipelining hog" % p99)
+        check(mx < 500, "ordinary client's worst %.1f ms beside a pipelining hog" % mx)
 
 
 if __name__ == "__main__":
