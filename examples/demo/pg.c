@@ -59,9 +59,7 @@ static const char HTML_HEAD[] = "<!DOCTYPE html><html><head><title>Fortunes</tit
 static const char HTML_TAIL[] = "</table></body></html>";
 
 /* the statements' ids (tern_pg_prepare), fixed before the server runs */
-static struct {
-    int world, update, fortune, sleep;
-} stmt;
+static struct { int world, update, fortune, sleep; } stmt;
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -78,8 +76,7 @@ static int random_id(void) {
 /* The database, or NULL after answering 503 (no --pg). */
 static tern_pg *need_pg(tern_ctx *ctx) {
     tern_pg *pg = demo_app_of(ctx)->pg;
-    if (!pg)
-        tern_resp_json(ctx, 503, "{\"error\":\"no database: start tern-demo with --pg DSN\"}");
+    if (!pg) tern_resp_json(ctx, 503, "{\"error\":\"no database: start tern-demo with --pg DSN\"}");
     return pg;
 }
 
@@ -91,7 +88,8 @@ static void answer_error(tern_ctx *ctx, int r, const tern_pg_result *res) {
     const char *msg = tern_json_quote(ctx, tern_pg_error(res) ? tern_pg_error(res) : strerror(-r));
     tern_resp_set_header(ctx, "Content-Type", "application/json");
     tern_resp_set_status(ctx, status);
-    tern_resp_printf(ctx, "{\"error\":%s,\"sqlstate\":\"%s\"}", msg ? msg : "\"?\"", tern_pg_sqlstate(res));
+    tern_resp_printf(ctx, "{\"error\":%s,\"sqlstate\":\"%s\"}", msg ? msg : "\"?\"",
+                     tern_pg_sqlstate(res));
 }
 
 static size_t put_int(char *out, long long v) {
@@ -251,12 +249,24 @@ static size_t put_escaped(char *out, const char *s) {
     for (; *s; s++) {
         const char *rep;
         switch (*s) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: out[n++] = *s; continue;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        default:
+            out[n++] = *s;
+            continue;
         }
         size_t l = strlen(rep);
         memcpy(out + n, rep, l);
@@ -284,7 +294,8 @@ static void fortunes(tern_ctx *ctx) {
         tern_pg_result_free(res);
         return;
     }
-    for (int i = 0; i < rows; i++) list[i] = (fortune){tern_pg_int(res, i, 0), tern_pg_value(res, i, 1)};
+    for (int i = 0; i < rows; i++)
+        list[i] = (fortune){tern_pg_int(res, i, 0), tern_pg_value(res, i, 1)};
     list[rows] = (fortune){0, FORTUNE_ADDED};
     qsort(list, (size_t)rows + 1, sizeof *list, fortune_cmp);
     memcpy(p, HTML_HEAD, sizeof HTML_HEAD - 1);
@@ -361,8 +372,10 @@ int demo_register_pg(tern_server *s) {
         app->pg = tern_pg_new(app->pg_dsn, &cfg);
         if (!app->pg) return -errno;
         int ids[4];
-        ids[0] = tern_pg_prepare(app->pg, "world", "SELECT id, randomnumber FROM world WHERE id = $1", 1);
-        ids[1] = tern_pg_prepare(app->pg, "update", "UPDATE world SET randomnumber = $1 WHERE id = $2", 2);
+        ids[0] = tern_pg_prepare(app->pg, "world",
+                                 "SELECT id, randomnumber FROM world WHERE id = $1", 1);
+        ids[1] = tern_pg_prepare(app->pg, "update",
+                                 "UPDATE world SET randomnumber = $1 WHERE id = $2", 2);
         ids[2] = tern_pg_prepare(app->pg, "fortune", "SELECT id, message FROM fortune", 0);
         ids[3] = tern_pg_prepare(app->pg, "sleep", "SELECT pg_sleep($1::float8 / 1000)", 1);
         for (int i = 0; i < 4; i++)

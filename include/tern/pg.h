@@ -56,15 +56,15 @@ typedef struct tern_pg tern_pg;
 typedef struct tern_pg_result tern_pg_result;
 
 typedef struct tern_pg_config {
-    size_t max_connections;       /* per pool, default 4 */
-    size_t min_idle;              /* kept connected in the background, default 0 */
-    uint64_t idle_timeout_ms;     /* idle connections closed after, default 60000 */
-    unsigned connect_timeout_ms;  /* whole connection start-up, default 5000 */
-    unsigned query_timeout_ms;    /* default per statement batch, 0 = none; default 10000 */
-    int64_t acquire_timeout_ms;   /* waiting for a free connection, default 5000 (< 0 forever) */
-    int per_worker;               /* 0 (default): one pool shared by every worker, so
-                                     max_connections bounds the server; 1: one pool per
-                                     worker, each of max_connections */
+    size_t max_connections;      /* per pool, default 4 */
+    size_t min_idle;             /* kept connected in the background, default 0 */
+    uint64_t idle_timeout_ms;    /* idle connections closed after, default 60000 */
+    unsigned connect_timeout_ms; /* whole connection start-up, default 5000 */
+    unsigned query_timeout_ms;   /* default per statement batch, 0 = none; default 10000 */
+    int64_t acquire_timeout_ms;  /* waiting for a free connection, default 5000 (< 0 forever) */
+    int per_worker;              /* 0 (default): one pool shared by every worker, so
+                                    max_connections bounds the server; 1: one pool per
+                                    worker, each of max_connections */
 } tern_pg_config;
 
 TERN_API void tern_pg_config_init(tern_pg_config *cfg);
@@ -87,11 +87,11 @@ TERN_API int tern_pg_prepare(tern_pg *pg, const char *name, const char *sql, int
 /* One statement of a pipeline. Parameters are text (NULL for SQL NULL); the
  * result comes back in `res` (free it with tern_pg_result_free). */
 typedef struct tern_pg_op {
-    int stmt;                   /* a tern_pg_prepare id, or -1 to send `sql` */
-    const char *sql;            /* when stmt is -1 */
+    int stmt;        /* a tern_pg_prepare id, or -1 to send `sql` */
+    const char *sql; /* when stmt is -1 */
     int nparams;
     const char *const *params;
-    tern_pg_result *res;        /* out: always set on return */
+    tern_pg_result *res; /* out: always set on return */
 } tern_pg_op;
 
 /* Sends every op on one connection in one round trip (pipeline mode), then

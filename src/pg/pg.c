@@ -54,10 +54,10 @@ typedef struct pg_conn {
 } pg_conn;
 
 struct tern_pg_result {
-    PGresult *pg;   /* NULL for errors made here */
-    int status;     /* 0 or -errno */
+    PGresult *pg; /* NULL for errors made here */
+    int status;   /* 0 or -errno */
     char sqlstate[6];
-    char *message;  /* malloc'd when pg is NULL */
+    char *message; /* malloc'd when pg is NULL */
 };
 
 /* handed out when even an error result cannot be allocated */
@@ -75,9 +75,9 @@ enum pg_wait_outcome {
 typedef struct pg_batch {
     tern_pg *pg;
     pg_conn *c;
-    uint64_t deadline_ns;  /* 0: none */
+    uint64_t deadline_ns; /* 0: none */
     unsigned timeout_ms;
-    int timed_out;         /* a cancel was sent */
+    int timed_out;               /* a cancel was sent */
     enum pg_wait_outcome broken; /* PG_WAIT_OK while usable */
 } pg_batch;
 
@@ -127,7 +127,8 @@ static tern_pg_result *result_from(PGresult *p, int cancelled) {
     case PGRES_EMPTY_QUERY:
         memcpy(r->sqlstate, "00000", 6);
         return r;
-    default: break;
+    default:
+        break;
     }
     const char *st = PQresultErrorField(p, PG_DIAG_SQLSTATE);
     snprintf(r->sqlstate, sizeof r->sqlstate, "%s", st && strlen(st) == 5 ? st : "08006");
@@ -135,8 +136,12 @@ static tern_pg_result *result_from(PGresult *p, int cancelled) {
     return r;
 }
 
-int tern_pg_rows(const tern_pg_result *r) { return r && r->pg ? PQntuples(r->pg) : 0; }
-int tern_pg_columns(const tern_pg_result *r) { return r && r->pg ? PQnfields(r->pg) : 0; }
+int tern_pg_rows(const tern_pg_result *r) {
+    return r && r->pg ? PQntuples(r->pg) : 0;
+}
+int tern_pg_columns(const tern_pg_result *r) {
+    return r && r->pg ? PQnfields(r->pg) : 0;
+}
 
 static int in_range(const tern_pg_result *r, int row, int col) {
     return r && r->pg && row >= 0 && col >= 0 && row < PQntuples(r->pg) && col < PQnfields(r->pg);
@@ -175,8 +180,12 @@ const char *tern_pg_error(const tern_pg_result *r) {
     return m ? m : PQresultErrorMessage(r->pg);
 }
 
-const char *tern_pg_sqlstate(const tern_pg_result *r) { return r ? r->sqlstate : "00000"; }
-int tern_pg_status(const tern_pg_result *r) { return r ? r->status : 0; }
+const char *tern_pg_sqlstate(const tern_pg_result *r) {
+    return r ? r->sqlstate : "00000";
+}
+int tern_pg_status(const tern_pg_result *r) {
+    return r ? r->status : 0;
+}
 
 void tern_pg_result_free(tern_pg_result *r) {
     if (!r || r == &pg_oom_result) return;
@@ -193,13 +202,16 @@ static void set_last_error(tern_pg *pg, const char *msg) {
     pthread_mutex_lock(&pg->lock);
     snprintf(pg->last_error, sizeof pg->last_error, "%s", msg);
     size_t n = strlen(pg->last_error);
-    while (n && (pg->last_error[n - 1] == '\n' || pg->last_error[n - 1] == ' ')) pg->last_error[--n] = 0;
+    while (n && (pg->last_error[n - 1] == '\n' || pg->last_error[n - 1] == ' '))
+        pg->last_error[--n] = 0;
     pthread_mutex_unlock(&pg->lock);
 }
 
 /* PQconnectStart resolves a host name with getaddrinfo, which blocks: it
  * runs on the offload pool; the rest of the handshake runs here. */
-static void *connect_start(void *dsn) { return PQconnectStart(dsn); }
+static void *connect_start(void *dsn) {
+    return PQconnectStart(dsn);
+}
 
 /* Drives PQconnectPoll until the connection is up, parking on its socket. */
 static int connect_poll(tern_pg *pg, PGconn *c) {
@@ -459,10 +471,12 @@ static int batch_read_sync(pg_batch *b) {
 /* The error an op gets when the connection gave out before its answer. */
 static tern_pg_result *batch_failure(pg_batch *b) {
     switch (b->broken) {
-    case PG_WAIT_CANCELLED: return result_error(-ECANCELED, "57014", "request cancelled");
+    case PG_WAIT_CANCELLED:
+        return result_error(-ECANCELED, "57014", "request cancelled");
     case PG_WAIT_TIMEOUT: {
         char m[96];
-        snprintf(m, sizeof m, "query timeout (%u ms): the server did not answer the cancel", b->timeout_ms);
+        snprintf(m, sizeof m, "query timeout (%u ms): the server did not answer the cancel",
+                 b->timeout_ms);
         return result_error(-ETIMEDOUT, "57014", m);
     }
     default: {
@@ -574,7 +588,8 @@ static int fail_all(tern_pg_op *ops, size_t n, int status, const char *sqlstate,
 static int check_ops(tern_pg *pg, const tern_pg_op *ops, size_t n) {
     int nstmts = atomic_load_explicit(&pg->nstmts, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
-        if (ops[i].stmt >= nstmts || ops[i].nparams < 0 || (ops[i].nparams && !ops[i].params)) return -1;
+        if (ops[i].stmt >= nstmts || ops[i].nparams < 0 || (ops[i].nparams && !ops[i].params))
+            return -1;
         if (ops[i].stmt < 0 && !ops[i].sql) return -1;
     }
     return 0;
@@ -595,14 +610,16 @@ static int acquire_failure(tern_pg *pg, tern_pg_op *ops, size_t n, int r) {
 int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms) {
     if (!ops) return -EINVAL;
     for (size_t i = 0; i < n; i++) ops[i].res = NULL;
-    if (!pg || check_ops(pg, ops, n) < 0) return fail_all(ops, n, -EINVAL, "22023", "bad statement or parameters");
+    if (!pg || check_ops(pg, ops, n) < 0)
+        return fail_all(ops, n, -EINVAL, "22023", "bad statement or parameters");
     if (!n) return 0;
     tern_pool *pool = pool_for(pg);
     if (!pool) return fail_all(ops, n, -ENOMEM, "53200", "out of memory");
     void *res;
     int r = tern_pool_acquire(pool, pg->cfg.acquire_timeout_ms, &res);
     if (r < 0) return acquire_failure(pg, ops, n, r);
-    pg_batch b = {.pg = pg, .c = res, .timeout_ms = timeout_ms ? timeout_ms : pg->cfg.query_timeout_ms};
+    pg_batch b = {
+        .pg = pg, .c = res, .timeout_ms = timeout_ms ? timeout_ms : pg->cfg.query_timeout_ms};
     if (b.timeout_ms) b.deadline_ns = tern_clock_ns() + (uint64_t)b.timeout_ms * 1000000ull;
     if (batch_run(&b, ops, n) < 0)
         tern_pool_discard(pool, res);
@@ -613,7 +630,8 @@ int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms
     return 0;
 }
 
-int tern_pg_query(tern_pg *pg, const char *sql, int nparams, const char *const *params, tern_pg_result **res) {
+int tern_pg_query(tern_pg *pg, const char *sql, int nparams, const char *const *params,
+                  tern_pg_result **res) {
     tern_pg_op op = {.stmt = -1, .sql = sql, .nparams = nparams, .params = params};
     int r = tern_pg_pipeline(pg, &op, 1, 0);
     if (res)
@@ -623,7 +641,8 @@ int tern_pg_query(tern_pg *pg, const char *sql, int nparams, const char *const *
     return r;
 }
 
-int tern_pg_exec(tern_pg *pg, int stmt, int nparams, const char *const *params, tern_pg_result **res) {
+int tern_pg_exec(tern_pg *pg, int stmt, int nparams, const char *const *params,
+                 tern_pg_result **res) {
     tern_pg_op op = {.stmt = stmt < 0 ? PG_MAX_STMTS : stmt, .nparams = nparams, .params = params};
     int r = tern_pg_pipeline(pg, &op, 1, 0);
     if (res)
