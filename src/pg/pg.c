@@ -402,7 +402,9 @@ static void *cancel_run(void *cancel) {
 static void batch_cancel(pg_batch *b) {
     PGcancel *cancel = PQgetCancel(b->c->conn);
     b->timed_out = 1;
-    if (cancel) tern_offload(cancel_run, cancel, NULL);
+    /* -ECANCELED still ran it; any other failure never started it */
+    int r = cancel ? tern_offload(cancel_run, cancel, NULL) : 0;
+    if (r < 0 && r != -ECANCELED) PQfreeCancel(cancel);
 }
 
 /* Waits for `events` on the connection's socket until the batch's deadline;
@@ -416,7 +418,10 @@ static enum pg_wait_outcome batch_wait(pg_batch *b, unsigned events) {
         }
         int w = left == 0 ? 0 : tern_wait_fd(PQsocket(b->c->conn), events, left);
         if (w > 0) return PG_WAIT_OK;
-        if (w == -ECANCELED) return PG_WAIT_CANCELLED;
+        if (w == -ECANCELED) { /* the request is gone: stop its query too */
+            batch_cancel(b);
+            return PG_WAIT_CANCELLED;
+        }
         if (w < 0) return PG_WAIT_BROKEN;
         if (b->timed_out) return PG_WAIT_TIMEOUT;
         batch_cancel(b);
@@ -621,7 +626,9 @@ int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms
     pg_batch b = {
         .pg = pg, .c = res, .timeout_ms = timeout_ms ? timeout_ms : pg->cfg.query_timeout_ms};
     if (b.timeout_ms) b.deadline_ns = tern_clock_ns() + (uint64_t)b.timeout_ms * 1000000ull;
-    if (batch_run(&b, ops, n) < 0)
+    int broken = batch_run(&b, ops, n) < 0;
+    for (size_t i = 0; i < n && !broken; i++) broken = ops[i].res->status == -ECONNRESET;
+    if (broken)
         tern_pool_discard(pool, res);
     else
         tern_pool_release(pool, res);

@@ -186,6 +186,23 @@ def test_backend_killed_mid_query(srv):
         check_rows([get_json(srv, "/db")], 1, "/db after the kill")
 
 
+def test_client_gone_cancels_on_server(srv):
+    # the client hangs up while its query runs: the request is cancelled and
+    # so is its query, on the server
+    c = harness.Conn(srv.port, timeout=30)
+    c.send(b"GET /pg/sleep?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 5
+    while not active_sleeps() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    check(active_sleeps(), "the query started")
+    c.close()
+    deadline = time.monotonic() + 5
+    while active_sleeps() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check_eq(active_sleeps(), [], "pg_sleep still running after the client left")
+    check_rows([get_json(srv, "/db")], 1, "/db afterwards")
+
+
 def test_idle_connections_killed(srv):
     # every pooled connection's backend is terminated while idle: the pool's
     # validation sees it on acquire and connects again
