@@ -223,6 +223,15 @@ def test_without_pg_503(srv):
             check("--pg" in body.get("error", ""), "%s: message names --pg: %r" % (path, body))
 
 
+def test_unreachable_database_fails_at_start(srv):
+    import subprocess
+    bad = os.path.join(PG.dir, "nowhere")
+    r = subprocess.run([srv.binary, "--port", "0", "--pg", "host=%s dbname=x" % bad],
+                       capture_output=True, timeout=30)
+    check_eq(r.returncode, 1, "exit status with an unreachable --pg")
+    check(b"--pg: cannot connect" in r.stderr, "message: %r" % r.stderr[-300:])
+
+
 def main():
     global PG
     why = pg_server.available()
