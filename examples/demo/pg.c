@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <tern.h>
+#include <tern/metrics.h>
 #include <tern/pg.h>
 
 #include "demo.h"
@@ -341,6 +342,13 @@ static void pg_sleep(tern_ctx *ctx) {
 
 /* ---- start-up ---------------------------------------------------------------------- */
 
+/* /stats and /metrics: the connection pool(s) as "pg" */
+static void pg_metrics(void *arg, tern_metrics_writer *w) {
+    tern_pool_stats st;
+    tern_pg_stats(arg, &st);
+    tern_pool_metrics_write(&st, w);
+}
+
 /* Creates and seeds the schema when missing (blocking: before the workers). */
 static int seed(const char *dsn) {
     PGconn *c = PQconnectdb(dsn);
@@ -381,6 +389,7 @@ int demo_register_pg(tern_server *s) {
         for (int i = 0; i < 4; i++)
             if (ids[i] < 0) return ids[i];
         stmt.world = ids[0], stmt.update = ids[1], stmt.fortune = ids[2], stmt.sleep = ids[3];
+        if ((r = tern_metrics_register_source(s, "pg", pg_metrics, app->pg)) < 0) return r;
     }
     if ((r = tern_route(s, TERN_GET, "/db", db)) < 0) return r;
     if ((r = tern_route(s, TERN_GET, "/queries", queries)) < 0) return r;
@@ -391,5 +400,7 @@ int demo_register_pg(tern_server *s) {
 
 void demo_pg_cleanup(tern_server *s) {
     demo_app *app = tern_server_data(s);
-    if (app->pg && tern_pg_free(app->pg) == 0) app->pg = NULL;
+    if (!app->pg) return;
+    tern_metrics_unregister_source(s, "pg");
+    if (tern_pg_free(app->pg) == 0) app->pg = NULL;
 }
