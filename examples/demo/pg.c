@@ -205,8 +205,19 @@ static void queries(tern_ctx *ctx) {
     answer_worlds(ctx, rows, n);
 }
 
+static int world_cmp(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* rows are (id, randomnumber) pairs */
+static void sort_worlds(long long *rows, int n) {
+    qsort(rows, (size_t)n, 2 * sizeof *rows, world_cmp);
+}
+
 /* /queries, then each row gets a new random number (never its old one),
- * written back with one UPDATE per row, all in one pipeline. */
+ * written back with one UPDATE per row, all in one pipeline (one
+ * transaction). The answer lists the rows in id order. */
 static void updates(tern_ctx *ctx) {
     tern_pg *pg = need_pg(ctx);
     if (!pg) return;
@@ -216,6 +227,9 @@ static void updates(tern_ctx *ctx) {
     char(*text)[2][12] = tern_alloc(ctx, (size_t)n * sizeof *text);
     const char *(*params)[2] = tern_alloc(ctx, (size_t)n * sizeof *params);
     if (!ops || !rows || !text || !params || fetch_worlds(ctx, pg, n, ops, rows) < 0) return;
+    /* one transaction for the batch: rows locked in id order, so two
+     * concurrent /updates cannot deadlock */
+    sort_worlds(rows, n);
     for (int i = 0; i < n; i++) {
         int rn;
         do rn = random_id();

@@ -18,9 +18,10 @@
  * Connections come from a tern_pool (one shared by every worker, or one per
  * worker: tern_pg_config.per_worker). Each connection runs in libpq's
  * pipeline mode: tern_pg_pipeline sends several statements in one round
- * trip. Every statement is followed by its own sync point, so each runs in
- * its own implicit transaction (autocommit) and one failing statement does
- * not abort the others. Prepared statements are registered once per tern_pg
+ * trip, with one sync point at the end: a batch is one implicit transaction
+ * (all of it commits, or none; after a failing statement the server skips
+ * the rest). Write batches that touch rows in a consistent order (sort by
+ * key) so two of them cannot deadlock. Prepared statements are registered once per tern_pg
  * and prepared lazily on each connection, in the same round trip as their
  * first use.
  *
@@ -97,8 +98,9 @@ typedef struct tern_pg_op {
 /* Sends every op on one connection in one round trip (pipeline mode), then
  * reads their results. timeout_ms bounds the whole batch on the server
  * (0: the config's query_timeout_ms). Returns 0 when every op succeeded, else
- * the first failure's code (see above); each op's res tells its own fate
- * (after a broken connection, the ops not answered carry the same error). */
+ * the first failure's code (see above); each op's res tells its own fate:
+ * the ops after a failure were not run and carry the failure's code and
+ * SQLSTATE (so do the ops not answered before a connection broke). */
 TERN_API int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms);
 /* One statement: tern_pg_pipeline with one op. */
 TERN_API int tern_pg_query(tern_pg *pg, const char *sql, int nparams, const char *const *params,

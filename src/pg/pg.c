@@ -6,11 +6,11 @@
  *
  * A connection is non-blocking and in pipeline mode for its whole life. A
  * batch is sent as: for each op, [Parse if the statement is new on this
- * connection] Bind/Execute, Sync. One Sync per op makes every statement its
- * own implicit transaction (as autocommit would), so N UPDATEs of one request
- * take row locks one at a time and cannot deadlock with another request's,
- * and a failing op aborts nothing but itself. The results then come back in
- * the same order: [prepare result, NULL], op result(s), NULL, PIPELINE_SYNC. */
+ * connection] Bind/Execute; then one Sync. The batch is therefore one
+ * implicit transaction: a failing op makes the server skip the rest
+ * (PIPELINE_ABORTED) and nothing of it commits. The results come back in the
+ * same order: per op [prepare result, NULL], op result(s), NULL; then
+ * PIPELINE_SYNC. */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -514,9 +514,12 @@ static int batch_send(pg_batch *b, tern_pg_op *ops, size_t n, uint64_t *prep_sen
         } else {
             ok = PQsendQueryParams(c, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
         }
-        if (!ok || !PQpipelineSync(c)) return -1;
+        if (!ok) return -1;
     }
-    return 0;
+    /* one Sync for the batch: libpq 15's PQpipelineSync also flushes (a
+     * send per statement, a wake-up of the backend per statement: /queries
+     * made 21 sendto calls per request with a Sync per op) */
+    return PQpipelineSync(c) ? 0 : -1;
 }
 
 /* Pushes the queued bytes out, reading meanwhile so a server that answers
@@ -538,14 +541,29 @@ static int batch_flush(pg_batch *b) {
 
 /* Reads every op's result in order; the prepare results are checked and
  * dropped (a failed Parse becomes its op's error). */
+/* An op that did not run because an earlier one of the batch failed: it
+ * carries that failure's code and SQLSTATE. */
+static tern_pg_result *aborted(const tern_pg_result *first) {
+    int status = first ? first->status : -EIO;
+    return result_error(status, first ? first->sqlstate : "25P02",
+                        "not run: an earlier statement of the pipeline failed");
+}
+
+/* Reads every op's result in order, then the batch's Sync. A Parse sent for
+ * a statement new on this connection answers first (a failed one becomes
+ * its op's error); after a failure the server skips the rest of the batch
+ * up to the Sync (PIPELINE_ABORTED). */
 static void batch_read(pg_batch *b, tern_pg_op *ops, size_t n, uint64_t prep_sent) {
     uint64_t seen = 0;
+    const tern_pg_result *first = NULL; /* the first failure */
     for (size_t i = 0; i < n; i++) {
         tern_pg_result *prep_err = NULL;
         if (!b->broken && op_has_prepare(prep_sent, &seen, ops[i].stmt)) {
             PGresult *p = batch_read_command(b);
             if (p && PQresultStatus(p) == PGRES_COMMAND_OK) {
                 b->c->prepared |= 1ull << ops[i].stmt;
+                PQclear(p);
+            } else if (p && PQresultStatus(p) == PGRES_PIPELINE_ABORTED) {
                 PQclear(p);
             } else if (p) {
                 prep_err = result_from(p, 0);
@@ -557,16 +575,20 @@ static void batch_read(pg_batch *b, tern_pg_op *ops, size_t n, uint64_t prep_sen
             continue;
         }
         PGresult *r = batch_read_command(b);
-        if (prep_err) { /* the Execute was skipped: PIPELINE_ABORTED */
+        if (prep_err) {
             PQclear(r);
             ops[i].res = prep_err;
+        } else if (r && PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+            PQclear(r);
+            ops[i].res = aborted(first);
         } else if (r) {
             ops[i].res = result_from(r, b->timed_out);
         } else {
             ops[i].res = batch_failure(b);
         }
-        if (!b->broken) batch_read_sync(b);
+        if (!first && ops[i].res->status) first = ops[i].res;
     }
+    if (!b->broken) batch_read_sync(b);
 }
 
 static int batch_run(pg_batch *b, tern_pg_op *ops, size_t n) {
