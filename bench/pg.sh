@@ -9,6 +9,7 @@
 # Called by bench/run.sh (scenario "pg") or alone:
 #   TERN_BIN=build/tern-demo ANCHORS=../shared/anchors bench/pg.sh
 # Knobs: ROUNDS=1 DURATION=8s CONNS=64 PG_PATHS="/db /queries?queries=20"
+#   POOLS="4" (connections per server; "4 16" runs both servers at each size)
 # Skips (exit 0, with a note) when PostgreSQL or the anchor is unavailable.
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -17,6 +18,7 @@ ROUNDS=${ROUNDS:-1}
 DURATION=${DURATION:-8s}
 CONNS=${CONNS:-64}
 PG_PATHS=${PG_PATHS:-/db /queries?queries=20}
+POOLS=${POOLS:-4}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || { echo "pg: anchors not found, skipped"; exit 0; }
 OUT=$ROOT/bench/out
@@ -63,10 +65,16 @@ ticks() { # utime+stime of the given pids, summed
     done
     echo "$t"
 }
-pg_pids() { # the postmaster and its children (backends, walwriter...)
-    local pm
+# PostgreSQL's CPU: the postmaster's own and its reaped children's (cutime,
+# cstime: backends that exited, e.g. connections a server discarded when wrk
+# hung up mid-query) plus its live children's (backends, walwriter...)
+pg_ticks() {
+    local pm s f
     pm=$(head -n 1 "$PGDIR/data/postmaster.pid")
-    echo "$pm" $(ps -o pid= --ppid "$pm")
+    s=$(cat "/proc/$pm/stat") || { echo 0; return; }
+    s=${s##*) }
+    read -r -a f <<<"$s"
+    echo $((f[11] + f[12] + f[13] + f[14] + $(ticks $(ps -o pid= --ppid "$pm"))))
 }
 port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -74,12 +82,12 @@ start() { # name -> PID, PORT
     case $1 in
     tern)
         PORT=$TERN_PORT
-        taskset -c 0 "$TERN_BIN" --host 127.0.0.1 --port $PORT --workers 1 --pg "$DSN" --pg-pool 4 \
+        taskset -c 0 "$TERN_BIN" --host 127.0.0.1 --port $PORT --workers 1 --pg "$DSN" --pg-pool "$POOL" \
             >>"$OUT/logs/pg-tern.log" 2>&1 </dev/null &
         ;;
     tokio)
         PORT=$TOKIO_PORT
-        taskset -c 0 "$TOKIO" $PORT 1 "$DSN" 4 >>"$OUT/logs/pg-tokio.log" 2>&1 </dev/null &
+        taskset -c 0 "$TOKIO" $PORT 1 "$DSN" "$POOL" >>"$OUT/logs/pg-tokio.log" 2>&1 </dev/null &
         ;;
     esac
     PID=$!
@@ -99,38 +107,39 @@ stop() {
 }
 
 # tern-demo creates and seeds the schema on its first start
+POOL=4
 start tern || { echo "pg: tern-demo did not start with --pg (see bench/out/logs/pg-tern.log)"; exit 0; }
 stop
 
 CLK_TCK=$(getconf CLK_TCK)
-printf '%-6s %-22s %10s %10s %12s %14s %8s\n' server path "req/s" requests "server µs/req" "postgres µs/req" non2xx
+printf '%-6s %4s %-22s %10s %10s %14s %16s %8s\n' server pool path "req/s" requests "server µs/req" "postgres µs/req" non2xx
 servers=(tern)
 [ -n "$TOKIO" ] && servers+=(tokio)
 for ((r = 1; r <= ROUNDS; r++)); do
     order=("${servers[@]}")
     ((r % 2 == 0)) && [ ${#order[@]} -eq 2 ] && order=("${order[1]}" "${order[0]}")
+    for POOL in $POOLS; do
     for s in "${order[@]}"; do
         for path in $PG_PATHS; do
             start "$s" || { echo "pg: $s did not start"; stop; continue; }
             url="http://127.0.0.1:$PORT$path"
             taskset -c 1 wrk -t1 -c$CONNS -d1s "$url" >/dev/null 2>&1 # warm-up
-            file=$OUT/pg-$s-$(echo "$path" | tr -c 'a-z0-9\n' '_')-r$r.txt
-            mapfile -t pgp < <(pg_pids | tr ' ' '\n')
+            file=$OUT/pg-$s-p$POOL-$(echo "$path" | tr -c 'a-z0-9\n' '_')-r$r.txt
             t0=$(ticks $PID)
-            p0=$(ticks "${pgp[@]}")
+            p0=$(pg_ticks)
             echo "\$ taskset -c 1 wrk -t1 -c$CONNS -d$DURATION $url" >"$file"
             taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" "$url" >>"$file" 2>&1
             t1=$(ticks $PID)
-            mapfile -t pgp < <(pg_pids | tr ' ' '\n')
-            p1=$(ticks "${pgp[@]}")
+            p1=$(pg_ticks)
             stop
             rps=$(awk '/^Requests\/sec:/ {print $2}' "$file")
             n=$(awk '/requests in/ {print $1}' "$file")
             bad=$(awk '/Non-2xx/ {print $5}' "$file")
             [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "pg: $s $path: no requests (see $file)"; continue; }
-            printf '%-6s %-22s %10s %10s %12.1f %14.1f %8s\n' "$s" "$path" "$rps" "$n" \
+            printf '%-6s %4s %-22s %10s %10s %14.1f %16.1f %8s\n' "$s" "$POOL" "$path" "$rps" "$n" \
                 "$(echo "$t0 $t1 $n $CLK_TCK" | awk '{print ($2 - $1) / $4 * 1e6 / $3}')" \
                 "$(echo "$p0 $p1 $n $CLK_TCK" | awk '{print ($2 - $1) / $4 * 1e6 / $3}')" "${bad:-0}"
         done
+    done
     done
 done
