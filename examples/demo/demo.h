@@ -79,10 +79,11 @@ typedef struct demo_app {
     char db_path[512], file_path[512];
     int remove_db_at_exit;    /* only the default database in /tmp */
     /* pg.c: --pg DSN (NULL: the database endpoints answer 503), --pg-pool N
-     * connections (0: 4), --pg-per-worker; the database once set up */
+     * connections in all (0: 4), split over the workers' pools unless
+     * --pg-shared-pool; the database once set up */
     const char *pg_dsn;
     unsigned long pg_pool;
-    int pg_per_worker;
+    int pg_shared_pool;
     struct tern_pg *pg;
     /* admission.c: hash rounds per µs, measured at start-up (/adaptive's route data) */
     double rounds_per_us;

@@ -159,8 +159,9 @@ static void usage(FILE *f) {
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
             "  --pg DSN       PostgreSQL (libpq connection string) for /db, /queries, /updates,\n"
             "                 /fortunes; an empty database gets the TechEmpower tables\n"
-            "  --pg-pool N    PostgreSQL connections, 1-1024 (default 4), shared by all workers\n"
-            "  --pg-per-worker  one pool of --pg-pool connections per worker instead\n"
+            "  --pg-pool N    PostgreSQL connections in all, 1-1024 (default 4): each worker\n"
+            "                 has a pool of N / workers (rounded up)\n"
+            "  --pg-shared-pool  one pool of N shared by every worker instead\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -254,7 +255,7 @@ int main(int argc, char **argv) {
         {"upstream-ca", required_argument, NULL, 2004},
         {"pg", required_argument, NULL, 3000},
         {"pg-pool", required_argument, NULL, 3001},
-        {"pg-per-worker", no_argument, NULL, 3002},
+        {"pg-shared-pool", no_argument, NULL, 3002},
         {NULL, 0, NULL, 0}};
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
@@ -333,7 +334,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
-        case 3002: app.pg_per_worker = 1; break;
+        case 3002: app.pg_shared_pool = 1; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);

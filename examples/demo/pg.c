@@ -389,8 +389,12 @@ int demo_register_pg(tern_server *s) {
         if ((r = seed(app->pg_dsn)) < 0) return r;
         tern_pg_config cfg;
         tern_pg_config_init(&cfg);
-        cfg.max_connections = app->pg_pool ? app->pg_pool : 4;
-        cfg.per_worker = app->pg_per_worker;
+        /* --pg-pool is the server's total: per worker, its share */
+        size_t total = app->pg_pool ? app->pg_pool : 4;
+        int workers = tern_server_workers(s);
+        size_t nw = workers > 0 ? (size_t)workers : 1;
+        cfg.per_worker = !app->pg_shared_pool;
+        cfg.max_connections = cfg.per_worker ? (total + nw - 1) / nw : total;
         app->pg = tern_pg_new(app->pg_dsn, &cfg);
         if (!app->pg) return -errno;
         int ids[4];

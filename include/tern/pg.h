@@ -15,8 +15,8 @@
  *       tern_resp_printf(ctx, "error %s: %s", tern_pg_sqlstate(res), tern_pg_error(res));
  *   tern_pg_result_free(res);
  *
- * Connections come from a tern_pool (one shared by every worker, or one per
- * worker: tern_pg_config.per_worker). Each connection runs in libpq's
+ * Connections come from a tern_pool (one per worker by default, or one shared
+ * by every worker: tern_pg_config.per_worker). Each connection runs in libpq's
  * pipeline mode: tern_pg_pipeline sends several statements in one round
  * trip, with one sync point at the end: a batch is one implicit transaction
  * (all of it commits, or none; after a failing statement the server skips
@@ -57,15 +57,17 @@ typedef struct tern_pg tern_pg;
 typedef struct tern_pg_result tern_pg_result;
 
 typedef struct tern_pg_config {
-    size_t max_connections;      /* per pool, default 4 */
+    size_t max_connections;      /* per pool (so per worker, by default), default 4 */
     size_t min_idle;             /* kept connected in the background, default 0 */
     uint64_t idle_timeout_ms;    /* idle connections closed after, default 60000 */
     unsigned connect_timeout_ms; /* whole connection start-up, default 5000 */
     unsigned query_timeout_ms;   /* default per statement batch, 0 = none; default 10000 */
     int64_t acquire_timeout_ms;  /* waiting for a free connection, default 5000 (< 0 forever) */
-    int per_worker;              /* 0 (default): one pool shared by every worker, so
-                                    max_connections bounds the server; 1: one pool per
-                                    worker, each of max_connections */
+    int per_worker;              /* 1 (default): one pool per worker, each of
+                                    max_connections (measured faster: a connection
+                                    released is handed to a waiter on the same worker,
+                                    never through another worker's queue); 0: one pool
+                                    shared by every worker, max_connections in all */
 } tern_pg_config;
 
 TERN_API void tern_pg_config_init(tern_pg_config *cfg);

@@ -88,7 +88,7 @@ void tern_pg_config_init(tern_pg_config *cfg) {
                             .connect_timeout_ms = 5000,
                             .query_timeout_ms = 10000,
                             .acquire_timeout_ms = 5000,
-                            .per_worker = 0};
+                            .per_worker = 1};
 }
 
 /* ---- results ------------------------------------------------------------------- */

@@ -119,6 +119,18 @@ def test_fortunes_exact_html(srv):
 
 
 def test_concurrency_100_parallel(srv):
+    parallel_100(srv, "tern-main")
+
+
+def test_shared_pool_100_parallel(srv):
+    # the other pool layout: one pool of 4 for both workers
+    dsn = PG.dsn + " application_name=tern-shared"
+    with harness.serving(srv.binary, ["--pg", dsn, "--pg-pool", POOL, "--pg-shared-pool"],
+                         workers=2) as shared:
+        parallel_100(shared, "tern-shared")
+
+
+def parallel_100(srv, app):
     paths = ["/db", "/queries?queries=5", "/fortunes", "/updates?queries=3"] * 25
     results = [None] * len(paths)
     start = threading.Barrier(len(paths))
@@ -138,8 +150,8 @@ def test_concurrency_100_parallel(srv):
         t.join(60)
     bad = [(paths[i], s) for i, s in enumerate(results) if s != 200]
     check(not bad, "non-200 answers: %r" % bad[:10])
-    conns = int(PG.query("SELECT count(*) FROM pg_stat_activity WHERE datname = 'hello_world' "
-                         "AND pid <> pg_backend_pid()").strip())
+    conns = int(PG.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'"
+                         % app).strip())
     check(1 <= conns <= POOL, "server connections %d within the pool's %d" % (conns, POOL))
 
 
@@ -241,7 +253,8 @@ def main():
     PG = pg_server.PgServer().start()
     try:
         harness.main(globals(), server_args=["--port", "0", "--workers", "2", "--host", "127.0.0.1",
-                                             "--pg", PG.dsn, "--pg-pool", str(POOL)])
+                                             "--pg", PG.dsn + " application_name=tern-main",
+                                             "--pg-pool", str(POOL)])
     finally:
         PG.stop()
 
