@@ -364,9 +364,12 @@ static void pg_metrics(void *arg, tern_metrics_writer *w) {
 }
 
 /* Creates and seeds the schema when missing (blocking: before the workers). */
+static void quiet(void *arg, const char *message) {}
+
 static int seed(const char *dsn) {
     PGconn *c = PQconnectdb(dsn);
     int r = 0;
+    PQsetNoticeProcessor(c, quiet, NULL); /* "relation world already exists, skipping" */
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "tern-demo: --pg: cannot connect: %s", PQerrorMessage(c));
         r = -ECONNREFUSED;

@@ -634,6 +634,58 @@ static int acquire_failure(tern_pg *pg, tern_pg_op *ops, size_t n, int r) {
     return fail_all(ops, n, r == -ENOMEM ? r : -ECONNREFUSED, "08001", msg);
 }
 
+/* A connection whose caller was cancelled mid-batch (client gone, route
+ * deadline): the query was cancelled on the server, but its answers are
+ * still on the way. A task of the same worker reads them up to the batch's
+ * Sync and returns the connection to the pool, instead of closing it and
+ * making the next request connect again (a benchmark's end, a burst of
+ * clients giving up). */
+typedef struct pg_drain {
+    tern_pg *pg;
+    tern_pool *pool;
+    pg_conn *c;
+} pg_drain;
+
+static void *drain_task(void *arg) {
+    pg_drain *d = arg;
+    pg_batch b = {.pg = d->pg,
+                  .c = d->c,
+                  .timed_out = 1, /* no second cancel: the grace period only */
+                  .deadline_ns = tern_clock_ns() + PG_CANCEL_GRACE_MS * 1000000ull};
+    int ok = batch_flush(&b) == 0;
+    while (ok) {
+        int end = 0;
+        PGresult *r = batch_next(&b, &end);
+        if (b.broken) ok = 0;
+        if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        PQclear(r);
+    }
+    if (ok)
+        tern_pool_release(d->pool, d->c);
+    else
+        tern_pool_discard(d->pool, d->c);
+    free(d);
+    return NULL;
+}
+
+static void give_back(tern_pg *pg, tern_pool *pool, pg_conn *c, enum pg_wait_outcome how) {
+    pg_drain *d = how == PG_WAIT_CANCELLED ? malloc(sizeof *d) : NULL;
+    tern_task *t = NULL;
+    if (d) {
+        *d = (pg_drain){pg, pool, c};
+        t = tern_spawn(drain_task, d);
+    }
+    if (t) {
+        tern_detach(t);
+        return;
+    }
+    free(d);
+    tern_pool_discard(pool, c);
+}
+
 int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms) {
     if (!ops) return -EINVAL;
     for (size_t i = 0; i < n; i++) ops[i].res = NULL;
@@ -651,7 +703,7 @@ int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms
     int broken = batch_run(&b, ops, n) < 0;
     for (size_t i = 0; i < n && !broken; i++) broken = ops[i].res->status == -ECONNRESET;
     if (broken)
-        tern_pool_discard(pool, res);
+        give_back(pg, pool, res, b.broken);
     else
         tern_pool_release(pool, res);
     for (size_t i = 0; i < n; i++)

@@ -201,6 +201,7 @@ def test_backend_killed_mid_query(srv):
 def test_client_gone_cancels_on_server(srv):
     # the client hangs up while its query runs: the request is cancelled and
     # so is its query, on the server
+    discards = get_json(srv, "/stats")["pools"]["pg"]["discards_total"]
     c = harness.Conn(srv.port, timeout=30)
     c.send(b"GET /pg/sleep?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n")
     deadline = time.monotonic() + 5
@@ -213,6 +214,9 @@ def test_client_gone_cancels_on_server(srv):
         time.sleep(0.05)
     check_eq(active_sleeps(), [], "pg_sleep still running after the client left")
     check_rows([get_json(srv, "/db")], 1, "/db afterwards")
+    # the connection was drained and kept, not closed
+    pool = get_json(srv, "/stats")["pools"]["pg"]
+    check_eq(pool["discards_total"], discards, "connections discarded")
 
 
 def test_idle_connections_killed(srv):
