@@ -44,7 +44,8 @@ struct tern_pg {
     pg_stmt stmts[PG_MAX_STMTS];
     atomic_int nstmts; /* published with release after the slot is filled */
     char last_error[256];
-    _Atomic(tern_pool *) *pools; /* [1] shared, or [PG_MAX_WORKERS] per worker */
+    _Atomic(tern_pool *) *pools;        /* [1] shared, or [PG_MAX_WORKERS] per worker */
+    struct pg_worker *_Atomic *workers; /* per worker: the multiplexing state */
     size_t npools;
 };
 
@@ -295,9 +296,11 @@ tern_pg *tern_pg_new(const char *dsn, const tern_pg_config *cfg) {
     pg->npools = cfg->per_worker ? PG_MAX_WORKERS : 1;
     pg->dsn = strdup(dsn);
     pg->pools = calloc(pg->npools, sizeof *pg->pools);
-    if (!pg->dsn || !pg->pools) {
+    pg->workers = calloc(pg->npools, sizeof *pg->workers);
+    if (!pg->dsn || !pg->pools || !pg->workers) {
         free(pg->dsn);
         free(pg->pools);
+        free(pg->workers);
         free(pg);
         errno = ENOMEM;
         return NULL;
@@ -346,7 +349,9 @@ int tern_pg_free(tern_pg *pg) {
         free(pg->stmts[i].name);
         free(pg->stmts[i].sql);
     }
+    for (size_t i = 0; i < pg->npools; i++) free(atomic_load(&pg->workers[i]));
     pthread_mutex_destroy(&pg->lock);
+    free(pg->workers);
     free(pg->pools);
     free(pg->dsn);
     free(pg);
@@ -686,12 +691,216 @@ static void give_back(tern_pg *pg, tern_pool *pool, pg_conn *c, enum pg_wait_out
     tern_pool_discard(pool, c);
 }
 
+/* ---- per-worker multiplexing --------------------------------------------------
+ * With one pool per worker, every user of a connection runs on one thread,
+ * so a connection can carry several requests' batches at once, as
+ * tokio-postgres does: a request queues its batch (a job) on its worker and
+ * parks on the job's semaphore; a carrier task per connection in use takes
+ * every queued job, sends them all (each with its own Sync, so each is its
+ * own transaction and one failing aborts nothing of the others), reads the
+ * answers in order and wakes each owner. Under load one write and one
+ * backend wake-up then serve many requests; when idle a job is carried at
+ * once by a carrier of its own. Carriers are tasks, not the requests'
+ * coroutines: a request cancelled mid-query (client gone) leaves, and its
+ * answers are still read off the connection, which others are using. */
+enum pg_job_state {
+    PG_JOB_QUEUED, /* in the worker's queue: the owner may take it back */
+    PG_JOB_SENT,   /* a carrier owns it until its answers are in */
+    PG_JOB_DONE,
+};
+
+typedef struct pg_job {
+    struct pg_job *next;
+    enum pg_job_state state;
+    int gone; /* the owner left (cancelled, timed out): the carrier frees it */
+    unsigned timeout_ms;
+    uint64_t prep;    /* the Parses this job's send carried */
+    pg_conn *reading; /* set while a carrier reads this job's answers */
+    tern_sem done;    /* released once the answers are in */
+    size_t n;
+    tern_pg_op ops[]; /* a copy; params and sql are read only while sending */
+} pg_job;
+
+typedef struct pg_worker {
+    tern_pg *pg;
+    tern_pool *pool;
+    pg_job *head, *tail; /* queued jobs, FIFO */
+    size_t carriers;     /* carrier tasks alive (each holds or wants a connection) */
+} pg_worker;
+
+#define PG_ROUND_MAX_OPS 4096 /* a carrier's round: enough to batch, bounded memory in libpq */
+
+static pg_worker *worker_for(tern_pg *pg) {
+    int id = tern_worker_id();
+    size_t i = id > 0 && (size_t)id < pg->npools ? (size_t)id : 0;
+    pg_worker *w = atomic_load_explicit(&pg->workers[i], memory_order_acquire);
+    if (w) return w;
+    tern_pool *pool = pool_for(pg);
+    if (!pool || !(w = calloc(1, sizeof *w))) return NULL;
+    *w = (pg_worker){.pg = pg, .pool = pool};
+    pg_worker *none = NULL;
+    if (atomic_compare_exchange_strong(&pg->workers[i], &none, w)) return w;
+    free(w); /* only this worker's thread uses slot i: cannot happen, kept safe */
+    return none;
+}
+
+static void job_finish(pg_job *j) {
+    j->state = PG_JOB_DONE;
+    if (!j->gone) {
+        tern_sem_release(&j->done);
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) tern_pg_result_free(j->ops[i].res);
+    free(j);
+}
+
+/* Takes queued jobs (whole ones, up to PG_ROUND_MAX_OPS ops but at least one). */
+static pg_job *take_round(pg_worker *w) {
+    pg_job *first = w->head, *last = NULL;
+    size_t ops = 0;
+    for (pg_job *j = first; j && (!last || ops + j->n <= PG_ROUND_MAX_OPS); j = j->next) {
+        j->state = PG_JOB_SENT;
+        ops += j->n;
+        last = j;
+    }
+    if (!last) return NULL;
+    w->head = last->next;
+    if (!w->head) w->tail = NULL;
+    last->next = NULL;
+    return first;
+}
+
+/* One round on connection c: send every job, then read their answers.
+ * -1 when the connection must go. */
+static int carry_round(pg_worker *w, pg_conn *c, pg_job *round) {
+    unsigned timeout = 0;
+    for (pg_job *j = round; j; j = j->next)
+        if (!timeout || (j->timeout_ms && j->timeout_ms < timeout)) timeout = j->timeout_ms;
+    pg_batch b = {.pg = w->pg, .c = c, .timeout_ms = timeout};
+    if (timeout) b.deadline_ns = tern_clock_ns() + (uint64_t)timeout * 1000000ull;
+    uint64_t prep = 0;
+    for (pg_job *j = round; j && !b.broken; j = j->next) {
+        uint64_t before = prep;
+        if (batch_send(&b, j->ops, j->n, &prep) < 0) b.broken = PG_WAIT_BROKEN;
+        j->prep = prep & ~before;
+    }
+    if (!b.broken) batch_flush(&b);
+    int broken = 0;
+    while (round) {
+        pg_job *j = round;
+        round = j->next;
+        if (b.broken) {
+            for (size_t i = 0; i < j->n; i++) j->ops[i].res = batch_failure(&b);
+        } else {
+            j->reading = c;
+            batch_read(&b, j->ops, j->n, j->prep);
+            j->reading = NULL;
+        }
+        for (size_t i = 0; i < j->n; i++) broken |= j->ops[i].res->status == -ECONNRESET;
+        job_finish(j);
+    }
+    return b.broken || broken ? -1 : 0;
+}
+
+static void *carrier_task(void *arg) {
+    pg_worker *w = arg;
+    void *res = NULL;
+    int r = w->head ? tern_pool_acquire(w->pool, w->pg->cfg.acquire_timeout_ms, &res) : 1;
+    if (r < 0) { /* no connection: every queued job fails with the reason */
+        pg_job *j;
+        while ((j = take_round(w)) != NULL) {
+            pg_job *next;
+            for (; j; j = next) {
+                next = j->next;
+                acquire_failure(w->pg, j->ops, j->n, r);
+                job_finish(j);
+            }
+        }
+    }
+    int broken = 0;
+    pg_job *round;
+    while (r == 0 && !broken && (round = take_round(w)) != NULL)
+        broken = carry_round(w, res, round) < 0;
+    if (r == 0 && broken)
+        tern_pool_discard(w->pool, res);
+    else if (r == 0)
+        tern_pool_release(w->pool, res);
+    w->carriers--;
+    return NULL;
+}
+
+static void job_unlink(pg_worker *w, pg_job *j) {
+    pg_job **p = &w->head, *prev = NULL;
+    while (*p && *p != j) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    if (!*p) return;
+    *p = j->next;
+    if (w->tail == j) w->tail = prev;
+}
+
+static int mux_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms) {
+    pg_worker *w = worker_for(pg);
+    pg_job *j = w ? calloc(1, sizeof *j + n * sizeof *ops) : NULL;
+    if (!j) return fail_all(ops, n, -ENOMEM, "53200", "out of memory");
+    j->n = n;
+    j->timeout_ms = timeout_ms ? timeout_ms : pg->cfg.query_timeout_ms;
+    memcpy(j->ops, ops, n * sizeof *ops);
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    if (w->carriers < pg->cfg.max_connections) {
+        tern_task *t = tern_spawn(carrier_task, w);
+        if (t) {
+            w->carriers++;
+            tern_detach(t);
+        }
+    }
+    if (!w->carriers) { /* no carrier could start */
+        job_unlink(w, j);
+        free(j);
+        return fail_all(ops, n, -ENOMEM, "53200", "out of memory");
+    }
+    /* the carrier's own deadline (cancel + grace) normally ends it first */
+    int64_t wait = j->timeout_ms ? (int64_t)j->timeout_ms + PG_CANCEL_GRACE_MS + 1000 : -1;
+    if (wait > 0 && pg->cfg.acquire_timeout_ms > 0) wait += pg->cfg.acquire_timeout_ms;
+    int r = tern_sem_acquire_timeout(&j->done, wait);
+    if (j->state == PG_JOB_DONE) {
+        int status = 0;
+        for (size_t i = 0; i < n; i++) {
+            ops[i].res = j->ops[i].res;
+            if (!status) status = ops[i].res->status;
+        }
+        free(j);
+        return status;
+    }
+    if (j->state == PG_JOB_QUEUED) {
+        job_unlink(w, j);
+        free(j);
+    } else {
+        j->gone = 1; /* its answers are still to come: the carrier frees it */
+        /* its statement is the one running (the answers before it are in),
+         * unless the server just finished it and started the next job's: a
+         * narrow race in which the cancel hits that one instead */
+        if (j->reading) {
+            pg_batch b = {.pg = pg, .c = j->reading};
+            batch_cancel(&b);
+        }
+    }
+    if (r == -ECANCELED) return fail_all(ops, n, r, "57014", "request cancelled");
+    return fail_all(ops, n, -ETIMEDOUT, "57014", "query timeout: no answer");
+}
+
 int tern_pg_pipeline(tern_pg *pg, tern_pg_op *ops, size_t n, unsigned timeout_ms) {
     if (!ops) return -EINVAL;
     for (size_t i = 0; i < n; i++) ops[i].res = NULL;
     if (!pg || check_ops(pg, ops, n) < 0)
         return fail_all(ops, n, -EINVAL, "22023", "bad statement or parameters");
     if (!n) return 0;
+    if (pg->npools > 1) return mux_pipeline(pg, ops, n, timeout_ms);
     tern_pool *pool = pool_for(pg);
     if (!pool) return fail_all(ops, n, -ENOMEM, "53200", "out of memory");
     void *res;

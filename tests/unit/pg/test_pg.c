@@ -1,8 +1,8 @@
 /* tern_pg without a database server: configuration and DSN checks, the
  * statement registry and its limits, argument errors, result accessors on
  * error results, and a refused connection reported with SQLSTATE 08001 on
- * a bare scheduler. The queries themselves run against a real PostgreSQL
- * in tests/integration/test_pg.py. */
+ * a bare scheduler (shared pool and per-worker multiplexing). The queries themselves run against a
+ * real PostgreSQL in tests/integration/test_pg.py. */
 #include "check.h"
 
 #include <errno.h>
@@ -78,10 +78,9 @@ static void test_bad_arguments(void) {
 
 /* a server that is not there: -ECONNREFUSED, SQLSTATE 08001, libpq's reason */
 static void *refused(void *arg) {
-    (void)arg;
     tern_pg_config cfg;
     tern_pg_config_init(&cfg);
-    cfg.per_worker = 0;
+    cfg.per_worker = arg != NULL; /* per worker: the multiplexed path */
     tern_pg *pg = tern_pg_new("host=/nonexistent-tern-dir port=1 dbname=x connect_timeout=2", &cfg);
     tern_pg_result *res;
     CHECK_INT(tern_pg_query(pg, "SELECT 1", 0, NULL, &res), -ECONNREFUSED);
@@ -101,6 +100,7 @@ int main(void) {
     test_prepare();
     test_bad_arguments();
     run_main(refused, NULL);
+    run_main(refused, "per worker");
     tern_offload_shutdown();
     return check_done();
 }
