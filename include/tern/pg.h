@@ -21,9 +21,17 @@
  * trip, with one sync point at the end: a batch is one implicit transaction
  * (all of it commits, or none; after a failing statement the server skips
  * the rest). Write batches that touch rows in a consistent order (sort by
- * key) so two of them cannot deadlock. Prepared statements are registered once per tern_pg
- * and prepared lazily on each connection, in the same round trip as their
- * first use.
+ * key) so two of them cannot deadlock. Prepared statements are registered
+ * once per tern_pg and prepared lazily on each connection, in the same round
+ * trip as their first use.
+ *
+ * With per-worker pools a connection is multiplexed: the batches of the
+ * worker's requests queue and each connection in use sends every batch
+ * queued at once (each still its own transaction), so under load one write
+ * serves many requests. A batch then waits behind the ones sent before it on
+ * its connection: a slow statement delays the requests queued behind it (as
+ * with tokio-postgres). With the shared pool a connection serves one batch
+ * at a time.
  *
  * Errors: functions return 0 or a negative errno; every result a call hands
  * back is non-NULL and carries the error, if any, with its SQLSTATE:
