@@ -770,8 +770,9 @@ static pg_job *take_round(pg_worker *w) {
     return first;
 }
 
-/* One round on connection c: send every job, then read their answers.
- * -1 when the connection must go. */
+/* One round on connection c: send every job, then read their answers
+ * (sending and flushing under the shortest timeout of the round, each job's
+ * answers under its own). -1 when the connection must go. */
 static int carry_round(pg_worker *w, pg_conn *c, pg_job *round) {
     unsigned timeout = 0;
     for (pg_job *j = round; j; j = j->next)
@@ -785,6 +786,7 @@ static int carry_round(pg_worker *w, pg_conn *c, pg_job *round) {
         j->prep = prep & ~before;
     }
     if (!b.broken) batch_flush(&b);
+    uint64_t sent = tern_clock_ns();
     int broken = 0;
     while (round) {
         pg_job *j = round;
@@ -792,6 +794,11 @@ static int carry_round(pg_worker *w, pg_conn *c, pg_job *round) {
         if (b.broken) {
             for (size_t i = 0; i < j->n; i++) j->ops[i].res = batch_failure(&b);
         } else {
+            /* each job's own timeout, counted from the send: the answers
+             * before its own are in, so a cancel now is for its statement */
+            b.timed_out = 0;
+            b.timeout_ms = j->timeout_ms;
+            b.deadline_ns = j->timeout_ms ? sent + (uint64_t)j->timeout_ms * 1000000ull : 0;
             j->reading = c;
             batch_read(&b, j->ops, j->n, j->prep);
             j->reading = NULL;
