@@ -39,7 +39,9 @@
  *                "23505" unique_violation, "42P01" undefined_table)
  *   -ETIMEDOUT   the query outlived its timeout and was cancelled on the
  *                server (PQcancel, run on the offload pool since it blocks):
- *                SQLSTATE "57014"; or no connection within acquire_timeout_ms
+ *                SQLSTATE "57014"; or no connection within acquire_timeout_ms;
+ *                multiplexed, rarely, a statement right behind one that timed
+ *                out, when the cancel landed after that one had ended
  *   -ECONNRESET  the connection broke (backend terminated: "57P01", or
  *                "08006"); it is discarded from the pool and replaced
  *   -ECONNREFUSED no connection could be made ("08001")

@@ -78,7 +78,8 @@ typedef struct pg_batch {
     pg_conn *c;
     uint64_t deadline_ns; /* 0: none */
     unsigned timeout_ms;
-    int timed_out;               /* a cancel was sent */
+    int timed_out;               /* a cancel was sent for the statement being read */
+    uint64_t cancel_ns;          /* when a cancel was last sent on this connection */
     enum pg_wait_outcome broken; /* PG_WAIT_OK while usable */
 } pg_batch;
 
@@ -402,11 +403,21 @@ static void *cancel_run(void *cancel) {
     return (void *)(intptr_t)ok;
 }
 
+/* Whether a "57014 query_canceled" now is our cancel: the one sent for this
+ * statement, or (multiplexed) one sent for a statement ahead of it that
+ * ended before the cancel landed, so the server cancelled the next one: that
+ * job then fails as a timeout too, never as an SQL error. */
+static int batch_cancelled(const pg_batch *b) {
+    return b->timed_out ||
+           (b->cancel_ns && tern_clock_ns() - b->cancel_ns < PG_CANCEL_GRACE_MS * 1000000ull);
+}
+
 /* Asks the server to cancel what the connection runs. PQcancel opens a new
  * connection and waits for it: it runs on the offload pool. */
 static void batch_cancel(pg_batch *b) {
     PGcancel *cancel = PQgetCancel(b->c->conn);
     b->timed_out = 1;
+    b->cancel_ns = tern_clock_ns();
     /* -ECANCELED still ran it; any other failure never started it */
     int r = cancel ? tern_offload(cancel_run, cancel, NULL) : 0;
     if (r < 0 && r != -ECANCELED) PQfreeCancel(cancel);
@@ -587,7 +598,7 @@ static void batch_read(pg_batch *b, tern_pg_op *ops, size_t n, uint64_t prep_sen
             PQclear(r);
             ops[i].res = aborted(first);
         } else if (r) {
-            ops[i].res = result_from(r, b->timed_out);
+            ops[i].res = result_from(r, batch_cancelled(b));
         } else {
             ops[i].res = batch_failure(b);
         }
