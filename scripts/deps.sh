@@ -11,6 +11,7 @@ have cc || need="$need gcc"
 have make || need="$need make"
 pkg_missing libsqlite3-dev && need="$need libsqlite3-dev"
 pkg_missing libssl-dev && need="$need libssl-dev"
+pkg_missing libpq-dev && need="$need libpq-dev"
 if [ "$what" = test ] || [ "$what" = bench ]; then
   have clang || need="$need clang"
   pkg_missing libclang-rt-14-dev && need="$need libclang-rt-14-dev"
@@ -19,6 +20,10 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
   have pkg-config || need="$need pkg-config"
   pkg_missing libhttp-parser-dev && need="$need libhttp-parser-dev"
   have openssl || need="$need openssl"
+fi
+if [ "$what" = test ] || [ "$what" = bench ]; then
+  # a throwaway PostgreSQL server for tests/integration/test_pg.py and bench/pg.sh
+  pkg_missing postgresql && need="$need postgresql"
 fi
 if [ "$what" = test ]; then
   have promtool || need="$need prometheus"

@@ -15,6 +15,7 @@
 
 struct tern_pool;
 struct tern_client;
+struct tern_pg;
 
 /* One worker's state: only that worker's coroutines touch it, so no lock,
  * except the pointers other threads read for /stats (see demo_app.lock). */
@@ -77,6 +78,13 @@ typedef struct demo_app {
     /* pool.c */
     char db_path[512], file_path[512];
     int remove_db_at_exit;    /* only the default database in /tmp */
+    /* pg.c: --pg DSN (NULL: the database endpoints answer 503), --pg-pool N
+     * connections in all (0: 4), split over the workers' pools unless
+     * --pg-shared-pool; the database once set up */
+    const char *pg_dsn;
+    unsigned long pg_pool;
+    int pg_shared_pool;
+    struct tern_pg *pg;
     /* admission.c: hash rounds per µs, measured at start-up (/adaptive's route data) */
     double rounds_per_us;
     /* The workers' states, for the metrics sources that run on any thread:
@@ -97,6 +105,9 @@ int demo_register_runtime(tern_server *s);    /* runtime.c: /memory, /event-loop
 int demo_register_metrics(tern_server *s);    /* metrics.c: /stats, /metrics */
 int demo_register_pool(tern_server *s);       /* pool.c: /pool, /real */
 int demo_register_admission(tern_server *s);  /* admission.c: /backpressure, /adaptive */
+int demo_register_pg(tern_server *s);         /* pg.c: /db, /queries, /updates, /fortunes */
+/* After tern_server_run returned: closes pg.c's connections. */
+void demo_pg_cleanup(tern_server *s);
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

@@ -20,6 +20,8 @@
 #pragma weak demo_pool_worker_init
 #pragma weak demo_pool_worker_fini
 #pragma weak demo_pool_cleanup
+#pragma weak demo_register_pg
+#pragma weak demo_pg_cleanup
 
 static void plaintext(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "text/plain");
@@ -155,6 +157,11 @@ static void usage(FILE *f) {
             "  --handshake-timeout MS  whole TLS handshake (default 10000); SIGHUP reloads\n"
             "                 the certificate files\n"
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
+            "  --pg DSN       PostgreSQL (libpq connection string) for /db, /queries, /updates,\n"
+            "                 /fortunes; an empty database gets the TechEmpower tables\n"
+            "  --pg-pool N    PostgreSQL connections in all, 1-1024 (default 4): each worker\n"
+            "                 has a pool of N / workers (rounded up)\n"
+            "  --pg-shared-pool  one pool of N shared by every worker instead\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -177,6 +184,15 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /db                     one random world row as JSON (PostgreSQL, --pg; without\n"
+            "                              it these answer 503)\n"
+            "  GET /queries?queries=N      N random rows in one pipeline, N clamped to 1-500 (a\n"
+            "                              missing or non-numeric N is 1, as TechEmpower says)\n"
+            "  GET /updates?queries=N      the same rows given new random numbers, written back\n"
+            "  GET /fortunes               the fortune table plus one, sorted, as an HTML table\n"
+            "  GET /pg/sleep?ms=N&timeout_ms=T  pg_sleep(N ms), N 0-60000 (default 100), under a\n"
+            "                              T ms query timeout (0-60000, 0 = 10 s): past it the\n"
+            "                              query is cancelled on the server, 504\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -237,6 +253,9 @@ int main(int argc, char **argv) {
         {"tls-client-ca", required_argument, NULL, 2002},
         {"handshake-timeout", required_argument, NULL, 2003},
         {"upstream-ca", required_argument, NULL, 2004},
+        {"pg", required_argument, NULL, 3000},
+        {"pg-pool", required_argument, NULL, 3001},
+        {"pg-shared-pool", no_argument, NULL, 3002},
         {NULL, 0, NULL, 0}};
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
@@ -308,6 +327,14 @@ int main(int argc, char **argv) {
             break;
         }
         case 2004: app.upstream_ca = optarg; break;
+        case 3000: app.pg_dsn = optarg; break;
+        case 3001:
+            if (demo_parse_uint(optarg, 1, 1024, &app.pg_pool) < 0) {
+                fprintf(stderr, "tern-demo: bad --pg-pool '%s' (1-1024)\n", optarg);
+                return 2;
+            }
+            break;
+        case 3002: app.pg_shared_pool = 1; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -356,13 +383,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
-                                      demo_register_pool, demo_register_admission};
+                                      demo_register_pool, demo_register_admission, demo_register_pg};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);
         if (g < 0) {
             fprintf(stderr, "tern-demo: cannot set up endpoints: %s\n", strerror(-g));
             if (demo_pool_cleanup) demo_pool_cleanup(s);
+            if (demo_pg_cleanup) demo_pg_cleanup(s);
             tern_server_free(s);
             return 1;
         }
@@ -372,6 +400,7 @@ int main(int argc, char **argv) {
     if (r < 0) {
         fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
         if (demo_pool_cleanup) demo_pool_cleanup(s);
+        if (demo_pg_cleanup) demo_pg_cleanup(s);
         tern_server_free(s);
         return 1;
     }
@@ -388,6 +417,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     r = tern_server_run(s);
     if (demo_pool_cleanup) demo_pool_cleanup(s);
+    if (demo_pg_cleanup) demo_pg_cleanup(s);
     tern_server_free(s);
     free(app.worker_states);
     if (r < 0) {

@@ -22,6 +22,7 @@ ALLOWED = {
     "metrics": {"rt", "metrics"},
     "server": {"rt", "transport", "http", "metrics", "server"},
     "client": {"rt", "transport", "http", "metrics", "client"},
+    "pg": {"pg"},  # public API only (tern_wait_fd, tern_pool, tern_offload)
 }
 PUBLIC = "include/"
 

@@ -12,6 +12,9 @@ import harness  # noqa: E402
 from harness import check, check_eq  # noqa: E402
 
 METHODS = {"TERN_GET": "GET", "TERN_POST": "POST"}
+# pg.c's routes need --pg DSN (tests/integration/test_pg.py runs them on a real
+# PostgreSQL); without it they answer 503 with a JSON message naming --pg
+PG_ROUTES = {"/db", "/queries", "/updates", "/fortunes", "/pg/sleep"}
 
 
 def code_routes():
@@ -63,6 +66,8 @@ def test_every_endpoint_answers(srv):
             path = pattern.replace(":id", "7")
             r = c.request(method, path, body=b"x" if method == "POST" else None)
             check(r.status not in (404, 405), "%s %s: %d" % (method, path, r.status))
+            if pattern in PG_ROUTES and r.status == 503 and b"--pg" in r.body:
+                continue
             check(r.status < 500, "%s %s: %d %r" % (method, path, r.status, r.body[:200]))
 
 
