@@ -97,6 +97,8 @@ int demo_register_runtime(tern_server *s);    /* runtime.c: /memory, /event-loop
 int demo_register_metrics(tern_server *s);    /* metrics.c: /stats, /metrics */
 int demo_register_pool(tern_server *s);       /* pool.c: /pool, /real */
 int demo_register_admission(tern_server *s);  /* admission.c: /backpressure, /adaptive */
+int demo_register_api(tern_server *s, unsigned rate); /* api.c: the /api/ group (middleware) */
+void demo_api_cleanup(void);
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

@@ -155,6 +155,9 @@ static void usage(FILE *f) {
             "  --handshake-timeout MS  whole TLS handshake (default 10000); SIGHUP reloads\n"
             "                 the certificate files\n"
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
+            "  --access-log FILE  one line per request to FILE (- for stdout); SIGHUP reopens it\n"
+            "  --access-log-format combined|json  (default combined)\n"
+            "  --api-rate N   requests/s per client under /api/, 1-1000000 (default 100)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -177,6 +180,8 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /api/echo               (also POST) method, request ID and headers as JSON;\n"
+            "                              the /api/ group: request ID, CORS, rate limit\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -237,7 +242,13 @@ int main(int argc, char **argv) {
         {"tls-client-ca", required_argument, NULL, 2002},
         {"handshake-timeout", required_argument, NULL, 2003},
         {"upstream-ca", required_argument, NULL, 2004},
+        {"access-log", required_argument, NULL, 3000},
+        {"access-log-format", required_argument, NULL, 3001},
+        {"api-rate", required_argument, NULL, 3002},
         {NULL, 0, NULL, 0}};
+    const char *access_log = NULL;
+    tern_access_log_format access_format = TERN_ACCESS_LOG_COMBINED;
+    unsigned long api_rate = 100;
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
@@ -308,6 +319,20 @@ int main(int argc, char **argv) {
             break;
         }
         case 2004: app.upstream_ca = optarg; break;
+        case 3000: access_log = optarg; break;
+        case 3001:
+            if (strcmp(optarg, "combined") != 0 && strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "tern-demo: bad --access-log-format '%s' (combined or json)\n", optarg);
+                return 2;
+            }
+            access_format = optarg[0] == 'j' ? TERN_ACCESS_LOG_JSON : TERN_ACCESS_LOG_COMBINED;
+            break;
+        case 3002:
+            if (demo_parse_uint(optarg, 1, 1000000, &api_rate) < 0) {
+                fprintf(stderr, "tern-demo: bad --api-rate '%s' (1-1000000)\n", optarg);
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -335,6 +360,7 @@ int main(int argc, char **argv) {
     tern_server_set_shared_port(s, reuse_port);
     tern_server_set_data(s, &app);
     tern_server_on_worker(s, worker_start, worker_stop);
+    int r;
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -347,12 +373,26 @@ int main(int argc, char **argv) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);
             tern_server_free(s);
+            demo_api_cleanup();
             return 1;
         }
     }
     if (tls_client_ca && tern_server_set_client_ca(s, tls_client_ca) < 0) {
         fprintf(stderr, "tern-demo: cannot use --tls-client-ca %s\n", tls_client_ca);
         tern_server_free(s);
+        demo_api_cleanup();
+        return 1;
+    }
+    if (access_log && (r = tern_server_access_log(s, access_log, access_format)) < 0) {
+        fprintf(stderr, "tern-demo: cannot open --access-log %s: %s\n", access_log, strerror(-r));
+        tern_server_free(s);
+        demo_api_cleanup();
+        return 1;
+    }
+    if ((r = demo_register_api(s, (unsigned)api_rate)) < 0) {
+        fprintf(stderr, "tern-demo: cannot set up /api/: %s\n", strerror(-r));
+        tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
@@ -364,15 +404,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "tern-demo: cannot set up endpoints: %s\n", strerror(-g));
             if (demo_pool_cleanup) demo_pool_cleanup(s);
             tern_server_free(s);
+            demo_api_cleanup();
             return 1;
         }
     }
 
-    int r = tern_server_bind(s);
+    r = tern_server_bind(s);
     if (r < 0) {
         fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
         if (demo_pool_cleanup) demo_pool_cleanup(s);
         tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     app.port = tern_server_port(s);
@@ -381,6 +423,7 @@ int main(int argc, char **argv) {
     if (!app.worker_states) {
         fprintf(stderr, "tern-demo: out of memory\n");
         tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     printf("tern-demo listening on %s://%s:%u (%d workers)\n", ncerts ? "https" : "http", host, tern_server_port(s),
@@ -389,6 +432,7 @@ int main(int argc, char **argv) {
     r = tern_server_run(s);
     if (demo_pool_cleanup) demo_pool_cleanup(s);
     tern_server_free(s);
+    demo_api_cleanup();
     free(app.worker_states);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));

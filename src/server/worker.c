@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "rt/overflow.h"
+#include "server/access_log.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tls_config.h"
@@ -232,6 +233,7 @@ static void *worker_main(void *arg) {
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
     tern__wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
+    if (w->server->alog) (void)tern__access_log_worker_start(w); /* no buffer: no lines */
     if (w->server->worker_start) w->local = w->server->worker_start(w->server, w->id);
     accept_all(w); /* connections that queued before the loop started */
 
@@ -270,6 +272,7 @@ static void *worker_main(void *arg) {
     }
     if (w->server->worker_stop) w->server->worker_stop(w->server, w->id, w->local);
     w->local = NULL;
+    tern__access_log_worker_stop(w);
     tern__overflow_thread_stop();
     return NULL;
 }

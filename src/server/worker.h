@@ -55,6 +55,7 @@ typedef struct tern__worker {
     tern__admission admission;
     tern__timer tick;            /* every 10 ms: measures loop lag */
     void *local;                /* tern_worker_local: the start hook's result */
+    void *alog;                 /* the access log's buffer (access_log.c), or NULL */
 } tern__worker;
 
 extern __thread tern__worker *tern__worker_self;

@@ -22,6 +22,7 @@ ALLOWED = {
     "metrics": {"rt", "metrics"},
     "server": {"rt", "transport", "http", "metrics", "server"},
     "client": {"rt", "transport", "http", "metrics", "client"},
+    "middleware": {"rt", "transport", "http", "metrics", "server", "middleware"},
 }
 PUBLIC = "include/"
 
