@@ -158,6 +158,7 @@ static void usage(FILE *f) {
             "  --access-log FILE  one line per request to FILE (- for stdout); SIGHUP reopens it\n"
             "  --access-log-format combined|json  (default combined)\n"
             "  --api-rate N   requests/s per client under /api/, 1-1000000 (default 100)\n"
+            "  --no-api       no /api/ group: no middleware at all (the bare request path)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -245,10 +246,12 @@ int main(int argc, char **argv) {
         {"access-log", required_argument, NULL, 3000},
         {"access-log-format", required_argument, NULL, 3001},
         {"api-rate", required_argument, NULL, 3002},
+        {"no-api", no_argument, NULL, 3003},
         {NULL, 0, NULL, 0}};
     const char *access_log = NULL;
     tern_access_log_format access_format = TERN_ACCESS_LOG_COMBINED;
     unsigned long api_rate = 100;
+    int api = 1;
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
@@ -333,6 +336,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 3003: api = 0; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -389,7 +393,7 @@ int main(int argc, char **argv) {
         demo_api_cleanup();
         return 1;
     }
-    if ((r = demo_register_api(s, (unsigned)api_rate)) < 0) {
+    if (api && (r = demo_register_api(s, (unsigned)api_rate)) < 0) {
         fprintf(stderr, "tern-demo: cannot set up /api/: %s\n", strerror(-r));
         tern_server_free(s);
         demo_api_cleanup();
