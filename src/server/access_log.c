@@ -45,14 +45,14 @@ static char *put(char *p, const char *s, size_t n) {
 #define PUTS(p, lit) put((p), (lit), sizeof(lit) - 1)
 
 static char *put_u64(char *p, uint64_t v) {
-    char tmp[20];
-    int n = 0;
+    int n = 1;
+    for (uint64_t x = v; x >= 10; x /= 10) n++;
+    char *e = p + n;
     do {
-        tmp[n++] = (char)('0' + v % 10);
+        *--e = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (n) *p++ = tmp[--n];
-    return p;
+    return p + n;
 }
 
 static char *put_2(char *p, int v) {
@@ -61,43 +61,49 @@ static char *put_2(char *p, int v) {
     return p;
 }
 
-/* Combined format (nginx's escaping): '"', '\' and bytes outside printable
- * ASCII become \xHH, so a field never ends early or forges a line. */
-static char *put_clf(char *p, tern_str s) {
+/* Bytes a field must escape: for combined (nginx's escaping) '"', '\\' and
+ * everything outside printable ASCII become \xHH, so a field never ends
+ * early or forges a line; for JSON the same set, as \" \\ or \u00XX (bytes
+ * above 0x7f read as Latin-1), so every line is valid JSON whatever the
+ * client sent. Runs between them are copied whole. */
+/* 1 for the bytes above (a table: one load per byte on the common path) */
+static const unsigned char escape_table[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
+};
+static int needs_escape(unsigned char c) { return escape_table[c]; }
+
+static char *put_escaped(char *p, tern_str s, int json) {
     size_t n = s.len < TERN__ACCESS_FIELD_MAX ? s.len : TERN__ACCESS_FIELD_MAX;
-    if (!s.ptr || n == 0) return PUTS(p, "-");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+    const unsigned char *in = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && !needs_escape(in[run])) run++;
+        memcpy(p, in + i, run - i);
+        p += run - i;
+        if (run == n) break;
+        unsigned char c = in[run];
+        if (json && (c == '"' || c == '\\')) {
             *p++ = '\\';
-            *p++ = 'x';
+            *p++ = (char)c;
+        } else {
+            p = json ? PUTS(p, "\\u00") : PUTS(p, "\\x");
             *p++ = hex[c >> 4];
             *p++ = hex[c & 15];
-        } else {
-            *p++ = (char)c;
         }
+        i = run + 1;
     }
     return p;
 }
 
-/* A JSON string body: bytes above 0x7f are written as \u00XX (read as
- * Latin-1), so every line is valid JSON whatever the client sent. */
+static char *put_clf(char *p, tern_str s) {
+    if (!s.ptr || s.len == 0) return PUTS(p, "-");
+    return put_escaped(p, s, 0);
+}
+
 static char *put_json(char *p, tern_str s) {
-    size_t n = s.len < TERN__ACCESS_FIELD_MAX ? s.len : TERN__ACCESS_FIELD_MAX;
     *p++ = '"';
-    for (size_t i = 0; s.ptr && i < n; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            p = PUTS(p, "\\u00");
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        } else {
-            *p++ = (char)c;
-        }
-    }
+    if (s.ptr) p = put_escaped(p, s, 1);
     *p++ = '"';
     return p;
 }
@@ -106,21 +112,56 @@ static char *put_json_or_null(char *p, tern_str s) {
     return s.ptr && s.len ? put_json(p, s) : PUTS(p, "null");
 }
 
-static size_t format_combined(char *out, const tern__access_entry *e, const struct tm *tm) {
+/* The time in both formats, rebuilt once a second per thread: gmtime_r
+ * takes glibc's time zone lock and costs more than the rest of a line. */
+typedef struct time_text {
+    time_t sec;
+    char clf[32]; /* "10/Oct/2026:13:55:36 +0000" */
+    char iso[24]; /* "2026-10-10T13:55:36Z" */
+    size_t clf_len, iso_len;
+} time_text;
+static __thread time_text cached_time = {.sec = -1};
+
+static const time_text *time_for(time_t when) {
+    time_text *c = &cached_time;
+    if (c->sec == when) return c;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    char *p = put_2(c->clf, tm.tm_mday);
+    *p++ = '/';
+    p = put(p, months[tm.tm_mon], 3);
+    *p++ = '/';
+    p = put_u64(p, (uint64_t)(tm.tm_year + 1900));
+    *p++ = ':';
+    p = put_2(p, tm.tm_hour);
+    *p++ = ':';
+    p = put_2(p, tm.tm_min);
+    *p++ = ':';
+    p = put_2(p, tm.tm_sec);
+    p = PUTS(p, " +0000");
+    c->clf_len = (size_t)(p - c->clf);
+    p = put_u64(c->iso, (uint64_t)(tm.tm_year + 1900));
+    *p++ = '-';
+    p = put_2(p, tm.tm_mon + 1);
+    *p++ = '-';
+    p = put_2(p, tm.tm_mday);
+    *p++ = 'T';
+    p = put_2(p, tm.tm_hour);
+    *p++ = ':';
+    p = put_2(p, tm.tm_min);
+    *p++ = ':';
+    p = put_2(p, tm.tm_sec);
+    *p++ = 'Z';
+    c->iso_len = (size_t)(p - c->iso);
+    c->sec = when;
+    return c;
+}
+
+static size_t format_combined(char *out, const tern__access_entry *e, const time_text *tt) {
     char *p = put_clf(out, e->peer);
     p = PUTS(p, " - - [");
-    p = put_2(p, tm->tm_mday);
-    *p++ = '/';
-    p = put(p, months[tm->tm_mon], 3);
-    *p++ = '/';
-    p = put_u64(p, (uint64_t)(tm->tm_year + 1900));
-    *p++ = ':';
-    p = put_2(p, tm->tm_hour);
-    *p++ = ':';
-    p = put_2(p, tm->tm_min);
-    *p++ = ':';
-    p = put_2(p, tm->tm_sec);
-    p = PUTS(p, " +0000] \"");
+    p = put(p, tt->clf, tt->clf_len);
+    p = PUTS(p, "] \"");
     p = put_clf(p, e->method);
     *p++ = ' ';
     p = put_clf(p, e->target);
@@ -142,20 +183,10 @@ static size_t format_combined(char *out, const tern__access_entry *e, const stru
     return (size_t)(p - out);
 }
 
-static size_t format_json(char *out, const tern__access_entry *e, const struct tm *tm) {
+static size_t format_json(char *out, const tern__access_entry *e, const time_text *tt) {
     char *p = PUTS(out, "{\"time\":\"");
-    p = put_u64(p, (uint64_t)(tm->tm_year + 1900));
-    *p++ = '-';
-    p = put_2(p, tm->tm_mon + 1);
-    *p++ = '-';
-    p = put_2(p, tm->tm_mday);
-    *p++ = 'T';
-    p = put_2(p, tm->tm_hour);
-    *p++ = ':';
-    p = put_2(p, tm->tm_min);
-    *p++ = ':';
-    p = put_2(p, tm->tm_sec);
-    p = PUTS(p, "Z\",\"remote\":");
+    p = put(p, tt->iso, tt->iso_len);
+    p = PUTS(p, "\",\"remote\":");
     p = put_json(p, e->peer);
     p = PUTS(p, ",\"method\":");
     p = put_json(p, e->method);
@@ -180,9 +211,8 @@ static size_t format_json(char *out, const tern__access_entry *e, const struct t
 }
 
 size_t tern__access_format(char *out, tern_access_log_format format, const tern__access_entry *e) {
-    struct tm tm;
-    gmtime_r(&e->when, &tm);
-    return format == TERN_ACCESS_LOG_JSON ? format_json(out, e, &tm) : format_combined(out, e, &tm);
+    const time_text *tt = time_for(e->when);
+    return format == TERN_ACCESS_LOG_JSON ? format_json(out, e, tt) : format_combined(out, e, tt);
 }
 
 /* ---- the file ------------------------------------------------------------------ */
@@ -295,24 +325,39 @@ static tern_str header(const tern_ctx *ctx, const char *name) {
     return v ? (tern_str){v, strlen(v)} : (tern_str){NULL, 0};
 }
 
-static tern_str peer_text(tern__h1 *x, char *buf, size_t cap) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(x->t.fd, (struct sockaddr *)&ss, &len) < 0) return (tern_str){NULL, 0};
-    const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return (tern_str){"unix", 4};
-    if (!inet_ntop(ss.ss_family, a, buf, (socklen_t)cap)) return (tern_str){NULL, 0};
-    return (tern_str){buf, strlen(buf)};
+/* Dotted quads by hand: inet_ntop formats IPv4 through sprintf. */
+void tern__peer_text_set(tern__peer_text *p, const struct sockaddr_storage *ss) {
+    p->len = 0;
+    if (ss->ss_family == AF_INET) {
+        const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+        char *o = p->text;
+        for (int i = 0; i < 4; i++) {
+            if (i) *o++ = '.';
+            o = put_u64(o, a[i]);
+        }
+        p->len = (uint8_t)(o - p->text);
+    } else if (ss->ss_family == AF_INET6) {
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->text, sizeof p->text))
+            p->len = (uint8_t)strlen(p->text);
+    } else {
+        memcpy(p->text, "unix", 4);
+        p->len = 4;
+    }
+}
+
+static tern_str peer_text(tern__worker *w, tern__h1 *x) {
+    int fd = x->t.fd;
+    if (!w->peers || fd < 0 || (size_t)fd >= w->conn_slots) return (tern_str){NULL, 0};
+    const tern__peer_text *p = &w->peers[fd];
+    return (tern_str){p->text, p->len};
 }
 
 void tern__access_log_completed(void *drv, tern__h1 *x, tern_ctx *ctx, int broken) {
     tern__worker *w = drv;
     access_buf *b = w->alog;
     if (!b) return;
-    char peer[INET6_ADDRSTRLEN];
     tern__access_entry e = {
-        .peer = peer_text(x, peer, sizeof peer),
+        .peer = peer_text(w, x),
         .method = ctx->method_str,
         .target = ctx->target,
         .referer = header(ctx, "Referer"),

@@ -13,6 +13,14 @@
 #include "tern/middleware.h"
 
 struct tern__worker;
+struct sockaddr_storage;
+
+/* A connection's peer address as the log writes it ("192.0.2.1", "::1"). */
+typedef struct tern__peer_text {
+    uint8_t len;
+    char text[47]; /* INET6_ADDRSTRLEN + 1 */
+} tern__peer_text;
+void tern__peer_text_set(tern__peer_text *p, const struct sockaddr_storage *ss);
 
 typedef struct tern__access_log {
     int fd;                  /* reopen dup3()s the new file onto it */
