@@ -209,6 +209,29 @@ def test_rate_limit_429_across_two_workers(srv):
         check_eq(get(s.port, "/plaintext").status, 200, "outside /api/ no limit")
 
 
+def test_hsts_only_over_tls(srv):
+    curl, openssl = shutil.which("curl"), shutil.which("openssl")
+    if not curl or not openssl:
+        print("    (curl or openssl missing: skipped)")
+        return
+    d = tempfile.mkdtemp(prefix="tern-mw-tls-")
+    try:
+        key, pem, log = os.path.join(d, "k.pem"), os.path.join(d, "c.pem"), os.path.join(d, "a.log")
+        r = subprocess.run([openssl, "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-keyout", key, "-out", pem], capture_output=True, timeout=60)
+        check(r.returncode == 0, "openssl: %r" % r.stderr[-300:])
+        with harness.serving(srv.binary, ["--tls-cert", pem, "--tls-key", key, "--access-log", log]) as s:
+            out = subprocess.run([curl, "-sik", "https://127.0.0.1:%d/api/echo" % s.port],
+                                 capture_output=True, timeout=20).stdout.decode()
+            check("\r\nStrict-Transport-Security: max-age=31536000\r\n" in out, "HSTS over TLS: %r" % out[:600])
+            lines = wait_lines(log, 1)
+            check(len(lines) == 1 and COMBINED.match(lines[0]) and lines[0].startswith("127.0.0.1 "),
+                  "a TLS request's log line: %r" % lines)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---- access log ---------------------------------------------------------------------------
 
 COMBINED = re.compile(
