@@ -8,6 +8,9 @@
  *   /grp/slow      sleeps 10 s under a 300 ms route deadline (error hook)
  *   /grp/fail      tern_resp_error 502 (error hook)
  *   /conns         connections opened and closed so far (connection hooks)
+ *   /grp/stream    a streamed answer inside the group
+ *   group /cors/:  tern_mw_cors with two origins, credentials, PUT allowed
+ *   group /rl/:    tern_mw_rate_limit keyed by X-Client, one per 20 s, burst 2
  * Every trace middleware adds X-Trace: NAME-before and NAME-after, so the
  * order of the X-Trace headers is the order the code ran in. */
 #include <errno.h>
@@ -78,6 +81,19 @@ static void slow(tern_ctx *ctx) {
 
 static void fail(tern_ctx *ctx) { tern_resp_error(ctx, 502, "upstream broke"); }
 
+static void stream(tern_ctx *ctx) {
+    tern_resp_set_header(ctx, "Content-Type", "text/plain");
+    for (int i = 0; i < 3; i++) tern_resp_stream_write(ctx, "part\n", 5);
+}
+
+static const tern_cors cors_list = {
+    .origins = (const char *const[]){"https://a.example", "https://b.example:8443", NULL},
+    .methods = "GET, PUT",
+    .headers = "Content-Type, X-Token",
+    .credentials = 1,
+    .max_age = 120,
+};
+
 static void conns(tern_ctx *ctx) {
     tern_resp_printf(ctx, "{\"opened\":%u,\"closed\":%u}", atomic_load(&opened), atomic_load(&closed_));
 }
@@ -100,6 +116,9 @@ int main(int argc, char **argv) {
     tern_use(s, gate, NULL);
     tern_use_group(s, "/grp/deep/", trace, "p2");
     tern_use_group(s, "/after/", after, NULL);
+    tern_use_group(s, "/cors/", tern_mw_cors, (void *)&cors_list);
+    tern_rate_limit *rl = tern_rate_limit_new(&(tern_rate_limit_opts){.rate = 0.05, .burst = 2, .key_header = "X-Client"});
+    tern_use_group(s, "/rl/", tern_mw_rate_limit, rl);
     tern_on_error(s, on_error, NULL);
     tern_on_conn(s, conn_open, conn_close, NULL);
     tern_route(s, TERN_GET, "/plain", hello);
@@ -109,10 +128,14 @@ int main(int argc, char **argv) {
     tern_route_with(s, TERN_GET, "/grp/slow", slow, &(tern_route_opts){.timeout_ms = 300});
     tern_route(s, TERN_GET, "/grp/fail", fail);
     tern_route(s, TERN_GET, "/conns", conns);
+    tern_route(s, TERN_GET, "/grp/stream", stream);
+    tern_route(s, TERN_GET | TERN_PUT, "/cors/x", hello);
+    tern_route(s, TERN_GET, "/rl/x", hello);
     if (tern_server_bind(s) < 0) return 1;
     printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s), tern_server_workers(s));
     fflush(stdout);
     int r = tern_server_run(s);
     tern_server_free(s);
+    tern_rate_limit_free(rl);
     return r < 0 ? 1 : 0;
 }

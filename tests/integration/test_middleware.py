@@ -116,6 +116,54 @@ def test_connection_hooks(srv):
             time.sleep(0.05)
 
 
+def test_streamed_answer_through_middleware(srv):
+    with harness.serving(mw_binary(srv.binary)) as s:
+        r = get(s.port, "/grp/stream")
+        check_eq(r.status, 200, "streamed status")
+        check_eq(r.body, b"part\n" * 3, "streamed body intact")
+        # the head left with the first piece: what the middleware set before
+        # the handler is in it, what it set after is not
+        check_eq(r.header_all("X-Trace"), ["g1-before", "g2-before", "p1-before"], "streamed head")
+
+
+def test_cors_origin_list_and_vary(srv):
+    with harness.serving(mw_binary(srv.binary)) as s:
+        pre = {"Origin": "https://a.example", "Access-Control-Request-Method": "PUT",
+               "Access-Control-Request-Headers": "x-token"}
+        r = get(s.port, "/cors/x", pre, method="OPTIONS")
+        check_eq(r.status, 204, "allowed preflight")
+        check_eq(r.header("Access-Control-Allow-Origin"), "https://a.example", "the origin echoed, never *")
+        check_eq(r.header("Access-Control-Allow-Credentials"), "true", "credentials")
+        check_eq(r.header("Access-Control-Allow-Methods"), "GET, PUT", "methods")
+        check_eq(r.header("Access-Control-Allow-Headers"), "Content-Type, X-Token", "configured headers")
+        check_eq(r.header("Access-Control-Max-Age"), "120", "max-age")
+        check(r.has_token("Vary", "Origin"), "Vary: Origin on the preflight: %r" % r)
+        r = get(s.port, "/cors/x", dict(pre, Origin="https://evil.example"), method="OPTIONS")
+        check_eq(r.status, 403, "preflight from another origin")
+        check(r.header("Access-Control-Allow-Origin") is None, "no allow headers for it")
+        r = get(s.port, "/cors/x", dict(pre, **{"Access-Control-Request-Method": "DELETE"}), method="OPTIONS")
+        check_eq(r.status, 403, "preflight for a method not allowed")
+        r = get(s.port, "/cors/x", {"Origin": "https://b.example:8443"})
+        check_eq((r.status, r.header("Access-Control-Allow-Origin")), (200, "https://b.example:8443"), "actual")
+        check(r.has_token("Vary", "Origin"), "Vary: Origin on the actual answer")
+        r = get(s.port, "/cors/x", {"Origin": "https://evil.example"})
+        check_eq(r.status, 200, "a disallowed origin's request is still served (the browser hides it)")
+        check(r.header("Access-Control-Allow-Origin") is None and r.has_token("Vary", "Origin"),
+              "no allow-origin, but Vary: Origin (a cache must not serve it to a.example): %r" % r)
+        r = get(s.port, "/cors/x")
+        check(r.has_token("Vary", "Origin"), "Vary: Origin without an Origin too: %r" % r)
+
+
+def test_rate_limit_keyed_by_header(srv):
+    with harness.serving(mw_binary(srv.binary)) as s:
+        got = [get(s.port, "/rl/x", {"X-Client": "alice"}).status for _ in range(3)]
+        check_eq(got, [200, 200, 429], "alice: a burst of 2, then one per 20 s")
+        check_eq(get(s.port, "/rl/x", {"X-Client": "bob"}).status, 200, "bob has a bucket of his own")
+        r = get(s.port, "/rl/x", {"X-Client": "alice"})
+        check(r.status == 429 and r.header("Retry-After") in [str(i) for i in range(1, 21)],
+              "429 with Retry-After: the seconds to the next token (1-20): %r" % r)
+
+
 # ---- ready-made middleware on the demo's /api/ group ----------------------------------
 
 def test_request_id_kept_or_minted(srv):
