@@ -21,7 +21,9 @@ static const tern_cors api_cors = {
     .max_age = 600,
 };
 
-static tern_str or_empty(const char *s) { return (tern_str){s ? s : "", 0}; }
+static tern_str or_empty(const char *s) {
+    return (tern_str){s ? s : "", 0};
+}
 
 /* {"method":..,"path":..,"request_id":..,"origin":..,"user_agent":..,"content_type":..} */
 static void api_echo(tern_ctx *ctx) {
@@ -41,7 +43,8 @@ static void api_echo(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "application/json");
     tern_resp_set_header(ctx, "Cache-Control", "no-store");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        tern_resp_printf(ctx, "%s\"%s\":%s", i ? "," : "{", fields[i][0], tern_json_quote(ctx, fields[i][1]));
+        tern_resp_printf(ctx, "%s\"%s\":%s", i ? "," : "{", fields[i][0],
+                         tern_json_quote(ctx, fields[i][1]));
     tern_resp_printf(ctx, ",\"body_bytes\":%zu}\n", tern_req_body(ctx).len);
 }
 

@@ -79,13 +79,13 @@ TERN_API void tern_mw_request_id(tern_ctx *ctx, tern_next *next, void *arg);
 
 /* ---- CORS ----------------------------------------------------------------- */
 typedef struct tern_cors {
-    const char *const *origins;   /* allowed origins ("https://a.example"), NULL-ended;
-                                     NULL or {"*", NULL}: any origin */
-    const char *methods;          /* preflight Allow-Methods, default "GET, HEAD, POST" */
-    const char *headers;          /* preflight Allow-Headers; NULL: echo the request's */
-    const char *expose;           /* Access-Control-Expose-Headers, or NULL */
-    int credentials;              /* Allow-Credentials: true (the origin is echoed, never "*") */
-    unsigned max_age;             /* preflight cache, seconds; 0: no header */
+    const char *const *origins; /* allowed origins ("https://a.example"), NULL-ended;
+                                   NULL or {"*", NULL}: any origin */
+    const char *methods;        /* preflight Allow-Methods, default "GET, HEAD, POST" */
+    const char *headers;        /* preflight Allow-Headers; NULL: echo the request's */
+    const char *expose;         /* Access-Control-Expose-Headers, or NULL */
+    int credentials;            /* Allow-Credentials: true (the origin is echoed, never "*") */
+    unsigned max_age;           /* preflight cache, seconds; 0: no header */
 } tern_cors;
 /* CORS middleware, arg a tern_cors that outlives the server. A preflight
  * (OPTIONS with Origin and Access-Control-Request-Method) is answered here:
@@ -97,11 +97,11 @@ TERN_API void tern_mw_cors(tern_ctx *ctx, tern_next *next, void *arg);
 
 /* ---- security headers ------------------------------------------------------- */
 typedef struct tern_security_headers {
-    const char *frame_options;     /* X-Frame-Options, default "DENY"; "" omits */
-    const char *referrer_policy;   /* default "no-referrer"; "" omits */
-    unsigned hsts_max_age;         /* Strict-Transport-Security max-age over TLS
-                                      only; 0 = default 31536000 */
-    int hsts_off;                  /* never send HSTS */
+    const char *frame_options;   /* X-Frame-Options, default "DENY"; "" omits */
+    const char *referrer_policy; /* default "no-referrer"; "" omits */
+    unsigned hsts_max_age;       /* Strict-Transport-Security max-age over TLS
+                                    only; 0 = default 31536000 */
+    int hsts_off;                /* never send HSTS */
 } tern_security_headers;
 /* Adds X-Content-Type-Options: nosniff, X-Frame-Options, Referrer-Policy
  * and (over TLS) Strict-Transport-Security to every answer that has not set
@@ -116,11 +116,11 @@ TERN_API void tern_mw_security_headers(tern_ctx *ctx, tern_next *next, void *arg
  * 429 + Retry-After (seconds until a token is back). */
 typedef struct tern_rate_limit tern_rate_limit;
 typedef struct tern_rate_limit_opts {
-    double rate;              /* tokens per second, > 0 */
-    double burst;             /* bucket size, >= 1 (default: rate) */
-    const char *key_header;   /* key by this header's value (a proxy's
-                                 X-Forwarded-For); NULL: the peer address */
-    unsigned max_clients;     /* table size, default 65536 */
+    double rate;            /* tokens per second, > 0 */
+    double burst;           /* bucket size, >= 1 (default: rate) */
+    const char *key_header; /* key by this header's value (a proxy's
+                               X-Forwarded-For); NULL: the peer address */
+    unsigned max_clients;   /* table size, default 65536 */
 } tern_rate_limit_opts;
 /* NULL on bad options (errno EINVAL) or out of memory. */
 TERN_API tern_rate_limit *tern_rate_limit_new(const tern_rate_limit_opts *opts);
@@ -144,7 +144,8 @@ typedef enum tern_access_log_format {
 } tern_access_log_format;
 /* path: a file (appended to, created 0644) or "-" for stdout. Before the
  * server runs. 0, -EBUSY, -EINVAL, or the open's -errno. */
-TERN_API int tern_server_access_log(tern_server *s, const char *path, tern_access_log_format format);
+TERN_API int tern_server_access_log(tern_server *s, const char *path,
+                                    tern_access_log_format format);
 /* Reopens the file (what SIGHUP does): 0 or -errno (the old file is kept). */
 TERN_API int tern_server_reopen_access_log(tern_server *s);
 

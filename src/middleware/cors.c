@@ -58,17 +58,20 @@ static void preflight(tern_ctx *ctx, const tern_cors *c, const char *origin, con
     }
     tern_resp_set_status(ctx, 204);
     tern_resp_set_header(ctx, "Access-Control-Allow-Origin", tern__cors_allow_origin(c, origin));
-    tern_resp_set_header(ctx, "Access-Control-Allow-Methods", c->methods ? c->methods : DEFAULT_METHODS);
+    tern_resp_set_header(ctx, "Access-Control-Allow-Methods",
+                         c->methods ? c->methods : DEFAULT_METHODS);
     const char *req_headers = tern_req_header(ctx, "Access-Control-Request-Headers");
     const char *allow_headers = c->headers ? c->headers : req_headers;
-    if (allow_headers && allow_headers[0]) tern_resp_set_header(ctx, "Access-Control-Allow-Headers", allow_headers);
+    if (allow_headers && allow_headers[0])
+        tern_resp_set_header(ctx, "Access-Control-Allow-Headers", allow_headers);
     if (c->credentials) tern_resp_set_header(ctx, "Access-Control-Allow-Credentials", "true");
     if (c->max_age) {
         char age[16];
         size_t n = 0;
         char tmp[16];
         unsigned v = c->max_age;
-        do tmp[n++] = (char)('0' + v % 10); while ((v /= 10));
+        do tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10));
         for (size_t i = 0; i < n; i++) age[i] = tmp[n - 1 - i];
         age[n] = 0;
         tern_resp_set_header(ctx, "Access-Control-Max-Age", age);
@@ -79,7 +82,8 @@ static void preflight(tern_ctx *ctx, const tern_cors *c, const char *origin, con
 
 static void actual(tern_ctx *ctx, const tern_cors *c, const char *origin) {
     if (tern__cors_origin_allowed(c, origin)) {
-        tern_resp_set_header(ctx, "Access-Control-Allow-Origin", tern__cors_allow_origin(c, origin));
+        tern_resp_set_header(ctx, "Access-Control-Allow-Origin",
+                             tern__cors_allow_origin(c, origin));
         if (c->credentials) tern_resp_set_header(ctx, "Access-Control-Allow-Credentials", "true");
         if (c->expose) tern_resp_set_header(ctx, "Access-Control-Expose-Headers", c->expose);
     }

@@ -30,7 +30,8 @@ const char *tern__cors_allow_origin(const tern_cors *c, const char *origin);
 /* Token bucket (rate_limit.c): takes one token from a bucket holding
  * *tokens at *stamp_ns, refilled at rate/s up to burst. 0 when taken, else
  * the seconds until a token is back (>= 1). */
-unsigned tern__bucket_take(double *tokens, uint64_t *stamp_ns, uint64_t now_ns, double rate, double burst);
+unsigned tern__bucket_take(double *tokens, uint64_t *stamp_ns, uint64_t now_ns, double rate,
+                           double burst);
 
 /* The rate limiter's table: 0 when the client with this key may go on,
  * else Retry-After in seconds. */

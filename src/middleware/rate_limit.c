@@ -39,7 +39,8 @@ struct tern_rate_limit {
     stripe *stripes;
 };
 
-unsigned tern__bucket_take(double *tokens, uint64_t *stamp_ns, uint64_t now_ns, double rate, double burst) {
+unsigned tern__bucket_take(double *tokens, uint64_t *stamp_ns, uint64_t now_ns, double rate,
+                           double burst) {
     if (now_ns > *stamp_ns) {
         *tokens += (double)(now_ns - *stamp_ns) * 1e-9 * rate;
         if (*tokens > burst) *tokens = burst;
@@ -116,7 +117,8 @@ static uint64_t client_key(const tern_rate_limit *rl, tern_ctx *ctx) {
     if (tern_req_peer(ctx, &ss, &len) < 0) return key_hash(rl->seed, "?", 1);
     if (ss.ss_family == AF_INET6)
         return key_hash(rl->seed, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    if (ss.ss_family == AF_INET) return key_hash(rl->seed, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    if (ss.ss_family == AF_INET)
+        return key_hash(rl->seed, &((struct sockaddr_in *)&ss)->sin_addr, 4);
     return key_hash(rl->seed, "unix", 4);
 }
 
@@ -131,7 +133,8 @@ unsigned tern__rate_limit_take(tern_rate_limit *rl, uint64_t key, uint64_t now_n
             hit = b;
             break;
         }
-        if (b->key == 0 ? victim->key != 0 : victim->key != 0 && b->stamp_ns < victim->stamp_ns) victim = b;
+        if (b->key == 0 ? victim->key != 0 : victim->key != 0 && b->stamp_ns < victim->stamp_ns)
+            victim = b;
     }
     if (!hit) {
         /* a free slot, else the least recently seen client: forgetting it
@@ -154,7 +157,8 @@ void tern_mw_rate_limit(tern_ctx *ctx, tern_next *next, void *arg) {
     char v[16];
     size_t n = 0;
     char tmp[16];
-    do tmp[n++] = (char)('0' + wait % 10); while ((wait /= 10));
+    do tmp[n++] = (char)('0' + wait % 10);
+    while ((wait /= 10));
     for (size_t i = 0; i < n; i++) v[i] = tmp[n - 1 - i];
     v[n] = 0;
     tern_resp_text(ctx, 429, "429 Too Many Requests: rate limit exceeded, retry later\n");

@@ -55,5 +55,6 @@ void tern_mw_request_id(tern_ctx *ctx, tern_next *next, void *arg) {
      * because an error page starts from a clean set of headers */
     tern_resp_set_header(ctx, "X-Request-ID", ctx->request_id);
     tern_next_call(next);
-    if (ctx->stream_state == TERN__STREAM_NONE) tern_resp_set_header(ctx, "X-Request-ID", ctx->request_id);
+    if (ctx->stream_state == TERN__STREAM_NONE)
+        tern_resp_set_header(ctx, "X-Request-ID", ctx->request_id);
 }

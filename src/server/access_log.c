@@ -68,9 +68,14 @@ static char *put_2(char *p, int v) {
  * client sent. Runs between them are copied whole. */
 /* 1 for the bytes above (a table: one load per byte on the common path) */
 static const unsigned char escape_table[256] = {
-    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1,
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x7f ... 0xff] = 1,
 };
-static int needs_escape(unsigned char c) { return escape_table[c]; }
+static int needs_escape(unsigned char c) {
+    return escape_table[c];
+}
 
 static char *put_escaped(char *p, tern_str s, int json) {
     size_t n = s.len < TERN__ACCESS_FIELD_MAX ? s.len : TERN__ACCESS_FIELD_MAX;
@@ -223,7 +228,8 @@ static int open_log(const char *path) {
 }
 
 int tern_server_access_log(tern_server *s, const char *path, tern_access_log_format format) {
-    if (!s || !path || !path[0] || (format != TERN_ACCESS_LOG_COMBINED && format != TERN_ACCESS_LOG_JSON))
+    if (!s || !path || !path[0] ||
+        (format != TERN_ACCESS_LOG_COMBINED && format != TERN_ACCESS_LOG_JSON))
         return -EINVAL;
     if (s->workers || s->alog) return -EBUSY;
     tern__access_log *log = calloc(1, sizeof *log);
@@ -337,7 +343,8 @@ void tern__peer_text_set(tern__peer_text *p, const struct sockaddr_storage *ss) 
         }
         p->len = (uint8_t)(o - p->text);
     } else if (ss->ss_family == AF_INET6) {
-        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->text, sizeof p->text))
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->text,
+                      sizeof p->text))
             p->len = (uint8_t)strlen(p->text);
     } else {
         memcpy(p->text, "unix", 4);
@@ -362,9 +369,12 @@ void tern__access_log_completed(void *drv, tern__h1 *x, tern_ctx *ctx, int broke
         .target = ctx->target,
         .referer = header(ctx, "Referer"),
         .user_agent = header(ctx, "User-Agent"),
-        .request_id = ctx->request_id ? (tern_str){ctx->request_id, strlen(ctx->request_id)} : (tern_str){NULL, 0},
+        .request_id = ctx->request_id ? (tern_str){ctx->request_id, strlen(ctx->request_id)}
+                                      : (tern_str){NULL, 0},
         .minor = ctx->minor,
-        .status = x->client_gone || (broken && ctx->stream_state == TERN__STREAM_NONE) ? 499 : ctx->status,
+        .status = x->client_gone || (broken && ctx->stream_state == TERN__STREAM_NONE)
+                      ? 499
+                      : ctx->status,
         .when = time(NULL),
     };
     if (ctx->stream_state != TERN__STREAM_NONE)

@@ -23,12 +23,12 @@ typedef struct tern__peer_text {
 void tern__peer_text_set(tern__peer_text *p, const struct sockaddr_storage *ss);
 
 typedef struct tern__access_log {
-    int fd;                  /* reopen dup3()s the new file onto it */
-    int owns_fd;             /* not stdout */
+    int fd;      /* reopen dup3()s the new file onto it */
+    int owns_fd; /* not stdout */
     char *path;
     tern_access_log_format format;
     pthread_mutex_t write_lock; /* whole buffers from workers never interleave */
-    uint64_t dropped;        /* lines lost to write errors (atomic) */
+    uint64_t dropped;           /* lines lost to write errors (atomic) */
 } tern__access_log;
 
 /* What one line says; strings are not NUL-terminated. */
@@ -38,7 +38,7 @@ typedef struct tern__access_entry {
     int status;
     uint64_t bytes;
     uint64_t duration_us;
-    time_t when;             /* UTC seconds */
+    time_t when; /* UTC seconds */
 } tern__access_entry;
 
 /* The worst case of one line: every field is cut to this many input bytes

@@ -78,7 +78,9 @@ static int use(tern_server *s, const char *prefix, tern_middleware mw, void *arg
     return 0;
 }
 
-int tern_use(tern_server *s, tern_middleware mw, void *arg) { return use(s, "", mw, arg); }
+int tern_use(tern_server *s, tern_middleware mw, void *arg) {
+    return use(s, "", mw, arg);
+}
 
 int tern_use_group(tern_server *s, const char *prefix, tern_middleware mw, void *arg) {
     if (!prefix || prefix[0] != '/') return -EINVAL;
@@ -100,8 +102,8 @@ void tern__mw_free(tern_server *s) {
 /* "/api/" holds "/api/x" and "/api" itself. */
 static int group_matches(const tern__mw_group *g, const char *path, size_t path_len) {
     if (path_len >= g->prefix_len) return memcmp(path, g->prefix, g->prefix_len) == 0;
-    return g->prefix_len > 1 && g->prefix[g->prefix_len - 1] == '/' && path_len == g->prefix_len - 1 &&
-           memcmp(path, g->prefix, path_len) == 0;
+    return g->prefix_len > 1 && g->prefix[g->prefix_len - 1] == '/' &&
+           path_len == g->prefix_len - 1 && memcmp(path, g->prefix, path_len) == 0;
 }
 
 int tern_next_call(tern_next *next) {
@@ -164,7 +166,9 @@ int tern_on_conn(tern_server *s, tern_conn_hook open, tern_conn_hook close, void
 
 #define REQUEST_ID_MAX 128
 
-const char *tern_req_id(const tern_ctx *ctx) { return ctx->request_id; }
+const char *tern_req_id(const tern_ctx *ctx) {
+    return ctx->request_id;
+}
 
 static int request_id_valid(const char *id, size_t len) {
     if (len == 0 || len > REQUEST_ID_MAX) return 0;

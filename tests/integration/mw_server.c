@@ -56,7 +56,8 @@ static void on_error(tern_ctx *ctx, int status, const char *detail, void *arg) {
     tern_resp_set_status(ctx, status);
     tern_resp_set_header(ctx, "Content-Type", "application/json");
     tern_resp_set_body(ctx, "", 0);
-    tern_resp_printf(ctx, "{\"error\":%d,\"detail\":%s}", status, tern_json_quote(ctx, detail ? detail : ""));
+    tern_resp_printf(ctx, "{\"error\":%d,\"detail\":%s}", status,
+                     tern_json_quote(ctx, detail ? detail : ""));
 }
 
 static void conn_open(tern_server *s, int fd, void *arg) {
@@ -79,7 +80,9 @@ static void slow(tern_ctx *ctx) {
     tern_resp_text(ctx, 200, "too late");
 }
 
-static void fail(tern_ctx *ctx) { tern_resp_error(ctx, 502, "upstream broke"); }
+static void fail(tern_ctx *ctx) {
+    tern_resp_error(ctx, 502, "upstream broke");
+}
 
 static void stream(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "text/plain");
@@ -95,7 +98,8 @@ static const tern_cors cors_list = {
 };
 
 static void conns(tern_ctx *ctx) {
-    tern_resp_printf(ctx, "{\"opened\":%u,\"closed\":%u}", atomic_load(&opened), atomic_load(&closed_));
+    tern_resp_printf(ctx, "{\"opened\":%u,\"closed\":%u}", atomic_load(&opened),
+                     atomic_load(&closed_));
 }
 
 int main(int argc, char **argv) {
@@ -110,14 +114,16 @@ int main(int argc, char **argv) {
     tern_server *s = tern_server_new();
     tern_server_set_address(s, host, (uint16_t)port);
     tern_server_set_workers(s, workers);
-    tern_use_group(s, "/grp/", trace, "p1"); /* a group registered first still runs after the globals */
+    tern_use_group(s, "/grp/", trace,
+                   "p1"); /* a group registered first still runs after the globals */
     tern_use(s, trace, "g1");
     tern_use(s, trace, "g2");
     tern_use(s, gate, NULL);
     tern_use_group(s, "/grp/deep/", trace, "p2");
     tern_use_group(s, "/after/", after, NULL);
     tern_use_group(s, "/cors/", tern_mw_cors, (void *)&cors_list);
-    tern_rate_limit *rl = tern_rate_limit_new(&(tern_rate_limit_opts){.rate = 0.05, .burst = 2, .key_header = "X-Client"});
+    tern_rate_limit *rl = tern_rate_limit_new(
+        &(tern_rate_limit_opts){.rate = 0.05, .burst = 2, .key_header = "X-Client"});
     tern_use_group(s, "/rl/", tern_mw_rate_limit, rl);
     tern_on_error(s, on_error, NULL);
     tern_on_conn(s, conn_open, conn_close, NULL);
@@ -132,7 +138,8 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET | TERN_PUT, "/cors/x", hello);
     tern_route(s, TERN_GET, "/rl/x", hello);
     if (tern_server_bind(s) < 0) return 1;
-    printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s), tern_server_workers(s));
+    printf("tern-demo listening on http://%s:%u (%d workers)\n", host, tern_server_port(s),
+           tern_server_workers(s));
     fflush(stdout);
     int r = tern_server_run(s);
     tern_server_free(s);

@@ -30,7 +30,8 @@ static void test_bucket(void) {
 }
 
 static void test_table_keys_and_eviction(void) {
-    tern_rate_limit *rl = tern_rate_limit_new(&(tern_rate_limit_opts){.rate = 1, .burst = 2, .max_clients = 16});
+    tern_rate_limit *rl =
+        tern_rate_limit_new(&(tern_rate_limit_opts){.rate = 1, .burst = 2, .max_clients = 16});
     CHECK(rl != NULL);
     /* two clients have separate buckets */
     CHECK_INT(tern__rate_limit_take(rl, 0x10, 5 * S), 0);
@@ -39,7 +40,8 @@ static void test_table_keys_and_eviction(void) {
     CHECK_INT(tern__rate_limit_take(rl, 0x20, 5 * S), 0);
     /* 16 slots (one stripe): 40 other clients push the least recently seen
      * out; memory stays the same, and a forgotten client starts full */
-    for (uint64_t k = 1; k <= 40; k++) CHECK_INT(tern__rate_limit_take(rl, 0x1000 + (k << 4), 6 * S), 0);
+    for (uint64_t k = 1; k <= 40; k++)
+        CHECK_INT(tern__rate_limit_take(rl, 0x1000 + (k << 4), 6 * S), 0);
     CHECK_INT(tern__rate_limit_take(rl, 0x10, 6 * S), 0);
     CHECK_INT(tern__rate_limit_take(rl, 0x10, 6 * S), 0);
     CHECK(tern__rate_limit_take(rl, 0x10, 6 * S) > 0);

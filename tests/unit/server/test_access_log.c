@@ -5,7 +5,9 @@
 #include "check.h"
 #include "server/access_log.h"
 
-static tern_str S(const char *s) { return (tern_str){s, s ? strlen(s) : 0}; }
+static tern_str S(const char *s) {
+    return (tern_str){s, s ? strlen(s) : 0};
+}
 
 static tern__access_entry sample(void) {
     return (tern__access_entry){
@@ -34,9 +36,9 @@ static const char *fmt(tern_access_log_format f, const tern__access_entry *e) {
 
 static void test_combined(void) {
     tern__access_entry e = sample();
-    CHECK_STR(fmt(TERN_ACCESS_LOG_COMBINED, &e),
-              "127.0.0.1 - - [10/Oct/2026:13:55:36 +0000] \"GET /a?b=1 HTTP/1.1\" 200 13 \"-\" \"curl/8.0\" "
-              "rid=rid-1 us=57 up=-\n");
+    CHECK_STR(fmt(TERN_ACCESS_LOG_COMBINED, &e), "127.0.0.1 - - [10/Oct/2026:13:55:36 +0000] \"GET "
+                                                 "/a?b=1 HTTP/1.1\" 200 13 \"-\" \"curl/8.0\" "
+                                                 "rid=rid-1 us=57 up=-\n");
     e.bytes = 0;
     e.minor = 0;
     e.request_id = S(NULL);
@@ -49,11 +51,13 @@ static void test_combined(void) {
 static void test_json(void) {
     tern__access_entry e = sample();
     e.user_agent = S("caf\xe9 \"x\"\n");
-    CHECK_STR(fmt(TERN_ACCESS_LOG_JSON, &e),
-              "{\"time\":\"2026-10-10T13:55:36Z\",\"remote\":\"127.0.0.1\",\"method\":\"GET\","
-              "\"target\":\"/a?b=1\",\"proto\":\"HTTP/1.1\",\"status\":200,\"bytes\":13,\"referer\":null,"
-              "\"user_agent\":\"caf\\u00e9 \\\"x\\\"\\u000a\",\"request_id\":\"rid-1\",\"duration_us\":57,"
-              "\"upstream_us\":null}\n");
+    CHECK_STR(
+        fmt(TERN_ACCESS_LOG_JSON, &e),
+        "{\"time\":\"2026-10-10T13:55:36Z\",\"remote\":\"127.0.0.1\",\"method\":\"GET\","
+        "\"target\":\"/a?b=1\",\"proto\":\"HTTP/1.1\",\"status\":200,\"bytes\":13,\"referer\":null,"
+        "\"user_agent\":\"caf\\u00e9 "
+        "\\\"x\\\"\\u000a\",\"request_id\":\"rid-1\",\"duration_us\":57,"
+        "\"upstream_us\":null}\n");
 }
 
 /* the worst case fits the bound the buffer reserves: every field at its
