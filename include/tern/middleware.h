@@ -129,7 +129,8 @@ TERN_API void tern_rate_limit_free(tern_rate_limit *rl);
 TERN_API void tern_mw_rate_limit(tern_ctx *ctx, tern_next *next, void *arg);
 
 /* ---- access log ------------------------------------------------------------
- * One line per answered request, formatted on the worker into a per-worker
+ * One line per answered request (requests refused before routing too,
+ * with "-" for their method and target), formatted on the worker into a per-worker
  * buffer and written in big chunks (when 32 KiB are pending, and every
  * 100 ms), never one write per request. Reopened on SIGHUP (logrotate:
  * `mv` the file, then SIGHUP). Fields: peer, time, request line, status,

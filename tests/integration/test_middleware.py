@@ -312,8 +312,11 @@ def test_access_log_combined(srv):
             get(s.port, "/nope")
             with harness.Conn(s.port) as c:
                 c.request("HEAD", "/plaintext")
-            lines = wait_lines(path, 4)
-            check_eq(len(lines), 4, "one line per request: %r" % lines)
+            with harness.Conn(s.port) as c:  # refused before routing: still one line
+                c.send(b"GET /a b c HTTP/1.1\r\n\r\n")
+                check_eq(c.read_response().status, 400, "malformed request line")
+            lines = wait_lines(path, 5)
+            check_eq(len(lines), 5, "one line per request: %r" % lines)
             m = [COMBINED.match(l) for l in lines]
             check(all(m), "every line parses as combined + rid/us/up: %r" % lines)
             byt = {x["target"] + x["method"]: x for x in m}
@@ -325,6 +328,8 @@ def test_access_log_combined(srv):
             check_eq(byt["/api/echoGET"]["rid"], "rid-1", "request ID in the log")
             check_eq(byt["/nopeGET"]["status"], "404", "404 logged")
             check_eq(byt["/plaintextHEAD"]["bytes"], "-", "HEAD sends no body")
+            check_eq((byt["--"]["status"], byt["--"]["proto"]), ("400", "HTTP/1.1"),
+                     "a refused request: no method or target to show")
             check(all(int(x["us"]) < 10_000_000 for x in m), "durations in µs")
     finally:
         shutil.rmtree(d, ignore_errors=True)
