@@ -38,8 +38,18 @@ TERN_API int tern_next_call(tern_next *next);
 /* Global middleware, outermost first. 0, -EINVAL, -EBUSY (running), -ENOMEM. */
 TERN_API int tern_use(tern_server *s, tern_middleware mw, void *arg);
 /* Middleware for the group of paths starting with prefix ("/api/": also
- * the path "/api"). Same errors. */
+ * the path "/api"; a prefix is compared as bytes, so "/api" would also
+ * hold "/apiary": end a group's prefix with '/'). Same errors. */
 TERN_API int tern_use_group(tern_server *s, const char *prefix, tern_middleware mw, void *arg);
+
+/* ---- values a middleware hands on -----------------------------------------
+ * Per-request values keyed by an address (of a static variable the
+ * middleware owns, so keys never clash): an auth middleware stores the user,
+ * the handler reads it. Stored in the request's arena; gone with the
+ * request. set: 0 or -ENOMEM (a second set of a key replaces its value). */
+TERN_API int tern_req_set_value(tern_ctx *ctx, const void *key, void *value);
+/* NULL when the key was never set. */
+TERN_API void *tern_req_value(const tern_ctx *ctx, const void *key);
 
 /* ---- failures --------------------------------------------------------------
  * A handler (or middleware) signals failure with tern_resp_error: the answer

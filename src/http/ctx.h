@@ -65,6 +65,7 @@ struct tern_ctx {
     const char *request_id;           /* tern_req_id, or NULL */
     const char *fail_detail;          /* tern_resp_error's detail */
     int fail_status;                  /* tern_resp_error's status, 0: not failed */
+    struct tern__ctx_value *values;   /* tern_req_set_value: middleware -> handler */
     struct tern_server *server;       /* the driver's, opaque to HTTP */
     /* response */
     int status;

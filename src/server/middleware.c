@@ -127,6 +127,35 @@ void tern__mw_run(tern__worker *w, tern__h1 *x, tern_ctx *ctx) {
     tern_next_call(&first);
 }
 
+/* ---- values --------------------------------------------------------------- */
+
+/* A short list: a request carries a handful of values at most. */
+struct tern__ctx_value {
+    const void *key;
+    void *value;
+    struct tern__ctx_value *next;
+};
+
+int tern_req_set_value(tern_ctx *ctx, const void *key, void *value) {
+    for (struct tern__ctx_value *v = ctx->values; v; v = v->next) {
+        if (v->key == key) {
+            v->value = value;
+            return 0;
+        }
+    }
+    struct tern__ctx_value *v = tern_alloc(ctx, sizeof *v);
+    if (!v) return -ENOMEM;
+    *v = (struct tern__ctx_value){key, value, ctx->values};
+    ctx->values = v;
+    return 0;
+}
+
+void *tern_req_value(const tern_ctx *ctx, const void *key) {
+    for (const struct tern__ctx_value *v = ctx->values; v; v = v->next)
+        if (v->key == key) return v->value;
+    return NULL;
+}
+
 /* ---- failures ------------------------------------------------------------- */
 
 int tern_resp_error(tern_ctx *ctx, int status, const char *detail) {

@@ -9,6 +9,7 @@
  *   /grp/fail      tern_resp_error 502 (error hook)
  *   /conns         connections opened and closed so far (connection hooks)
  *   /grp/stream    a streamed answer inside the group
+ *   group /me/:    auth (X-Token -> a value the handler reads)
  *   group /cors/:  tern_mw_cors with two origins, credentials, PUT allowed
  *   group /rl/:    tern_mw_rate_limit keyed by X-Client, one per 20 s, burst 2
  * Every trace middleware adds X-Trace: NAME-before and NAME-after, so the
@@ -40,6 +41,21 @@ static void gate(tern_ctx *ctx, tern_next *next, void *arg) {
         return;
     }
     tern_next_call(next);
+}
+
+/* the key is this variable's address */
+static const char user_key;
+
+static void auth(tern_ctx *ctx, tern_next *next, void *arg) {
+    (void)arg;
+    const char *token = tern_req_header(ctx, "X-Token");
+    if (token) tern_req_set_value(ctx, &user_key, tern_sprintf(ctx, "user-%s", token));
+    tern_next_call(next);
+}
+
+static void whoami(tern_ctx *ctx) {
+    const char *user = tern_req_value(ctx, &user_key);
+    tern_resp_text(ctx, 200, user ? user : "anonymous");
 }
 
 static void after(tern_ctx *ctx, tern_next *next, void *arg) {
@@ -121,6 +137,7 @@ int main(int argc, char **argv) {
     tern_use(s, gate, NULL);
     tern_use_group(s, "/grp/deep/", trace, "p2");
     tern_use_group(s, "/after/", after, NULL);
+    tern_use_group(s, "/me/", auth, NULL); /* "/me/" holds "/me" too */
     tern_use_group(s, "/cors/", tern_mw_cors, (void *)&cors_list);
     tern_rate_limit *rl = tern_rate_limit_new(
         &(tern_rate_limit_opts){.rate = 0.05, .burst = 2, .key_header = "X-Client"});
@@ -135,6 +152,7 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/grp/fail", fail);
     tern_route(s, TERN_GET, "/conns", conns);
     tern_route(s, TERN_GET, "/grp/stream", stream);
+    tern_route(s, TERN_GET, "/me", whoami);
     tern_route(s, TERN_GET | TERN_PUT, "/cors/x", hello);
     tern_route(s, TERN_GET, "/rl/x", hello);
     if (tern_server_bind(s) < 0) return 1;

@@ -116,6 +116,12 @@ def test_connection_hooks(srv):
             time.sleep(0.05)
 
 
+def test_values_from_middleware_to_handler(srv):
+    with harness.serving(mw_binary(srv.binary)) as s:
+        check_eq(get(s.port, "/me", {"X-Token": "42"}).body, b"user-42", "value set by the middleware")
+        check_eq(get(s.port, "/me").body, b"anonymous", "no value: NULL")
+
+
 def test_streamed_answer_through_middleware(srv):
     with harness.serving(mw_binary(srv.binary)) as s:
         r = get(s.port, "/grp/stream")
