@@ -80,15 +80,11 @@ static int needs_escape(unsigned char c) {
 static char *put_escaped(char *p, tern_str s, int json) {
     size_t n = s.len < TERN__ACCESS_FIELD_MAX ? s.len : TERN__ACCESS_FIELD_MAX;
     const unsigned char *in = (const unsigned char *)s.ptr;
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && !needs_escape(in[run])) run++;
-        memcpy(p, in + i, run - i);
-        p += run - i;
-        if (run == n) break;
-        unsigned char c = in[run];
-        if (json && (c == '"' || c == '\\')) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (!needs_escape(c)) {
+            *p++ = (char)c; /* fields are short: a byte loop beats a memcpy call per run */
+        } else if (json && (c == '"' || c == '\\')) {
             *p++ = '\\';
             *p++ = (char)c;
         } else {
@@ -96,7 +92,6 @@ static char *put_escaped(char *p, tern_str s, int json) {
             *p++ = hex[c >> 4];
             *p++ = hex[c & 15];
         }
-        i = run + 1;
     }
     return p;
 }
