@@ -6,7 +6,9 @@
  * (later middleware, then routing and the handler) and, when that returns,
  * its "after" work on the finished response (status, headers, body). Not
  * calling tern_next_call() answers the request from the middleware and stops
- * the chain (CORS preflight, 429, 401).
+ * the chain (CORS preflight, 429, 401). A streamed answer's head leaves
+ * with its first piece: what "before" code set is in it, and "after" code
+ * can no longer change it.
  *
  * Order: global middleware (tern_use) in registration order, then the
  * middleware of every group whose prefix starts the request's path
