@@ -9,8 +9,8 @@ import re
 import statistics
 import sys
 
-SERVERS = ["tern", "nginx", "floor", "h2o", "tokio"]
-LABEL = {"tokio": "tokio-hyper"}
+SERVERS = ["tern", "nginx", "floor", "h2o", "tokio", "tern-alog"]
+LABEL = {"tokio": "tokio-hyper", "tern-alog": "tern --access-log"}
 KB = 1024
 
 # ---- parsing ---------------------------------------------------------------
@@ -858,6 +858,21 @@ class Report:
                         "answers/s" + warn,
                         None if a is None or bound is None else a <= bound)
 
+    def s_alog(self):
+        self.w("## Access log cost: plaintext with `--access-log` on and off, 256 connections")
+        self.w()
+        self.commands("alog")
+        cols = [("req/s", "rps", "rps"), ("CPU µs/req", "cpu_us", "us"),
+                ("p50 µs", "p50", "us"), ("p99 µs", "p99", "us")]
+        m = self.wrk_table("alog", cols)
+        self.targets_head()
+        on, off = m.get("tern-alog"), m.get("tern")
+        x = ratio(on and on["cpu_us"], off and off["cpu_us"])
+        self.target("alog", "CPU/req with the log ≤ 1.1× without",
+                    f"{fnum(on and on['cpu_us'], 'us')} µs vs {fnum(off and off['cpu_us'], 'us')} µs "
+                    f"({fr(x)}; per round {self.per_round_ratios('alog', 'cpu_us', 'tern-alog', 'tern')})",
+                    None if x is None else x <= 1.1)
+
     def write(self, path):
         mach = kv_file(os.path.join(self.out, "machine.txt"))
         notes = []
@@ -879,6 +894,9 @@ class Report:
             if str(i) not in ran:
                 continue
             s()
+            self.w()
+        if "alog" in ran:
+            self.s_alog()
             self.w()
         body = self.lines[body_start:]
         self.lines = self.lines[:body_start]

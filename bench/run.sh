@@ -7,9 +7,11 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 tls pg"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 alog tls pg"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
+# Scenario alog (tern only): scenario 1's load on tern with and without
+#   --access-log bench/out/access.log (combined format): the log's CPU per request
 # Scenario 8 (tern's /memory, RSS per parked task):  MEM_TASKS="1000 100000"
 # Scenario 9 (overload of /adaptive, open loop; tern only):
 #   OVL_PATH=/adaptive?work_us=1000  OVL_CAP_CONNS=2 (closed-loop capacity run)
@@ -35,7 +37,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 tls pg}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls pg}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
@@ -173,11 +175,11 @@ start_server() {
     # tern, the floor and tokio-hyper take their port as an argument: if someone
     # else's process holds the usual one, use a free one from 18100-18199.
     case $name in
-    tern) SRV_PORT=$TERN_PORT ;;
+    tern | tern-alog) SRV_PORT=$TERN_PORT ;;
     floor) SRV_PORT=18086 ;;
     tokio) SRV_PORT=18083 ;;
     esac
-    case $name in tern | floor | tokio)
+    case $name in tern | tern-alog | floor | tokio)
         if port_busy "$SRV_PORT"; then
             for ((p = 18100; p < 18200; p++)); do port_busy "$p" || break; done
             note "$name: port $SRV_PORT in use by another process, using $p"
@@ -188,6 +190,10 @@ start_server() {
     tern)
         [ -n "$TERN" ] || return 1
         cmd=("$TERN" --workers 1 --port "$SRV_PORT" --host 127.0.0.1) ;;
+    tern-alog)
+        [ -n "$TERN" ] || return 1
+        rm -f "$OUT/access.log"
+        cmd=("$TERN" --workers 1 --port "$SRV_PORT" --host 127.0.0.1 --access-log "$OUT/access.log") ;;
     nginx)
         [ -n "$NGINX" ] || return 1
         SRV_PORT=18081
@@ -749,6 +755,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
     if has 6; then
         for s in $(rotate "$r" tern tokio); do conc_scenario "$s" "$r"; done
+    fi
+    if has alog; then
+        for s in $(rotate "$r" tern tern-alog); do
+            wrk_scenario alog "$s" "$r" -t1 -c256 -d"$DURATION" --latency @URL@
+        done
     fi
     has 8 && memory_scenario "$r"
     if has 9; then

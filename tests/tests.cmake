@@ -34,6 +34,11 @@ add_executable(tern-test-seed-server ${CMAKE_CURRENT_SOURCE_DIR}/tests/integrati
 target_compile_options(tern-test-seed-server PRIVATE ${TERN_WARNINGS} ${TERN_SAN_FLAGS} ${TERN_HARDEN_FLAGS})
 target_compile_definitions(tern-test-seed-server PRIVATE _GNU_SOURCE)
 target_link_libraries(tern-test-seed-server PRIVATE tern_static ${TERN_EXTRA_LIBS})
+# Middleware shapes the demo does not use (test_middleware.py finds it next to tern-demo).
+add_executable(tern-test-mw-server ${CMAKE_CURRENT_SOURCE_DIR}/tests/integration/mw_server.c)
+target_compile_options(tern-test-mw-server PRIVATE ${TERN_WARNINGS} ${TERN_SAN_FLAGS} ${TERN_HARDEN_FLAGS})
+target_compile_definitions(tern-test-mw-server PRIVATE _GNU_SOURCE)
+target_link_libraries(tern-test-mw-server PRIVATE tern_static ${TERN_EXTRA_LIBS})
 foreach(py ${TERN_INTEGRATION_TESTS})
   get_filename_component(name ${py} NAME_WE)
   set(binary $<TARGET_FILE:tern-demo>)

@@ -108,6 +108,8 @@ int demo_register_admission(tern_server *s);  /* admission.c: /backpressure, /ad
 int demo_register_pg(tern_server *s);         /* pg.c: /db, /queries, /updates, /fortunes */
 /* After tern_server_run returned: closes pg.c's connections. */
 void demo_pg_cleanup(tern_server *s);
+int demo_register_api(tern_server *s, unsigned rate); /* api.c: the /api/ group (middleware) */
+void demo_api_cleanup(void);
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

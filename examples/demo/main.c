@@ -162,6 +162,10 @@ static void usage(FILE *f) {
             "  --pg-pool N    PostgreSQL connections in all, 1-1024 (default 4): each worker\n"
             "                 has a pool of N / workers (rounded up)\n"
             "  --pg-shared-pool  one pool of N shared by every worker instead\n"
+            "  --access-log FILE  one line per request to FILE (- for stdout); SIGHUP reopens it\n"
+            "  --access-log-format combined|json  (default combined)\n"
+            "  --api-rate N   requests/s per client under /api/, 1-1000000 (default 100)\n"
+            "  --no-api       no /api/ group: no middleware at all (the bare request path)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -193,6 +197,9 @@ static void usage(FILE *f) {
             "  GET /pg/sleep?ms=N&timeout_ms=T  pg_sleep(N ms), N 0-60000 (default 100), under a\n"
             "                              T ms query timeout (0-60000, 0 = 10 s): past it the\n"
             "                              query is cancelled on the server, 504\n"
+            "  GET /api/echo               method, request ID and headers as JSON; the /api/\n"
+            "                              group runs request ID, CORS and rate-limit middleware\n"
+            "  POST /api/echo              the same, with the body's size\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -256,7 +263,15 @@ int main(int argc, char **argv) {
         {"pg", required_argument, NULL, 3000},
         {"pg-pool", required_argument, NULL, 3001},
         {"pg-shared-pool", no_argument, NULL, 3002},
+        {"access-log", required_argument, NULL, 3100},
+        {"access-log-format", required_argument, NULL, 3101},
+        {"api-rate", required_argument, NULL, 3102},
+        {"no-api", no_argument, NULL, 3103},
         {NULL, 0, NULL, 0}};
+    const char *access_log = NULL;
+    tern_access_log_format access_format = TERN_ACCESS_LOG_COMBINED;
+    unsigned long api_rate = 100;
+    int api = 1;
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
@@ -335,6 +350,21 @@ int main(int argc, char **argv) {
             }
             break;
         case 3002: app.pg_shared_pool = 1; break;
+        case 3100: access_log = optarg; break;
+        case 3101:
+            if (strcmp(optarg, "combined") != 0 && strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "tern-demo: bad --access-log-format '%s' (combined or json)\n", optarg);
+                return 2;
+            }
+            access_format = optarg[0] == 'j' ? TERN_ACCESS_LOG_JSON : TERN_ACCESS_LOG_COMBINED;
+            break;
+        case 3102:
+            if (demo_parse_uint(optarg, 1, 1000000, &api_rate) < 0) {
+                fprintf(stderr, "tern-demo: bad --api-rate '%s' (1-1000000)\n", optarg);
+                return 2;
+            }
+            break;
+        case 3103: api = 0; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -362,6 +392,7 @@ int main(int argc, char **argv) {
     tern_server_set_shared_port(s, reuse_port);
     tern_server_set_data(s, &app);
     tern_server_on_worker(s, worker_start, worker_stop);
+    int r;
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -374,12 +405,26 @@ int main(int argc, char **argv) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);
             tern_server_free(s);
+            demo_api_cleanup();
             return 1;
         }
     }
     if (tls_client_ca && tern_server_set_client_ca(s, tls_client_ca) < 0) {
         fprintf(stderr, "tern-demo: cannot use --tls-client-ca %s\n", tls_client_ca);
         tern_server_free(s);
+        demo_api_cleanup();
+        return 1;
+    }
+    if (access_log && (r = tern_server_access_log(s, access_log, access_format)) < 0) {
+        fprintf(stderr, "tern-demo: cannot open --access-log %s: %s\n", access_log, strerror(-r));
+        tern_server_free(s);
+        demo_api_cleanup();
+        return 1;
+    }
+    if (api && (r = demo_register_api(s, (unsigned)api_rate)) < 0) {
+        fprintf(stderr, "tern-demo: cannot set up /api/: %s\n", strerror(-r));
+        tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
@@ -392,16 +437,18 @@ int main(int argc, char **argv) {
             if (demo_pool_cleanup) demo_pool_cleanup(s);
             if (demo_pg_cleanup) demo_pg_cleanup(s);
             tern_server_free(s);
+            demo_api_cleanup();
             return 1;
         }
     }
 
-    int r = tern_server_bind(s);
+    r = tern_server_bind(s);
     if (r < 0) {
         fprintf(stderr, "tern-demo: cannot listen on %s:%lu: %s\n", host, port, strerror(-r));
         if (demo_pool_cleanup) demo_pool_cleanup(s);
         if (demo_pg_cleanup) demo_pg_cleanup(s);
         tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     app.port = tern_server_port(s);
@@ -410,6 +457,7 @@ int main(int argc, char **argv) {
     if (!app.worker_states) {
         fprintf(stderr, "tern-demo: out of memory\n");
         tern_server_free(s);
+        demo_api_cleanup();
         return 1;
     }
     printf("tern-demo listening on %s://%s:%u (%d workers)\n", ncerts ? "https" : "http", host, tern_server_port(s),
@@ -419,6 +467,7 @@ int main(int argc, char **argv) {
     if (demo_pool_cleanup) demo_pool_cleanup(s);
     if (demo_pg_cleanup) demo_pg_cleanup(s);
     tern_server_free(s);
+    demo_api_cleanup();
     free(app.worker_states);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));

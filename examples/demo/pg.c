@@ -128,7 +128,8 @@ static int queries_param(tern_ctx *ctx) {
         if (*q < '0' || *q > '9') return 1;
     if (*v == '-') return 1;
     if (strlen(p) > 6) return MAX_QUERIES;
-    int n = atoi(p);
+    int n = 0;
+    for (const char *q = p; *q; q++) n = n * 10 + (*q - '0'); /* digits only, at most 6 */
     return n < 1 ? 1 : n > MAX_QUERIES ? MAX_QUERIES : n;
 }
 

@@ -62,6 +62,10 @@ struct tern_ctx {
     const char *param_values[TERN_MAX_PARAMS];
     uint64_t start_ns;
     void *route_data;                 /* the route's user data */
+    const char *request_id;           /* tern_req_id, or NULL */
+    const char *fail_detail;          /* tern_resp_error's detail */
+    int fail_status;                  /* tern_resp_error's status, 0: not failed */
+    struct tern__ctx_value *values;   /* tern_req_set_value: middleware -> handler */
     struct tern_server *server;       /* the driver's, opaque to HTTP */
     /* response */
     int status;
@@ -76,6 +80,7 @@ struct tern_ctx {
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
+    uint64_t stream_sent;             /* body bytes streamed (the access log's) */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
     tern__arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];

@@ -249,6 +249,7 @@ static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_l
         if (!status) x->hooks->dispatch(x->drv, x, &ctx);
     }
     h1_step step = finish(x, &ctx, status);
+    if (x->hooks->completed) x->hooks->completed(x->drv, x, &ctx, step == STEP_ABORT);
     tern__ctx_release(&ctx);
     if (body.heap) free(body.heap);
     return step;

@@ -85,6 +85,10 @@ typedef struct tern__h1_hooks {
     /* The client went away while its request was handled (nginx's 499):
      * counted instead of `responded`, never as the handler's 5xx. */
     void (*abandoned)(void *drv, uint64_t duration_ns);
+    /* Optional: the request's answer went out (or broke; `broken`), ctx
+     * still intact: the access log's line. Also for requests refused
+     * before dispatch (their ctx has no method or target). */
+    void (*completed)(void *drv, tern__h1 *x, tern_ctx *ctx, int broken);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */

@@ -177,6 +177,7 @@ int tern__h1_send_error(tern__h1 *x, int status, const char *detail, unsigned me
     ctx.start_ns = tern_clock_ns();
     tern__ctx_error(&ctx, status, detail ? detail : error_detail(status));
     int r = tern__h1_send_response(x, &ctx);
+    if (x->hooks->completed) x->hooks->completed(x->drv, x, &ctx, r < 0); /* the log's line: "- -" */
     tern__ctx_release(&ctx);
     if (x->hooks->rejected) x->hooks->rejected(x->drv, status);
     return r;

@@ -74,6 +74,7 @@ int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
         if (r < 0) return broken(ctx, r);
     }
     int r = tern__h1_write(x, data, len);
+    if (r == 0) ctx->stream_sent += len;
     if (r == 0 && ctx->stream_chunked) {
         char *p = tern__h1_reserve(x, 2);
         if (!p) return broken(ctx, -ENOMEM);

@@ -50,6 +50,7 @@ static void queue_remove(tern__worker *w, tern__conn *c) {
 
 static void conn_close(tern__worker *w, tern__conn *c) {
     queue_remove(w, c);
+    if (w->server->conn_close) w->server->conn_close(w->server, c->fd, w->server->conn_arg);
     if (w->tls && w->tls[c->fd]) {
         tern__tls_close(w->tls[c->fd]);
         w->tls[c->fd] = NULL;
@@ -92,6 +93,7 @@ void tern__conn_accepted(tern__worker *w, int fd) {
     }
     __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
     tern__metrics_conn_opened(w->metrics);
+    if (w->server->conn_open) w->server->conn_open(w->server, fd, w->server->conn_arg);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */
     start_serving(w, c);
@@ -259,7 +261,8 @@ static void conn_main(void *arg) {
     } else {
         tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
     }
-    tern__h1_init(&b.x, &w->server->h1, &tern__dispatch_hooks, w, &w->scratch, w->sched.current);
+    tern__h1_init(&b.x, &w->server->h1, w->server->alog ? &tern__dispatch_hooks_logged : &tern__dispatch_hooks, w,
+                  &w->scratch, w->sched.current);
     b.x.requests = &c->requests;
     tern__sched_set_park_hook(b.x.coro, tern__h1_park_hook, &b.x);
     c->busy = &b;

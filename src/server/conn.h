@@ -56,5 +56,6 @@ void tern__conn_cancel_all(struct tern__worker *w);
 
 /* The exchange's hooks into the server (dispatch.c). */
 extern const tern__h1_hooks tern__dispatch_hooks;
+extern const tern__h1_hooks tern__dispatch_hooks_logged; /* with the access log */
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "http/ctx.h"
 #include "rt/sched.h"
+#include "server/access_log.h"
 #include "server/conn.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -147,16 +148,17 @@ static void run_handler(tern__worker *w, tern__h1 *x, tern_ctx *ctx, tern__route
     if (hd.fired && ctx->stream_state == TERN__STREAM_NONE) {
         tern__ctx_error(ctx, 503, "handler deadline exceeded");
         tern_resp_set_header(ctx, "Retry-After", "1");
+        ctx->fail_status = 503;
+        ctx->fail_detail = "handler deadline exceeded";
     }
+    if (ctx->fail_status) tern__mw_failed(srv, ctx); /* the error hook */
     __atomic_store_n(&w->in_flight, w->in_flight - 1, __ATOMIC_RELAXED);
     if (srv->cfg.max_in_flight) atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
     if (e->max_in_flight) route_slot_release(e);
 }
 
-static void dispatch(void *drv, tern__h1 *x, tern_ctx *ctx) {
-    tern__worker *w = drv;
+void tern__dispatch_route(tern__worker *w, tern__h1 *x, tern_ctx *ctx) {
     tern_server *srv = w->server;
-    ctx->server = srv;
     tern__route_match m;
     switch (tern__router_match(srv->router, ctx->method, ctx->path, ctx->path_len, &m)) {
     case TERN__ROUTE_FOUND: {
@@ -187,6 +189,15 @@ static void dispatch(void *drv, tern__h1 *x, tern_ctx *ctx) {
     }
 }
 
+static void dispatch(void *drv, tern__h1 *x, tern_ctx *ctx) {
+    tern__worker *w = drv;
+    ctx->server = w->server;
+    if (w->server->mw)
+        tern__mw_run(w, x, ctx);
+    else
+        tern__dispatch_route(w, x, ctx);
+}
+
 static void responded(void *drv, int status, uint64_t duration_ns) {
     tern__worker *w = drv;
     tern__metrics_response(w->metrics, status, duration_ns);
@@ -207,4 +218,13 @@ const tern__h1_hooks tern__dispatch_hooks = {
     .responded = responded,
     .rejected = rejected,
     .abandoned = abandoned,
+};
+
+/* The same with the access log's line after each answer (access_log.c). */
+const tern__h1_hooks tern__dispatch_hooks_logged = {
+    .dispatch = dispatch,
+    .responded = responded,
+    .rejected = rejected,
+    .abandoned = abandoned,
+    .completed = tern__access_log_completed,
 };

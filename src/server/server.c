@@ -22,6 +22,7 @@
 
 #include "rt/offload.h"
 #include "http/ctx.h"
+#include "server/access_log.h"
 #include "server/tls_config.h"
 #include "server/worker.h"
 
@@ -100,6 +101,8 @@ void tern_server_free(tern_server *s) {
     }
     free(s->host);
     tern__tls_config_free(s);
+    tern__mw_free(s);
+    tern__access_log_free(s->alog);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -406,10 +409,11 @@ int tern_server_run(tern_server *s) {
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
     sigaddset(&stopsigs, SIGTERM);
-    if (tern__server_tls(s)) {
-        /* SIGHUP reloads the certificates of a TLS server (and keeps its
-         * default meaning, termination, for a plain one); blocked before
-         * the workers start, so they inherit the mask */
+    if (tern__server_tls(s) || s->alog) {
+        /* SIGHUP reloads the certificates of a TLS server and reopens the
+         * access log (and keeps its default meaning, termination, for a
+         * server with neither); blocked before the workers start, so they
+         * inherit the mask */
         sigset_t hup;
         sigemptyset(&hup);
         sigaddset(&hup, SIGHUP);
@@ -444,8 +448,12 @@ int tern_server_run(tern_server *s) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == sizeof si) {
                 if (si.ssi_signo != SIGHUP) break;
-                int rr = tern_server_reload_certs(s);
-                fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+                if (tern__server_tls(s)) {
+                    int rr = tern_server_reload_certs(s);
+                    fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+                }
+                if (s->alog && tern_server_reopen_access_log(s) < 0)
+                    fprintf(stderr, "tern: SIGHUP: cannot reopen the access log; writing to the old file\n");
             }
         }
         if (pfd[1].revents & POLLIN) break;

@@ -12,9 +12,12 @@
 #include "http/router.h"
 #include "tern.h"
 #include "tern/sync.h"
+#include "tern/middleware.h"
 
 struct tern__worker;
 struct tern__tls_config;
+struct tern__mw_chain;
+struct tern__access_log;
 
 /* What the router maps a route to: the handler and its admission limits. */
 typedef struct tern__route_entry {
@@ -52,9 +55,26 @@ struct tern_server {
     int signals_blocked;
     sigset_t old_sigmask;
     struct tern__tls_config *tls;  /* tern_server_add_cert (tls_config.c), or NULL */
+    /* middleware and hooks (middleware.c, access_log.c); NULL: none, and
+     * the request path pays one branch for each */
+    struct tern__mw_chain *mw;
+    tern_error_hook on_error;
+    void *on_error_arg;
+    tern_conn_hook conn_open, conn_close;
+    void *conn_arg;
+    struct tern__access_log *alog;
 };
 
 /* The listeners speak TLS. */
 int tern__server_tls(const struct tern_server *s);
+
+/* Routing, admission and the handler: the innermost step of the
+ * middleware chain (dispatch.c). */
+void tern__dispatch_route(struct tern__worker *w, tern__h1 *x, tern_ctx *ctx);
+/* Runs the chain around tern__dispatch_route (middleware.c). */
+void tern__mw_run(struct tern__worker *w, tern__h1 *x, tern_ctx *ctx);
+void tern__mw_free(struct tern_server *s);
+/* Calls the error hook if the request failed (middleware.c). */
+void tern__mw_failed(struct tern_server *s, tern_ctx *ctx);
 
 #endif

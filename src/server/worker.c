@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "rt/overflow.h"
+#include "server/access_log.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tls_config.h"
@@ -100,6 +101,14 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
             return -ENOMEM;
         }
     }
+    if (s->alog) {
+        w->peers = mmap(NULL, slots * sizeof(tern__peer_text), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (w->peers == MAP_FAILED) {
+            w->peers = NULL;
+            return -ENOMEM;
+        }
+    }
     if (tern__h1_scratch_init(&w->scratch, s->cfg.max_headers) < 0) return -ENOMEM;
     __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -117,6 +126,8 @@ void tern__worker_destroy(tern__worker *w) {
         munmap(w->conns, w->conn_slots * sizeof(tern__conn));
     }
     if (w->tls) munmap(w->tls, w->conn_slots * sizeof(void *));
+    if (w->peers) munmap(w->peers, w->conn_slots * sizeof(tern__peer_text));
+    w->peers = NULL;
     w->tls = NULL;
     w->conns = NULL;
     tern__h1_scratch_destroy(&w->scratch);
@@ -159,7 +170,10 @@ static void accept_all(tern__worker *w) {
             pause_accept(w);
             return;
         }
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(w->listen_fd, w->peers ? (struct sockaddr *)&peer : NULL, w->peers ? &peer_len : NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
             atomic_fetch_sub_explicit(&s->open_conns, 1, memory_order_relaxed);
@@ -171,6 +185,7 @@ static void accept_all(tern__worker *w) {
             }
             return;
         }
+        if (w->peers && (size_t)fd < w->conn_slots) tern__peer_text_set(&w->peers[fd], &peer);
         tern__conn_accepted(w, fd);
     }
 }
@@ -232,6 +247,7 @@ static void *worker_main(void *arg) {
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
     tern__wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
+    if (w->server->alog) (void)tern__access_log_worker_start(w); /* no buffer: no lines */
     if (w->server->worker_start) w->local = w->server->worker_start(w->server, w->id);
     accept_all(w); /* connections that queued before the loop started */
 
@@ -270,6 +286,7 @@ static void *worker_main(void *arg) {
     }
     if (w->server->worker_stop) w->server->worker_stop(w->server, w->id, w->local);
     w->local = NULL;
+    tern__access_log_worker_stop(w);
     tern__overflow_thread_stop();
     return NULL;
 }

@@ -55,6 +55,9 @@ typedef struct tern__worker {
     tern__admission admission;
     tern__timer tick;            /* every 10 ms: measures loop lag */
     void *local;                /* tern_worker_local: the start hook's result */
+    void *alog;                 /* the access log's buffer (access_log.c), or NULL */
+    struct tern__peer_text *peers; /* by fd, with the access log: each connection's peer
+                                   address as text, taken from accept (no syscall per line) */
 } tern__worker;
 
 extern __thread tern__worker *tern__worker_self;

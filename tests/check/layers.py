@@ -23,6 +23,7 @@ ALLOWED = {
     "server": {"rt", "transport", "http", "metrics", "server"},
     "client": {"rt", "transport", "http", "metrics", "client"},
     "pg": {"pg"},  # public API only (tern_wait_fd, tern_pool, tern_offload)
+    "middleware": {"rt", "transport", "http", "metrics", "server", "middleware"},
 }
 PUBLIC = "include/"
 
