@@ -31,6 +31,9 @@ PARAMS = [
     ("/real", "parallel", 0, 1, ["0", "1"]),
 ]
 
+# /pg/sleep's parameters need a database (--pg): test_pg.py checks them there
+PG_PARAMS = {("ms", 0, 60000), ("timeout_ms", 0, 60000)}
+
 # Malformed for every parameter (as sent on the wire, already percent-encoded where
 # needed): strtoul took most of these ("-1" as ULONG_MAX, "abc" as 0, "+0" as 0).
 MALFORMED = ["abc", "-1", "-0", "%2B0", "%2B1", "+1", "%201", "1%20", "1x", "x1", "0x10",
@@ -71,7 +74,7 @@ def test_table_matches_the_code(srv):
             found.add((name, _c_value(lo, defines), _c_value(hi, defines)))
         for bad in ("strtoul(", "strtol(", "strtoull(", "atoi(", "atol("):
             check(bad not in src, "%s uses %s" % (os.path.basename(path), bad))
-    want = {(p, lo, hi) for _, p, lo, hi, _ in PARAMS}
+    want = {(p, lo, hi) for _, p, lo, hi, _ in PARAMS} | PG_PARAMS
     check_eq(found, want, "numeric parameters in examples/demo vs this test's table")
 
 
