@@ -155,6 +155,9 @@ static void usage(FILE *f) {
             "  --handshake-timeout MS  whole TLS handshake (default 10000); SIGHUP reloads\n"
             "                 the certificate files\n"
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
+            "  --static DIR   serve the files under DIR at /static/ (GET /static/*)\n"
+            "  --no-compression  send responses uncompressed (default: gzip or br as the\n"
+            "                 client accepts, for text and JSON of 1 KiB and more)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -177,6 +180,7 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /static/*               files under --static DIR (Range, ETag, 304, .br/.gz)\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -237,12 +241,15 @@ int main(int argc, char **argv) {
         {"tls-client-ca", required_argument, NULL, 2002},
         {"handshake-timeout", required_argument, NULL, 2003},
         {"upstream-ca", required_argument, NULL, 2004},
+        {"static", required_argument, NULL, 2005},
+        {"no-compression", no_argument, NULL, 2006},
         {NULL, 0, NULL, 0}};
     const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
     int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
-    int reuse_port = 0;
+    int reuse_port = 0, compression = 1;
+    const char *static_dir = NULL;
     demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
     tern_config cfg;
     tern_config_init(&cfg);
@@ -308,6 +315,8 @@ int main(int argc, char **argv) {
             break;
         }
         case 2004: app.upstream_ca = optarg; break;
+        case 2005: static_dir = optarg; break;
+        case 2006: compression = 0; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -343,6 +352,19 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
     tern_route(s, TERN_GET, "/tls/peer", tls_peer);
+    if (static_dir) {
+        int r = tern_static(s, "/static/", static_dir);
+        if (r < 0) {
+            fprintf(stderr, "tern-demo: cannot serve --static %s: %s\n", static_dir, strerror(-r));
+            tern_server_free(s);
+            return 1;
+        }
+    }
+    if (compression) {
+        tern_compression_opts co;
+        tern_compression_opts_init(&co);
+        tern_server_set_compression(s, &co);
+    }
     for (int i = 0; i < ncerts; i++) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);

@@ -64,6 +64,7 @@ typedef struct tern__h1_config {
     unsigned header_timeout_ms, body_timeout_ms, min_body_rate, write_timeout_ms;
     const char *server_name;
     size_t server_name_len;
+    const struct tern__compress_config *compress; /* NULL: responses go out as they are */
 } tern__h1_config;
 
 typedef struct tern__h1 tern__h1;
@@ -165,6 +166,11 @@ static inline void tern__h1_commit(tern__h1 *x, size_t n) { x->scratch->wbuf.len
 int tern__h1_write(tern__h1 *x, const char *extra, size_t extra_len);
 static inline int tern__h1_flush(tern__h1 *x) { return tern__h1_write(x, NULL, 0); }
 size_t tern__h1_pending(const tern__h1 *x);
+/* Writes what is pending, then len bytes of file fd from offset with the
+ * transport's sendfile, parking while the socket is full (write_timeout_ms
+ * without progress fails). 0, -EPIPE when the file is shorter than len
+ * (it shrank: the framing is broken), or -errno. */
+int tern__h1_sendfile(tern__h1 *x, int fd, uint64_t offset, uint64_t len);
 
 /* responses (response.c) */
 typedef enum tern__h1_framing {

@@ -100,6 +100,7 @@ void tern_server_free(tern_server *s) {
     }
     free(s->host);
     tern__tls_config_free(s);
+    tern__static_free_all(s);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -353,6 +354,7 @@ int tern_server_run(tern_server *s) {
         .write_timeout_ms = s->cfg.write_timeout_ms,
         .server_name = s->cfg.server_name,
         .server_name_len = strlen(s->cfg.server_name),
+        .compress = s->compress,
     };
 
     /* serve as many connections as the hard limit allows (nginx does the

@@ -48,7 +48,12 @@ struct tern_server {
     int signals_blocked;
     sigset_t old_sigmask;
     struct tern__tls_config *tls;  /* tern_server_add_cert (tls_config.c), or NULL */
+    struct tern__compress_config *compress; /* tern_server_set_compression, or NULL */
+    struct tern__static_mount *statics;     /* tern_static (static.c), freed with s */
 };
+
+/* Frees what tern_static and tern_server_set_compression attached to s. */
+void tern__static_free_all(struct tern_server *s);
 
 /* The listeners speak TLS. */
 int tern__server_tls(const struct tern_server *s);
