@@ -119,7 +119,11 @@ static void stream(tern_ctx *ctx) {
         return; /* the arena reports it: 503 */
     }
     uint64_t total = (uint64_t)mb << 20;
-    tern_resp_set_header(ctx, "Content-Type", "application/octet-stream");
+    /* text=1 labels the same bytes text/plain, which response compression
+     * takes (gzip or br per write, chunked) when the client accepts it */
+    const char *text = tern_req_query(ctx, "text");
+    tern_resp_set_header(ctx, "Content-Type",
+                         text && strcmp(text, "1") == 0 ? "text/plain" : "application/octet-stream");
     if (tern_resp_stream_start(ctx, (int64_t)total) == 0) {
         for (uint64_t off = 0; off < total; off += CHUNK) {
             size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
@@ -166,7 +170,8 @@ static void usage(FILE *f) {
             "  GET /concurrent             three sleeps (10, 5, 3 ms) in one request\n"
             "  POST /echo                  the request body back\n"
             "  GET /users/:id              {\"id\":\"<id>\"}\n"
-            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1)\n"
+            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1); &text=1 labels it\n"
+            "                              text/plain (compressed when the client accepts it)\n"
             "  GET /memory?tasks=N         N parked tasks and their RSS, N 1-100000 (default 1000)\n"
             "  GET /event-loop?mb=N        CPU, IO and mixed tasks and the loop lag; N MiB hashed,\n"
             "                              1-256 (default 20)\n"
