@@ -115,7 +115,7 @@ def test_big_file_intact(srv):
 
 def test_slow_reader_gets_every_byte(srv):
     s = socket.create_connection(("127.0.0.1", srv.port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
     s.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     data = b""
     time.sleep(0.5)  # the server fills the socket and parks
