@@ -234,6 +234,7 @@ int tern__compress_stream_begin(const tern__compress_config *cc, tern_ctx *ctx, 
     if (enc == TERN__ENC_IDENTITY) return 0;
     ctx->stream_enc = encoder_new(cc, enc);
     if (!ctx->stream_enc) return 0; /* out of memory: stream uncompressed */
+    ctx->stream_encoded = 1;
     tern_resp_set_header(ctx, "Content-Encoding", tern__encoding_name(enc));
     tern_resp_remove_header(ctx, "Content-Length");
     return 1;

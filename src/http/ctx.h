@@ -75,12 +75,14 @@ struct tern_ctx {
     unsigned date_set : 1;            /* handler set its own Date header */
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
     unsigned resp_file : 1;           /* the body is resp_file_fd's bytes (sendfile) */
+    unsigned stream_encoded : 1;      /* stream_enc compresses the streamed body */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
-    int resp_file_fd;                 /* with resp_file: owned, closed at release */
-    uint64_t resp_file_off, resp_file_len;
-    struct tern__encoder *stream_enc; /* compressing a streamed body (compress.c) */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
+    /* past the part tern__ctx_init clears: valid only under their flag */
+    int resp_file_fd;                 /* resp_file: owned, closed at release */
+    uint64_t resp_file_off, resp_file_len;
+    struct tern__encoder *stream_enc; /* stream_encoded (compress.c) */
     tern__arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];
 };

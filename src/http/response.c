@@ -152,9 +152,16 @@ int tern__h1_send_head(tern__h1 *x, tern_ctx *ctx, tern__h1_framing framing, uin
     return 0;
 }
 
+static __attribute__((noinline)) int send_compressed(tern__h1 *x, tern_ctx *ctx) {
+    tern__compress_body(x->cfg->compress, ctx);
+    return tern__h1_send_head(x, ctx, TERN__FRAME_WHOLE, 0);
+}
+
 int tern__h1_send_response(tern__h1 *x, tern_ctx *ctx) {
-    /* one branch when compression is off: the plaintext path stays as it was */
-    if (x->cfg->compress) tern__compress_body(x->cfg->compress, ctx);
+    /* one branch when compression is off, two for a small body, and the
+     * compressing call out of line: the plaintext path stays a tail call */
+    const tern__compress_config *cc = x->cfg->compress;
+    if (__builtin_expect(cc && ctx->resp_body_len >= cc->min_size, 0)) return send_compressed(x, ctx);
     return tern__h1_send_head(x, ctx, TERN__FRAME_WHOLE, 0);
 }
 

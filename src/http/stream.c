@@ -92,7 +92,7 @@ int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
     if (!on_own_coroutine(ctx)) return -EPERM;
     if (len == 0) return 0;
     if (ctx->method == TERN_HEAD || !tern__status_has_body(ctx->status)) return 0;
-    if (ctx->stream_enc) {
+    if (ctx->stream_encoded) {
         int r = tern__encoder_write(ctx->stream_enc, ctx, data, len, 0, stream_put);
         return r < 0 ? broken(ctx, r) : 0;
     }
@@ -101,7 +101,7 @@ int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
 
 int tern_resp_stream_end(tern_ctx *ctx) {
     if (ctx->stream_state != TERN__STREAM_OPEN) return ctx->stream_state == TERN__STREAM_ENDED ? 0 : -EPIPE;
-    if (ctx->stream_enc) {
+    if (ctx->stream_encoded) {
         /* the coding's trailer: the last bytes of the body */
         int r = tern__encoder_write(ctx->stream_enc, ctx, NULL, 0, 1, stream_put);
         if (r < 0) return broken(ctx, r);
