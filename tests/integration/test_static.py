@@ -275,6 +275,17 @@ def test_methods(srv):
     check_eq(r.status, 405, "POST to a static file")
 
 
+def test_offloaded_opens(srv):
+    with harness.serving(srv.binary, ["--static", DOCS, "--static-offload"]) as s2:
+        with harness.Conn(s2.port) as c:
+            check_eq(c.request("GET", "/static/big.bin").body, local("big.bin"), "offloaded open")
+            r = c.request("GET", "/static/data/sample.json", {"Accept-Encoding": "br"})
+            check_eq((r.header("Content-Encoding"), r.body), ("br", local("data/sample.json.br")), "sibling")
+            check_eq(c.request("GET", "/static/out-link.txt").status, 404, "escape, offloaded")
+            check_eq(c.request("GET", "/static/sub/").status, 403, "folder, offloaded")
+            check_eq(c.request("GET", "/static/css").status, 301, "redirect, offloaded")
+
+
 def make_cert():
     key, pem = os.path.join(ROOT, "k.pem"), os.path.join(ROOT, "c.pem")
     r = subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
