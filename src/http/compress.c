@@ -123,6 +123,22 @@ static const tern__resp_header *resp_header(const tern_ctx *ctx, const char *nam
     return NULL;
 }
 
+/* Vary gets Accept-Encoding once, beside what the handler put there. */
+static void add_vary(tern_ctx *ctx) {
+    const tern__resp_header *v = resp_header(ctx, "Vary");
+    if (!v) {
+        tern_resp_add_header(ctx, "Vary", "Accept-Encoding");
+        return;
+    }
+    char *have = tern_alloc(ctx, v->value_len + 1);
+    if (!have) return;
+    memcpy(have, v->value, v->value_len);
+    have[v->value_len] = 0;
+    if (strcasestr(have, "accept-encoding") || strcmp(have, "*") == 0) return;
+    char *both = tern_sprintf(ctx, "%s, Accept-Encoding", have);
+    if (both) tern_resp_set_header(ctx, "Vary", both);
+}
+
 /* The coding to use for ctx's response, or IDENTITY; adds Vary when the
  * answer depends on Accept-Encoding (a compressible type). */
 static tern__encoding choose(const tern__compress_config *cc, tern_ctx *ctx) {
@@ -132,7 +148,7 @@ static tern__encoding choose(const tern__compress_config *cc, tern_ctx *ctx) {
     const tern__resp_header *ct = resp_header(ctx, "Content-Type");
     if (!ct || !tern__compressible_type(ct->value, ct->value_len)) return TERN__ENC_IDENTITY;
     if (resp_header(ctx, "Content-Encoding") || resp_header(ctx, "Content-Range")) return TERN__ENC_IDENTITY;
-    tern_resp_add_header(ctx, "Vary", "Accept-Encoding");
+    add_vary(ctx);
     return tern__accept_encoding(tern_req_header(ctx, "Accept-Encoding"), cc->offered);
 }
 
