@@ -3,6 +3,8 @@
 
 #include <brotli/encode.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -165,10 +167,23 @@ size_t tern__compress_bound(tern__encoding e, size_t len) {
 static _Thread_local z_stream tls_z;
 static _Thread_local int tls_z_level; /* 0: not initialised */
 
+static pthread_key_t tls_z_key;
+static pthread_once_t tls_z_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: the deflate state's 256 KiB go back. */
+static void tls_z_free(void *z) {
+    deflateEnd(z);
+    tls_z_level = 0;
+}
+static void tls_z_key_make(void) { pthread_key_create(&tls_z_key, tls_z_free); }
+
 static long gzip_buffer(int level, const void *in, size_t len, void *out, size_t out_cap) {
     z_stream *z = &tls_z;
+    if (len > UINT32_MAX / 2 || out_cap > UINT32_MAX) return -E2BIG;
     if (!tls_z_level) {
+        pthread_once(&tls_z_once, tls_z_key_make);
         if (deflateInit2(z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -ENOMEM;
+        pthread_setspecific(tls_z_key, z);
         tls_z_level = level;
     } else if (deflateReset(z) != Z_OK) {
         return -EIO;
