@@ -7,7 +7,7 @@
 #      CPU µs per request (/proc/PID/stat; nginx: its worker)
 #   2. tern only: compression CPU per request of a 10 KB JSON body (POST
 #      /echo, Content-Type application/json, so the body is the handler's):
-#      identity, gzip (level 6) and br (quality 4); the difference to
+#      identity, gzip and br at the default levels (1 and 2); the difference to
 #      identity is what compressing costs
 # Called by bench/run.sh (scenario "static") or alone:
 #   TERN_BIN=build/tern-demo ANCHORS=../shared/anchors bench/static.sh

@@ -344,7 +344,7 @@ int tern_static_with(tern_server *s, const char *prefix, const char *dir, const 
 
 void tern_compression_opts_init(tern_compression_opts *opts) {
     *opts = (tern_compression_opts){.encodings = TERN_ENCODING_GZIP | TERN_ENCODING_BR,
-                                    .gzip_level = 6, .br_quality = 2, .min_size = 1024};
+                                    .gzip_level = 1, .br_quality = 2, .min_size = 1024};
 }
 
 int tern_server_set_compression(tern_server *s, const tern_compression_opts *opts) {
