@@ -33,12 +33,12 @@ extern "C" {
 typedef struct tern_server tern_server;
 
 typedef struct tern_static_opts {
-    const char *index;         /* file served for a folder, default "index.html" */
-    int max_age;               /* Cache-Control: max-age in seconds, default 3600;
-                                  -1 sends no Cache-Control */
-    int precompressed;         /* look for .br / .gz siblings, default 1 */
-    int offload_open;          /* open and stat files on the offload pool
-                                  (tern_offload), default 0: see below */
+    const char *index; /* file served for a folder, default "index.html" */
+    int max_age;       /* Cache-Control: max-age in seconds, default 3600;
+                          -1 sends no Cache-Control */
+    int precompressed; /* look for .br / .gz siblings, default 1 */
+    int offload_open;  /* open and stat files on the offload pool
+                          (tern_offload), default 0: see below */
 } tern_static_opts;
 
 /* Fills opts with the defaults above.
@@ -58,7 +58,8 @@ TERN_API void tern_static_opts_init(tern_static_opts *opts);
  * -EACCES (dir), -EEXIST (route taken), -EBUSY once the server runs, or
  * -ENOMEM. opts may be NULL for the defaults. */
 TERN_API int tern_static(tern_server *s, const char *prefix, const char *dir);
-TERN_API int tern_static_with(tern_server *s, const char *prefix, const char *dir, const tern_static_opts *opts);
+TERN_API int tern_static_with(tern_server *s, const char *prefix, const char *dir,
+                              const tern_static_opts *opts);
 
 /* ---- compression ---------------------------------------------------------- */
 enum tern_encoding_bits {

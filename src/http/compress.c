@@ -29,7 +29,9 @@ static int parse_q(const char *p, size_t n) {
     return q > 1000 ? -1 : q;
 }
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* One "coding;q=x" element: its name and q (default 1000). */
 static void parse_element(const char *p, size_t n, const char **name, size_t *name_len, int *q) {
@@ -69,10 +71,14 @@ tern__encoding tern__accept_encoding(const char *header, unsigned offered) {
         size_t len;
         int q;
         parse_element(p, n, &name, &len, &q);
-        if (name_eq(name, len, "gzip") || name_eq(name, len, "x-gzip")) q_gzip = q;
-        else if (name_eq(name, len, "br")) q_br = q;
-        else if (name_eq(name, len, "identity")) q_identity = q;
-        else if (name_eq(name, len, "*")) q_star = q;
+        if (name_eq(name, len, "gzip") || name_eq(name, len, "x-gzip"))
+            q_gzip = q;
+        else if (name_eq(name, len, "br"))
+            q_br = q;
+        else if (name_eq(name, len, "identity"))
+            q_identity = q;
+        else if (name_eq(name, len, "*"))
+            q_star = q;
         if (!comma) break;
         p = comma + 1;
     }
@@ -91,9 +97,12 @@ tern__encoding tern__accept_encoding(const char *header, unsigned offered) {
 
 const char *tern__encoding_name(tern__encoding e) {
     switch (e) {
-    case TERN__ENC_GZIP: return "gzip";
-    case TERN__ENC_BR: return "br";
-    default: return "identity";
+    case TERN__ENC_GZIP:
+        return "gzip";
+    case TERN__ENC_BR:
+        return "br";
+    default:
+        return "identity";
     }
 }
 
@@ -108,8 +117,8 @@ int tern__compressible_type(const char *type, size_t len) {
     size_t n = 0;
     while (n < len && type[n] != ';' && !is_ows(type[n])) n++;
     if (prefix_ci(type, n, "text/")) return 1;
-    static const char *const exact[] = {"application/json", "application/javascript",
-                                        "application/xml", "application/x-javascript",
+    static const char *const exact[] = {"application/json",          "application/javascript",
+                                        "application/xml",           "application/x-javascript",
                                         "application/manifest+json", "image/svg+xml",
                                         "application/wasm"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
@@ -121,7 +130,8 @@ int tern__compressible_type(const char *type, size_t len) {
 static const tern__resp_header *resp_header(const tern_ctx *ctx, const char *name) {
     size_t len = strlen(name);
     for (uint32_t i = 0; i < ctx->num_resp; i++)
-        if (ctx->resp[i].name_len == len && strncasecmp(ctx->resp[i].name, name, len) == 0) return &ctx->resp[i];
+        if (ctx->resp[i].name_len == len && strncasecmp(ctx->resp[i].name, name, len) == 0)
+            return &ctx->resp[i];
     return NULL;
 }
 
@@ -149,7 +159,8 @@ static tern__encoding choose(const tern__compress_config *cc, tern_ctx *ctx) {
         return TERN__ENC_IDENTITY;
     const tern__resp_header *ct = resp_header(ctx, "Content-Type");
     if (!ct || !tern__compressible_type(ct->value, ct->value_len)) return TERN__ENC_IDENTITY;
-    if (resp_header(ctx, "Content-Encoding") || resp_header(ctx, "Content-Range")) return TERN__ENC_IDENTITY;
+    if (resp_header(ctx, "Content-Encoding") || resp_header(ctx, "Content-Range"))
+        return TERN__ENC_IDENTITY;
     add_vary(ctx);
     return tern__accept_encoding(tern_req_header(ctx, "Accept-Encoding"), cc->offered);
 }
@@ -175,14 +186,17 @@ static void tls_z_free(void *z) {
     deflateEnd(z);
     tls_z_level = 0;
 }
-static void tls_z_key_make(void) { pthread_key_create(&tls_z_key, tls_z_free); }
+static void tls_z_key_make(void) {
+    pthread_key_create(&tls_z_key, tls_z_free);
+}
 
 static long gzip_buffer(int level, const void *in, size_t len, void *out, size_t out_cap) {
     z_stream *z = &tls_z;
     if (len > UINT32_MAX / 2 || out_cap > UINT32_MAX) return -E2BIG;
     if (!tls_z_level) {
         pthread_once(&tls_z_once, tls_z_key_make);
-        if (deflateInit2(z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -ENOMEM;
+        if (deflateInit2(z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return -ENOMEM;
         pthread_setspecific(tls_z_key, z);
         tls_z_level = level;
     } else if (deflateReset(z) != Z_OK) {
@@ -200,11 +214,13 @@ static long gzip_buffer(int level, const void *in, size_t len, void *out, size_t
     return (long)(out_cap - z->avail_out);
 }
 
-long tern__compress_buffer(tern__encoding e, int level, const void *in, size_t len, void *out, size_t out_cap) {
+long tern__compress_buffer(tern__encoding e, int level, const void *in, size_t len, void *out,
+                           size_t out_cap) {
     if (e == TERN__ENC_GZIP) return gzip_buffer(level, in, len, out, out_cap);
     if (e != TERN__ENC_BR) return -EINVAL;
     size_t n = out_cap;
-    if (!BrotliEncoderCompress(level, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, len, in, &n, out)) return -ENOBUFS;
+    if (!BrotliEncoderCompress(level, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, len, in, &n, out))
+        return -ENOBUFS;
     return (long)n;
 }
 
@@ -244,7 +260,8 @@ static tern__encoder *encoder_new(const tern__compress_config *cc, tern__encodin
     if (!e) return NULL;
     e->enc = enc;
     if (enc == TERN__ENC_GZIP) {
-        if (deflateInit2(&e->z, cc->gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        if (deflateInit2(&e->z, cc->gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+            Z_OK) {
             free(e);
             return NULL;
         }
@@ -259,7 +276,8 @@ static tern__encoder *encoder_new(const tern__compress_config *cc, tern__encodin
     return e;
 }
 
-int tern__compress_stream_begin(const tern__compress_config *cc, tern_ctx *ctx, int64_t known_length) {
+int tern__compress_stream_begin(const tern__compress_config *cc, tern_ctx *ctx,
+                                int64_t known_length) {
     if (known_length >= 0 && (uint64_t)known_length < cc->min_size) return 0;
     tern__encoding enc = choose(cc, ctx);
     if (enc == TERN__ENC_IDENTITY) return 0;
@@ -294,13 +312,15 @@ static int gzip_write(tern__encoder *e, tern_ctx *ctx, const void *data, size_t 
     }
 }
 
-static int br_write(tern__encoder *e, tern_ctx *ctx, const void *data, size_t len, int finish, tern__emit_fn emit) {
+static int br_write(tern__encoder *e, tern_ctx *ctx, const void *data, size_t len, int finish,
+                    tern__emit_fn emit) {
     const uint8_t *next_in = data;
     size_t avail_in = len;
     BrotliEncoderOperation op = finish ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_FLUSH;
     for (;;) {
         size_t avail_out = 0;
-        if (!BrotliEncoderCompressStream(e->br, op, &avail_in, &next_in, &avail_out, NULL, NULL)) return -EIO;
+        if (!BrotliEncoderCompressStream(e->br, op, &avail_in, &next_in, &avail_out, NULL, NULL))
+            return -EIO;
         size_t n = 0;
         const uint8_t *out = BrotliEncoderTakeOutput(e->br, &n);
         if (n) {

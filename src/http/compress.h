@@ -19,10 +19,10 @@ typedef enum tern__encoding {
 #define TERN__ENC_BIT(e) (1u << (e))
 
 typedef struct tern__compress_config {
-    unsigned offered;  /* TERN__ENC_BIT set */
-    int gzip_level;    /* 1..9 */
-    int br_quality;    /* 0..11 */
-    size_t min_size;   /* whole bodies below this go out as they are */
+    unsigned offered; /* TERN__ENC_BIT set */
+    int gzip_level;   /* 1..9 */
+    int br_quality;   /* 0..11 */
+    size_t min_size;  /* whole bodies below this go out as they are */
 } tern__compress_config;
 
 /* The best coding of `offered` (identity is always available) for an
@@ -50,7 +50,8 @@ void tern__compress_body(const tern__compress_config *cc, tern_ctx *ctx);
  * encoder is in ctx->stream_enc and the headers are set); known_length is
  * the announced length or -1. */
 typedef struct tern__encoder tern__encoder;
-int tern__compress_stream_begin(const tern__compress_config *cc, tern_ctx *ctx, int64_t known_length);
+int tern__compress_stream_begin(const tern__compress_config *cc, tern_ctx *ctx,
+                                int64_t known_length);
 /* Feeds len bytes (finish: the end of the body) and hands every piece of
  * output to emit; flushes so the client can decode what was written so
  * far. 0 or a negative errno (emit's, or -ENOMEM / -EIO). */
@@ -61,7 +62,8 @@ void tern__encoder_free(tern__encoder *e);
 
 /* One-shot compression into out (room for out_cap), for tests and the
  * bench: compressed length, or a negative errno (-ENOBUFS: out too small). */
-long tern__compress_buffer(tern__encoding e, int level, const void *in, size_t len, void *out, size_t out_cap);
+long tern__compress_buffer(tern__encoding e, int level, const void *in, size_t len, void *out,
+                           size_t out_cap);
 /* An upper bound for the compressed size of len bytes. */
 size_t tern__compress_bound(tern__encoding e, size_t len);
 

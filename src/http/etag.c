@@ -55,16 +55,20 @@ static int two(const char *p) {
 
 int tern__http_date_parse(const char *s, time_t *out) {
     /* "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions */
-    if (strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
-        s[19] != ':' || s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
+    if (strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[19] != ':' || s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
         return -EINVAL;
     int day = two(s + 5), mon = month_index(s + 8), y1 = two(s + 12), y2 = two(s + 14);
     int h = two(s + 17), mi = two(s + 20), sec = two(s + 23);
-    if (day < 1 || day > 31 || mon < 0 || y1 < 0 || y2 < 0 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
-        sec > 60)
+    if (day < 1 || day > 31 || mon < 0 || y1 < 0 || y2 < 0 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || sec < 0 || sec > 60)
         return -EINVAL;
-    struct tm tm = {.tm_year = y1 * 100 + y2 - 1900, .tm_mon = mon, .tm_mday = day,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y1 * 100 + y2 - 1900,
+                    .tm_mon = mon,
+                    .tm_mday = day,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     *out = timegm(&tm);
     return 0;
 }

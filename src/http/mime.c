@@ -58,6 +58,7 @@ const char *tern__mime_type(const char *name, size_t len) {
     char ext[16];
     memcpy(ext, name + i, len - i);
     ext[len - i] = 0;
-    const mime_entry *e = bsearch(ext, table, sizeof table / sizeof table[0], sizeof table[0], compare);
+    const mime_entry *e =
+        bsearch(ext, table, sizeof table / sizeof table[0], sizeof table[0], compare);
     return e ? e->type : "application/octet-stream";
 }

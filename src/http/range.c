@@ -46,7 +46,8 @@ static int parse_spec(const char **p, uint64_t size, uint64_t *first, uint64_t *
     return 1;
 }
 
-tern__range_result tern__range_parse(const char *value, uint64_t size, uint64_t *start, uint64_t *len) {
+tern__range_result tern__range_parse(const char *value, uint64_t size, uint64_t *start,
+                                     uint64_t *len) {
     if (!value || strncasecmp(value, "bytes=", 6) != 0) return TERN__RANGE_NONE;
     const char *p = value + 6;
     int satisfiable = 0, merged_away = 0, specs = 0;
@@ -74,8 +75,10 @@ tern__range_result tern__range_parse(const char *value, uint64_t size, uint64_t 
             satisfiable++;
         }
         skip_ows(&p);
-        if (*p == ',') p++;
-        else if (*p) return TERN__RANGE_NONE;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return TERN__RANGE_NONE;
         if (specs > 100) return TERN__RANGE_NONE; /* many small ranges: a DoS shape, not a client */
     }
     if (!specs) return TERN__RANGE_NONE;

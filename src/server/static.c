@@ -33,13 +33,14 @@
 
 typedef struct tern__static_mount {
     struct tern__static_mount *next;
-    int root_fd;          /* O_PATH | O_DIRECTORY */
-    char *root_real;      /* realpath of the folder, for the fallback check */
+    int root_fd;     /* O_PATH | O_DIRECTORY */
+    char *root_real; /* realpath of the folder, for the fallback check */
     tern_static_opts opts;
 } tern__static_mount;
 
 void tern_static_opts_init(tern_static_opts *opts) {
-    *opts = (tern_static_opts){.index = "index.html", .max_age = 3600, .precompressed = 1, .offload_open = 0};
+    *opts = (tern_static_opts){
+        .index = "index.html", .max_age = 3600, .precompressed = 1, .offload_open = 0};
 }
 
 void tern__static_free_all(tern_server *s) {
@@ -94,7 +95,7 @@ typedef struct open_job {
     tern__encoding want[2]; /* siblings to try in order (IDENTITY: none) */
     int fd, err;
     struct stat st;
-    tern__encoding got;     /* the coding of what fd holds */
+    tern__encoding got; /* the coding of what fd holds */
 } open_job;
 
 static int open_regular(const tern__static_mount *m, const char *rel, struct stat *st) {
@@ -150,7 +151,8 @@ static int raw_has_encoded_separator(tern_str t) {
 
 /* The file's path relative to the root in out ("" for the root itself);
  * index appended for a path ending in '/'. */
-static path_outcome relative_path(tern_ctx *ctx, const tern__static_mount *m, char *out, size_t cap) {
+static path_outcome relative_path(tern_ctx *ctx, const tern__static_mount *m, char *out,
+                                  size_t cap) {
     const char *p = tern_req_param(ctx, "path");
     if (!p) p = "";
     if (raw_has_encoded_separator(tern_req_target(ctx)) || strchr(p, '\\')) return PATH_REFUSED;
@@ -180,7 +182,8 @@ typedef struct validators {
     time_t mtime;
 } validators;
 
-static void set_common_headers(tern_ctx *ctx, const tern__static_mount *m, const validators *v, int vary) {
+static void set_common_headers(tern_ctx *ctx, const tern__static_mount *m, const validators *v,
+                               int vary) {
     tern_resp_set_header(ctx, "ETag", v->etag);
     tern_resp_set_header(ctx, "Last-Modified", v->last_modified);
     if (m->opts.max_age >= 0) {
@@ -205,7 +208,8 @@ static int not_modified(tern_ctx *ctx, const validators *v) {
 static int if_range_holds(tern_ctx *ctx, const validators *v) {
     const char *ir = tern_req_header(ctx, "If-Range");
     if (!ir) return 1;
-    if (ir[0] == '"' || (ir[0] == 'W' && ir[1] == '/')) return tern__etag_match_strong(ir, v->etag, v->etag_len);
+    if (ir[0] == '"' || (ir[0] == 'W' && ir[1] == '/'))
+        return tern__etag_match_strong(ir, v->etag, v->etag_len);
     time_t t;
     return tern__http_date_parse(ir, &t) == 0 && t == v->mtime;
 }
@@ -214,8 +218,9 @@ static int if_range_holds(tern_ctx *ctx, const validators *v) {
 static void answer_file(tern_ctx *ctx, const tern__static_mount *m, int fd, const struct stat *st,
                         const char *type, tern__encoding enc, int vary) {
     validators v;
-    v.etag_len = tern__etag_format(v.etag, (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-                                   (uint64_t)st->st_size, (uint64_t)st->st_ino);
+    v.etag_len =
+        tern__etag_format(v.etag, (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+                          (uint64_t)st->st_size, (uint64_t)st->st_ino);
     v.mtime = st->st_mtim.tv_sec;
     tern__date_format(v.mtime, v.last_modified);
     set_common_headers(ctx, m, &v, vary);
@@ -225,7 +230,8 @@ static void answer_file(tern_ctx *ctx, const tern__static_mount *m, int fd, cons
         return;
     }
     tern_resp_set_header(ctx, "Content-Type", type);
-    if (enc != TERN__ENC_IDENTITY) tern_resp_set_header(ctx, "Content-Encoding", tern__encoding_name(enc));
+    if (enc != TERN__ENC_IDENTITY)
+        tern_resp_set_header(ctx, "Content-Encoding", tern__encoding_name(enc));
     tern_resp_set_header(ctx, "Accept-Ranges", "bytes");
     uint64_t size = (uint64_t)st->st_size, start = 0, len = size;
     const char *range = tern_req_header(ctx, "Range");
@@ -247,7 +253,9 @@ static void answer_file(tern_ctx *ctx, const tern__static_mount *m, int fd, cons
             tern_resp_set_body_static(ctx, "416 Range Not Satisfiable\n", 26);
             return;
         case TERN__RANGE_MULTI: /* the whole file: simpler for both sides than multipart */
-        case TERN__RANGE_NONE: start = 0, len = size; break;
+        case TERN__RANGE_NONE:
+            start = 0, len = size;
+            break;
         }
     }
     tern__resp_set_file(ctx, fd, start, len);
@@ -279,8 +287,10 @@ static void static_handler(tern_ctx *ctx) {
     open_job job = {.m = m, .rel = rel, .fd = -1};
     const char *ae = compressible ? tern_req_header(ctx, "Accept-Encoding") : NULL;
     if (ae) {
-        job.want[0] = tern__accept_encoding(ae, TERN__ENC_BIT(TERN__ENC_BR) | TERN__ENC_BIT(TERN__ENC_GZIP));
-        if (job.want[0] == TERN__ENC_BR) job.want[1] = tern__accept_encoding(ae, TERN__ENC_BIT(TERN__ENC_GZIP));
+        job.want[0] =
+            tern__accept_encoding(ae, TERN__ENC_BIT(TERN__ENC_BR) | TERN__ENC_BIT(TERN__ENC_GZIP));
+        if (job.want[0] == TERN__ENC_BR)
+            job.want[1] = tern__accept_encoding(ae, TERN__ENC_BIT(TERN__ENC_GZIP));
     }
     if (m->opts.offload_open) {
         int r = tern_offload(open_job_run, &job, NULL);
@@ -308,16 +318,20 @@ int tern_static(tern_server *s, const char *prefix, const char *dir) {
     return tern_static_with(s, prefix, dir, NULL);
 }
 
-int tern_static_with(tern_server *s, const char *prefix, const char *dir, const tern_static_opts *opts) {
+int tern_static_with(tern_server *s, const char *prefix, const char *dir,
+                     const tern_static_opts *opts) {
     if (!s || !prefix || !dir) return -EINVAL;
     size_t plen = strlen(prefix);
     if (plen == 0 || prefix[0] != '/' || prefix[plen - 1] != '/' || plen > 1024) return -EINVAL;
     if (s->workers) return -EBUSY;
     tern__static_mount *m = calloc(1, sizeof *m);
     if (!m) return -ENOMEM;
-    if (opts) m->opts = *opts;
-    else tern_static_opts_init(&m->opts);
-    if (!m->opts.index || !*m->opts.index || strchr(m->opts.index, '/')) m->opts.index = "index.html";
+    if (opts)
+        m->opts = *opts;
+    else
+        tern_static_opts_init(&m->opts);
+    if (!m->opts.index || !*m->opts.index || strchr(m->opts.index, '/'))
+        m->opts.index = "index.html";
     m->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (m->root_fd < 0) {
         int e = -errno;
@@ -328,7 +342,8 @@ int tern_static_with(tern_server *s, const char *prefix, const char *dir, const 
     char pattern[1100];
     snprintf(pattern, sizeof pattern, "%s*path", prefix);
     tern_route_opts ro = {.data = m};
-    int r = m->root_real ? tern_route_with(s, TERN_GET | TERN_HEAD, pattern, static_handler, &ro) : -ENOMEM;
+    int r = m->root_real ? tern_route_with(s, TERN_GET | TERN_HEAD, pattern, static_handler, &ro)
+                         : -ENOMEM;
     if (r < 0) {
         close(m->root_fd);
         free(m->root_real);
@@ -344,7 +359,9 @@ int tern_static_with(tern_server *s, const char *prefix, const char *dir, const 
 
 void tern_compression_opts_init(tern_compression_opts *opts) {
     *opts = (tern_compression_opts){.encodings = TERN_ENCODING_GZIP | TERN_ENCODING_BR,
-                                    .gzip_level = 1, .br_quality = 2, .min_size = 1024};
+                                    .gzip_level = 1,
+                                    .br_quality = 2,
+                                    .min_size = 1024};
 }
 
 int tern_server_set_compression(tern_server *s, const tern_compression_opts *opts) {
