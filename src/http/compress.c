@@ -41,18 +41,20 @@ static void parse_element(const char *p, size_t n, const char **name, size_t *na
     *name = p;
     *name_len = i;
     *q = 1000;
-    const char *semi = memchr(p + i, ';', n - i);
-    while (semi) {
-        const char *s = semi + 1, *end = p + n;
-        while (s < end && is_ows(*s)) s++;
-        const char *next = memchr(s, ';', (size_t)(end - s));
-        const char *e = next ? next : end;
-        while (e > s && is_ows(e[-1])) e--;
-        if (e - s >= 2 && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=') {
-            int v = parse_q(s + 2, (size_t)(e - s - 2));
+    /* parameters: offsets into p[0..n), so every length is plainly >= 0 */
+    while (i < n && p[i] != ';') i++;
+    while (i < n) {
+        size_t s = i + 1;
+        while (s < n && is_ows(p[s])) s++;
+        size_t next = s;
+        while (next < n && p[next] != ';') next++;
+        size_t e = next;
+        while (e > s && is_ows(p[e - 1])) e--;
+        if (e - s >= 2 && (p[s] == 'q' || p[s] == 'Q') && p[s + 1] == '=') {
+            int v = parse_q(p + s + 2, e - s - 2);
             *q = v < 0 ? 0 : v; /* a malformed q counts as "not acceptable" */
         }
-        semi = next;
+        i = next;
     }
 }
 
