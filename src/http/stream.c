@@ -34,6 +34,7 @@ int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length) {
             framing = TERN__FRAME_CHUNKED;
         }
     }
+    int64_t announced = content_length;
     if (x->cfg->compress && ctx->minor == 1 &&
         tern__compress_stream_begin(x->cfg->compress, ctx, content_length)) {
         /* the compressed length is not known up front */
@@ -43,6 +44,8 @@ int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length) {
     ctx->stream_state = TERN__STREAM_OPEN;
     ctx->stream_chunked = framing == TERN__FRAME_CHUNKED;
     ctx->stream_left = framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : UINT64_MAX;
+    /* compressed: the announced length still bounds what the handler writes */
+    if (ctx->stream_encoded && announced >= 0) ctx->stream_left = (uint64_t)announced;
     ctx->resp_body_len = 0;
     int r = tern__h1_send_head(x, ctx, framing, framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : 0);
     if (r == 0) r = tern__h1_flush(x);
@@ -93,6 +96,10 @@ int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
     if (len == 0) return 0;
     if (ctx->method == TERN_HEAD || !tern__status_has_body(ctx->status)) return 0;
     if (ctx->stream_encoded) {
+        if (ctx->stream_left != UINT64_MAX) {
+            if (len > ctx->stream_left) return -EMSGSIZE;
+            ctx->stream_left -= len;
+        }
         int r = tern__encoder_write(ctx->stream_enc, ctx, data, len, 0, stream_put);
         return r < 0 ? broken(ctx, r) : 0;
     }
