@@ -327,6 +327,7 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
 #include <tern/middleware.h> /* middleware, hooks, request ID, CORS, rate limit, access log */
+#include <tern/static.h>  /* static files, response compression */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool),
  * <tern/pg.h> (PostgreSQL through libpq, asynchronously) */

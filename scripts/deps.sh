@@ -12,6 +12,8 @@ have make || need="$need make"
 pkg_missing libsqlite3-dev && need="$need libsqlite3-dev"
 pkg_missing libssl-dev && need="$need libssl-dev"
 pkg_missing libpq-dev && need="$need libpq-dev"
+pkg_missing zlib1g-dev && need="$need zlib1g-dev"
+pkg_missing libbrotli-dev && need="$need libbrotli-dev"
 if [ "$what" = test ] || [ "$what" = bench ]; then
   have clang || need="$need clang"
   pkg_missing libclang-rt-14-dev && need="$need libclang-rt-14-dev"

@@ -121,7 +121,11 @@ static void stream(tern_ctx *ctx) {
         return; /* the arena reports it: 503 */
     }
     uint64_t total = (uint64_t)mb << 20;
-    tern_resp_set_header(ctx, "Content-Type", "application/octet-stream");
+    /* text=1 labels the same bytes text/plain, which response compression
+     * takes (gzip or br per write, chunked) when the client accepts it */
+    const char *text = tern_req_query(ctx, "text");
+    tern_resp_set_header(ctx, "Content-Type",
+                         text && strcmp(text, "1") == 0 ? "text/plain" : "application/octet-stream");
     if (tern_resp_stream_start(ctx, (int64_t)total) == 0) {
         for (uint64_t off = 0; off < total; off += CHUNK) {
             size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
@@ -166,6 +170,11 @@ static void usage(FILE *f) {
             "  --access-log-format combined|json  (default combined)\n"
             "  --api-rate N   requests/s per client under /api/, 1-1000000 (default 100)\n"
             "  --no-api       no /api/ group: no middleware at all (the bare request path)\n"
+            "  --static DIR   serve the files under DIR at /static/ (GET /static/*)\n"
+            "  --static-offload  open and stat static files on the offload pool (slow or\n"
+            "                 network file systems; a cached open costs ~1 us inline)\n"
+            "  --no-compression  send responses uncompressed (default: gzip or br as the\n"
+            "                 client accepts, for text and JSON of 1 KiB and more)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
             "\n"
@@ -174,7 +183,8 @@ static void usage(FILE *f) {
             "  GET /concurrent             three sleeps (10, 5, 3 ms) in one request\n"
             "  POST /echo                  the request body back\n"
             "  GET /users/:id              {\"id\":\"<id>\"}\n"
-            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1)\n"
+            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1); &text=1 labels it\n"
+            "                              text/plain (compressed when the client accepts it)\n"
             "  GET /memory?tasks=N         N parked tasks and their RSS, N 1-100000 (default 1000)\n"
             "  GET /event-loop?mb=N        CPU, IO and mixed tasks and the loop lag; N MiB hashed,\n"
             "                              1-256 (default 20)\n"
@@ -200,6 +210,7 @@ static void usage(FILE *f) {
             "  GET /api/echo               method, request ID and headers as JSON; the /api/\n"
             "                              group runs request ID, CORS and rate-limit middleware\n"
             "  POST /api/echo              the same, with the body's size\n"
+            "  GET /static/*               files under --static DIR (Range, ETag, 304, .br/.gz)\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -267,6 +278,9 @@ int main(int argc, char **argv) {
         {"access-log-format", required_argument, NULL, 3101},
         {"api-rate", required_argument, NULL, 3102},
         {"no-api", no_argument, NULL, 3103},
+        {"static", required_argument, NULL, 2005},
+        {"no-compression", no_argument, NULL, 2006},
+        {"static-offload", no_argument, NULL, 2007},
         {NULL, 0, NULL, 0}};
     const char *access_log = NULL;
     tern_access_log_format access_format = TERN_ACCESS_LOG_COMBINED;
@@ -276,7 +290,8 @@ int main(int argc, char **argv) {
     int ncerts = 0, nkeys = 0;
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
-    int reuse_port = 0;
+    int reuse_port = 0, compression = 1, static_offload = 0;
+    const char *static_dir = NULL;
     demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
     tern_config cfg;
     tern_config_init(&cfg);
@@ -365,6 +380,9 @@ int main(int argc, char **argv) {
             }
             break;
         case 3103: api = 0; break;
+        case 2005: static_dir = optarg; break;
+        case 2006: compression = 0; break;
+        case 2007: static_offload = 1; break;
         default:
             fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -401,6 +419,22 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
     tern_route(s, TERN_GET, "/tls/peer", tls_peer);
+    if (static_dir) {
+        tern_static_opts so;
+        tern_static_opts_init(&so);
+        so.offload_open = static_offload;
+        int sr = tern_static_with(s, "/static/", static_dir, &so);
+        if (sr < 0) {
+            fprintf(stderr, "tern-demo: cannot serve --static %s: %s\n", static_dir, strerror(-sr));
+            tern_server_free(s);
+            return 1;
+        }
+    }
+    if (compression) {
+        tern_compression_opts co;
+        tern_compression_opts_init(&co);
+        tern_server_set_compression(s, &co);
+    }
     for (int i = 0; i < ncerts; i++) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "http/compress.h"
 #include "http/h1.h"
 #include "http/url.h"
 
@@ -22,7 +24,16 @@ void tern__ctx_init(tern_ctx *ctx) {
     ctx->arena.chunks = NULL;
 }
 
+/* What a response may own besides the arena: kept out of line, so a plain
+ * response pays two bit tests for it. */
+static __attribute__((noinline)) void release_owned(tern_ctx *ctx) {
+    if (ctx->resp_file) close(ctx->resp_file_fd);
+    if (ctx->stream_encoded) tern__encoder_free(ctx->stream_enc);
+    ctx->resp_file = ctx->stream_encoded = 0;
+}
+
 void tern__ctx_release(tern_ctx *ctx) {
+    if (__builtin_expect(ctx->resp_file, 0) || __builtin_expect(ctx->stream_encoded, 0)) release_owned(ctx);
     tern__arena_chunk *c = ctx->arena.chunks;
     while (c) {
         tern__arena_chunk *next = c->next;
@@ -266,6 +277,16 @@ int tern_resp_remove_header(tern_ctx *ctx, const char *name) {
     return removed ? 0 : -ENOENT;
 }
 
+void tern__resp_set_file(tern_ctx *ctx, int fd, uint64_t offset, uint64_t len) {
+    if (ctx->resp_file) close(ctx->resp_file_fd);
+    ctx->resp_file = 1;
+    ctx->resp_file_fd = fd;
+    ctx->resp_file_off = offset;
+    ctx->resp_file_len = len;
+    ctx->resp_body = NULL;
+    ctx->resp_body_len = ctx->resp_body_cap = 0;
+}
+
 void tern_resp_set_body_static(tern_ctx *ctx, const void *data, size_t len) {
     ctx->resp_body = data;
     ctx->resp_body_len = len;
@@ -400,6 +421,7 @@ const char *tern__status_reason(int status, size_t *len) {
     case 413: r = "Content Too Large"; break;
     case 414: r = "URI Too Long"; break;
     case 415: r = "Unsupported Media Type"; break;
+    case 416: r = "Range Not Satisfiable"; break;
     case 417: r = "Expectation Failed"; break;
     case 422: r = "Unprocessable Content"; break;
     case 429: r = "Too Many Requests"; break;
@@ -423,6 +445,10 @@ void tern__ctx_error(tern_ctx *ctx, int status, const char *detail) {
     ctx->date_set = 0;
     ctx->status = status;
     ctx->oom = 0;
+    if (ctx->resp_file) {
+        close(ctx->resp_file_fd);
+        ctx->resp_file = 0;
+    }
     const char *reason = tern__status_reason(status, NULL);
     char *body = detail ? tern_sprintf(ctx, "%d %s: %s\n", status, reason, detail)
                         : tern_sprintf(ctx, "%d %s\n", status, reason);

@@ -78,10 +78,16 @@ struct tern_ctx {
     unsigned server_set : 1;          /* handler set its own Server header */
     unsigned date_set : 1;            /* handler set its own Date header */
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
+    unsigned resp_file : 1;           /* the body is resp_file_fd's bytes (sendfile) */
+    unsigned stream_encoded : 1;      /* stream_enc compresses the streamed body */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
     uint64_t stream_sent;             /* body bytes streamed (the access log's) */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
+    /* past the part tern__ctx_init clears: valid only under their flag */
+    int resp_file_fd;                 /* resp_file: owned, closed at release */
+    uint64_t resp_file_off, resp_file_len;
+    struct tern__encoder *stream_enc; /* stream_encoded (compress.c) */
     tern__arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];
 };
@@ -91,6 +97,12 @@ void tern__ctx_init(tern_ctx *ctx);
 void tern__ctx_release(tern_ctx *ctx);
 /* Sets the response to a plain-text error page (no request bytes echoed). */
 void tern__ctx_error(tern_ctx *ctx, int status, const char *detail);
+
+/* Makes the body len bytes of file fd from offset, sent after the head
+ * with the transport's sendfile (read + write over TLS). ctx owns fd from
+ * here on and closes it when the request ends; a body set before is
+ * dropped. */
+void tern__resp_set_file(tern_ctx *ctx, int fd, uint64_t offset, uint64_t len);
 
 /* Sets the Allow header to the methods in `allowed` (TERN_* bits). */
 void tern__ctx_set_allow(tern_ctx *ctx, unsigned allowed);

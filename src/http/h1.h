@@ -69,6 +69,7 @@ typedef struct tern__h1_config {
      * sets them from its stack size so no limit it accepts can overflow a
      * stack (0: the defaults, 8 KiB and 4 KiB) */
     size_t head_on_stack_max, body_on_stack_max;
+    const struct tern__compress_config *compress; /* NULL: responses go out as they are */
 } tern__h1_config;
 
 typedef struct tern__h1 tern__h1;
@@ -174,6 +175,11 @@ static inline void tern__h1_commit(tern__h1 *x, size_t n) { x->scratch->wbuf.len
 int tern__h1_write(tern__h1 *x, const char *extra, size_t extra_len);
 static inline int tern__h1_flush(tern__h1 *x) { return tern__h1_write(x, NULL, 0); }
 size_t tern__h1_pending(const tern__h1 *x);
+/* Writes what is pending, then len bytes of file fd from offset with the
+ * transport's sendfile, parking while the socket is full (write_timeout_ms
+ * without progress fails). 0, -EPIPE when the file is shorter than len
+ * (it shrank: the framing is broken), or -errno. */
+int tern__h1_sendfile(tern__h1 *x, int fd, uint64_t offset, uint64_t len);
 
 /* responses (response.c) */
 typedef enum tern__h1_framing {

@@ -138,3 +138,41 @@ int tern__h1_wait(tern__h1 *x, uint32_t events, uint64_t deadline_ns) {
 uint64_t tern__h1_deadline_after(unsigned ms) {
     return ms ? tern_clock_ns() + (uint64_t)ms * 1000000ull : 0;
 }
+
+/* The head (and whatever else is pending) goes out with MSG_MORE, so the
+ * kernel puts it in one segment with the file's first bytes. */
+static int flush_before_file(tern__h1 *x) {
+    tern__wbuf *wb = &x->scratch->wbuf;
+    if (x->out_len == x->out_off && wb->len > wb->off) {
+        struct iovec iov = {wb->data + wb->off, wb->len - wb->off};
+        ssize_t n = tern__transport_writev(&x->t, &iov, 1, 1);
+        if (n < 0 && n != -EAGAIN) return (int)n;
+        if (n > 0) {
+            const char *none = NULL;
+            size_t zero = 0;
+            consume(x, (size_t)n, &none, &zero);
+        }
+    }
+    return tern__h1_flush(x);
+}
+
+int tern__h1_sendfile(tern__h1 *x, int fd, uint64_t offset, uint64_t len) {
+    int r = flush_before_file(x);
+    if (r < 0) return r;
+    off_t off = (off_t)offset;
+    while (len) {
+        size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+        ssize_t n = x->t.ops->sendfile(&x->t, fd, &off, want);
+        if (n == 0) return -EPIPE; /* the file shrank under us */
+        if (n > 0) {
+            len -= (uint64_t)n;
+            continue;
+        }
+        if (n != -EAGAIN) return (int)n;
+        x->writing = 1;
+        int wr = tern__h1_wait(x, EPOLLOUT, tern__h1_deadline_after(x->cfg->write_timeout_ms));
+        x->writing = 0;
+        if (wr < 0) return wr;
+    }
+    return 0;
+}

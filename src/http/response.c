@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "http/compress.h"
 #include "http/ctx.h"
 #include "http/h1.h"
 
@@ -99,8 +100,9 @@ int tern__h1_send_head(tern__h1 *x, tern_ctx *ctx, tern__h1_framing framing, uin
     uint64_t body_len = !has_body || framing == TERN__FRAME_UNTIL_CLOSE ? 0
                         : framing == TERN__FRAME_WHOLE                  ? ctx->resp_body_len
                                                                         : length;
+    if (ctx->resp_file && has_body && framing == TERN__FRAME_WHOLE) body_len = ctx->resp_file_len;
     size_t need = head_size(x, ctx);
-    int inline_body = send_body && body_len <= INLINE_BODY_MAX;
+    int inline_body = send_body && !ctx->resp_file && body_len <= INLINE_BODY_MAX;
     if (inline_body) need += (size_t)body_len;
 
     tern__wbuf *wb = &x->scratch->wbuf;
@@ -145,11 +147,23 @@ int tern__h1_send_head(tern__h1 *x, tern_ctx *ctx, tern__h1_framing framing, uin
         x->hooks->abandoned(x->drv, took);
     else if (x->hooks->responded)
         x->hooks->responded(x->drv, ctx->status, took);
+    if (send_body && ctx->resp_file) return tern__h1_sendfile(x, ctx->resp_file_fd, ctx->resp_file_off, body_len);
     if (send_body && !inline_body) return tern__h1_write(x, ctx->resp_body, (size_t)body_len);
     return 0;
 }
 
-int tern__h1_send_response(tern__h1 *x, tern_ctx *ctx) { return tern__h1_send_head(x, ctx, TERN__FRAME_WHOLE, 0); }
+static __attribute__((noinline)) int send_compressed(tern__h1 *x, tern_ctx *ctx) {
+    tern__compress_body(x->cfg->compress, ctx);
+    return tern__h1_send_head(x, ctx, TERN__FRAME_WHOLE, 0);
+}
+
+int tern__h1_send_response(tern__h1 *x, tern_ctx *ctx) {
+    /* one branch when compression is off, two for a small body, and the
+     * compressing call out of line: the plaintext path stays a tail call */
+    const tern__compress_config *cc = x->cfg->compress;
+    if (__builtin_expect(cc && ctx->resp_body_len >= cc->min_size, 0)) return send_compressed(x, ctx);
+    return tern__h1_send_head(x, ctx, TERN__FRAME_WHOLE, 0);
+}
 
 static const char *error_detail(int status) {
     switch (status) {

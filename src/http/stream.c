@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "http/compress.h"
 #include "http/ctx.h"
 #include "http/h1.h"
 #include "rt/sched.h"
@@ -33,9 +34,18 @@ int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length) {
             framing = TERN__FRAME_CHUNKED;
         }
     }
+    int64_t announced = content_length;
+    if (x->cfg->compress && ctx->minor == 1 &&
+        tern__compress_stream_begin(x->cfg->compress, ctx, content_length)) {
+        /* the compressed length is not known up front */
+        framing = TERN__FRAME_CHUNKED;
+        content_length = -1;
+    }
     ctx->stream_state = TERN__STREAM_OPEN;
     ctx->stream_chunked = framing == TERN__FRAME_CHUNKED;
     ctx->stream_left = framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : UINT64_MAX;
+    /* compressed: the announced length still bounds what the handler writes */
+    if (ctx->stream_encoded && announced >= 0) ctx->stream_left = (uint64_t)announced;
     ctx->resp_body_len = 0;
     int r = tern__h1_send_head(x, ctx, framing, framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : 0);
     if (r == 0) r = tern__h1_flush(x);
@@ -56,15 +66,8 @@ static int put_chunk_size(tern__h1 *x, size_t len) {
     return 0;
 }
 
-int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
-    if (ctx->stream_state == TERN__STREAM_NONE) {
-        int r = tern_resp_stream_start(ctx, -1);
-        if (r < 0) return r;
-    }
-    if (ctx->stream_state != TERN__STREAM_OPEN) return -EPIPE;
-    if (!on_own_coroutine(ctx)) return -EPERM;
-    if (len == 0) return 0;
-    if (ctx->method == TERN_HEAD || !tern__status_has_body(ctx->status)) return 0;
+/* Puts len body bytes on the wire in the stream's framing. */
+static int stream_put(tern_ctx *ctx, const void *data, size_t len) {
     tern__h1 *x = ctx->exchange;
     if (!ctx->stream_chunked) {
         if (len > ctx->stream_left) return -EMSGSIZE;
@@ -84,8 +87,33 @@ int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
     return r < 0 ? broken(ctx, r) : 0;
 }
 
+int tern_resp_stream_write(tern_ctx *ctx, const void *data, size_t len) {
+    if (ctx->stream_state == TERN__STREAM_NONE) {
+        int r = tern_resp_stream_start(ctx, -1);
+        if (r < 0) return r;
+    }
+    if (ctx->stream_state != TERN__STREAM_OPEN) return -EPIPE;
+    if (!on_own_coroutine(ctx)) return -EPERM;
+    if (len == 0) return 0;
+    if (ctx->method == TERN_HEAD || !tern__status_has_body(ctx->status)) return 0;
+    if (ctx->stream_encoded) {
+        if (ctx->stream_left != UINT64_MAX) {
+            if (len > ctx->stream_left) return -EMSGSIZE;
+            ctx->stream_left -= len;
+        }
+        int r = tern__encoder_write(ctx->stream_enc, ctx, data, len, 0, stream_put);
+        return r < 0 ? broken(ctx, r) : 0;
+    }
+    return stream_put(ctx, data, len);
+}
+
 int tern_resp_stream_end(tern_ctx *ctx) {
     if (ctx->stream_state != TERN__STREAM_OPEN) return ctx->stream_state == TERN__STREAM_ENDED ? 0 : -EPIPE;
+    if (ctx->stream_encoded) {
+        /* the coding's trailer: the last bytes of the body */
+        int r = tern__encoder_write(ctx->stream_enc, ctx, NULL, 0, 1, stream_put);
+        if (r < 0) return broken(ctx, r);
+    }
     ctx->stream_state = TERN__STREAM_ENDED;
     if (ctx->stream_chunked && ctx->method != TERN_HEAD && tern__status_has_body(ctx->status)) {
         char *p = tern__h1_reserve(ctx->exchange, 5);

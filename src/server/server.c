@@ -103,6 +103,7 @@ void tern_server_free(tern_server *s) {
     tern__tls_config_free(s);
     tern__mw_free(s);
     tern__access_log_free(s->alog);
+    tern__static_free_all(s);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -394,6 +395,7 @@ int tern_server_run(tern_server *s) {
          * and 512 B, the default 256 KiB the full 8 KiB and 4 KiB */
         .head_on_stack_max = s->cfg.stack_size / 16 < 8192 ? s->cfg.stack_size / 16 : 8192,
         .body_on_stack_max = s->cfg.stack_size / 32 < 4096 ? s->cfg.stack_size / 32 : 4096,
+        .compress = s->compress,
     };
 
     /* serve as many connections as the hard limit allows (nginx does the

@@ -63,7 +63,12 @@ struct tern_server {
     tern_conn_hook conn_open, conn_close;
     void *conn_arg;
     struct tern__access_log *alog;
+    struct tern__compress_config *compress; /* tern_server_set_compression, or NULL */
+    struct tern__static_mount *statics;     /* tern_static (static.c), freed with s */
 };
+
+/* Frees what tern_static and tern_server_set_compression attached to s. */
+void tern__static_free_all(struct tern_server *s);
 
 /* The listeners speak TLS. */
 int tern__server_tls(const struct tern_server *s);

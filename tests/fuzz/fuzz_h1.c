@@ -41,6 +41,7 @@
 #include "http/h1_body.c"
 #include "http/h1_input.c"
 #include "http/h1_output.c"
+#include "http/compress.c"
 #include "http/response.c"
 #include "http/query.c"
 #include "http/stream.c"

@@ -24,6 +24,9 @@ def code_routes():
         for meth, pattern in re.findall(r'tern_route(?:_with)?\(\s*s,\s*(TERN_\w+),\s*"([^"]+)"',
                                         src):
             routes.add((METHODS[meth], pattern))
+        # tern_static(s, "/static/", dir) mounts GET PREFIX* (--static DIR)
+        for prefix in re.findall(r'tern_static(?:_with)?\(\s*s,\s*"([^"]+)"', src):
+            routes.add(("GET", prefix + "*"))
     return routes
 
 
@@ -63,7 +66,7 @@ def test_code_help_and_readme_agree(srv):
 def test_every_endpoint_answers(srv):
     with harness.Conn(srv.port) as c:
         for method, pattern in sorted(code_routes()):
-            path = pattern.replace(":id", "7")
+            path = pattern.replace(":id", "7").replace("*", "index.html")
             r = c.request(method, path, body=b"x" if method == "POST" else None)
             check(r.status not in (404, 405), "%s %s: %d" % (method, path, r.status))
             if pattern in PG_ROUTES and r.status == 503 and b"--pg" in r.body:
@@ -72,4 +75,5 @@ def test_every_endpoint_answers(srv):
 
 
 if __name__ == "__main__":
-    harness.main(globals())
+    harness.main(globals(), server_args=["--port", "0", "--workers", "2", "--host", "127.0.0.1",
+                                         "--static", os.path.join(harness.REPO, "examples", "demo", "static")])
