@@ -315,6 +315,10 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/sync.h>    /* sem, mutex, wait group, channel, offload */
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
+#include <tern/json.h>    /* JSON reader (request arena) and writer */
+#include <tern/form.h>    /* urlencoded forms, multipart uploads */
+#include <tern/cookie.h>  /* Cookie, Set-Cookie, signed cookies */
+#include <tern/testing.h> /* run requests through a server without sockets */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

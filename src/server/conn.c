@@ -62,17 +62,29 @@ static void conn_close(tern__worker *w, tern__conn *c) {
     tern__metrics_conn_closed(w->metrics);
 }
 
-static void start_serving(tern__worker *w, tern__conn *c) {
+static void start_serving(tern__worker *w, tern__conn *c, int now) {
     tern_coro *co = tern__sched_coro_new(&w->sched, conn_main, c);
     if (!co) {
         /* no stack for it: dropping one connection beats stalling them all */
         conn_close(w, c);
         return;
     }
-    tern__sched_run_now(&w->sched, co);
+    if (now)
+        tern__sched_run_now(&w->sched, co);
+    else
+        tern__sched_enqueue(&w->sched, co); /* from a coroutine: the loop runs it */
 }
 
-void tern__conn_accepted(tern__worker *w, int fd) {
+static void conn_register(tern__worker *w, int fd, int now);
+
+void tern__conn_accepted(tern__worker *w, int fd) { conn_register(w, fd, 1); }
+
+void tern__conn_adopt(tern__worker *w, int fd) {
+    atomic_fetch_add_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+    conn_register(w, fd, 0);
+}
+
+static void conn_register(tern__worker *w, int fd, int now) {
     if ((size_t)fd >= w->conn_slots) {
         close(fd);
         atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
@@ -94,7 +106,7 @@ void tern__conn_accepted(tern__worker *w, int fd) {
     tern__metrics_conn_opened(w->metrics);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */
-    start_serving(w, c);
+    start_serving(w, c, now);
 }
 
 void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
@@ -117,7 +129,7 @@ void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
     }
     if (events & in_ev) {
         queue_remove(w, c);
-        start_serving(w, c);
+        start_serving(w, c, 1);
     }
 }
 
