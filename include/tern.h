@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -112,6 +113,13 @@ typedef struct tern_route_opts {
                                (its parks return -ECANCELED) and, unless it
                                already streamed, the answer is a 503. 0 = none */
     void *data;             /* the route's user data: tern_route_data(ctx) */
+    int stream_body;        /* the handler runs as soon as the head is in and
+                               reads the body itself with tern_req_body_read
+                               (uploads of any size in bounded memory);
+                               max_body does not apply: the reader sets its
+                               own limits. A body the handler leaves unread
+                               is drained (up to 64 KiB) or the connection
+                               closes after the answer. */
 } tern_route_opts;
 TERN_API int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts);
@@ -198,6 +206,14 @@ TERN_API int tern_req_header_at(const tern_ctx *ctx, size_t i, tern_str *name, t
 /* Route parameter (":id" or "*path"), decoded; NULL when absent. */
 TERN_API const char *tern_req_param(const tern_ctx *ctx, const char *name);
 TERN_API tern_str tern_req_body(const tern_ctx *ctx);
+/* Reads the next body bytes into buf, parking until some arrive (each wait
+ * bounded by body_timeout_ms): bytes read (> 0), 0 at the end of the body,
+ * or -ETIMEDOUT, -EBADMSG (malformed chunked framing), -EPIPE (the client
+ * went away), -ECANCELED. On a stream_body route it decodes Content-Length
+ * and chunked bodies as they arrive (and sends 100 Continue when the client
+ * asked for it); elsewhere it reads the body already in memory, so the
+ * same code serves both. */
+TERN_API ssize_t tern_req_body_read(tern_ctx *ctx, void *buf, size_t len);
 TERN_API int tern_req_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
 /* Peer address; returns 0 or -errno. */
 TERN_API int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);

@@ -82,7 +82,7 @@ const char *tern_req_cookie(tern_ctx *ctx, const char *name) {
 
 static size_t attrs(char *o, size_t room, const tern_cookie_opts *opts) {
     size_t n = 0;
-#define ADD(...) n += (size_t)snprintf(o + n, n < room ? room - n : 0, __VA_ARGS__)
+#define ADD(...) n += (size_t)snprintf(o ? o + n : NULL, o && n < room ? room - n : 0, __VA_ARGS__)
     if (opts->path) ADD("; Path=%s", opts->path);
     if (opts->domain) ADD("; Domain=%s", opts->domain);
     if (opts->has_max_age) ADD("; Max-Age=%lld", (long long)(opts->max_age > 0 ? opts->max_age : 0));

@@ -22,7 +22,18 @@ void tern__ctx_init(tern_ctx *ctx) {
     ctx->arena.chunks = NULL;
 }
 
+
+int tern__ctx_defer(tern_ctx *ctx, void (*fn)(void *arg), void *arg) {
+    struct tern__ctx_defer *d = tern_alloc(ctx, sizeof *d);
+    if (!d) return -ENOMEM;
+    *d = (struct tern__ctx_defer){ctx->defers, fn, arg};
+    ctx->defers = d;
+    return 0;
+}
+
 void tern__ctx_release(tern_ctx *ctx) {
+    for (struct tern__ctx_defer *d = ctx->defers; d; d = d->next) d->fn(d->arg);
+    ctx->defers = NULL;
     tern__arena_chunk *c = ctx->arena.chunks;
     while (c) {
         tern__arena_chunk *next = c->next;

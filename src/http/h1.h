@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "http/chunked.h"
 #include "http/date.h"
 #include "http/parse.h"
 #include "rt/coro.h"
@@ -64,6 +65,7 @@ typedef struct tern__h1_config {
     unsigned header_timeout_ms, body_timeout_ms, min_body_rate, write_timeout_ms;
     const char *server_name;
     size_t server_name_len;
+    int stream_bodies; /* some route streams its body: ask hooks->streams_body */
 } tern__h1_config;
 
 typedef struct tern__h1 tern__h1;
@@ -80,6 +82,10 @@ typedef struct tern__h1_hooks {
     /* The client went away while its request was handled (nginx's 499):
      * counted instead of `responded`, never as the handler's 5xx. */
     void (*abandoned)(void *drv, uint64_t duration_ns);
+    /* Optional: non-zero when ctx's route reads the body itself
+     * (tern_req_body_read); asked with the head parsed and the path set,
+     * before any body byte is read. */
+    int (*streams_body)(void *drv, tern_ctx *ctx);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */
@@ -156,6 +162,25 @@ typedef struct tern__h1_body {
 } tern__h1_body;
 tern__h1_read tern__h1_read_body(tern__h1 *x, const tern__http_request *req, size_t head_len,
                                  tern__h1_body *body, int *status);
+
+/* streamed request bodies (h1_body_stream.c): the handler reads them */
+typedef enum tern__body_stream_state {
+    TERN__BODY_STREAM_LENGTH,  /* Content-Length: `left` bytes to come */
+    TERN__BODY_STREAM_CHUNKED, /* chunked, decoding */
+    TERN__BODY_STREAM_DONE,    /* the whole body was read */
+    TERN__BODY_STREAM_BROKEN,  /* malformed or the connection failed */
+} tern__body_stream_state;
+typedef struct tern__body_stream {
+    tern__h1 *x;
+    tern__body_stream_state state;
+    int expect;              /* 100 Continue not sent yet */
+    uint64_t left;
+    tern__chunked dec;
+} tern__body_stream;
+void tern__body_stream_init(tern__body_stream *bs, tern__h1 *x, const tern__http_request *req);
+/* After the handler: reads what it left unread (up to a bound); 0 when the
+ * next request may follow, -1 when the connection must close. */
+int tern__body_stream_finish(tern__body_stream *bs);
 
 /* output (h1_output.c) */
 char *tern__h1_reserve(tern__h1 *x, size_t n);

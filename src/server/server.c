@@ -166,6 +166,8 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
         e->adaptive = opts->adaptive;
         e->timeout_ms = opts->timeout_ms;
         e->data = opts->data;
+        e->stream_body = opts->stream_body;
+        if (opts->stream_body) s->any_stream_body = 1;
     }
     int r = tern__router_add(s->router, methods, pattern, e);
     if (r < 0) {
@@ -353,6 +355,7 @@ int tern_server_run(tern_server *s) {
         .write_timeout_ms = s->cfg.write_timeout_ms,
         .server_name = s->cfg.server_name,
         .server_name_len = strlen(s->cfg.server_name),
+        .stream_bodies = s->any_stream_body,
     };
 
     /* serve as many connections as the hard limit allows (nginx does the
