@@ -33,7 +33,8 @@ typedef struct tern_test_request {
     const char *method;       /* default "GET" */
     const char *target;       /* default "/" */
     const char *const *headers; /* "Name: value" strings, NULL-terminated list, or NULL */
-    const void *body;         /* sent with Content-Length when body_len > 0 */
+    const void *body;         /* sent with Content-Length when body_len > 0, as is
+                                 when headers has Transfer-Encoding or Content-Length */
     size_t body_len;
 } tern_test_request;
 

@@ -117,6 +117,7 @@ int tern_resp_set_cookie(tern_ctx *ctx, const char *name, const char *value, con
     memcpy(h, name, nlen);
     h[nlen] = '=';
     memcpy(h + nlen + 1, value, vlen);
+    h[nlen + 1 + vlen] = 0; /* attrs writes nothing when there are none */
     attrs(h + nlen + 1 + vlen, extra + 1, opts);
     return tern_resp_add_header(ctx, "Set-Cookie", h);
 }

@@ -62,17 +62,14 @@ static void conn_close(tern__worker *w, tern__conn *c) {
     tern__metrics_conn_closed(w->metrics);
 }
 
-static void start_serving(tern__worker *w, tern__conn *c, int now) {
+static void start_serving(tern__worker *w, tern__conn *c) {
     tern_coro *co = tern__sched_coro_new(&w->sched, conn_main, c);
     if (!co) {
         /* no stack for it: dropping one connection beats stalling them all */
         conn_close(w, c);
         return;
     }
-    if (now)
-        tern__sched_run_now(&w->sched, co);
-    else
-        tern__sched_enqueue(&w->sched, co); /* from a coroutine: the loop runs it */
+    tern__sched_run_now(&w->sched, co);
 }
 
 static void conn_register(tern__worker *w, int fd, int now);
@@ -106,7 +103,15 @@ static void conn_register(tern__worker *w, int fd, int now) {
     tern__metrics_conn_opened(w->metrics);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */
-    start_serving(w, c, now);
+    if (now) {
+        start_serving(w, c);
+    } else {
+        /* adopted from a coroutine, which cannot run another one: an idle
+         * connection until epoll reports its input (pending bytes are
+         * reported at once: the registration is edge-triggered on ADD) */
+        unsigned ka = w->server->cfg.keepalive_timeout_ms;
+        if (ka) queue_append(w, c, tern__worker_ms(w) + ka);
+    }
 }
 
 void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
@@ -129,7 +134,7 @@ void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {
     }
     if (events & in_ev) {
         queue_remove(w, c);
-        start_serving(w, c, 1);
+        start_serving(w, c);
     }
 }
 

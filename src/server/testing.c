@@ -121,9 +121,12 @@ static int send_request(int fd, const tern_test_request *req) {
     char head[8192];
     int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n",
                      req->method ? req->method : "GET", req->target ? req->target : "/");
-    for (const char *const *h = req->headers; h && *h && n >= 0 && (size_t)n < sizeof head; h++)
+    int framed = 0; /* the caller framed the body itself (chunked, tests of framing) */
+    for (const char *const *h = req->headers; h && *h && n >= 0 && (size_t)n < sizeof head; h++) {
         n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", *h);
-    if (n >= 0 && (size_t)n < sizeof head && req->body_len)
+        framed |= strncasecmp(*h, "Transfer-Encoding:", 18) == 0 || strncasecmp(*h, "Content-Length:", 15) == 0;
+    }
+    if (n >= 0 && (size_t)n < sizeof head && req->body_len && !framed)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", req->body_len);
     if (n < 0 || (size_t)n + 2 >= sizeof head) return -E2BIG;
     memcpy(head + n, "\r\n", 2);
