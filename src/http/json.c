@@ -247,7 +247,8 @@ static int parse_number(json_parser *ps, tern_json *v) {
     }
     v->type = TERN_JSON_NUMBER;
     ps->p = p;
-    if (is_int && p - int_start <= 19) {
+    /* "-0" is the double -0.0, which no int64 holds */
+    if (is_int && p - int_start <= 19 && !(neg && *int_start == '0')) {
         /* exact integer, the common case, without strtod */
         uint64_t u = 0;
         int ovf = 0;

@@ -65,7 +65,8 @@ static int headers(tern__multipart *m) {
         hlen = 0; /* no header fields at all */
     } else {
         const char *e = memmem(m->buf, m->len, "\r\n\r\n", 4);
-        if (!e) return m->len > m->max_header ? -E2BIG : 1;
+        /* the block with its empty line is at most max_header + 2 bytes */
+        if (!e) return m->len > m->max_header + 2 ? -E2BIG : 1;
         hlen = (size_t)(e - m->buf) + 2;
         if (hlen > m->max_header) return -E2BIG;
     }
