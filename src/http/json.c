@@ -47,6 +47,13 @@ static int fail(json_parser *ps, const unsigned char *at, int code, const char *
     return code;
 }
 
+#define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+const unsigned char tern__json_plain[256] = {
+    [0x20] = 1, 1, 0 /* " */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, P16, P16,
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* \ */, 1, 1, 1, P16, P16,
+};
+#undef P16
+
 static void skip_ws(json_parser *ps) {
     /* RFC 8259 §2: ws = *( %x20 / %x09 / %x0A / %x0D ) */
     const unsigned char *p = ps->p;
@@ -150,7 +157,7 @@ static long unicode_escape(json_parser *ps, const unsigned char **pp) {
 static int parse_string(json_parser *ps, const char **out, uint32_t *out_len) {
     const unsigned char *p = ps->p, *s = p;
     /* fast scan: plain ASCII without escapes is copied as is */
-    while (p < ps->end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+    while (p < ps->end && tern__json_plain[*p]) p++;
     size_t plain = (size_t)(p - s);
     if (p < ps->end && *p == '"' && plain <= UINT32_MAX) {
         char *o = tern_alloc(ps->ctx, plain + 1);

@@ -22,6 +22,10 @@ struct tern_json {
     uint8_t flags;
 };
 
+/* 1 for the bytes a string may hold as they are: printable ASCII other than
+ * '"' and '\\' (one table lookup per byte in the scanning loops). */
+extern const unsigned char tern__json_plain[256];
+
 /* Length of the valid UTF-8 sequence at p (1..4; Unicode table 3-7: no
  * overlongs, no surrogates, nothing past U+10FFFF), or 0. p < end. */
 size_t tern__utf8_seq(const unsigned char *p, const unsigned char *end);

@@ -124,7 +124,7 @@ static int quoted(tern_jw *w, const char *s, size_t n) {
     while (p < e) {
         /* runs of plain ASCII copied in one go */
         const unsigned char *run = p;
-        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        while (p < e && tern__json_plain[*p]) p++;
         if (p > run) {
             memcpy(o, run, (size_t)(p - run));
             o += p - run;
