@@ -228,7 +228,8 @@ static const unsigned char *digits(const unsigned char *p, const unsigned char *
     return p;
 }
 
-static int parse_number(json_parser *ps, tern_json *v) {
+/* noinline: its 1 KiB buffer must not join every frame of the recursion */
+__attribute__((noinline)) static int parse_number(json_parser *ps, tern_json *v) {
     const unsigned char *s = ps->p, *p = s, *end = ps->end;
     int neg = p < end && *p == '-';
     p += neg;

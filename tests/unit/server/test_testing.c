@@ -31,6 +31,14 @@ static void json_sum(tern_ctx *ctx) {
     tern_jw_object_end(w);
 }
 
+/* the deepest document the reader allows, parsed on a handler's stack */
+static void deep(tern_ctx *ctx) {
+    tern_str b = tern_req_body(ctx);
+    tern_json_error err;
+    const tern_json *v = tern_json_parse(ctx, b.ptr, b.len, &(tern_json_limits){.max_depth = 100000}, &err);
+    tern_resp_text(ctx, v ? 200 : 400, v ? "ok" : err.message);
+}
+
 static void form(tern_ctx *ctx) {
     const char *v;
     int r = tern_form_get(ctx, "name", &v);
@@ -102,6 +110,28 @@ static void test_json(tern_server *s) {
     CHECK_INT(tern_test_do(s, &req, &resp), 0);
     CHECK_INT(resp.status, 400);
     CHECK_STR(resp.body, "offset 9: trailing comma");
+    tern_test_response_free(&resp);
+}
+
+static void test_deep_json(tern_server *s) {
+    static char body[2 * 300 + 8];
+    size_t n = 0;
+    for (int i = 0; i < 256; i++) body[n++] = '[';
+    memcpy(body + n, "-1.5e3", 6); /* a number at the bottom: parse_number's frame too */
+    n += 6;
+    for (int i = 0; i < 256; i++) body[n++] = ']';
+    tern_test_response resp;
+    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "POST", .target = "/deep", .body = body, .body_len = n},
+                           &resp), 0);
+    CHECK_INT(resp.status, 200);
+    tern_test_response_free(&resp);
+    body[0] = '['; /* one more level than the hard cap: refused, not a stack overflow */
+    memmove(body + 1, body, n);
+    body[n + 1] = ']';
+    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "POST", .target = "/deep", .body = body,
+                                                   .body_len = n + 2}, &resp), 0);
+    CHECK_INT(resp.status, 400);
+    CHECK_STR(resp.body, "offset 256: nesting too deep");
     tern_test_response_free(&resp);
 }
 
@@ -224,10 +254,12 @@ int main(void) {
     tern_route(s, TERN_GET, "/hello", hello);
     tern_route(s, TERN_POST, "/sum", json_sum);
     tern_route(s, TERN_POST, "/form", form);
+    tern_route(s, TERN_POST, "/deep", deep);
     tern_route(s, TERN_GET, "/cookies", cookies);
     tern_route_with(s, TERN_POST, "/upload", upload, &(tern_route_opts){.stream_body = 1});
     test_basics(s);
     test_json(s);
+    test_deep_json(s);
     test_form(s);
     test_cookies(s);
     test_upload(s, 0);
