@@ -2,7 +2,6 @@
  * streamed to a temporary folder with their SHA-256, and a session counter
  * in a signed cookie. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +42,6 @@ static void form(tern_ctx *ctx) {
 
 /* ---- POST /upload ------------------------------------------------------------ */
 
-static char upload_dir[4096];
-static pthread_once_t upload_dir_once = PTHREAD_ONCE_INIT;
-
-static void make_upload_dir(void) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(upload_dir, sizeof upload_dir, "%s/tern-demo-uploads-%ld", tmp && *tmp ? tmp : "/tmp", (long)getpid());
-    if (mkdir(upload_dir, 0700) < 0 && errno != EEXIST) upload_dir[0] = 0;
-}
-
 #define MAX_FILES 16
 
 /* SHA-256 of every file part as it streams in: a part's first bytes
@@ -84,7 +74,7 @@ static void hex_digest(EVP_MD_CTX *md, char out[65]) {
 static void upload_answer(tern_ctx *ctx, tern_part *parts, size_t n, hashes *h) {
     tern_jw *w = tern_json_writer(ctx);
     if (!w) return;
-    static unsigned long counter;
+    demo_app *app = demo_app_of(ctx);
     tern_jw_object_begin(w);
     tern_jw_key(w, "files");
     tern_jw_array_begin(w);
@@ -95,10 +85,10 @@ static void upload_answer(tern_ctx *ctx, tern_part *parts, size_t n, hashes *h) 
         char hex[65];
         EVP_MD_CTX *md = p->size && k < h->n ? h->md[k++] : NULL;
         hex_digest(md, hex);
-        if (p->path && upload_dir[0]) {
-            char dest[4352];
-            snprintf(dest, sizeof dest, "%s/%lu-%s", upload_dir, __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
-                     p->filename);
+        if (p->path && (mkdir(app->upload_dir, 0700) == 0 || errno == EEXIST)) {
+            char dest[1024];
+            snprintf(dest, sizeof dest, "%s/%lu-%s", app->upload_dir,
+                     __atomic_add_fetch(&app->uploads, 1, __ATOMIC_RELAXED), p->filename);
             tern_part_keep(ctx, p, dest);
         }
         tern_jw_object_begin(w);
@@ -126,7 +116,6 @@ static void upload_answer(tern_ctx *ctx, tern_part *parts, size_t n, hashes *h) 
 }
 
 static void upload(tern_ctx *ctx) {
-    pthread_once(&upload_dir_once, make_upload_dir);
     hashes h = {.n = 0};
     tern_multipart_limits lim = {.max_parts = 32, .max_total = 2ull << 30, .on_file_data = on_file_data, .arg = &h};
     tern_part *parts;
@@ -143,17 +132,9 @@ static void upload(tern_ctx *ctx) {
 
 /* ---- GET /session ------------------------------------------------------------ */
 
-/* Two keys: the newest signs, both verify (a rotation in progress). Random
- * per process: sessions end with it. */
-static unsigned char session_keys[2][32];
-static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
-static void make_keys(void) {
-    if (RAND_bytes(session_keys[0], 32) != 1 || RAND_bytes(session_keys[1], 32) != 1) abort();
-}
-
 static void session(tern_ctx *ctx) {
-    pthread_once(&keys_once, make_keys);
-    const tern_cookie_key keys[2] = {{session_keys[0], 32}, {session_keys[1], 32}};
+    demo_app *app = demo_app_of(ctx);
+    const tern_cookie_key keys[2] = {{app->session_keys[0], 32}, {app->session_keys[1], 32}};
     const char *v = tern_req_signed_cookie(ctx, "session", keys, 2);
     unsigned long count = v ? strtoul(v, NULL, 10) : 0;
     count++;
@@ -173,6 +154,15 @@ static void session(tern_ctx *ctx) {
 }
 
 int demo_register_data(tern_server *s) {
+    demo_app *app = tern_server_data(s);
+    /* uploads go to $TMPDIR/tern-demo-uploads-PID, made with the first one
+     * (no empty folder per run), kept at exit */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(app->upload_dir, sizeof app->upload_dir, "%s/tern-demo-uploads-%ld", tmp && *tmp ? tmp : "/tmp",
+             (long)getpid());
+    /* two random keys per process (sessions end with it): the first signs,
+     * both verify, as during a key rotation */
+    if (RAND_bytes(app->session_keys[0], 32) != 1 || RAND_bytes(app->session_keys[1], 32) != 1) return -EIO;
     int r = tern_route(s, TERN_POST, "/form", form);
     tern_route_opts stream = {.stream_body = 1};
     if (r == 0) r = tern_route_with(s, TERN_POST, "/upload", upload, &stream);

@@ -77,6 +77,11 @@ typedef struct demo_app {
     /* pool.c */
     char db_path[512], file_path[512];
     int remove_db_at_exit;    /* only the default database in /tmp */
+    /* data.c: where /upload keeps files, /session's signing keys (newest
+     * first), the count of files kept (names them uniquely) */
+    char upload_dir[512];
+    unsigned char session_keys[2][32];
+    unsigned long uploads;
     /* admission.c: hash rounds per µs, measured at start-up (/adaptive's route data) */
     double rounds_per_us;
     /* The workers' states, for the metrics sources that run on any thread:
