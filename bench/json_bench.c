@@ -51,7 +51,9 @@ static void arena_reset(void) {
     }
     bump_left = 0;
 }
-tern_str tern_req_body(const tern_ctx *ctx) { return (tern_str){ctx->body, ctx->body_len}; }
+tern_str tern_req_body(const tern_ctx *ctx) {
+    return (tern_str){ctx->body, ctx->body_len};
+}
 int tern_resp_set_header(tern_ctx *ctx, const char *name, const char *value) {
     (void)ctx, (void)name, (void)value;
     return 0;
@@ -90,9 +92,13 @@ static char *doc_api(size_t *len) {
     buf b = {0};
     add(&b, "[");
     for (int i = 0; i < 5000; i++) {
-        add(&b, "%s{\"id\":%lu,\"user\":{\"name\":\"user_%lu\",\"screen_name\":\"Jos\\u00e9 \xe2\x82\xac %lu\","
-                "\"followers\":%lu,\"verified\":%s},\"text\":\"line one\\nline \\\"two\\\" with a tab\\t and "
-                "\xf0\x9f\x98\x80 emoji #%lu\",\"score\":%.6f,\"tags\":[\"a\",\"bb\",\"ccc\"],\"reply\":null}",
+        add(&b,
+            "%s{\"id\":%lu,\"user\":{\"name\":\"user_%lu\",\"screen_name\":\"Jos\\u00e9 "
+            "\xe2\x82\xac %lu\","
+            "\"followers\":%lu,\"verified\":%s},\"text\":\"line one\\nline \\\"two\\\" with a "
+            "tab\\t and "
+            "\xf0\x9f\x98\x80 emoji "
+            "#%lu\",\"score\":%.6f,\"tags\":[\"a\",\"bb\",\"ccc\"],\"reply\":null}",
             i ? "," : "", rnd() % 100000000000ul, rnd() % 100000, rnd() % 1000, rnd() % 1000000,
             rnd() & 1 ? "true" : "false", rnd() % 1000, (double)(rnd() % 1000000) / 7.0);
     }
@@ -117,7 +123,8 @@ static char *doc_strings(size_t *len) {
     add(&b, "{");
     for (int i = 0; i < 200; i++) {
         add(&b, "%s\"key%d\":\"", i ? "," : "", i);
-        for (int k = 0; k < 100; k++) add(&b, "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ");
+        for (int k = 0; k < 100; k++)
+            add(&b, "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ");
         add(&b, "\"");
     }
     add(&b, "}");
@@ -155,7 +162,8 @@ static volatile size_t sink;
 
 static void tern_parse(const char *doc, size_t len) {
     tern_ctx ctx;
-    const tern_json *v = tern_json_parse(&ctx, doc, len, &(tern_json_limits){.max_bytes = 1u << 30}, NULL);
+    const tern_json *v =
+        tern_json_parse(&ctx, doc, len, &(tern_json_limits){.max_bytes = 1u << 30}, NULL);
     if (!v) abort();
     sink += tern_json_len(v);
     arena_reset();
@@ -181,13 +189,21 @@ static cJSON *cjson_tree;
 
 static void write_value(tern_jw *w, const tern_json *v) {
     switch (v->type) {
-    case TERN_JSON_NULL: tern_jw_null(w); break;
-    case TERN_JSON_BOOL: tern_jw_bool(w, v->flags & JF_TRUE); break;
-    case TERN_JSON_NUMBER:
-        if (v->flags & JF_INT) tern_jw_int(w, v->i);
-        else tern_jw_double(w, v->d);
+    case TERN_JSON_NULL:
+        tern_jw_null(w);
         break;
-    case TERN_JSON_STRING: tern_jw_string_n(w, v->u.s, v->len); break;
+    case TERN_JSON_BOOL:
+        tern_jw_bool(w, v->flags & JF_TRUE);
+        break;
+    case TERN_JSON_NUMBER:
+        if (v->flags & JF_INT)
+            tern_jw_int(w, v->i);
+        else
+            tern_jw_double(w, v->d);
+        break;
+    case TERN_JSON_STRING:
+        tern_jw_string_n(w, v->u.s, v->len);
+        break;
     case TERN_JSON_ARRAY:
         tern_jw_array_begin(w);
         for (uint32_t i = 0; i < v->len; i++) write_value(w, &v->u.items[i]);
@@ -243,7 +259,8 @@ int main(void) {
         double p[3] = {measure(tern_parse, doc, len), measure(jansson_parse, doc, len),
                        measure(cjson_parse, doc, len)};
         tern_ctx ctx;
-        tern_tree = tern_json_parse(&ctx, doc, len, &(tern_json_limits){.max_bytes = 1u << 30}, NULL);
+        tern_tree =
+            tern_json_parse(&ctx, doc, len, &(tern_json_limits){.max_bytes = 1u << 30}, NULL);
         tree_chunks = chunks; /* keep the tree; the writer gets fresh chunks */
         chunks = NULL;
         bump_left = 0;
@@ -253,8 +270,8 @@ int main(void) {
         if (!tern_tree || !jansson_tree || !cjson_tree) abort();
         double s[3] = {measure(tern_write, doc, len), measure(jansson_write, doc, len),
                        measure(cjson_write, doc, len)};
-        printf("%-8s %9zu | %7.0f %7.0f %7.0f | %7.0f %7.0f %7.0f\n", docs[d].name, len, p[0], p[1], p[2], s[0],
-               s[1], s[2]);
+        printf("%-8s %9zu | %7.0f %7.0f %7.0f | %7.0f %7.0f %7.0f\n", docs[d].name, len, p[0], p[1],
+               p[2], s[0], s[1], s[2]);
         printf("json_bench doc=%s bytes=%zu parse_tern=%.0f parse_jansson=%.0f parse_cjson=%.0f "
                "write_tern=%.0f write_jansson=%.0f write_cjson=%.0f\n",
                docs[d].name, len, p[0], p[1], p[2], s[0], s[1], s[2]);

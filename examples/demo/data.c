@@ -37,7 +37,8 @@ static void form(tern_ctx *ctx) {
     }
     tern_jw_array_end(w);
     tern_jw_object_end(w);
-    if (r != -ENOENT || tern_jw_status(w) < 0) tern_resp_text(ctx, 400, "malformed form field (bad %-escape or invalid UTF-8)\n");
+    if (r != -ENOENT || tern_jw_status(w) < 0)
+        tern_resp_text(ctx, 400, "malformed form field (bad %-escape or invalid UTF-8)\n");
 }
 
 /* ---- POST /upload ------------------------------------------------------------ */
@@ -117,7 +118,8 @@ static void upload_answer(tern_ctx *ctx, tern_part *parts, size_t n, hashes *h) 
 
 static void upload(tern_ctx *ctx) {
     hashes h = {.n = 0};
-    tern_multipart_limits lim = {.max_parts = 32, .max_total = 2ull << 30, .on_file_data = on_file_data, .arg = &h};
+    tern_multipart_limits lim = {
+        .max_parts = 32, .max_total = 2ull << 30, .on_file_data = on_file_data, .arg = &h};
     tern_part *parts;
     size_t n;
     int r = tern_multipart_read(ctx, &lim, &parts, &n);
@@ -125,7 +127,11 @@ static void upload(tern_ctx *ctx) {
         upload_answer(ctx, parts, n, &h);
     } else {
         for (int i = 0; i < h.n; i++) EVP_MD_CTX_free(h.md[i]);
-        int status = r == -E2BIG ? 413 : r == -EMEDIUMTYPE ? 415 : r == -EBADMSG ? 400 : r == -ETIMEDOUT ? 408 : 500;
+        int status = r == -E2BIG         ? 413
+                     : r == -EMEDIUMTYPE ? 415
+                     : r == -EBADMSG     ? 400
+                     : r == -ETIMEDOUT   ? 408
+                                         : 500;
         tern_resp_text(ctx, status, status == 413 ? "upload too large\n" : "malformed upload\n");
     }
 }
@@ -140,7 +146,10 @@ static void session(tern_ctx *ctx) {
     count++;
     char buf[24];
     snprintf(buf, sizeof buf, "%lu", count);
-    tern_cookie_opts opts = {.path = "/", .http_only = 1, .same_site = TERN_SAMESITE_LAX, .max_age = 3600,
+    tern_cookie_opts opts = {.path = "/",
+                             .http_only = 1,
+                             .same_site = TERN_SAMESITE_LAX,
+                             .max_age = 3600,
                              .has_max_age = 1};
     tern_resp_set_signed_cookie(ctx, "session", buf, &opts, keys, 2);
     tern_jw *w = tern_json_writer(ctx);
@@ -158,11 +167,12 @@ int demo_register_data(tern_server *s) {
     /* uploads go to $TMPDIR/tern-demo-uploads-PID, made with the first one
      * (no empty folder per run), kept at exit */
     const char *tmp = getenv("TMPDIR");
-    snprintf(app->upload_dir, sizeof app->upload_dir, "%s/tern-demo-uploads-%ld", tmp && *tmp ? tmp : "/tmp",
-             (long)getpid());
+    snprintf(app->upload_dir, sizeof app->upload_dir, "%s/tern-demo-uploads-%ld",
+             tmp && *tmp ? tmp : "/tmp", (long)getpid());
     /* two random keys per process (sessions end with it): the first signs,
      * both verify, as during a key rotation */
-    if (RAND_bytes(app->session_keys[0], 32) != 1 || RAND_bytes(app->session_keys[1], 32) != 1) return -EIO;
+    if (RAND_bytes(app->session_keys[0], 32) != 1 || RAND_bytes(app->session_keys[1], 32) != 1)
+        return -EIO;
     int r = tern_route(s, TERN_POST, "/form", form);
     tern_route_opts stream = {.stream_body = 1};
     if (r == 0) r = tern_route_with(s, TERN_POST, "/upload", upload, &stream);

@@ -28,14 +28,14 @@ typedef enum tern_same_site {
 } tern_same_site;
 
 typedef struct tern_cookie_opts {
-    const char *path;    /* Path=, NULL for none */
-    const char *domain;  /* Domain=, NULL for none */
-    int64_t max_age;     /* Max-Age= seconds when has_max_age (0 or less
-                            deletes the cookie) */
+    const char *path;   /* Path=, NULL for none */
+    const char *domain; /* Domain=, NULL for none */
+    int64_t max_age;    /* Max-Age= seconds when has_max_age (0 or less
+                           deletes the cookie) */
     int has_max_age;
-    int64_t expires;     /* Expires= (Unix seconds, IMF-fixdate), 0 for none */
-    int secure;          /* Secure */
-    int http_only;       /* HttpOnly */
+    int64_t expires; /* Expires= (Unix seconds, IMF-fixdate), 0 for none */
+    int secure;      /* Secure */
+    int http_only;   /* HttpOnly */
     tern_same_site same_site;
 } tern_cookie_opts;
 
@@ -62,8 +62,8 @@ TERN_API int tern_resp_set_signed_cookie(tern_ctx *ctx, const char *name, const 
                                          size_t nkeys);
 /* The value of a signed cookie whose signature one of the keys verifies
  * (compared in constant time); NULL when absent, unsigned or forged. */
-TERN_API const char *tern_req_signed_cookie(tern_ctx *ctx, const char *name, const tern_cookie_key *keys,
-                                            size_t nkeys);
+TERN_API const char *tern_req_signed_cookie(tern_ctx *ctx, const char *name,
+                                            const tern_cookie_key *keys, size_t nkeys);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,6 @@ TERN_API int tern_form_get(tern_ctx *ctx, const char *name, const char **value);
  * errors above. For iterating over every field. */
 TERN_API int tern_form_at(tern_ctx *ctx, size_t i, const char **name, const char **value);
 
-
 /* ---- multipart/form-data (RFC 7578) -------------------------------------
  * Parsed as the body streams in (tern_req_body_read: on a route with
  * tern_route_opts.stream_body the body is never held whole): fields are
@@ -45,12 +44,12 @@ typedef struct tern_part {
 } tern_part;
 
 typedef struct tern_multipart_limits {
-    unsigned max_parts;       /* default 100 */
-    size_t max_field;         /* a plain field's size, default 1 MiB */
-    uint64_t max_total;       /* the whole body, default 1 GiB + 1 MiB */
-    size_t file_threshold;    /* file parts larger go to a file, default 64 KiB */
-    size_t max_part_header;   /* a part's header block, default 8 KiB */
-    const char *tmpdir;       /* for the files, default $TMPDIR or /tmp */
+    unsigned max_parts;     /* default 100 */
+    size_t max_field;       /* a plain field's size, default 1 MiB */
+    uint64_t max_total;     /* the whole body, default 1 GiB + 1 MiB */
+    size_t file_threshold;  /* file parts larger go to a file, default 64 KiB */
+    size_t max_part_header; /* a part's header block, default 8 KiB */
+    const char *tmpdir;     /* for the files, default $TMPDIR or /tmp */
     /* Optional: sees every byte of every file part as it streams (hashing,
      * scanning) before it is stored. */
     void (*on_file_data)(const tern_part *part, const void *data, size_t len, void *arg);

@@ -52,16 +52,16 @@ typedef struct tern_json tern_json;
 
 /* Where and why parsing failed. */
 typedef struct tern_json_error {
-    int code;            /* a negative errno: -EINVAL (syntax), -EILSEQ (bad UTF-8
-                            or escape), -ERANGE (number out of range), -E2BIG
-                            (too deep or too large), -ENOMEM, -ENODATA (empty) */
-    size_t offset;       /* byte offset into the input */
-    char message[96];    /* "offset 12: trailing comma", NUL-terminated */
+    int code;         /* a negative errno: -EINVAL (syntax), -EILSEQ (bad UTF-8
+                         or escape), -ERANGE (number out of range), -E2BIG
+                         (too deep or too large), -ENOMEM, -ENODATA (empty) */
+    size_t offset;    /* byte offset into the input */
+    char message[96]; /* "offset 12: trailing comma", NUL-terminated */
 } tern_json_error;
 
 typedef struct tern_json_limits {
-    unsigned max_depth;  /* nested arrays/objects, default 128 */
-    size_t max_bytes;    /* input size, default 16 MiB */
+    unsigned max_depth; /* nested arrays/objects, default 128 */
+    size_t max_bytes;   /* input size, default 16 MiB */
 } tern_json_limits;
 
 /* Parses buf[0..len) into a tree in ctx's arena (strings are copied: the
@@ -74,7 +74,7 @@ TERN_API const tern_json *tern_json_body(tern_ctx *ctx, tern_json_error *err);
 
 /* Accessors; every one takes NULL (absent) and answers "absent/wrong type". */
 TERN_API tern_json_type tern_json_typeof(const tern_json *v); /* TERN_JSON_NULL for NULL */
-TERN_API int tern_json_is_null(const tern_json *v);            /* 1 for a JSON null only */
+TERN_API int tern_json_is_null(const tern_json *v);           /* 1 for a JSON null only */
 /* Object member by name (the first when a name repeats), NULL when absent
  * or v is no object. */
 TERN_API const tern_json *tern_json_get(const tern_json *v, const char *name);

@@ -30,20 +30,20 @@ extern "C" {
 typedef struct tern_server tern_server;
 
 typedef struct tern_test_request {
-    const char *method;       /* default "GET" */
-    const char *target;       /* default "/" */
+    const char *method;         /* default "GET" */
+    const char *target;         /* default "/" */
     const char *const *headers; /* "Name: value" strings, NULL-terminated list, or NULL */
-    const void *body;         /* sent with Content-Length when body_len > 0, as is
-                                 when headers has Transfer-Encoding or Content-Length */
+    const void *body;           /* sent with Content-Length when body_len > 0, as is
+                                   when headers has Transfer-Encoding or Content-Length */
     size_t body_len;
 } tern_test_request;
 
 typedef struct tern_test_response {
     int status;
     size_t num_headers;
-    char **header_names;      /* as received */
+    char **header_names; /* as received */
     char **header_values;
-    char *body;               /* de-chunked, NUL-terminated (body_len excludes the NUL) */
+    char *body; /* de-chunked, NUL-terminated (body_len excludes the NUL) */
     size_t body_len;
 } tern_test_response;
 

@@ -85,7 +85,8 @@ static size_t attrs(char *o, size_t room, const tern_cookie_opts *opts) {
 #define ADD(...) n += (size_t)snprintf(o ? o + n : NULL, o && n < room ? room - n : 0, __VA_ARGS__)
     if (opts->path) ADD("; Path=%s", opts->path);
     if (opts->domain) ADD("; Domain=%s", opts->domain);
-    if (opts->has_max_age) ADD("; Max-Age=%lld", (long long)(opts->max_age > 0 ? opts->max_age : 0));
+    if (opts->has_max_age)
+        ADD("; Max-Age=%lld", (long long)(opts->max_age > 0 ? opts->max_age : 0));
     if (opts->expires) {
         /* IMF-fixdate (RFC 6265 §4.1.1 sane-cookie-date) */
         char date[40];
@@ -104,12 +105,14 @@ static size_t attrs(char *o, size_t room, const tern_cookie_opts *opts) {
     return n;
 }
 
-int tern_resp_set_cookie(tern_ctx *ctx, const char *name, const char *value, const tern_cookie_opts *opts) {
+int tern_resp_set_cookie(tern_ctx *ctx, const char *name, const char *value,
+                         const tern_cookie_opts *opts) {
     static const tern_cookie_opts none = {0};
     if (!opts) opts = &none;
     size_t nlen = strlen(name), vlen = strlen(value);
     if (!tern__header_name_valid(name, nlen) || !value_valid(value, vlen)) return -EINVAL;
-    if ((opts->path && !attr_valid(opts->path)) || (opts->domain && !attr_valid(opts->domain))) return -EINVAL;
+    if ((opts->path && !attr_valid(opts->path)) || (opts->domain && !attr_valid(opts->domain)))
+        return -EINVAL;
     size_t extra = attrs(NULL, 0, opts);
     size_t size = nlen + 1 + vlen + extra + 1;
     char *h = tern_alloc(ctx, size);
@@ -126,7 +129,8 @@ int tern_resp_set_cookie(tern_ctx *ctx, const char *name, const char *value, con
 
 #define SIG_LEN 43 /* base64url of 32 bytes, unpadded */
 
-static int sign(const tern_cookie_key *k, const char *name, const char *value, size_t vlen, char out[SIG_LEN + 1]) {
+static int sign(const tern_cookie_key *k, const char *name, const char *value, size_t vlen,
+                char out[SIG_LEN + 1]) {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     /* the name is signed too: a value cannot be moved to another cookie */
@@ -136,7 +140,8 @@ static int sign(const tern_cookie_key *k, const char *name, const char *value, s
     memcpy(msg, name, nlen);
     msg[nlen] = '=';
     memcpy(msg + nlen + 1, value, vlen);
-    if (!HMAC(EVP_sha256(), k->secret, (int)k->len, msg, nlen + 1 + vlen, mac, &maclen) || maclen != 32)
+    if (!HMAC(EVP_sha256(), k->secret, (int)k->len, msg, nlen + 1 + vlen, mac, &maclen) ||
+        maclen != 32)
         return -EINVAL;
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0;
@@ -152,8 +157,9 @@ static int sign(const tern_cookie_key *k, const char *name, const char *value, s
     return 0;
 }
 
-int tern_resp_set_signed_cookie(tern_ctx *ctx, const char *name, const char *value, const tern_cookie_opts *opts,
-                                const tern_cookie_key *keys, size_t nkeys) {
+int tern_resp_set_signed_cookie(tern_ctx *ctx, const char *name, const char *value,
+                                const tern_cookie_opts *opts, const tern_cookie_key *keys,
+                                size_t nkeys) {
     if (!nkeys || !keys[0].secret || !keys[0].len) return -EINVAL;
     size_t vlen = strlen(value);
     if (!value_valid(value, vlen) || (vlen && value[0] == '"')) return -EINVAL;
@@ -164,7 +170,8 @@ int tern_resp_set_signed_cookie(tern_ctx *ctx, const char *name, const char *val
     return tern_resp_set_cookie(ctx, name, signed_value, opts);
 }
 
-const char *tern_req_signed_cookie(tern_ctx *ctx, const char *name, const tern_cookie_key *keys, size_t nkeys) {
+const char *tern_req_signed_cookie(tern_ctx *ctx, const char *name, const tern_cookie_key *keys,
+                                   size_t nkeys) {
     const char *v = tern_req_cookie(ctx, name);
     if (!v) return NULL;
     size_t n = strlen(v);

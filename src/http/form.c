@@ -13,7 +13,8 @@ static int form_body(tern_ctx *ctx, tern_str *body) {
     static const char type[] = "application/x-www-form-urlencoded";
     const char *ct = tern_req_header(ctx, "Content-Type");
     size_t n = sizeof type - 1;
-    if (!ct || strncasecmp(ct, type, n) != 0 || (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t'))
+    if (!ct || strncasecmp(ct, type, n) != 0 ||
+        (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t'))
         return -EMEDIUMTYPE;
     *body = tern_req_body(ctx);
     return 0;
@@ -59,7 +60,8 @@ int tern_form_at(tern_ctx *ctx, size_t i, const char **name, const char **value)
             const char *eq = memchr(p, '=', (size_t)(stop - p));
             const char *kend = eq ? eq : stop;
             if ((r = decode(ctx, p, (size_t)(kend - p), name)) < 0) return r;
-            return eq ? decode(ctx, eq + 1, (size_t)(stop - eq - 1), value) : decode(ctx, "", 0, value);
+            return eq ? decode(ctx, eq + 1, (size_t)(stop - eq - 1), value)
+                      : decode(ctx, "", 0, value);
         }
         p = stop + 1;
     }

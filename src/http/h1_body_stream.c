@@ -83,8 +83,8 @@ static ssize_t read_chunked(tern__body_stream *bs, char *buf, size_t len) {
         if (avail) {
             /* feed no more than len: the output never outgrows the input */
             size_t used = 0, produced = 0;
-            int r = tern__chunked_decode(&bs->dec, x->in + x->in_start, avail < len ? avail : len, &used, buf,
-                                         &produced);
+            int r = tern__chunked_decode(&bs->dec, x->in + x->in_start, avail < len ? avail : len,
+                                         &used, buf, &produced);
             x->in_start += used;
             if (r < 0) return broken(bs, -EBADMSG);
             if (r == 1) bs->state = TERN__BODY_STREAM_DONE;
@@ -100,7 +100,8 @@ static ssize_t read_chunked(tern__body_stream *bs, char *buf, size_t len) {
         } else if (tern__h1_in_make_owned(x, CHUNKED_BUF) < 0) {
             return broken(bs, -ENOMEM);
         }
-        int r = tern__h1_read_more(x, CHUNKED_BUF, tern__h1_deadline_after(x->cfg->body_timeout_ms));
+        int r =
+            tern__h1_read_more(x, CHUNKED_BUF, tern__h1_deadline_after(x->cfg->body_timeout_ms));
         if (r == -ECANCELED) return r;
         if (r < 0) return broken(bs, r == -EPIPE ? -EPIPE : r);
     }
@@ -118,10 +119,14 @@ ssize_t tern_req_body_read(tern_ctx *ctx, void *buf, size_t len) {
     }
     if (!len) return 0;
     switch (bs->state) {
-    case TERN__BODY_STREAM_LENGTH: return read_length(bs, buf, len);
-    case TERN__BODY_STREAM_CHUNKED: return read_chunked(bs, buf, len);
-    case TERN__BODY_STREAM_DONE: return 0;
-    case TERN__BODY_STREAM_BROKEN: break;
+    case TERN__BODY_STREAM_LENGTH:
+        return read_length(bs, buf, len);
+    case TERN__BODY_STREAM_CHUNKED:
+        return read_chunked(bs, buf, len);
+    case TERN__BODY_STREAM_DONE:
+        return 0;
+    case TERN__BODY_STREAM_BROKEN:
+        break;
     }
     return -EPIPE;
 }

@@ -42,15 +42,16 @@ static int fail(json_parser *ps, const unsigned char *at, int code, const char *
     if (ps->err && !ps->err->code) {
         ps->err->code = code;
         ps->err->offset = (size_t)(at - ps->start);
-        snprintf(ps->err->message, sizeof ps->err->message, "offset %zu: %s", ps->err->offset, what);
+        snprintf(ps->err->message, sizeof ps->err->message, "offset %zu: %s", ps->err->offset,
+                 what);
     }
     return code;
 }
 
 #define P16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 const unsigned char tern__json_plain[256] = {
-    [0x20] = 1, 1, 0 /* " */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, P16, P16,
-    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* \ */, 1, 1, 1, P16, P16,
+    [0x20] = 1, 1, 0 /* " */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,         1, 1, 1, P16, P16,
+    [0x50] = 1, 1, 1,         1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* \ */, 1, 1, 1, P16, P16,
 };
 #undef P16
 
@@ -125,9 +126,12 @@ static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         unsigned c = p[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') d = (c | 0x20) - 'a' + 10;
-        else return -1;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
         v = v << 4 | d;
     }
     *out = v;
@@ -143,8 +147,8 @@ static long unicode_escape(json_parser *ps, const unsigned char **pp) {
     p += 4;
     if (hi >= 0xdc00 && hi <= 0xdfff) return fail(ps, p - 6, -EILSEQ, "lone low surrogate"), -1;
     if (hi >= 0xd800 && hi <= 0xdbff) {
-        if (ps->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, ps->end, &lo) < 0 || lo < 0xdc00 ||
-            lo > 0xdfff)
+        if (ps->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, ps->end, &lo) < 0 ||
+            lo < 0xdc00 || lo > 0xdfff)
             return fail(ps, p - 6, -EILSEQ, "lone high surrogate"), -1;
         p += 6;
         hi = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
@@ -197,21 +201,38 @@ static int parse_string(json_parser *ps, const char **out, uint32_t *out_len) {
         const unsigned char *esc = p;
         p += 2;
         switch (esc[1]) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '/': *w++ = '/'; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '/':
+            *w++ = '/';
+            break;
+        case 'b':
+            *w++ = '\b';
+            break;
+        case 'f':
+            *w++ = '\f';
+            break;
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
         case 'u': {
             long cp = unicode_escape(ps, &p);
             if (cp < 0) return ps->err ? ps->err->code : -EILSEQ;
             w += put_utf8(w, (unsigned)cp);
             break;
         }
-        default: return fail(ps, esc, -EILSEQ, "invalid escape");
+        default:
+            return fail(ps, esc, -EILSEQ, "invalid escape");
         }
     }
     *w = 0;
@@ -235,8 +256,10 @@ __attribute__((noinline)) static int parse_number(json_parser *ps, tern_json *v)
     p += neg;
     if (p >= end || *p < '0' || *p > '9') return fail(ps, s, -EINVAL, "invalid number");
     const unsigned char *int_start = p;
-    if (*p == '0') p++;
-    else p = digits(p, end);
+    if (*p == '0')
+        p++;
+    else
+        p = digits(p, end);
     if (p < end && *p >= '0' && *p <= '9') return fail(ps, p, -EINVAL, "leading zero in number");
     int is_int = 1;
     if (p < end && *p == '.') {
@@ -326,7 +349,8 @@ static int parse_container(json_parser *ps, tern_json *v, int object) {
         if (object) {
             skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != '"')
-                return fail(ps, ps->p, -EINVAL, ps->p < ps->end && *ps->p == '}' ? "trailing comma" : "name expected");
+                return fail(ps, ps->p, -EINVAL,
+                            ps->p < ps->end && *ps->p == '}' ? "trailing comma" : "name expected");
             ps->p++;
             const char *key;
             uint32_t klen;
@@ -343,14 +367,17 @@ static int parse_container(json_parser *ps, tern_json *v, int object) {
         if (r < 0) return r;
         ps->stack[kid_index] = tmp;
         skip_ws(ps);
-        if (ps->p >= ps->end) return fail(ps, ps->p, -EINVAL, object ? "'}' expected" : "']' expected");
+        if (ps->p >= ps->end)
+            return fail(ps, ps->p, -EINVAL, object ? "'}' expected" : "']' expected");
         if (*ps->p == ',') {
             ps->p++;
             skip_ws(ps);
-            if (!object && ps->p < ps->end && *ps->p == ']') return fail(ps, ps->p, -EINVAL, "trailing comma");
+            if (!object && ps->p < ps->end && *ps->p == ']')
+                return fail(ps, ps->p, -EINVAL, "trailing comma");
             continue;
         }
-        if (*ps->p != close) return fail(ps, ps->p, -EINVAL, object ? "',' or '}' expected" : "',' or ']' expected");
+        if (*ps->p != close)
+            return fail(ps, ps->p, -EINVAL, object ? "',' or '}' expected" : "',' or ']' expected");
         ps->p++;
         ps->depth--;
         return close_container(ps, v, base);
@@ -361,33 +388,56 @@ static int parse_value(json_parser *ps, tern_json *v) {
     skip_ws(ps);
     if (ps->p >= ps->end) return fail(ps, ps->p, -EINVAL, "value expected");
     switch (*ps->p) {
-    case '{': return parse_container(ps, v, 1);
-    case '[': return parse_container(ps, v, 0);
+    case '{':
+        return parse_container(ps, v, 1);
+    case '[':
+        return parse_container(ps, v, 0);
     case '"': {
         ps->p++;
         v->type = TERN_JSON_STRING;
         return parse_string(ps, &v->u.s, &v->len);
     }
-    case 't': v->type = TERN_JSON_BOOL; v->flags |= JF_TRUE; return literal(ps, "true", 4);
-    case 'f': v->type = TERN_JSON_BOOL; return literal(ps, "false", 5);
-    case 'n': v->type = TERN_JSON_NULL; return literal(ps, "null", 4);
+    case 't':
+        v->type = TERN_JSON_BOOL;
+        v->flags |= JF_TRUE;
+        return literal(ps, "true", 4);
+    case 'f':
+        v->type = TERN_JSON_BOOL;
+        return literal(ps, "false", 5);
+    case 'n':
+        v->type = TERN_JSON_NULL;
+        return literal(ps, "null", 4);
     case '-':
-    case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9': return parse_number(ps, v);
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        return parse_number(ps, v);
     case 0xef:
-        if (ps->p == ps->start) return fail(ps, ps->p, -EINVAL, "byte order mark (RFC 8259 section 8.1)");
+        if (ps->p == ps->start)
+            return fail(ps, ps->p, -EINVAL, "byte order mark (RFC 8259 section 8.1)");
         /* fall through */
-    default: return fail(ps, ps->p, -EINVAL, "unexpected character");
+    default:
+        return fail(ps, ps->p, -EINVAL, "unexpected character");
     }
 }
 
-const tern_json *tern_json_parse(tern_ctx *ctx, const char *buf, size_t len, const tern_json_limits *lim,
-                                 tern_json_error *err) {
+const tern_json *tern_json_parse(tern_ctx *ctx, const char *buf, size_t len,
+                                 const tern_json_limits *lim, tern_json_error *err) {
     tern_json_error local;
     if (!err) err = &local;
     memset(err, 0, sizeof *err);
-    json_parser ps = {.p = (const unsigned char *)buf, .start = (const unsigned char *)buf,
-                      .end = (const unsigned char *)buf + len, .ctx = ctx, .err = err};
+    json_parser ps = {.p = (const unsigned char *)buf,
+                      .start = (const unsigned char *)buf,
+                      .end = (const unsigned char *)buf + len,
+                      .ctx = ctx,
+                      .err = err};
     ps.max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_DEPTH;
     if (ps.max_depth > HARD_DEPTH) ps.max_depth = HARD_DEPTH;
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_BYTES;
@@ -422,8 +472,12 @@ const tern_json *tern_json_body(tern_ctx *ctx, tern_json_error *err) {
 
 /* ---- accessors ------------------------------------------------------------- */
 
-tern_json_type tern_json_typeof(const tern_json *v) { return v ? (tern_json_type)v->type : TERN_JSON_NULL; }
-int tern_json_is_null(const tern_json *v) { return v && v->type == TERN_JSON_NULL; }
+tern_json_type tern_json_typeof(const tern_json *v) {
+    return v ? (tern_json_type)v->type : TERN_JSON_NULL;
+}
+int tern_json_is_null(const tern_json *v) {
+    return v && v->type == TERN_JSON_NULL;
+}
 
 size_t tern_json_len(const tern_json *v) {
     return v && (v->type == TERN_JSON_ARRAY || v->type == TERN_JSON_OBJECT) ? v->len : 0;
@@ -466,7 +520,8 @@ int tern_json_int(const tern_json *v, int64_t *out) {
         return 0;
     }
     /* 1e3 is the integer 1000; 1.5 and 1e19 are no int64 */
-    if (v->d != floor(v->d) || v->d < -9223372036854775808.0 || v->d >= 9223372036854775808.0) return -ERANGE;
+    if (v->d != floor(v->d) || v->d < -9223372036854775808.0 || v->d >= 9223372036854775808.0)
+        return -ERANGE;
     *out = (int64_t)v->d;
     return 0;
 }

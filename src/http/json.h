@@ -11,14 +11,14 @@
 struct tern_json {
     const char *key; /* member name inside an object, else NULL */
     union {
-        const char *s;        /* TERN_JSON_STRING: decoded, NUL-terminated */
+        const char *s;           /* TERN_JSON_STRING: decoded, NUL-terminated */
         struct tern_json *items; /* TERN_JSON_ARRAY / OBJECT: len children */
     } u;
     double d;
-    int64_t i;          /* exact value when flags has JF_INT */
-    uint32_t len;       /* string bytes or children */
+    int64_t i;    /* exact value when flags has JF_INT */
+    uint32_t len; /* string bytes or children */
     uint32_t key_len;
-    uint8_t type;       /* tern_json_type */
+    uint8_t type; /* tern_json_type */
     uint8_t flags;
 };
 
@@ -34,10 +34,10 @@ size_t tern__utf8_seq(const unsigned char *p, const unsigned char *end);
 
 /* Writer state: which containers are open and whether a comma is due. */
 typedef enum tern__jw_expect {
-    TERN__JW_VALUE,      /* top level or inside an array: a value */
-    TERN__JW_KEY,        /* inside an object: a key */
-    TERN__JW_MEMBER,     /* after a key: its value */
-    TERN__JW_DONE,       /* the top-level value is complete */
+    TERN__JW_VALUE,  /* top level or inside an array: a value */
+    TERN__JW_KEY,    /* inside an object: a key */
+    TERN__JW_MEMBER, /* after a key: its value */
+    TERN__JW_DONE,   /* the top-level value is complete */
 } tern__jw_expect;
 
 struct tern_jw {
@@ -45,7 +45,7 @@ struct tern_jw {
     int error;
     unsigned depth;
     tern__jw_expect expect;
-    uint64_t objects; /* bit d: the container at depth d+1 is an object */
+    uint64_t objects;  /* bit d: the container at depth d+1 is an object */
     uint64_t nonempty; /* bit d: that container has an element already */
 };
 

@@ -40,7 +40,9 @@ static char *reserve(tern_jw *w, size_t n) {
     return (char *)c->resp_body + c->resp_body_len;
 }
 
-static inline void commit(tern_jw *w, size_t n) { w->ctx->resp_body_len += n; }
+static inline void commit(tern_jw *w, size_t n) {
+    w->ctx->resp_body_len += n;
+}
 
 static int set_error(tern_jw *w, int e) {
     if (!w->error) w->error = e;
@@ -51,7 +53,8 @@ static int set_error(tern_jw *w, int e) {
  * nothing) that goes before it. */
 static int before(tern_jw *w, int is_key) {
     if (w->error) return w->error;
-    if (is_key ? w->expect != TERN__JW_KEY : (w->expect == TERN__JW_KEY || w->expect == TERN__JW_DONE))
+    if (is_key ? w->expect != TERN__JW_KEY
+               : (w->expect == TERN__JW_KEY || w->expect == TERN__JW_DONE))
         return set_error(w, -EINVAL);
     if (w->expect == TERN__JW_MEMBER) return 0; /* the key wrote the ':' */
     if (w->depth) {
@@ -69,8 +72,10 @@ static int before(tern_jw *w, int is_key) {
 
 /* After a complete value: what comes next. */
 static void after(tern_jw *w) {
-    if (!w->depth) w->expect = TERN__JW_DONE;
-    else w->expect = (w->objects >> (w->depth - 1)) & 1 ? TERN__JW_KEY : TERN__JW_VALUE;
+    if (!w->depth)
+        w->expect = TERN__JW_DONE;
+    else
+        w->expect = (w->objects >> (w->depth - 1)) & 1 ? TERN__JW_KEY : TERN__JW_VALUE;
 }
 
 static int raw(tern_jw *w, const char *s, size_t n) {
@@ -88,8 +93,10 @@ static int begin(tern_jw *w, int object) {
     if ((r = raw(w, object ? "{" : "[", 1)) < 0) return r;
     uint64_t bit = 1ull << w->depth;
     w->depth++;
-    if (object) w->objects |= bit;
-    else w->objects &= ~bit;
+    if (object)
+        w->objects |= bit;
+    else
+        w->objects &= ~bit;
     w->nonempty &= ~bit;
     w->expect = object ? TERN__JW_KEY : TERN__JW_VALUE;
     return 0;
@@ -97,7 +104,8 @@ static int begin(tern_jw *w, int object) {
 
 static int end(tern_jw *w, int object) {
     if (w->error) return w->error;
-    if (!w->depth || (int)((w->objects >> (w->depth - 1)) & 1) != object) return set_error(w, -EINVAL);
+    if (!w->depth || (int)((w->objects >> (w->depth - 1)) & 1) != object)
+        return set_error(w, -EINVAL);
     if (object && w->expect != TERN__JW_KEY) return set_error(w, -EINVAL); /* a key without value */
     int r = raw(w, object ? "}" : "]", 1);
     if (r < 0) return r;
@@ -106,10 +114,18 @@ static int end(tern_jw *w, int object) {
     return 0;
 }
 
-int tern_jw_object_begin(tern_jw *w) { return begin(w, 1); }
-int tern_jw_array_begin(tern_jw *w) { return begin(w, 0); }
-int tern_jw_object_end(tern_jw *w) { return end(w, 1); }
-int tern_jw_array_end(tern_jw *w) { return end(w, 0); }
+int tern_jw_object_begin(tern_jw *w) {
+    return begin(w, 1);
+}
+int tern_jw_array_begin(tern_jw *w) {
+    return begin(w, 0);
+}
+int tern_jw_object_end(tern_jw *w) {
+    return end(w, 1);
+}
+int tern_jw_array_end(tern_jw *w) {
+    return end(w, 0);
+}
 
 /* The escaped string with its quotes. RFC 8259 §7: '"', '\\' and the
  * controls below 0x20 must be escaped; DEL and '/' need not be. Worst case
@@ -141,13 +157,27 @@ static int quoted(tern_jw *w, const char *s, size_t n) {
         }
         *o++ = '\\';
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
         default:
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];
@@ -168,7 +198,9 @@ int tern_jw_key_n(tern_jw *w, const char *key, size_t len) {
     w->expect = TERN__JW_MEMBER;
     return 0;
 }
-int tern_jw_key(tern_jw *w, const char *key) { return tern_jw_key_n(w, key, strlen(key)); }
+int tern_jw_key(tern_jw *w, const char *key) {
+    return tern_jw_key_n(w, key, strlen(key));
+}
 
 int tern_jw_string_n(tern_jw *w, const char *s, size_t len) {
     int r = before(w, 0);
@@ -176,7 +208,9 @@ int tern_jw_string_n(tern_jw *w, const char *s, size_t len) {
     after(w);
     return 0;
 }
-int tern_jw_string(tern_jw *w, const char *s) { return tern_jw_string_n(w, s, strlen(s)); }
+int tern_jw_string(tern_jw *w, const char *s) {
+    return tern_jw_string_n(w, s, strlen(s));
+}
 
 int tern_jw_int(tern_jw *w, int64_t v) {
     int r = before(w, 0);

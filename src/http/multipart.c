@@ -38,7 +38,9 @@ static void drop(tern__multipart *m, size_t n) {
     m->len -= n;
 }
 
-static const char *find(const tern__multipart *m) { return memmem(m->buf, m->len, m->delim, m->dlen); }
+static const char *find(const tern__multipart *m) {
+    return memmem(m->buf, m->len, m->delim, m->dlen);
+}
 
 /* After a delimiter: "--" closes; else transport padding (LWSP) and CRLF.
  * 1 when more input is needed. */
@@ -110,10 +112,18 @@ static int process(tern__multipart *m) {
             m->state = TERN__MP_AFTER_DELIM;
             continue;
         }
-        case TERN__MP_AFTER_DELIM: r = after_delim(m); break;
-        case TERN__MP_HEADERS: r = headers(m); break;
-        case TERN__MP_DATA: r = data(m); break;
-        case TERN__MP_DONE: m->len = 0; return 0;
+        case TERN__MP_AFTER_DELIM:
+            r = after_delim(m);
+            break;
+        case TERN__MP_HEADERS:
+            r = headers(m);
+            break;
+        case TERN__MP_DATA:
+            r = data(m);
+            break;
+        case TERN__MP_DONE:
+            m->len = 0;
+            return 0;
         }
         if (r != 0) return r < 0 ? r : 0;
     }
@@ -135,7 +145,9 @@ int tern__multipart_feed(tern__multipart *m, const char *in, size_t len) {
     return 0;
 }
 
-int tern__multipart_finish(const tern__multipart *m) { return m->state == TERN__MP_DONE ? 0 : -EBADMSG; }
+int tern__multipart_finish(const tern__multipart *m) {
+    return m->state == TERN__MP_DONE ? 0 : -EBADMSG;
+}
 
 int tern__multipart_boundary(const char *ct, const char **b, size_t *blen) {
     static const char type[] = "multipart/form-data";

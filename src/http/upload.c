@@ -27,9 +27,9 @@ typedef struct upload {
     size_t nparts, cap;
     /* the part being read */
     tern_part *cur;
-    char *mem;            /* malloc'd content while in memory */
+    char *mem; /* malloc'd content while in memory */
     size_t mem_len, mem_cap;
-    int fd;               /* its temporary file, or -1 */
+    int fd; /* its temporary file, or -1 */
     temp_file *tf;
 } upload;
 
@@ -47,7 +47,8 @@ static char *param(tern_ctx *ctx, const char *h, size_t hlen, const char *name) 
         if (!semi) return NULL;
         p = semi + 1;
         while (p < end && (*p == ' ' || *p == '\t')) p++;
-        if ((size_t)(end - p) <= nlen || strncasecmp(p, name, nlen) != 0 || p[nlen] != '=') continue;
+        if ((size_t)(end - p) <= nlen || strncasecmp(p, name, nlen) != 0 || p[nlen] != '=')
+            continue;
         p += nlen + 1;
         char *out = tern_alloc(ctx, (size_t)(end - p) + 1), *o = out;
         if (!out) return NULL;
@@ -86,7 +87,8 @@ char *tern__filename_sanitize(char *name) {
 }
 
 /* One header line's value by name, within the part's header block. */
-static int header_value(const char *h, size_t hlen, const char *name, const char **v, size_t *vlen) {
+static int header_value(const char *h, size_t hlen, const char *name, const char **v,
+                        size_t *vlen) {
     size_t nlen = strlen(name);
     const char *p = h, *end = h + hlen;
     while (p < end) {
@@ -244,7 +246,8 @@ static int pump(upload *up, tern__multipart *m) {
     }
 }
 
-int tern_multipart_read(tern_ctx *ctx, const tern_multipart_limits *lim, tern_part **parts, size_t *nparts) {
+int tern_multipart_read(tern_ctx *ctx, const tern_multipart_limits *lim, tern_part **parts,
+                        size_t *nparts) {
     *parts = NULL;
     *nparts = 0;
     upload up = {.ctx = ctx, .fd = -1};
@@ -252,7 +255,8 @@ int tern_multipart_read(tern_ctx *ctx, const tern_multipart_limits *lim, tern_pa
     set_defaults(&up.lim);
     const char *b;
     size_t blen;
-    if (tern__multipart_boundary(tern_req_header(ctx, "Content-Type"), &b, &blen) < 0) return -EMEDIUMTYPE;
+    if (tern__multipart_boundary(tern_req_header(ctx, "Content-Type"), &b, &blen) < 0)
+        return -EMEDIUMTYPE;
     const char *cl = tern_req_header(ctx, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > up.lim.max_total) return -E2BIG; /* 413 before reading */
     tern__multipart m;
@@ -274,7 +278,8 @@ int tern_part_keep(tern_ctx *ctx, tern_part *part, const char *dest) {
     if (rename(part->path, dest) < 0) return -errno;
     /* the deferred removal must now leave it alone */
     for (struct tern__ctx_defer *d = ctx->defers; d; d = d->next)
-        if (d->fn == remove_temp && ((temp_file *)d->arg)->path == part->path) ((temp_file *)d->arg)->kept = 1;
+        if (d->fn == remove_temp && ((temp_file *)d->arg)->path == part->path)
+            ((temp_file *)d->arg)->kept = 1;
     part->path = NULL;
     return 0;
 }

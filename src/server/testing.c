@@ -78,8 +78,10 @@ int tern_test_stop(tern_server *s) {
 
 static void *adopt(void *arg) {
     int fd = (int)(intptr_t)arg;
-    if (tern__worker_self) tern__conn_adopt(tern__worker_self, fd);
-    else close(fd);
+    if (tern__worker_self)
+        tern__conn_adopt(tern__worker_self, fd);
+    else
+        close(fd);
     return NULL;
 }
 
@@ -124,7 +126,8 @@ static int send_request(int fd, const tern_test_request *req) {
     int framed = 0; /* the caller framed the body itself (chunked, tests of framing) */
     for (const char *const *h = req->headers; h && *h && n >= 0 && (size_t)n < sizeof head; h++) {
         n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", *h);
-        framed |= strncasecmp(*h, "Transfer-Encoding:", 18) == 0 || strncasecmp(*h, "Content-Length:", 15) == 0;
+        framed |= strncasecmp(*h, "Transfer-Encoding:", 18) == 0 ||
+                  strncasecmp(*h, "Content-Length:", 15) == 0;
     }
     if (n >= 0 && (size_t)n < sizeof head && req->body_len && !framed)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", req->body_len);
@@ -214,7 +217,8 @@ static int parse_response(char *buf, size_t len, tern_test_response *resp) {
             resp->header_names[resp->num_headers] = strdup(line);
             resp->header_values[resp->num_headers] = strdup(v);
             resp->num_headers++;
-            if (strcasecmp(line, "Transfer-Encoding") == 0 && strcasecmp(v, "chunked") == 0) chunked = 1;
+            if (strcasecmp(line, "Transfer-Encoding") == 0 && strcasecmp(v, "chunked") == 0)
+                chunked = 1;
         }
         line = next;
     }

@@ -37,7 +37,9 @@ void *tern_alloc(tern_ctx *ctx, size_t n) {
     blocks = b;
     return b->data;
 }
-tern_str tern_req_body(const tern_ctx *ctx) { return (tern_str){ctx->body, ctx->body_len}; }
+tern_str tern_req_body(const tern_ctx *ctx) {
+    return (tern_str){ctx->body, ctx->body_len};
+}
 int tern_resp_set_header(tern_ctx *ctx, const char *name, const char *value) {
     (void)ctx, (void)name, (void)value;
     return 0;
@@ -45,7 +47,9 @@ int tern_resp_set_header(tern_ctx *ctx, const char *name, const char *value) {
 
 static void write_value(tern_jw *w, const tern_json *v) {
     switch (tern_json_typeof(v)) {
-    case TERN_JSON_NULL: tern_jw_null(w); break;
+    case TERN_JSON_NULL:
+        tern_jw_null(w);
+        break;
     case TERN_JSON_BOOL: {
         int b = 0;
         tern_json_bool(v, &b);

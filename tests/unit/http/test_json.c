@@ -13,50 +13,109 @@
 typedef struct conformance {
     const char *section; /* RFC 8259 */
     const char *text;
-    size_t len;          /* 0: strlen(text) */
+    size_t len; /* 0: strlen(text) */
     int accept;
-    int code;            /* expected error code when rejected (0: any) */
+    int code; /* expected error code when rejected (0: any) */
 } conformance;
 
-#define A(sec, t) {sec, t, 0, 1, 0}
-#define R(sec, t, c) {sec, t, 0, 0, c}
+#define A(sec, t)                                                                                  \
+    { sec, t, 0, 1, 0 }
+#define R(sec, t, c)                                                                               \
+    { sec, t, 0, 0, c }
 
 static const conformance table[] = {
     /* §2 JSON grammar: any value at top level, insignificant whitespace */
-    A("2", "{}"), A("2", "[]"), A("2", "1"), A("2", "\"s\""), A("2", "true"), A("2", "false"), A("2", "null"),
-    A("2", " \t\r\n[ 1 , 2 ]\n"), R("2", "", -ENODATA), R("2", "   ", -ENODATA), R("2", "[1] [2]", -EINVAL),
+    A("2", "{}"),
+    A("2", "[]"),
+    A("2", "1"),
+    A("2", "\"s\""),
+    A("2", "true"),
+    A("2", "false"),
+    A("2", "null"),
+    A("2", " \t\r\n[ 1 , 2 ]\n"),
+    R("2", "", -ENODATA),
+    R("2", "   ", -ENODATA),
+    R("2", "[1] [2]", -EINVAL),
     R("2", "\f[]", -EINVAL), /* form feed is no JSON whitespace */
-    R("2", "[1,]", -EINVAL), R("2", "{\"a\":1,}", -EINVAL), R("2", "[,1]", -EINVAL), R("2", "[1 2]", -EINVAL),
-    R("2", "[", -EINVAL), R("2", "]", -EINVAL), R("2", "nul", -EINVAL), R("2", "True", -EINVAL),
-    R("2", "NaN", -EINVAL), R("2", "Infinity", -EINVAL), R("2", "/* c */ 1", -EINVAL),
+    R("2", "[1,]", -EINVAL),
+    R("2", "{\"a\":1,}", -EINVAL),
+    R("2", "[,1]", -EINVAL),
+    R("2", "[1 2]", -EINVAL),
+    R("2", "[", -EINVAL),
+    R("2", "]", -EINVAL),
+    R("2", "nul", -EINVAL),
+    R("2", "True", -EINVAL),
+    R("2", "NaN", -EINVAL),
+    R("2", "Infinity", -EINVAL),
+    R("2", "/* c */ 1", -EINVAL),
     /* §4 objects: names are strings, ':' between, duplicates allowed */
-    A("4", "{\"a\":1,\"a\":2}"), R("4", "{a:1}", -EINVAL), R("4", "{\"a\" 1}", -EINVAL), R("4", "{'a':1}", -EINVAL),
-    R("4", "{\"a\":}", -EINVAL), R("4", "{1:1}", -EINVAL),
+    A("4", "{\"a\":1,\"a\":2}"),
+    R("4", "{a:1}", -EINVAL),
+    R("4", "{\"a\" 1}", -EINVAL),
+    R("4", "{'a':1}", -EINVAL),
+    R("4", "{\"a\":}", -EINVAL),
+    R("4", "{1:1}", -EINVAL),
     /* §5 arrays */
-    A("5", "[[[]]]"), A("5", "[1,\"a\",null,true,{}]"),
+    A("5", "[[[]]]"),
+    A("5", "[1,\"a\",null,true,{}]"),
     /* §6 numbers */
-    A("6", "-0"), A("6", "0.5"), A("6", "1e10"), A("6", "1E+2"), A("6", "1e-2"), A("6", "-1.25e-3"),
-    A("6", "9223372036854775807"), A("6", "-9223372036854775808"), A("6", "18446744073709551616"),
-    A("6", "1e308"), A("6", "4.9e-324"), A("6", "1e-400"), /* underflows to 0: within range */
-    R("6", "1e400", -ERANGE), R("6", "-1e400", -ERANGE), R("6", "01", -EINVAL), R("6", "-01", -EINVAL),
-    R("6", "+1", -EINVAL), R("6", ".5", -EINVAL), R("6", "1.", -EINVAL), R("6", "1e", -EINVAL),
-    R("6", "1e+", -EINVAL), R("6", "0x10", -EINVAL), R("6", "-", -EINVAL), R("6", "- 1", -EINVAL),
+    A("6", "-0"),
+    A("6", "0.5"),
+    A("6", "1e10"),
+    A("6", "1E+2"),
+    A("6", "1e-2"),
+    A("6", "-1.25e-3"),
+    A("6", "9223372036854775807"),
+    A("6", "-9223372036854775808"),
+    A("6", "18446744073709551616"),
+    A("6", "1e308"),
+    A("6", "4.9e-324"),
+    A("6", "1e-400"), /* underflows to 0: within range */
+    R("6", "1e400", -ERANGE),
+    R("6", "-1e400", -ERANGE),
+    R("6", "01", -EINVAL),
+    R("6", "-01", -EINVAL),
+    R("6", "+1", -EINVAL),
+    R("6", ".5", -EINVAL),
+    R("6", "1.", -EINVAL),
+    R("6", "1e", -EINVAL),
+    R("6", "1e+", -EINVAL),
+    R("6", "0x10", -EINVAL),
+    R("6", "-", -EINVAL),
+    R("6", "- 1", -EINVAL),
     /* §7 strings: escapes, \u with surrogate pairs, controls must be escaped */
-    A("7", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), A("7", "\"\\u00e9\\u20AC\""), A("7", "\"\\ud83d\\ude00\""),
-    A("7", "\"\\u0000\""), R("7", "\"\\ud800\"", -EILSEQ), R("7", "\"\\udc00\"", -EILSEQ),
-    R("7", "\"\\ud800\\u0041\"", -EILSEQ), R("7", "\"\\ud800x\"", -EILSEQ), R("7", "\"\\x41\"", -EILSEQ),
-    R("7", "\"\\u12\"", -EILSEQ), R("7", "\"\\U0041\"", -EILSEQ), R("7", "\"a\tb\"", -EINVAL),
-    R("7", "\"a\nb\"", -EINVAL), R("7", "\"\x01\"", -EINVAL), R("7", "\"abc", -EINVAL), R("7", "'a'", -EINVAL),
+    A("7", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""),
+    A("7", "\"\\u00e9\\u20AC\""),
+    A("7", "\"\\ud83d\\ude00\""),
+    A("7", "\"\\u0000\""),
+    R("7", "\"\\ud800\"", -EILSEQ),
+    R("7", "\"\\udc00\"", -EILSEQ),
+    R("7", "\"\\ud800\\u0041\"", -EILSEQ),
+    R("7", "\"\\ud800x\"", -EILSEQ),
+    R("7", "\"\\x41\"", -EILSEQ),
+    R("7", "\"\\u12\"", -EILSEQ),
+    R("7", "\"\\U0041\"", -EILSEQ),
+    R("7", "\"a\tb\"", -EINVAL),
+    R("7", "\"a\nb\"", -EINVAL),
+    R("7", "\"\x01\"", -EINVAL),
+    R("7", "\"abc", -EINVAL),
+    R("7", "'a'", -EINVAL),
     /* §8.1 UTF-8 only; no byte order mark added, and we do not ignore one */
-    A("8.1", "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\""), R("8.1", "\xef\xbb\xbf{}", -EINVAL),
+    A("8.1", "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\""),
+    R("8.1", "\xef\xbb\xbf{}", -EINVAL),
     R("8.1", "\"\xc0\xaf\"", -EILSEQ),         /* overlong '/' */
     R("8.1", "\"\xe0\x80\xaf\"", -EILSEQ),     /* overlong, 3 bytes */
     R("8.1", "\"\xed\xa0\x80\"", -EILSEQ),     /* UTF-8-encoded surrogate */
     R("8.1", "\"\xf4\x90\x80\x80\"", -EILSEQ), /* past U+10FFFF */
-    R("8.1", "\"\xff\"", -EILSEQ), R("8.1", "\"\xc3\"", -EILSEQ), R("8.1", "\"\x80\"", -EILSEQ),
+    R("8.1", "\"\xff\"", -EILSEQ),
+    R("8.1", "\"\xc3\"", -EILSEQ),
+    R("8.1", "\"\x80\"", -EILSEQ),
     /* §9 parsers may limit depth and size */
-    R("9", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-          "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    R("9",
+      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+      "[[[[[[[["
+      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+      "[[[[[[[[",
       -E2BIG),
 };
 
@@ -116,8 +175,10 @@ static void test_errors_and_accessors(void) {
     CHECK(tern_json_parse(&ctx, "[\"ok\", \"\\ud800\"]", 16, NULL, &err) == NULL);
     CHECK_INT(err.offset, 8);
 
-    const char *doc = "{\"name\":\"caf\\u00e9\",\"n\":42,\"big\":1e300,\"f\":1.5,\"neg\":-7,\"e\":2e3,"
-                      "\"t\":true,\"z\":null,\"list\":[10,20,30],\"nul\":\"a\\u0000b\",\"huge\":123456789012345678901}";
+    const char *doc =
+        "{\"name\":\"caf\\u00e9\",\"n\":42,\"big\":1e300,\"f\":1.5,\"neg\":-7,\"e\":2e3,"
+        "\"t\":true,\"z\":null,\"list\":[10,20,30],\"nul\":\"a\\u0000b\",\"huge\":"
+        "123456789012345678901}";
     const tern_json *v = tern_json_parse(&ctx, doc, strlen(doc), NULL, &err);
     CHECK(v != NULL);
     CHECK_INT(tern_json_typeof(v), TERN_JSON_OBJECT);
@@ -189,8 +250,9 @@ static void test_writer(void) {
     tern_jw_array_end(&w);
     tern_jw_object_end(&w);
     CHECK_INT(tern_jw_status(&w), 0);
-    CHECK_STR(body_of(&ctx), "{\"message\":\"Hello, World!\",\"esc\":\"q\\\"b\\\\\\n\\u0001\x7f/\xc3\xa9\","
-                             "\"nums\":[0,-9223372036854775808,0.1,0.3333333333333333,1e+300,true,null]}");
+    CHECK_STR(body_of(&ctx),
+              "{\"message\":\"Hello, World!\",\"esc\":\"q\\\"b\\\\\\n\\u0001\x7f/\xc3\xa9\","
+              "\"nums\":[0,-9223372036854775808,0.1,0.3333333333333333,1e+300,true,null]}");
     tern__ctx_release(&ctx);
 
     /* doubles round-trip */
@@ -231,7 +293,8 @@ static void test_writer(void) {
 static void test_round_trip(void) {
     tern_ctx ctx;
     tern__ctx_init(&ctx);
-    const char *doc = "{\"a\":[1,-2.5,\"x\\u0001y\",{\"b\":null,\"c\":false}],\"\xe2\x82\xac\":\"\\ud83d\\ude00\"}";
+    const char *doc = "{\"a\":[1,-2.5,\"x\\u0001y\",{\"b\":null,\"c\":false}],\"\xe2\x82\xac\":"
+                      "\"\\ud83d\\ude00\"}";
     const tern_json *v = tern_json_parse(&ctx, doc, strlen(doc), NULL, NULL);
     CHECK(v != NULL);
     tern_jw w;
@@ -260,7 +323,8 @@ static void test_round_trip(void) {
     tern_jw_string(&w, tern_json_string(tern_json_at(v, 1), NULL));
     tern_jw_object_end(&w);
     CHECK_INT(tern_jw_status(&w), 0);
-    CHECK_STR(body_of(&ctx), "{\"a\":[1,-2.5,\"x\\u0001y\",{\"b\":null,\"c\":false}],\"\xe2\x82\xac\":\"\xf0\x9f\x98\x80\"}");
+    CHECK_STR(body_of(&ctx), "{\"a\":[1,-2.5,\"x\\u0001y\",{\"b\":null,\"c\":false}],"
+                             "\"\xe2\x82\xac\":\"\xf0\x9f\x98\x80\"}");
     tern__ctx_release(&ctx);
 }
 

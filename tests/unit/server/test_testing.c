@@ -11,7 +11,9 @@
 
 #include "check.h"
 
-static void hello(tern_ctx *ctx) { tern_resp_text(ctx, 200, "hi"); }
+static void hello(tern_ctx *ctx) {
+    tern_resp_text(ctx, 200, "hi");
+}
 
 static void json_sum(tern_ctx *ctx) {
     tern_json_error err;
@@ -35,15 +37,18 @@ static void json_sum(tern_ctx *ctx) {
 static void deep(tern_ctx *ctx) {
     tern_str b = tern_req_body(ctx);
     tern_json_error err;
-    const tern_json *v = tern_json_parse(ctx, b.ptr, b.len, &(tern_json_limits){.max_depth = 100000}, &err);
+    const tern_json *v =
+        tern_json_parse(ctx, b.ptr, b.len, &(tern_json_limits){.max_depth = 100000}, &err);
     tern_resp_text(ctx, v ? 200 : 400, v ? "ok" : err.message);
 }
 
 static void form(tern_ctx *ctx) {
     const char *v;
     int r = tern_form_get(ctx, "name", &v);
-    if (r == 0) tern_resp_text(ctx, 200, v);
-    else tern_resp_text(ctx, 400, r == -EMEDIUMTYPE ? "type" : r == -EILSEQ ? "bad" : "absent");
+    if (r == 0)
+        tern_resp_text(ctx, 200, v);
+    else
+        tern_resp_text(ctx, 400, r == -EMEDIUMTYPE ? "type" : r == -EILSEQ ? "bad" : "absent");
 }
 
 static const unsigned char key_old[32] = {1}, key_new[32] = {2};
@@ -52,8 +57,14 @@ static void cookies(tern_ctx *ctx) {
     const char *plain = tern_req_cookie(ctx, "plain");
     tern_cookie_key keys[2] = {{key_new, 32}, {key_old, 32}};
     const char *sig = tern_req_signed_cookie(ctx, "sig", keys, 2);
-    tern_cookie_opts o = {.path = "/", .domain = "example.com", .max_age = 60, .has_max_age = 1,
-                          .expires = 784111777, .secure = 1, .http_only = 1, .same_site = TERN_SAMESITE_STRICT};
+    tern_cookie_opts o = {.path = "/",
+                          .domain = "example.com",
+                          .max_age = 60,
+                          .has_max_age = 1,
+                          .expires = 784111777,
+                          .secure = 1,
+                          .http_only = 1,
+                          .same_site = TERN_SAMESITE_STRICT};
     CHECK_INT(tern_resp_set_cookie(ctx, "a", "b", &o), 0);
     CHECK_INT(tern_resp_set_cookie(ctx, "bad name", "b", NULL), -EINVAL);
     CHECK_INT(tern_resp_set_cookie(ctx, "n", "semi;colon", NULL), -EINVAL);
@@ -75,8 +86,9 @@ static void upload(tern_ctx *ctx) {
     }
     for (size_t i = 0; i < n; i++) {
         tern_part *p = &parts[i];
-        tern_resp_printf(ctx, "%s%s:%s:%llu:%s", i ? ";" : "", p->name, p->filename ? p->filename : "-",
-                         (unsigned long long)p->size, p->data ? p->data : (p->path ? "FILE" : "?"));
+        tern_resp_printf(ctx, "%s%s:%s:%llu:%s", i ? ";" : "", p->name,
+                         p->filename ? p->filename : "-", (unsigned long long)p->size,
+                         p->data ? p->data : (p->path ? "FILE" : "?"));
         if (p->path) CHECK(access(p->path, F_OK) == 0);
     }
 }
@@ -91,7 +103,8 @@ static void test_basics(tern_server *s) {
     CHECK_INT(tern_test_do(s, &(tern_test_request){.target = "/nope"}, &resp), 0);
     CHECK_INT(resp.status, 404);
     tern_test_response_free(&resp);
-    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "DELETE", .target = "/hello"}, &resp), 0);
+    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "DELETE", .target = "/hello"}, &resp),
+              0);
     CHECK_INT(resp.status, 405);
     tern_test_response_free(&resp);
 }
@@ -99,7 +112,8 @@ static void test_basics(tern_server *s) {
 static void test_json(tern_server *s) {
     tern_test_response resp;
     const char *body = "{\"xs\":[1,2,39]}";
-    tern_test_request req = {.method = "POST", .target = "/sum", .body = body, .body_len = strlen(body)};
+    tern_test_request req = {
+        .method = "POST", .target = "/sum", .body = body, .body_len = strlen(body)};
     CHECK_INT(tern_test_do(s, &req, &resp), 0);
     CHECK_INT(resp.status, 200);
     CHECK_STR(resp.body, "{\"sum\":42}");
@@ -121,15 +135,22 @@ static void test_deep_json(tern_server *s) {
     n += 6;
     for (int i = 0; i < 256; i++) body[n++] = ']';
     tern_test_response resp;
-    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "POST", .target = "/deep", .body = body, .body_len = n},
-                           &resp), 0);
+    CHECK_INT(tern_test_do(s,
+                           &(tern_test_request){
+                               .method = "POST", .target = "/deep", .body = body, .body_len = n},
+                           &resp),
+              0);
     CHECK_INT(resp.status, 200);
     tern_test_response_free(&resp);
     body[0] = '['; /* one more level than the hard cap: refused, not a stack overflow */
     memmove(body + 1, body, n);
     body[n + 1] = ']';
-    CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "POST", .target = "/deep", .body = body,
-                                                   .body_len = n + 2}, &resp), 0);
+    CHECK_INT(
+        tern_test_do(s,
+                     &(tern_test_request){
+                         .method = "POST", .target = "/deep", .body = body, .body_len = n + 2},
+                     &resp),
+        0);
     CHECK_INT(resp.status, 400);
     CHECK_STR(resp.body, "offset 256: nesting too deep");
     tern_test_response_free(&resp);
@@ -142,12 +163,18 @@ static void test_form(tern_server *s) {
         int status;
         const char *answer;
     } cases[] = {
-        {"name=J%C3%B6rg+M", 200, "J\xc3\xb6rg M"}, {"x=1&name=", 200, ""}, {"name=a%00b", 400, "bad"},
-        {"name=%zz", 400, "bad"},                   {"other=1", 400, "absent"},
+        {"name=J%C3%B6rg+M", 200, "J\xc3\xb6rg M"},
+        {"x=1&name=", 200, ""},
+        {"name=a%00b", 400, "bad"},
+        {"name=%zz", 400, "bad"},
+        {"other=1", 400, "absent"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tern_test_response resp;
-        tern_test_request req = {.method = "POST", .target = "/form", .headers = hdrs, .body = cases[i].body,
+        tern_test_request req = {.method = "POST",
+                                 .target = "/form",
+                                 .headers = hdrs,
+                                 .body = cases[i].body,
                                  .body_len = strlen(cases[i].body)};
         CHECK_INT(tern_test_do(s, &req, &resp), 0);
         CHECK_INT(resp.status, cases[i].status);
@@ -169,9 +196,11 @@ static void test_cookies(tern_server *s) {
     const char *set = NULL;
     for (size_t i = 0; i < resp.num_headers; i++)
         if (strcmp(resp.header_names[i], "Set-Cookie") == 0) {
-            if (!set) CHECK_STR(resp.header_values[i], "a=b; Path=/; Domain=example.com; Max-Age=60; "
-                                                       "Expires=Sun, 06 Nov 1994 08:49:37 GMT; Secure; HttpOnly; "
-                                                       "SameSite=Strict");
+            if (!set)
+                CHECK_STR(resp.header_values[i],
+                          "a=b; Path=/; Domain=example.com; Max-Age=60; "
+                          "Expires=Sun, 06 Nov 1994 08:49:37 GMT; Secure; HttpOnly; "
+                          "SameSite=Strict");
             set = resp.header_values[i];
         }
     CHECK(set && strncmp(set, "sig=42.", 7) == 0);
@@ -197,25 +226,33 @@ static void test_cookies(tern_server *s) {
 }
 
 static void test_upload(tern_server *s, int chunked) {
-    static const char *const hdrs_len[] = {"Content-Type: multipart/form-data; boundary=\"b0undary\"", NULL};
-    static const char *const hdrs_chunked[] = {"Content-Type: multipart/form-data; boundary=\"b0undary\"",
-                                               "Transfer-Encoding: chunked", NULL};
-    const char *body = "preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nvalue\r\n"
-                       "--b0undary  \r\nContent-Disposition: form-data; name=\"up\"; filename=\"..\\\\..\\\\x.txt\"\r\n"
-                       "Content-Type: text/plain\r\n\r\n0123456789abc\r\n--b0undary\r\n"
-                       "Content-Disposition: form-data; name=\"s\"; filename=\"s\"\r\n\r\nsm\r\n--b0undary--\r\nepilogue";
+    static const char *const hdrs_len[] = {
+        "Content-Type: multipart/form-data; boundary=\"b0undary\"", NULL};
+    static const char *const hdrs_chunked[] = {
+        "Content-Type: multipart/form-data; boundary=\"b0undary\"", "Transfer-Encoding: chunked",
+        NULL};
+    const char *body =
+        "preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nvalue\r\n"
+        "--b0undary  \r\nContent-Disposition: form-data; name=\"up\"; "
+        "filename=\"..\\\\..\\\\x.txt\"\r\n"
+        "Content-Type: text/plain\r\n\r\n0123456789abc\r\n--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"s\"; "
+        "filename=\"s\"\r\n\r\nsm\r\n--b0undary--\r\nepilogue";
     char framed[1024];
     const void *b = body;
     size_t blen = strlen(body);
     if (chunked) {
         /* two chunks, split inside a delimiter */
-        int n = snprintf(framed, sizeof framed, "%zx\r\n%.*s\r\n%zx\r\n%s\r\n0\r\n\r\n", (size_t)70, 70, body,
-                         blen - 70, body + 70);
+        int n = snprintf(framed, sizeof framed, "%zx\r\n%.*s\r\n%zx\r\n%s\r\n0\r\n\r\n", (size_t)70,
+                         70, body, blen - 70, body + 70);
         b = framed;
         blen = (size_t)n;
     }
-    tern_test_request req = {.method = "POST", .target = "/upload", .headers = chunked ? hdrs_chunked : hdrs_len,
-                             .body = b, .body_len = blen};
+    tern_test_request req = {.method = "POST",
+                             .target = "/upload",
+                             .headers = chunked ? hdrs_chunked : hdrs_len,
+                             .body = b,
+                             .body_len = blen};
     tern_test_response resp;
     CHECK_INT(tern_test_do(s, &req, &resp), 0);
     CHECK_INT(resp.status, 200);
@@ -227,9 +264,11 @@ static void test_upload_limits(tern_server *s) {
     static const char *const hdrs[] = {"Content-Type: multipart/form-data; boundary=B", NULL};
     const char *cases[][2] = {
         /* a field over max_field (16) */
-        {"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n0123456789abcdefg\r\n--B--", "413"},
+        {"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n0123456789abcdefg\r\n--B--",
+         "413"},
         /* four parts over max_parts (3) */
-        {"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--B\r\nContent-Disposition: form-data; "
+        {"--B\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--B\r\nContent-Disposition: "
+         "form-data; "
          "name=a\r\n\r\n1\r\n--B\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--B\r\n"
          "Content-Disposition: form-data; name=a\r\n\r\n1\r\n--B--",
          "413"},
@@ -240,7 +279,10 @@ static void test_upload_limits(tern_server *s) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tern_test_response resp;
-        tern_test_request req = {.method = "POST", .target = "/upload", .headers = hdrs, .body = cases[i][0],
+        tern_test_request req = {.method = "POST",
+                                 .target = "/upload",
+                                 .headers = hdrs,
+                                 .body = cases[i][0],
                                  .body_len = strlen(cases[i][0])};
         CHECK_INT(tern_test_do(s, &req, &resp), 0);
         CHECK_INT(resp.status, atoi(cases[i][1]));
