@@ -15,7 +15,8 @@
  * to 127.0.0.1, a free port: nothing outside the process is reached); each
  * request is written into one end of a socketpair(AF_UNIX) whose other end
  * a worker adopts as a connection, so the exchange is the one real clients
- * get (parsing, limits, pipelining rules, streaming). */
+ * get (parsing, limits, pipelining rules, streaming). Plain HTTP only: a
+ * server with TLS certificates would expect a handshake on it. */
 #ifndef TERN_TESTING_H
 #define TERN_TESTING_H
 
@@ -54,7 +55,8 @@ TERN_API int tern_test_do(tern_server *s, const tern_test_request *req, tern_tes
 /* Header value from a response (case-insensitive name), NULL when absent. */
 TERN_API const char *tern_test_header(const tern_test_response *resp, const char *name);
 TERN_API void tern_test_response_free(tern_test_response *resp);
-/* Stops the workers tern_test_do started (waits for them); 0 when none ran. */
+/* Stops the workers tern_test_do started (waits for them); 0 when none ran.
+ * tern_server_free calls it too. */
 TERN_API int tern_test_stop(tern_server *s);
 
 #ifdef __cplusplus

@@ -89,6 +89,7 @@ static void restore_signals(tern_server *s);
 
 void tern_server_free(tern_server *s) {
     if (!s) return;
+    tern_test_stop(s); /* workers the test client started (testing.c), if any */
     restore_signals(s);
     close_listeners(s);
     tern__router_free(s->router);
