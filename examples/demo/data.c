@@ -142,7 +142,15 @@ static void session(tern_ctx *ctx) {
     demo_app *app = demo_app_of(ctx);
     const tern_cookie_key keys[2] = {{app->session_keys[0], 32}, {app->session_keys[1], 32}};
     const char *v = tern_req_signed_cookie(ctx, "session", keys, 2);
-    unsigned long count = v ? strtoul(v, NULL, 10) : 0;
+    /* our own signed value, still read strictly: digits only, else 0 */
+    unsigned long count = 0;
+    for (const char *d = v; d && *d; d++) {
+        if (*d < '0' || *d > '9' || count > 1000000000000ul) {
+            count = 0;
+            break;
+        }
+        count = count * 10 + (unsigned long)(*d - '0');
+    }
     count++;
     char buf[24];
     snprintf(buf, sizeof buf, "%lu", count);

@@ -13,7 +13,9 @@ extern "C" {
 
 typedef struct tern_ctx tern_ctx;
 
-/* Decoded form field (first occurrence), NULL when absent or malformed. */
+/* Decoded form field (first occurrence), NULL when absent or malformed.
+ * The form is the body read whole (tern_req_body): not on a stream_body
+ * route. */
 TERN_API const char *tern_form(tern_ctx *ctx, const char *name);
 /* The same with a reason, like tern_req_query_get: 0 with *value set
  * (decoded, '+' as space, NUL-terminated, valid for the request), -ENOENT

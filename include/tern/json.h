@@ -69,7 +69,8 @@ typedef struct tern_json_limits {
  * be NULL). lim NULL: the defaults. */
 TERN_API const tern_json *tern_json_parse(tern_ctx *ctx, const char *buf, size_t len,
                                           const tern_json_limits *lim, tern_json_error *err);
-/* The request body parsed with the default limits. */
+/* The request body (read whole: not on a stream_body route) parsed with
+ * the default limits. */
 TERN_API const tern_json *tern_json_body(tern_ctx *ctx, tern_json_error *err);
 
 /* Accessors; every one takes NULL (absent) and answers "absent/wrong type". */

@@ -29,7 +29,7 @@ static char *reserve(tern_jw *w, size_t n) {
     tern_ctx *c = w->ctx;
     size_t need = c->resp_body_len + n;
     if (c->resp_body_cap < need) {
-        size_t cap = c->resp_body_cap ? c->resp_body_cap * 2 : 256;
+        size_t cap = c->resp_body_cap ? c->resp_body_cap * 2 : 64;
         while (cap < need) cap *= 2;
         char *p = tern_alloc(c, cap);
         if (!p) return NULL;
@@ -132,6 +132,19 @@ int tern_jw_array_end(tern_jw *w) {
  * six output bytes per input byte. */
 static int quoted(tern_jw *w, const char *s, size_t n) {
     if (n > (SIZE_MAX - 2) / 6) return set_error(w, -ENOMEM);
+    /* most strings need no escape: room for them as they are first, so a
+     * small document stays in the request's inline arena (no malloc) */
+    size_t plain = 0;
+    while (plain < n && tern__json_plain[(unsigned char)s[plain]]) plain++;
+    if (plain == n) {
+        char *q = reserve(w, n + 2);
+        if (!q) return set_error(w, -ENOMEM);
+        q[0] = '"';
+        memcpy(q + 1, s, n);
+        q[n + 1] = '"';
+        commit(w, n + 2);
+        return 0;
+    }
     char *o = reserve(w, n * 6 + 2), *start = o;
     if (!o) return set_error(w, -ENOMEM);
     static const char hex[] = "0123456789abcdef";

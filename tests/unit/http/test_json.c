@@ -289,6 +289,22 @@ static void test_writer(void) {
     tern__ctx_release(&ctx);
 }
 
+/* the demo's /json on a fresh request: no allocation past the context's
+ * inline arena (STYLE.md rule 7) */
+static void test_writer_small_stays_inline(void) {
+    tern_ctx ctx;
+    tern__ctx_init(&ctx);
+    tern_jw *w = tern_json_writer(&ctx);
+    CHECK(w != NULL);
+    tern_jw_object_begin(w);
+    tern_jw_key(w, "message");
+    tern_jw_string(w, "Hello, World!");
+    tern_jw_object_end(w);
+    CHECK_MEM(ctx.resp_body, ctx.resp_body_len, "{\"message\":\"Hello, World!\"}");
+    CHECK(ctx.arena.chunks == NULL);
+    tern__ctx_release(&ctx);
+}
+
 /* what the writer writes, the reader reads back the same */
 static void test_round_trip(void) {
     tern_ctx ctx;
@@ -334,5 +350,6 @@ int main(void) {
     test_errors_and_accessors();
     test_writer();
     test_round_trip();
+    test_writer_small_stays_inline();
     return check_done();
 }
