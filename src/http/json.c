@@ -520,9 +520,11 @@ int tern_json_int(const tern_json *v, int64_t *out) {
         return 0;
     }
     /* 1e3 is the integer 1000; 1.5 and 1e19 are no int64 */
-    if (v->d != floor(v->d) || v->d < -9223372036854775808.0 || v->d >= 9223372036854775808.0)
-        return -ERANGE;
-    *out = (int64_t)v->d;
+    /* no floor(): libtern does not link libm */
+    if (!(v->d >= -9223372036854775808.0 && v->d < 9223372036854775808.0)) return -ERANGE;
+    int64_t i = (int64_t)v->d;
+    if ((double)i != v->d) return -ERANGE;
+    *out = i;
     return 0;
 }
 
