@@ -208,7 +208,8 @@ TERN_API const char *tern_req_param(const tern_ctx *ctx, const char *name);
 TERN_API tern_str tern_req_body(const tern_ctx *ctx);
 /* Reads the next body bytes into buf, parking until some arrive (each wait
  * bounded by body_timeout_ms): bytes read (> 0), 0 at the end of the body,
- * or -ETIMEDOUT, -EBADMSG (malformed chunked framing), -EPIPE (the client
+ * or -ETIMEDOUT (also when the body averages under min_body_rate past
+ * body_timeout_ms), -EBADMSG (malformed chunked framing), -EPIPE (the client
  * went away), -ECANCELED. On a stream_body route it decodes Content-Length
  * and chunked bodies as they arrive (and sends 100 Continue when the client
  * asked for it); elsewhere it reads the body already in memory, so the

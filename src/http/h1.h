@@ -175,6 +175,7 @@ typedef struct tern__body_stream {
     tern__body_stream_state state;
     int expect;              /* 100 Continue not sent yet */
     uint64_t left;
+    uint64_t t0, got; /* for min_body_rate: when reading started, bytes since */
     tern__chunked dec;
 } tern__body_stream;
 void tern__body_stream_init(tern__body_stream *bs, tern__h1 *x, const tern__http_request *req);

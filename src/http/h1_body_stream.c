@@ -44,6 +44,22 @@ static ssize_t broken(tern__body_stream *bs, int err) {
     return err;
 }
 
+/* min_body_rate as for whole bodies (h1_body.c): past a grace period of
+ * body_timeout_ms the average rate must stay above it, so an upload that
+ * trickles a byte per body_timeout cannot hold the connection for ever. */
+static ssize_t account(tern__body_stream *bs, ssize_t n) {
+    const tern__h1_config *cfg = bs->x->cfg;
+    if (n <= 0 || !cfg->min_body_rate || !cfg->body_timeout_ms) return n;
+    uint64_t now = tern_clock_ns();
+    if (!bs->t0) bs->t0 = now;
+    bs->got += (uint64_t)n;
+    uint64_t elapsed = now - bs->t0;
+    if (elapsed >= (uint64_t)cfg->body_timeout_ms * 1000000ull &&
+        bs->got * 1000000000ull / elapsed < cfg->min_body_rate)
+        return broken(bs, -ETIMEDOUT);
+    return n;
+}
+
 /* Content-Length: bytes already buffered first, then straight from the
  * transport into the caller's buffer (no copy through ours). */
 static ssize_t read_length(tern__body_stream *bs, char *buf, size_t len) {
@@ -120,9 +136,9 @@ ssize_t tern_req_body_read(tern_ctx *ctx, void *buf, size_t len) {
     if (!len) return 0;
     switch (bs->state) {
     case TERN__BODY_STREAM_LENGTH:
-        return read_length(bs, buf, len);
+        return account(bs, read_length(bs, buf, len));
     case TERN__BODY_STREAM_CHUNKED:
-        return read_chunked(bs, buf, len);
+        return account(bs, read_chunked(bs, buf, len));
     case TERN__BODY_STREAM_DONE:
         return 0;
     case TERN__BODY_STREAM_BROKEN:

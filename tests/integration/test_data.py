@@ -106,6 +106,30 @@ def test_upload_limits_and_unread_body(srv):
         check_eq(r.status, 413, "too large")
 
 
+def test_upload_trickle_cut_off(srv):
+    """Each byte within the body timeout, but far under min_body_rate (1 KiB/s):
+    the streamed read fails once the grace period (body_timeout) has passed."""
+    with harness.serving(srv.binary, ["--body-timeout", "500"], workers=1) as s2:
+        with harness.Conn(s2.port, timeout=10) as c:
+            c.send(("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=%s\r\n"
+                    "Content-Length: 100000\r\n\r\n--%s\r\n" % (BOUNDARY, BOUNDARY)).encode())
+            t0 = time.monotonic()
+            status = None
+            for _ in range(40):
+                time.sleep(0.2)
+                try:
+                    c.send(b"x")
+                except OSError:
+                    break
+                if c.wait_closed(0.01) != "timeout":
+                    break
+            r = c.read_response("POST")
+            status = r.status
+            took = time.monotonic() - t0
+        check_eq(status, 408, "trickled upload")
+        check(took < 4, "cut off after %.1f s" % took)
+
+
 def test_upload_1gb_bounded_memory(srv):
     size = 1 << 30
     block = os.urandom(1 << 20)
