@@ -87,6 +87,24 @@ def test_upload_small(srv):
         check_eq(c.request("GET", "/json").body, b'{"message":"Hello, World!"}', "after upload")
 
 
+def test_upload_chunked_pipelined(srv):
+    """A chunked upload in small chunks (delimiters split across them) with the next
+    request pipelined right behind it in the same write: both answered in order."""
+    data = os.urandom(70000)
+    body = multipart([("f", "c.bin", data)])
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 997]), body[i:i + 997])
+                      for i in range(0, len(body), 997)) + b"0\r\n\r\n"
+    with harness.Conn(srv.port) as c:
+        c.send(("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=%s\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n" % BOUNDARY).encode() + chunks +
+               b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response("POST")
+        check_eq(r.status, 200, "chunked upload %r" % r.body[:200])
+        f = json.loads(r.body)["files"][0]
+        check_eq((f["size"], f["sha256"]), (len(data), hashlib.sha256(data).hexdigest()), "file")
+        check_eq(c.read_response().body, b'{"message":"Hello, World!"}', "pipelined request")
+
+
 def test_upload_limits_and_unread_body(srv):
     with harness.Conn(srv.port) as c:
         # not multipart: the handler reads nothing; the small body is drained
