@@ -15,6 +15,16 @@ static void hello(tern_ctx *ctx) {
     tern_resp_text(ctx, 200, "hi");
 }
 
+static void streamed(tern_ctx *ctx) {
+    tern_resp_set_header(ctx, "Content-Type", "text/plain");
+    if (tern_resp_stream_start(ctx, -1) < 0) return; /* chunked */
+    static char big[100000];
+    memset(big, 'z', sizeof big);
+    tern_resp_stream_write(ctx, "one,", 4);
+    tern_resp_stream_write(ctx, big, sizeof big);
+    tern_resp_stream_write(ctx, ",two", 4);
+}
+
 static void json_sum(tern_ctx *ctx) {
     tern_json_error err;
     const tern_json *doc = tern_json_body(ctx, &err);
@@ -102,6 +112,13 @@ static void test_basics(tern_server *s) {
     tern_test_response_free(&resp);
     CHECK_INT(tern_test_do(s, &(tern_test_request){.target = "/nope"}, &resp), 0);
     CHECK_INT(resp.status, 404);
+    tern_test_response_free(&resp);
+    CHECK_INT(tern_test_do(s, &(tern_test_request){.target = "/streamed"}, &resp), 0);
+    CHECK_INT(resp.status, 200);
+    CHECK_STR(tern_test_header(&resp, "Transfer-Encoding"), "chunked");
+    CHECK_INT(resp.body_len, 100008); /* de-chunked */
+    CHECK(resp.body_len == 100008 && memcmp(resp.body, "one,zz", 6) == 0 &&
+          memcmp(resp.body + 100003, "z,two", 5) == 0);
     tern_test_response_free(&resp);
     CHECK_INT(tern_test_do(s, &(tern_test_request){.method = "DELETE", .target = "/hello"}, &resp),
               0);
@@ -295,6 +312,7 @@ int main(void) {
     tern_server_set_workers(s, 1);
     tern_route(s, TERN_GET, "/hello", hello);
     tern_route(s, TERN_POST, "/sum", json_sum);
+    tern_route(s, TERN_GET, "/streamed", streamed);
     tern_route(s, TERN_POST, "/form", form);
     tern_route(s, TERN_POST, "/deep", deep);
     tern_route(s, TERN_GET, "/cookies", cookies);
