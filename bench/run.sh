@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 alog tls static pg"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 alog tls static pg json"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
 # Scenario alog (tern only): scenario 1's load on tern with and without
@@ -37,7 +37,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls static pg}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls static pg json}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
@@ -773,6 +773,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
 done
 has 7 && micro_scenario
+# JSON parse and serialise MB/s: tern's reader/writer, jansson and cJSON on the
+# same documents (bench/json_bench.c); SCENARIOS="json" runs it alone
+if has json; then
+    file=$OUT/json.txt
+    echo "\$ cc -O2 -D_GNU_SOURCE -Iinclude -Isrc bench/json_bench.c -ljansson -lcjson -lm && taskset -c 0 json_bench" >"$file"
+    if cc -O2 -D_GNU_SOURCE -Iinclude -Isrc bench/json_bench.c -o "$OUT/bin/json_bench" -ljansson -lcjson -lm >>"$file" 2>&1; then
+        taskset -c 0 timeout 300 "$OUT/bin/json_bench" | tee -a "$file"
+    else
+        note "json: build failed (libjansson-dev and libcjson-dev installed? scripts/deps.sh bench)"
+    fi
+fi
 # TLS against nginx-tls.conf (bench/tls.sh: handshakes/s, HTTPS req/s, RSS
 # per idle TLS connection); SCENARIOS="tls" runs it alone
 if has tls; then

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -123,6 +124,13 @@ typedef struct tern_route_opts {
      * Needs max_in_flight. */
     unsigned queue_max;
     unsigned queue_timeout_ms;
+    int stream_body;        /* the handler runs as soon as the head is in and
+                               reads the body itself with tern_req_body_read
+                               (uploads of any size in bounded memory);
+                               max_body does not apply: the reader sets its
+                               own limits. A body the handler leaves unread
+                               is drained (up to 64 KiB) or the connection
+                               closes after the answer. */
 } tern_route_opts;
 TERN_API int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_handler h,
                     const tern_route_opts *opts);
@@ -209,6 +217,15 @@ TERN_API int tern_req_header_at(const tern_ctx *ctx, size_t i, tern_str *name, t
 /* Route parameter (":id" or "*path"), decoded; NULL when absent. */
 TERN_API const char *tern_req_param(const tern_ctx *ctx, const char *name);
 TERN_API tern_str tern_req_body(const tern_ctx *ctx);
+/* Reads the next body bytes into buf, parking until some arrive (each wait
+ * bounded by body_timeout_ms): bytes read (> 0), 0 at the end of the body,
+ * or -ETIMEDOUT (also when the body averages under min_body_rate past
+ * body_timeout_ms), -EBADMSG (malformed chunked framing), -EPIPE (the client
+ * went away), -ECANCELED. On a stream_body route it decodes Content-Length
+ * and chunked bodies as they arrive (and sends 100 Continue when the client
+ * asked for it); elsewhere it reads the body already in memory, so the
+ * same code serves both. */
+TERN_API ssize_t tern_req_body_read(tern_ctx *ctx, void *buf, size_t len);
 TERN_API int tern_req_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
 /* Peer address; returns 0 or -errno. */
 TERN_API int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);
@@ -328,6 +345,10 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
 #include <tern/middleware.h> /* middleware, hooks, request ID, CORS, rate limit, access log */
 #include <tern/static.h>  /* static files, response compression */
+#include <tern/json.h>    /* JSON reader (request arena) and writer */
+#include <tern/form.h>    /* urlencoded forms, multipart uploads */
+#include <tern/cookie.h>  /* Cookie, Set-Cookie, signed cookies */
+#include <tern/testing.h> /* run requests through a server without sockets */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool),
  * <tern/pg.h> (PostgreSQL through libpq, asynchronously) */

@@ -34,6 +34,9 @@ fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
   have nginx || need="$need nginx-light"
+  # the JSON comparison (bench/json_bench.c)
+  pkg_missing libjansson-dev && need="$need libjansson-dev"
+  pkg_missing libcjson-dev && need="$need libcjson-dev"
 fi
 if [ -n "$need" ]; then
   echo "tern: installing$need" >&2

@@ -85,6 +85,11 @@ typedef struct demo_app {
     unsigned long pg_pool;
     int pg_shared_pool;
     struct tern_pg *pg;
+    /* data.c: where /upload keeps files, /session's signing keys (newest
+     * first), the count of files kept (names them uniquely) */
+    char upload_dir[512];
+    unsigned char session_keys[2][32];
+    unsigned long uploads;
     /* admission.c: hash rounds per µs, measured at start-up (/adaptive's route data) */
     double rounds_per_us;
     /* The workers' states, for the metrics sources that run on any thread:
@@ -110,6 +115,7 @@ int demo_register_pg(tern_server *s);         /* pg.c: /db, /queries, /updates, 
 void demo_pg_cleanup(tern_server *s);
 int demo_register_api(tern_server *s, unsigned rate); /* api.c: the /api/ group (middleware) */
 void demo_api_cleanup(void);
+int demo_register_data(tern_server *s);       /* data.c: /form, /upload, /session */
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

@@ -17,6 +17,7 @@
 #pragma weak demo_register_metrics
 #pragma weak demo_register_pool
 #pragma weak demo_register_admission
+#pragma weak demo_register_data
 #pragma weak demo_pool_worker_init
 #pragma weak demo_pool_worker_fini
 #pragma weak demo_pool_cleanup
@@ -29,9 +30,12 @@ static void plaintext(tern_ctx *ctx) {
 }
 
 static void json(tern_ctx *ctx) {
-    static const char body[] = "{\"message\":\"Hello, World!\"}";
-    tern_resp_set_header(ctx, "Content-Type", "application/json");
-    tern_resp_set_body_static(ctx, body, sizeof body - 1);
+    tern_jw *w = tern_json_writer(ctx); /* sets Content-Type: application/json */
+    if (!w) return;
+    tern_jw_object_begin(w);
+    tern_jw_key(w, "message");
+    tern_jw_string(w, "Hello, World!");
+    tern_jw_object_end(w);
 }
 
 /* A request that waits on three things in turn (a database query, an API
@@ -211,6 +215,9 @@ static void usage(FILE *f) {
             "                              group runs request ID, CORS and rate-limit middleware\n"
             "  POST /api/echo              the same, with the body's size\n"
             "  GET /static/*               files under --static DIR (Range, ETag, 304, .br/.gz)\n"
+            "  POST /form                  urlencoded form fields echoed as JSON\n"
+            "  POST /upload                multipart/form-data streamed: files' names, sizes, SHA-256\n"
+            "  GET /session                a visit counter in a signed cookie\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -462,7 +469,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
-                                      demo_register_pool, demo_register_admission, demo_register_pg};
+                                      demo_register_pool, demo_register_admission, demo_register_pg,
+                                      demo_register_data};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);

@@ -32,7 +32,17 @@ static __attribute__((noinline)) void release_owned(tern_ctx *ctx) {
     ctx->resp_file = ctx->stream_encoded = 0;
 }
 
+int tern__ctx_defer(tern_ctx *ctx, void (*fn)(void *arg), void *arg) {
+    struct tern__ctx_defer *d = tern_alloc(ctx, sizeof *d);
+    if (!d) return -ENOMEM;
+    *d = (struct tern__ctx_defer){ctx->defers, fn, arg};
+    ctx->defers = d;
+    return 0;
+}
+
 void tern__ctx_release(tern_ctx *ctx) {
+    for (struct tern__ctx_defer *d = ctx->defers; d; d = d->next) d->fn(d->arg);
+    ctx->defers = NULL;
     if (__builtin_expect(ctx->resp_file, 0) || __builtin_expect(ctx->stream_encoded, 0)) release_owned(ctx);
     tern__arena_chunk *c = ctx->arena.chunks;
     while (c) {

@@ -57,6 +57,9 @@ struct tern_ctx {
     size_t path_len;
     const char *body;
     size_t body_len;
+    size_t body_read;                 /* tern_req_body_read's position in body */
+    struct tern__body_stream *body_stream; /* a stream_body route's body, else NULL */
+    struct tern__ctx_defer *defers;   /* run when the request ends (temporary files) */
     uint32_t num_params;
     const char *param_names[TERN_MAX_PARAMS];
     const char *param_values[TERN_MAX_PARAMS];
@@ -93,8 +96,15 @@ struct tern_ctx {
 };
 
 void tern__ctx_init(tern_ctx *ctx);
-/* Frees the arena's chunks. */
+/* Frees the arena's chunks, after running the deferred calls (last first). */
 void tern__ctx_release(tern_ctx *ctx);
+struct tern__ctx_defer {
+    struct tern__ctx_defer *next;
+    void (*fn)(void *arg);
+    void *arg;
+};
+/* fn(arg) when the request ends; 0 or -ENOMEM. */
+int tern__ctx_defer(tern_ctx *ctx, void (*fn)(void *arg), void *arg);
 /* Sets the response to a plain-text error page (no request bytes echoed). */
 void tern__ctx_error(tern_ctx *ctx, int status, const char *detail);
 

@@ -213,10 +213,41 @@ static h1_step finish(tern__h1 *x, tern_ctx *ctx, int status) {
     return ctx->close ? STEP_CLOSE : STEP_NEXT;
 }
 
+/* A stream_body route: its handler runs with the head alone and reads the
+ * body itself (h1_body_stream.c). 0 with *step set, or -1 when the route
+ * does not stream (the body is then read whole, as usual). */
+static int serve_streamed(tern__h1 *x, const tern__http_request *req, size_t head_len, char *head,
+                          const tern__http_header *hdrs, h1_step *step) {
+    tern_ctx ctx;
+    tern__h1_body none = {.data = NULL, .len = 0, .consumed = head_len, .heap = NULL};
+    fill_ctx(x, &ctx, req, head, hdrs, &none);
+    if ((req->flags & TERN_REQ_FORM_ASTERISK) || set_path(&ctx, req, head) != 0 ||
+        !x->hooks->streams_body || !x->hooks->streams_body(x->drv, &ctx)) {
+        tern__ctx_release(&ctx);
+        return -1;
+    }
+    x->in_start += head_len;
+    x->batch_bytes += head_len;
+    tern__body_stream bs;
+    tern__body_stream_init(&bs, x, req);
+    ctx.body_stream = &bs;
+    if (x->requests && *x->requests != UINT32_MAX) (*x->requests)++;
+    x->hooks->dispatch(x->drv, x, &ctx);
+    /* what the handler left unread must go before the next request */
+    if (tern__body_stream_finish(&bs) < 0) ctx.close = 1;
+    *step = finish(x, &ctx, 0);
+    tern__ctx_release(&ctx);
+    return 0;
+}
+
 static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_len, char *head,
                              const tern__http_header *hdrs) {
     int status = 0;
     tern__h1_body body = {.data = NULL, .len = 0, .consumed = head_len, .heap = NULL};
+    h1_step streamed;
+    if ((req->flags & (TERN_REQ_CHUNKED | TERN_REQ_HAS_LENGTH)) && x->cfg->stream_bodies &&
+        serve_streamed(x, req, head_len, head, hdrs, &streamed) == 0)
+        return streamed;
     if (req->flags & (TERN_REQ_CHUNKED | TERN_REQ_HAS_LENGTH)) {
         switch (tern__h1_read_body(x, req, head_len, &body, &status)) {
         case TERN__H1_READ_OK: break;

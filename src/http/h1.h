@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "http/chunked.h"
 #include "http/date.h"
 #include "http/parse.h"
 #include "rt/coro.h"
@@ -70,6 +71,7 @@ typedef struct tern__h1_config {
      * stack (0: the defaults, 8 KiB and 4 KiB) */
     size_t head_on_stack_max, body_on_stack_max;
     const struct tern__compress_config *compress; /* NULL: responses go out as they are */
+    int stream_bodies; /* some route streams its body: ask hooks->streams_body */
 } tern__h1_config;
 
 typedef struct tern__h1 tern__h1;
@@ -90,6 +92,10 @@ typedef struct tern__h1_hooks {
      * still intact: the access log's line. Also for requests refused
      * before dispatch (their ctx has no method or target). */
     void (*completed)(void *drv, tern__h1 *x, tern_ctx *ctx, int broken);
+    /* Optional: non-zero when ctx's route reads the body itself
+     * (tern_req_body_read); asked with the head parsed and the path set,
+     * before any body byte is read. */
+    int (*streams_body)(void *drv, tern_ctx *ctx);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */
@@ -166,6 +172,26 @@ typedef struct tern__h1_body {
 } tern__h1_body;
 tern__h1_read tern__h1_read_body(tern__h1 *x, const tern__http_request *req, size_t head_len,
                                  tern__h1_body *body, int *status);
+
+/* streamed request bodies (h1_body_stream.c): the handler reads them */
+typedef enum tern__body_stream_state {
+    TERN__BODY_STREAM_LENGTH,  /* Content-Length: `left` bytes to come */
+    TERN__BODY_STREAM_CHUNKED, /* chunked, decoding */
+    TERN__BODY_STREAM_DONE,    /* the whole body was read */
+    TERN__BODY_STREAM_BROKEN,  /* malformed or the connection failed */
+} tern__body_stream_state;
+typedef struct tern__body_stream {
+    tern__h1 *x;
+    tern__body_stream_state state;
+    int expect;              /* 100 Continue not sent yet */
+    uint64_t left;
+    uint64_t t0, got; /* for min_body_rate: when reading started, bytes since */
+    tern__chunked dec;
+} tern__body_stream;
+void tern__body_stream_init(tern__body_stream *bs, tern__h1 *x, const tern__http_request *req);
+/* After the handler: reads what it left unread (up to a bound); 0 when the
+ * next request may follow, -1 when the connection must close. */
+int tern__body_stream_finish(tern__body_stream *bs);
 
 /* output (h1_output.c) */
 char *tern__h1_reserve(tern__h1 *x, size_t n);

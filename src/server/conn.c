@@ -73,7 +73,16 @@ static void start_serving(tern__worker *w, tern__conn *c) {
     tern__sched_run_now(&w->sched, co);
 }
 
-void tern__conn_accepted(tern__worker *w, int fd) {
+static void conn_register(tern__worker *w, int fd, int now);
+
+void tern__conn_accepted(tern__worker *w, int fd) { conn_register(w, fd, 1); }
+
+void tern__conn_adopt(tern__worker *w, int fd) {
+    atomic_fetch_add_explicit(&w->server->open_conns, 1, memory_order_relaxed);
+    conn_register(w, fd, 0);
+}
+
+static void conn_register(tern__worker *w, int fd, int now) {
     if ((size_t)fd >= w->conn_slots) {
         close(fd);
         atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
@@ -96,7 +105,15 @@ void tern__conn_accepted(tern__worker *w, int fd) {
     if (w->server->conn_open) w->server->conn_open(w->server, fd, w->server->conn_arg);
     /* TCP_DEFER_ACCEPT: the request is most likely already here, so serve
      * now rather than after another trip through epoll_wait */
-    start_serving(w, c);
+    if (now) {
+        start_serving(w, c);
+    } else {
+        /* adopted from a coroutine, which cannot run another one: an idle
+         * connection until epoll reports its input (pending bytes are
+         * reported at once: the registration is edge-triggered on ADD) */
+        unsigned ka = w->server->cfg.keepalive_timeout_ms;
+        if (ka) queue_append(w, c, tern__worker_ms(w) + ka);
+    }
 }
 
 void tern__conn_event(tern__worker *w, tern__conn *c, uint32_t events) {

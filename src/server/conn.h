@@ -43,6 +43,10 @@ typedef struct tern__conn_busy {
 /* Takes ownership of an accepted socket (its slot was reserved in the
  * server-wide count by the caller). */
 void tern__conn_accepted(struct tern__worker *w, int fd);
+/* The same for a connected socket handed over by a coroutine of this
+ * worker (tern_test_request): counted like an accepted one, served once the
+ * loop runs again. */
+void tern__conn_adopt(struct tern__worker *w, int fd);
 /* epoll event for a connection. */
 void tern__conn_event(struct tern__worker *w, tern__conn *c, uint32_t events);
 /* Closes idle connections whose keep-alive time ran out; returns ns until

@@ -213,8 +213,19 @@ static void abandoned(void *drv, uint64_t duration_ns) {
     tern__metrics_client_gone(w->metrics, duration_ns);
 }
 
+/* Asked before the body is read: does the route stream it itself? */
+static int streams_body(void *drv, tern_ctx *ctx) {
+    tern__worker *w = drv;
+    if (!w->server->any_stream_body) return 0;
+    tern__route_match m;
+    if (tern__router_match(w->server->router, ctx->method, ctx->path, ctx->path_len, &m) != TERN__ROUTE_FOUND)
+        return 0;
+    return ((tern__route_entry *)m.handler)->stream_body;
+}
+
 const tern__h1_hooks tern__dispatch_hooks = {
     .dispatch = dispatch,
+    .streams_body = streams_body,
     .responded = responded,
     .rejected = rejected,
     .abandoned = abandoned,
@@ -223,6 +234,7 @@ const tern__h1_hooks tern__dispatch_hooks = {
 /* The same with the access log's line after each answer (access_log.c). */
 const tern__h1_hooks tern__dispatch_hooks_logged = {
     .dispatch = dispatch,
+    .streams_body = streams_body,
     .responded = responded,
     .rejected = rejected,
     .abandoned = abandoned,

@@ -90,6 +90,7 @@ static void restore_signals(tern_server *s);
 
 void tern_server_free(tern_server *s) {
     if (!s) return;
+    tern_test_stop(s); /* workers the test client started (testing.c), if any */
     restore_signals(s);
     close_listeners(s);
     tern__router_free(s->router);
@@ -178,6 +179,8 @@ int tern_route_with(tern_server *s, unsigned methods, const char *pattern, tern_
             return -EINVAL; /* a queue for a slot needs slots */
         }
         tern_sem_init(&e->slots, e->max_in_flight);
+        e->stream_body = opts->stream_body;
+        if (opts->stream_body) s->any_stream_body = 1;
     }
     int r = tern__router_add(s->router, methods, pattern, e);
     if (r < 0) {
@@ -396,6 +399,7 @@ int tern_server_run(tern_server *s) {
         .head_on_stack_max = s->cfg.stack_size / 16 < 8192 ? s->cfg.stack_size / 16 : 8192,
         .body_on_stack_max = s->cfg.stack_size / 32 < 4096 ? s->cfg.stack_size / 32 : 4096,
         .compress = s->compress,
+        .stream_bodies = s->any_stream_body,
     };
 
     /* serve as many connections as the hard limit allows (nginx does the

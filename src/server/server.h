@@ -25,6 +25,7 @@ typedef struct tern__route_entry {
     unsigned max_in_flight;
     int adaptive;
     unsigned timeout_ms;
+    int stream_body;               /* tern_route_opts.stream_body */
     void *data;                    /* tern_route_opts.data */
     char *label;                   /* "the handler of GET /users/:id", for overflow reports */
     atomic_uint in_flight;         /* without a queue: a counter is enough */
@@ -49,6 +50,7 @@ struct tern_server {
     atomic_uint open_conns;     /* across workers, for max_connections */
     atomic_uint in_flight;      /* across workers, for max_in_flight */
     tern__route_entry *routes;
+    int any_stream_body;        /* some route streams its request body */
     void *data;                 /* tern_server_set_data */
     tern_worker_start_fn worker_start;
     tern_worker_stop_fn worker_stop;
