@@ -66,6 +66,15 @@ int demo_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned 
 int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned long lo,
                     unsigned long hi, unsigned long *out);
 
+/* push.c: the /chat room, shared by every worker. Members are WebSocket
+ * connections; sending to one from another worker only queues (never
+ * parks), so the lock is never held across a park. */
+typedef struct demo_room {
+    pthread_mutex_t lock;
+    tern_ws **members;
+    size_t n, cap;
+} demo_room;
+
 typedef struct demo_app {
     /* options, fixed before the server runs */
     const char *upstream_url; /* --upstream URL for /real (NULL: our own /plaintext) */
@@ -84,6 +93,7 @@ typedef struct demo_app {
      * back under `lock` before freeing what it points to. */
     pthread_mutex_t lock;
     demo_worker **worker_states; /* [workers] */
+    demo_room chat;              /* push.c: /chat */
 } demo_app;
 
 /* The app of the server a request belongs to. */
@@ -97,6 +107,7 @@ int demo_register_runtime(tern_server *s);    /* runtime.c: /memory, /event-loop
 int demo_register_metrics(tern_server *s);    /* metrics.c: /stats, /metrics */
 int demo_register_pool(tern_server *s);       /* pool.c: /pool, /real */
 int demo_register_admission(tern_server *s);  /* admission.c: /backpressure, /adaptive */
+int demo_register_push(tern_server *s);       /* push.c: /ws, /chat, /sse */
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

@@ -177,6 +177,11 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /ws                     WebSocket echo (subprotocol \"echo\" offered)\n"
+            "  GET /chat                   WebSocket chat room shared by all workers\n"
+            "  GET /sse?count=N&interval_ms=M  Server-Sent Events: a clock and live /stats\n"
+            "                              figures every M ms (10-60000, default 1000); N events\n"
+            "                              then end, 0-1000000 (default 0: until the client leaves)\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -243,7 +248,7 @@ int main(int argc, char **argv) {
     const char *host = "0.0.0.0";
     unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
     int reuse_port = 0;
-    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER, .chat = {.lock = PTHREAD_MUTEX_INITIALIZER}};
     tern_config cfg;
     tern_config_init(&cfg);
     int opt;
@@ -356,7 +361,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
-                                      demo_register_pool, demo_register_admission};
+                                      demo_register_pool, demo_register_admission, demo_register_push};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);

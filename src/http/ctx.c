@@ -23,6 +23,8 @@ void tern__ctx_init(tern_ctx *ctx) {
 }
 
 void tern__ctx_release(tern_ctx *ctx) {
+    if (ctx->upgrade_release) ctx->upgrade_release(ctx->upgrade);
+    ctx->upgrade_release = NULL;
     tern__arena_chunk *c = ctx->arena.chunks;
     while (c) {
         tern__arena_chunk *next = c->next;

@@ -76,6 +76,12 @@ struct tern_ctx {
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
+    /* a protocol that took the connection over (WebSocket, ws.c): released
+     * with the request, once its handler returned */
+    void (*upgrade_release)(void *upgrade);
+    void *upgrade;
+    unsigned sse_heartbeat_ms;        /* tern_sse_heartbeat */
+    uint64_t sse_last_write_ns;       /* last SSE output (heartbeat clock) */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
     tern__arena arena;
     char arena_inline[TERN_CTX_INLINE_ARENA];
