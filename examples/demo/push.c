@@ -13,7 +13,10 @@
 static const char *const echo_protocols[] = {"echo", NULL};
 
 static void ws_echo(tern_ctx *ctx) {
-    tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20, .ping_interval_ms = 30000};
+    unsigned long ping_ms;
+    if (demo_query_uint(ctx, "ping_ms", 30000, 10, 3600000, &ping_ms) < 0) return;
+    tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20,
+                         .ping_interval_ms = (unsigned)ping_ms};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (!ws) return; /* not an upgrade: the 400/426 is set */
     tern_ws_msg m;
