@@ -104,13 +104,15 @@ static void sse(tern_ctx *ctx) {
     unsigned long count, interval;
     if (demo_query_uint(ctx, "count", 0, 0, 1000000, &count) < 0) return;
     if (demo_query_uint(ctx, "interval_ms", 1000, 10, 60000, &interval) < 0) return;
+    unsigned long heartbeat;
+    if (demo_query_uint(ctx, "heartbeat_ms", 15000, 10, 600000, &heartbeat) < 0) return;
     /* a reconnecting browser sends the last id it saw: carry on from there */
     unsigned long next = 1, last;
     const char *lei = tern_sse_last_event_id(ctx);
     if (lei && demo_parse_uint(lei, 0, 1000000000, &last) == 0) next = last + 1;
     if (tern_sse_start(ctx) < 0) return;
     tern_sse_retry(ctx, 2000);
-    tern_sse_heartbeat(ctx, 15000);
+    tern_sse_heartbeat(ctx, (unsigned)heartbeat);
     for (unsigned long sent = 0; count == 0 || sent < count; sent++, next++) {
         tern_stats st;
         memset(&st, 0, sizeof st);
