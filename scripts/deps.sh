@@ -11,6 +11,7 @@ have cc || need="$need gcc"
 have make || need="$need make"
 pkg_missing libsqlite3-dev && need="$need libsqlite3-dev"
 pkg_missing libssl-dev && need="$need libssl-dev"
+pkg_missing zlib1g-dev && need="$need zlib1g-dev"
 if [ "$what" = test ] || [ "$what" = bench ]; then
   have clang || need="$need clang"
   pkg_missing libclang-rt-14-dev && need="$need libclang-rt-14-dev"

@@ -25,7 +25,7 @@ def main():
             path = os.path.join(d, f"readme_{i}.c")
             open(path, "w").write(src)
             cmd = [cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function",
-                   "-Wno-unused-parameter", "-I", include, path, lib, "-lpthread", "-lsqlite3", "-lssl", "-lcrypto",
+                   "-Wno-unused-parameter", "-I", include, path, lib, "-lpthread", "-lsqlite3", "-lssl", "-lcrypto", "-lz",
                    "-o", os.path.join(d, "a.out")] + args.get("--flags", "").split()
             r = subprocess.run(cmd, capture_output=True, text=True)
             status = "ok" if r.returncode == 0 else "FAILED"

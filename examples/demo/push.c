@@ -16,7 +16,7 @@ static void ws_echo(tern_ctx *ctx) {
     unsigned long ping_ms;
     if (demo_query_uint(ctx, "ping_ms", 30000, 10, 3600000, &ping_ms) < 0) return;
     tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20,
-                         .ping_interval_ms = (unsigned)ping_ms};
+                         .ping_interval_ms = (unsigned)ping_ms, .permessage_deflate = 1};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (!ws) return; /* not an upgrade: the 400/426 is set */
     tern_ws_msg m;
@@ -72,7 +72,10 @@ static void room_broadcast(demo_room *r, tern_ws *self, const char *text) {
 
 static void chat(tern_ctx *ctx) {
     demo_room *room = &demo_app_of(ctx)->chat;
-    tern_ws_opts opts = {.max_message = 64u << 10, .ping_interval_ms = 30000};
+    /* compression without context takeover: a chat room holds many idle
+     * members, and a compressor kept per member would cost ~256 KiB each */
+    tern_ws_opts opts = {.max_message = 64u << 10, .ping_interval_ms = 30000, .permessage_deflate = 1,
+                         .deflate_no_context_takeover = 1};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (!ws) return;
     if (room_join(room, ws) < 0) {

@@ -48,6 +48,12 @@ typedef struct tern_ws_opts {
                                     connection; default ping_interval_ms */
     size_t max_queued;           /* bytes queued by other coroutines before
                                     their sends fail with -ENOBUFS, default 4 MiB */
+    /* permessage-deflate (RFC 7692, zlib) when the client offers it: */
+    int permessage_deflate;          /* 1: accept it */
+    int deflate_no_context_takeover; /* 1: compress every message on its own
+                                        (the compressor's ~256 KiB is freed
+                                        between messages; worse ratio) */
+    size_t deflate_min;              /* smaller messages go uncompressed, default 64 */
 } tern_ws_opts;
 
 typedef struct tern_ws_msg {

@@ -20,6 +20,7 @@
 
 #include "http/ctx.h"
 #include "http/h1.h"
+#include "http/ws_deflate.h"
 #include "http/ws_frame.h"
 #include "rt/sched.h"
 #include "tern/ws.h"
@@ -38,13 +39,18 @@ typedef enum tern__ws_state {
     TERN__WS_CLOSED,     /* handshake done, or the connection broke */
 } tern__ws_state;
 
-/* A frame queued by a non-owner, header and payload in one block. */
+/* A message queued by a non-owner: the owner frames (and compresses) it
+ * when it writes it, since compression state is the owner's. */
 typedef struct ws_out {
     struct ws_out *next;
     size_t len;
-    int is_close;
+    tern__ws_opcode op;
     uint8_t data[];
 } ws_out;
+
+/* Messages below this size go out uncompressed: deflate's block overhead
+ * eats what it saves. */
+#define DEFAULT_DEFLATE_MIN 64
 
 struct tern_ws {
     tern_ctx *ctx;
@@ -59,6 +65,10 @@ struct tern_ws {
     uint8_t *msg;
     size_t msg_len, msg_cap;
     uint8_t msg_op;    /* TEXT or BINARY while a message is open, else 0 */
+    int msg_compressed; /* its first frame had RSV1 (permessage-deflate) */
+    const uint8_t *deliver; /* the complete message handed out */
+    size_t deliver_len;
+    tern__ws_deflate *deflate; /* negotiated permessage-deflate, or NULL */
     int delivered;     /* msg was handed out: reset on the next recv */
     tern__utf8 utf8;
     /* keep-alive and closing deadlines */
@@ -133,11 +143,28 @@ static const char *choose_protocol(const tern_ctx *ctx, const char *const *ours)
 
 static void ws_release(void *arg);
 
-static int send_101(tern__h1 *x, const char *accept, const char *protocol) {
+/* permessage-deflate when the options allow it and the client offers an
+ * acceptable variant: the response header's value into ext, else "". */
+static void negotiate_deflate(tern_ws *ws, const tern_ctx *ctx, char *ext, size_t size) {
+    ext[0] = 0;
+    if (!ws->opts.permessage_deflate) return;
+    tern_str n, v;
+    for (size_t i = 0; tern_req_header_at(ctx, i, &n, &v) == 0; i++) {
+        if (n.len != 24 || strncasecmp(n.ptr, "Sec-WebSocket-Extensions", 24) != 0) continue;
+        tern__ws_deflate_params p;
+        if (!tern__ws_deflate_negotiate(v.ptr, v.len, ws->opts.deflate_no_context_takeover, &p, ext, size))
+            continue;
+        ws->deflate = tern__ws_deflate_new(&p);
+        if (!ws->deflate) ext[0] = 0; /* no memory for it: plain frames */
+        return;
+    }
+}
+
+static int send_101(tern__h1 *x, const char *accept, const char *protocol, const char *ext) {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
-    size_t plen = protocol ? strlen(protocol) : 0;
-    char *p = tern__h1_reserve(x, sizeof head + 28 + 32 + plen + 8);
+    size_t plen = protocol ? strlen(protocol) : 0, elen = strlen(ext);
+    char *p = tern__h1_reserve(x, sizeof head + 28 + 32 + plen + 32 + elen + 8);
     if (!p) return -ENOMEM;
     char *start = p;
     memcpy(p, head, sizeof head - 1);
@@ -149,6 +176,12 @@ static int send_101(tern__h1 *x, const char *accept, const char *protocol) {
         p += 26;
         memcpy(p, protocol, plen);
         p += plen;
+    }
+    if (elen) {
+        memcpy(p, "\r\nSec-WebSocket-Extensions: ", 28);
+        p += 28;
+        memcpy(p, ext, elen);
+        p += elen;
     }
     memcpy(p, "\r\n\r\n", 4);
     p += 4;
@@ -177,6 +210,7 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     if (!ws->opts.max_message) ws->opts.max_message = DEFAULT_MAX_MESSAGE;
     if (!ws->opts.max_queued) ws->opts.max_queued = DEFAULT_MAX_QUEUED;
     if (!ws->opts.pong_timeout_ms) ws->opts.pong_timeout_ms = ws->opts.ping_interval_ms;
+    if (!ws->opts.deflate_min) ws->opts.deflate_min = DEFAULT_DEFLATE_MIN;
     ws->ctx = ctx;
     ws->x = x;
     ws->sched = tern__sched_self;
@@ -192,9 +226,10 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     ctx->close = 1;
     ctx->upgrade = ws;
     ctx->upgrade_release = ws_release;
-    char accept[29];
+    char accept[29], ext[160];
     tern__ws_accept_key(key, strlen(key), accept);
-    if (send_101(x, accept, ws->protocol) < 0) {
+    negotiate_deflate(ws, ctx, ext, sizeof ext);
+    if (send_101(x, accept, ws->protocol, ext) < 0) {
         ws->state = TERN__WS_CLOSED;
         ws->peer_code = TERN__WS_CLOSE_ABNORMAL;
         ws->senders_closed = 1;
@@ -221,6 +256,7 @@ static void ws_release(void *arg) {
     ws->out_head = ws->out_tail = NULL;
     pthread_mutex_unlock(&ws->lock);
     pthread_mutex_destroy(&ws->lock);
+    tern__ws_deflate_free(ws->deflate);
     free(ws->msg);
     free(ws);
 }
@@ -309,13 +345,28 @@ static int ws_broken(tern_ws *ws, int r) {
 }
 
 /* Owner: writes one frame at once. */
-static int ws_write_frame(tern_ws *ws, tern__ws_opcode op, const void *data, size_t len) {
+static int ws_write_rsv(tern_ws *ws, tern__ws_opcode op, uint8_t rsv, const void *data, size_t len) {
     tern__h1 *x = ws->x;
     uint8_t *p = (uint8_t *)tern__h1_reserve(x, 10);
     if (!p) return -ENOMEM;
-    tern__h1_commit(x, tern__ws_frame_header(p, 1, 0, op, len));
+    tern__h1_commit(x, tern__ws_frame_header(p, 1, rsv, op, len));
     int r = tern__h1_write(x, data, len);
     return r < 0 ? ws_broken(ws, r) : 0;
+}
+
+static int ws_write_frame(tern_ws *ws, tern__ws_opcode op, const void *data, size_t len) {
+    return ws_write_rsv(ws, op, 0, data, len);
+}
+
+/* Owner: a data message, compressed when permessage-deflate is on and it
+ * is worth it. */
+static int ws_write_message(tern_ws *ws, tern__ws_opcode op, const void *data, size_t len) {
+    if (!ws->deflate || op >= TERN__WS_OP_CLOSE || len < ws->opts.deflate_min)
+        return ws_write_frame(ws, op, data, len);
+    const uint8_t *z;
+    size_t zlen;
+    if (tern__ws_deflate_message(ws->deflate, data, len, &z, &zlen) < 0) return ws_write_frame(ws, op, data, len);
+    return ws_write_rsv(ws, op, TERN__WS_RSV1, z, zlen);
 }
 
 /* Owner: writes what other coroutines queued, in their order. */
@@ -328,9 +379,8 @@ static int ws_flush_outbox(tern_ws *ws) {
     int r = 0;
     for (ws_out *q = o; q && r == 0; q = q->next) {
         if (ws->state != TERN__WS_OPEN) break;
-        r = tern__h1_write(ws->x, (const char *)q->data, q->len);
-        if (r < 0) r = ws_broken(ws, r);
-        else if (q->is_close) {
+        r = ws_write_message(ws, q->op, q->data, q->len);
+        if (r == 0 && q->op == TERN__WS_OP_CLOSE) {
             ws->state = TERN__WS_CLOSE_SENT;
             ws->close_deadline_ns = tern_clock_ns() + CLOSE_WAIT_NS;
         }
@@ -341,12 +391,11 @@ static int ws_flush_outbox(tern_ws *ws) {
 
 /* Non-owner: queues a whole frame and wakes the owner if it waits. */
 static int ws_enqueue(tern_ws *ws, tern__ws_opcode op, const void *data, size_t len, int is_close) {
-    ws_out *o = malloc(sizeof *o + 10 + len);
+    ws_out *o = malloc(sizeof *o + len);
     if (!o) return -ENOMEM;
-    size_t h = tern__ws_frame_header(o->data, 1, 0, op, len);
-    if (len) memcpy(o->data + h, data, len);
-    o->len = h + len;
-    o->is_close = is_close;
+    if (len) memcpy(o->data, data, len);
+    o->len = len;
+    o->op = op;
     o->next = NULL;
     pthread_mutex_lock(&ws->lock);
     int r = 0;
@@ -376,7 +425,7 @@ static int ws_send_frame(tern_ws *ws, tern__ws_opcode op, const void *data, size
     int r = ws_flush_outbox(ws);
     if (r < 0) return r;
     if (ws->state != TERN__WS_OPEN) return -EPIPE;
-    return ws_write_frame(ws, op, data, len);
+    return ws_write_message(ws, op, data, len);
 }
 
 int tern_ws_send(tern_ws *ws, tern_ws_type type, const void *data, size_t len) {
@@ -450,20 +499,39 @@ static int on_control(tern_ws *ws, uint8_t op, const uint8_t *p, size_t len) {
     }
 }
 
+/* A whole compressed message: inflated (RFC 7692 §7.2.2) and, as text,
+ * checked as UTF-8. 1, or < 0 after failing the connection. */
+static int on_compressed(tern_ws *ws) {
+    int r = tern__ws_inflate_message(ws->deflate, ws->msg, ws->msg_len, ws->opts.max_message, &ws->deliver,
+                                     &ws->deliver_len);
+    if (r == -EMSGSIZE) return ws_fail(ws, TERN__WS_CLOSE_TOO_BIG);
+    if (r == -ENOMEM) return ws_fail(ws, TERN__WS_CLOSE_INTERNAL);
+    if (r < 0) return ws_fail(ws, TERN__WS_CLOSE_INVALID_DATA);
+    if (ws->msg_op == TERN__WS_OP_TEXT) {
+        tern__utf8 u;
+        tern__utf8_init(&u);
+        if (tern__utf8_feed(&u, ws->deliver, ws->deliver_len) != TERN__UTF8_COMPLETE)
+            return ws_fail(ws, TERN__WS_CLOSE_INVALID_DATA);
+    }
+    return 1;
+}
+
 /* A data frame's payload (unmasked, in the input buffer): appended to the
  * message; 1 when the message is complete, 0 for more, or < 0. */
 static int on_data(tern_ws *ws, const tern__ws_frame *f, const uint8_t *p) {
     if (f->opcode == TERN__WS_OP_CONT) {
         if (!ws->msg_op) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* nothing to continue (§5.4) */
+        if (f->rsv) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* RSV1 on the first frame only (RFC 7692 §6.1) */
     } else {
         if (ws->msg_op) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* a new message inside one */
         ws->msg_op = f->opcode;
+        ws->msg_compressed = f->rsv != 0;
         ws->msg_len = 0;
         tern__utf8_init(&ws->utf8);
     }
     size_t len = (size_t)f->len;
     if (len > ws->opts.max_message - ws->msg_len) return ws_fail(ws, TERN__WS_CLOSE_TOO_BIG);
-    if (ws->msg_op == TERN__WS_OP_TEXT) {
+    if (ws->msg_op == TERN__WS_OP_TEXT && !ws->msg_compressed) {
         /* checked per frame, so invalid text fails fast (§8.1) */
         tern__utf8_result u = tern__utf8_feed(&ws->utf8, p, len);
         if (u == TERN__UTF8_INVALID || (f->fin && u == TERN__UTF8_PARTIAL))
@@ -479,7 +547,10 @@ static int on_data(tern_ws *ws, const tern__ws_frame *f, const uint8_t *p) {
     }
     if (len) memcpy(ws->msg + ws->msg_len, p, len);
     ws->msg_len += len;
-    return f->fin ? 1 : 0;
+    if (!f->fin) return 0;
+    ws->deliver = ws->msg;
+    ws->deliver_len = ws->msg_len;
+    return ws->msg_compressed ? on_compressed(ws) : 1;
 }
 
 /* The frame at in_start, complete in the buffer: consumed and handled. */
@@ -491,6 +562,7 @@ static int on_frame(tern_ws *ws, const tern__ws_frame *f, tern_ws_msg *msg) {
     ws->last_rx_ns = tern_clock_ns();
     ws->ping_outstanding = 0; /* any traffic shows the peer is alive */
     if (f->opcode >= TERN__WS_OP_CLOSE) {
+        if (f->rsv) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* never on control frames (RFC 7692 §6.1) */
         /* copied out before anything may park: the input may move then */
         uint8_t body[125];
         memcpy(body, p, len);
@@ -532,14 +604,15 @@ static int ws_step(tern_ws *ws, tern_ws_msg *msg) {
     tern__ws_frame f;
     size_t avail = tern__h1_in_avail(x);
     const uint8_t *in = avail ? (const uint8_t *)x->in + x->in_start : (const uint8_t *)"";
-    tern__ws_parse p = tern__ws_frame_parse(in, avail, 0, 1, ws->opts.max_message, &f);
+    tern__ws_parse p =
+        tern__ws_frame_parse(in, avail, ws->deflate ? TERN__WS_RSV1 : 0, 1, ws->opts.max_message, &f);
     if (p == TERN__WS_PARSE_PROTOCOL) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL);
     if (p == TERN__WS_PARSE_TOO_BIG) return ws_fail(ws, TERN__WS_CLOSE_TOO_BIG);
     if (p == TERN__WS_PARSE_OK && avail >= f.header_len + f.len) {
         r = on_frame(ws, &f, msg);
         if (r == 1) {
-            msg->data = ws->msg;
-            msg->len = ws->msg_len;
+            msg->data = ws->deliver;
+            msg->len = ws->deliver_len;
         }
         return r;
     }

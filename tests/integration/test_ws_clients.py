@@ -54,10 +54,12 @@ async def main():
     async with websockets.connect("ws://127.0.0.1:%d/ws" % PORT, subprotocols=["echo"],
                                   max_size=None) as ws:
         assert ws.subprotocol == "echo", ws.subprotocol
+        # websockets offers permessage-deflate by default (RFC 7692): accepted
+        assert [e.name for e in ws.extensions] == ["permessage-deflate"], ws.extensions
         for m in ["", "hello", "κόσμε \\U0001F600", "x" * 70000]:
             await ws.send(m)
             assert await ws.recv() == m
-        for m in [b"", b"\\x00\\xff" * 10, bytes(range(256)) * 4096]:
+        for m in [b"", b"\\x00\\xff" * 10, bytes(range(256)) * 4096, b"compressible " * 50000]:
             await ws.send(m)
             assert await ws.recv() == m
         # a fragmented message: websockets sends an iterable as fragments
@@ -66,6 +68,11 @@ async def main():
         pong = await ws.ping(b"are you there")
         await asyncio.wait_for(pong, 5)
     assert ws.close_code == 1000, ws.close_code
+    # and without compression
+    async with websockets.connect("ws://127.0.0.1:%d/ws" % PORT, compression=None) as ws:
+        assert ws.extensions == [], ws.extensions
+        await ws.send("plain")
+        assert await ws.recv() == "plain"
     print("ok")
 ''')
     check("ok" in out, out)
@@ -113,12 +120,12 @@ async def main():
 
 def test_node_ws_echo(srv):
     out = run_node(srv, r'''
-const ws = new WebSocket(`ws://127.0.0.1:${PORT}/ws`, ['echo']);  // offers permessage-deflate: declined
+const ws = new WebSocket(`ws://127.0.0.1:${PORT}/ws`, ['echo'], {perMessageDeflate: {threshold: 0}});
 const sent = ['hello', 'κόσμε', 'z'.repeat(100000), Buffer.from([0, 1, 2, 255])];
 let i = 0;
 ws.on('open', () => {
   if (ws.protocol !== 'echo') { console.error('protocol', ws.protocol); process.exit(1); }
-  if (ws.extensions !== '') { console.error('extensions', ws.extensions); process.exit(1); }
+  if (!ws.extensions.startsWith('permessage-deflate')) { console.error('extensions', ws.extensions); process.exit(1); }
   ws.send(sent[0]);
 });
 ws.on('message', (data, isBinary) => {

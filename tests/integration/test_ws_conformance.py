@@ -420,6 +420,78 @@ def test_7_4_1_oversize_fragmented_message_is_1009(srv):
     ws.expect_close(1009, "fragments summing over max_message")
 
 
+# ---- RFC 7692 permessage-deflate (Autobahn 12.x, 13.x) -----------------------------------
+
+DEFLATE = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+
+
+def inflate(payload):
+    import zlib
+    d = zlib.decompressobj(-15)
+    return d.decompress(payload + b"\x00\x00\xff\xff")
+
+
+def test_rfc7692_5_negotiation(srv):
+    ws = WS(srv.port, headers=DEFLATE)
+    check_eq(ws.headers.get("sec-websocket-extensions"), "permessage-deflate", "accepted as offered")
+    ws.close()
+    ws = WS(srv.port, headers={"Sec-WebSocket-Extensions":
+                               "permessage-deflate; server_max_window_bits=8, permessage-deflate; "
+                               "server_no_context_takeover; server_max_window_bits=10"})
+    check_eq(ws.headers.get("sec-websocket-extensions"),
+             "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+             "the first acceptable offer (zlib has no raw 8-bit window: §7.1.2.1)")
+    ws.close()
+    ws = WS(srv.port, headers={"Sec-WebSocket-Extensions": "permessage-deflate; bogus=1, x-webkit-deflate-frame"})
+    check("sec-websocket-extensions" not in ws.headers, "no acceptable offer: no extension")
+    ws.send(OP_TEXT, b"x", rsv=4)
+    ws.expect_close(1002, "RSV1 without the extension")
+
+
+def test_rfc7692_7_2_3_1_compressed_hello(srv):
+    ws = WS(srv.port, headers=DEFLATE)
+    ws.send(OP_TEXT, bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), rsv=4)  # "Hello" (§7.2.3.1)
+    check_eq(ws.recv_data(), (OP_TEXT, b"Hello"), "short answer goes uncompressed")
+    # the same, fragmented: RSV1 on the first frame only (§7.2.3.1's second example)
+    ws.send(OP_TEXT, bytes([0xf2, 0x48, 0xcd]), rsv=4, fin=False)
+    ws.send(OP_CONT, bytes([0xc9, 0xc9, 0x07, 0x00]))
+    check_eq(ws.recv_data(), (OP_TEXT, b"Hello"), "fragmented compressed message")
+    big = b"tern " * 1000
+    ws.send(OP_TEXT, big)
+    fin, rsv, op, payload = ws.recv()
+    check_eq((op, rsv), (OP_TEXT, 4), "a long answer is compressed (RSV1)")
+    check_eq(inflate(payload), big, "it inflates to the message")
+    check(len(payload) < len(big) // 10, "and is smaller: %d bytes" % len(payload))
+    ws.close()
+
+
+def test_rfc7692_6_1_rsv1_on_continuation_is_1002(srv):
+    ws = WS(srv.port, headers=DEFLATE)
+    ws.send(OP_TEXT, bytes([0xf2, 0x48]), rsv=4, fin=False)
+    ws.send(OP_CONT, bytes([0xcd, 0xc9, 0xc9, 0x07, 0x00]), rsv=4)
+    ws.expect_close(1002, "RSV1 on a continuation frame")
+    ws = WS(srv.port, headers=DEFLATE)
+    ws.send(OP_PING, b"", rsv=4)
+    ws.expect_close(1002, "RSV1 on a control frame")
+
+
+def test_rfc7692_corrupt_or_oversize_compressed(srv):
+    ws = WS(srv.port, headers=DEFLATE)
+    ws.send(OP_BINARY, b"\xff\xff\xff\xff", rsv=4)
+    ws.expect_close(1007, "data that does not inflate")
+    import zlib
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = c.compress(b"\0" * 200000) + c.flush(zlib.Z_SYNC_FLUSH)
+    ws = WS(srv.port, path="/chat", headers=DEFLATE)  # 64 KiB limit, on the inflated size
+    ws.send(OP_BINARY, bomb[:-4], rsv=4)
+    ws.expect_close(1009, "200 KB inflated from %d bytes" % (len(bomb) - 4))
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bad = c.compress(b"ok \xed\xa0\x80") + c.flush(zlib.Z_SYNC_FLUSH)
+    ws = WS(srv.port, headers=DEFLATE)
+    ws.send(OP_TEXT, bad[:-4], rsv=4)
+    ws.expect_close(1007, "compressed text that is not UTF-8")
+
+
 # ---- the connection's life --------------------------------------------------------------
 
 def stats(srv):

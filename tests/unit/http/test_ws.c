@@ -2,12 +2,14 @@
  * validator (whole, split at every point, byte by byte) and the handshake
  * helpers (RFC 6455 §1.3's sample key). Headers are parsed flush against
  * an unreadable page, so a one-byte over-read crashes. */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "http/ws.h"
+#include "http/ws_deflate.h"
 #include "http/ws_frame.c"
 
 static uint8_t *guard_end;
@@ -167,6 +169,62 @@ static void test_handshake_helpers(void) {
     CHECK(!tern__ws_list_has(proto, sizeof proto - 1, "super"));
 }
 
+static void test_deflate_negotiation(void) {
+    tern__ws_deflate_params p;
+    char resp[128];
+    const char a[] = "permessage-deflate; client_max_window_bits";
+    CHECK(tern__ws_deflate_negotiate(a, sizeof a - 1, 0, &p, resp, sizeof resp));
+    CHECK_STR(resp, "permessage-deflate");
+    CHECK(tern__ws_deflate_negotiate(a, sizeof a - 1, 1, &p, resp, sizeof resp));
+    CHECK_STR(resp, "permessage-deflate; server_no_context_takeover");
+    const char b[] = "permessage-deflate; server_max_window_bits=8, permessage-deflate;client_no_context_takeover;"
+                     " server_max_window_bits=\"12\"";
+    CHECK(tern__ws_deflate_negotiate(b, sizeof b - 1, 0, &p, resp, sizeof resp));
+    CHECK_STR(resp, "permessage-deflate; client_no_context_takeover; server_max_window_bits=12");
+    CHECK_INT(p.server_max_window_bits, 12);
+    const char *refused[] = {"permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+                             "permessage-deflate; server_no_context_takeover=1", "permessage-deflate; x=1",
+                             "permessage-deflate; client_max_window_bits=16", "x-webkit-deflate-frame", ""};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        CHECK(!tern__ws_deflate_negotiate(refused[i], strlen(refused[i]), 0, &p, resp, sizeof resp));
+}
+
+static void test_deflate_roundtrip(void) {
+    tern__ws_deflate_params p = {.server_max_window_bits = 15};
+    tern__ws_deflate *d = tern__ws_deflate_new(&p);
+    CHECK(d != NULL);
+    /* RFC 7692 §7.2.3.1: "Hello" */
+    const uint8_t hello[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+    const uint8_t *out;
+    size_t n;
+    CHECK_INT(tern__ws_inflate_message(d, hello, sizeof hello, 100, &out, &n), 0);
+    CHECK_MEM(out, n, "Hello");
+    /* §7.2.3.2: the same message again, with context takeover, is shorter */
+    const uint8_t again[] = {0xf2, 0x00, 0x11, 0x00, 0x00};
+    CHECK_INT(tern__ws_inflate_message(d, again, sizeof again, 100, &out, &n), 0);
+    CHECK_MEM(out, n, "Hello");
+    static char big[200000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = "tern websocket "[i % 15];
+    const uint8_t *z;
+    size_t zn;
+    for (int round = 0; round < 3; round++) {
+        CHECK_INT(tern__ws_deflate_message(d, big, sizeof big, &z, &zn), 0);
+        CHECK(zn < sizeof big / 20);
+        uint8_t *copy = malloc(zn);
+        memcpy(copy, z, zn);
+        CHECK_INT(tern__ws_inflate_message(d, copy, zn, sizeof big, &out, &n), 0);
+        CHECK(n == sizeof big && memcmp(out, big, n) == 0);
+        CHECK_INT(tern__ws_inflate_message(d, copy, zn, sizeof big - 1, &out, &n), -EMSGSIZE);
+        free(copy);
+        tern__ws_deflate_free(d); /* a fresh pair: the failed inflate left its stream mid-message */
+        d = tern__ws_deflate_new(&p);
+    }
+    CHECK_INT(tern__ws_deflate_message(d, "", 0, &z, &zn), 0);
+    CHECK(zn >= 1);
+    CHECK_INT(tern__ws_inflate_message(d, (const uint8_t *)"\xff\xff\xff", 3, 100, &out, &n), -EINVAL);
+    tern__ws_deflate_free(d);
+}
+
 int main(void) {
     guard_init();
     test_parse_lengths();
@@ -176,5 +234,7 @@ int main(void) {
     test_close_codes();
     test_utf8();
     test_handshake_helpers();
+    test_deflate_negotiation();
+    test_deflate_roundtrip();
     return check_done();
 }
