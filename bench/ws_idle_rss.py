@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """RSS per idle WebSocket: starts tern-demo, opens N WebSocket connections to /ws (each
 exchanges one echo, so its handler has run and parked in tern_ws_recv), lets them sit
-idle, and reads the server's VmRSS from /proc before and after. For comparison, the
+idle, then the same with /ws/callback (tern_ws_on_message: no coroutine while idle), and reads the server's VmRSS from /proc before and after. For comparison, the
 same for N idle HTTP keep-alive connections (one request each). Usage:
   bench/ws_idle_rss.py --binary build/tern-demo [--n 10000] [--workers 2]
 Use a build without sanitizers: ASan's shadow memory and quarantine skew RSS."""
@@ -31,11 +31,11 @@ def start(binary, workers):
     return p, port
 
 
-def ws_open(port):
+def ws_open(port, path="/ws"):
     s = socket.create_connection(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += s.recv(4096)
@@ -92,6 +92,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     measure(a.binary, a.workers, a.n, http_open, "idle HTTP keep-alive")
     measure(a.binary, a.workers, a.n, ws_open, "idle WebSocket (parked recv)")
+    measure(a.binary, a.workers, a.n, lambda port: ws_open(port, "/ws/callback"),
+            "idle WebSocket (callback)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,19 @@ static void ws_echo(tern_ctx *ctx) {
         if (tern_ws_send(ws, m.type, m.data, m.len) < 0) break;
 }
 
+/* The same echo in callback mode: between messages the connection holds
+ * no coroutine (bench/ws_idle_rss.py measures both). */
+static void echo_message(tern_ws *ws, const tern_ws_msg *m, void *user) {
+    (void)user;
+    tern_ws_send(ws, m->type, m->data, m->len);
+}
+
+static void ws_echo_callback(tern_ctx *ctx) {
+    tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20, .permessage_deflate = 1};
+    tern_ws *ws = tern_ws_accept(ctx, &opts);
+    if (ws) tern_ws_on_message(ws, echo_message, NULL, NULL);
+}
+
 /* ---- /chat ----------------------------------------------------------------- */
 
 static int room_join(demo_room *r, tern_ws *ws) {
@@ -70,8 +83,26 @@ static void room_broadcast(demo_room *r, tern_ws *self, const char *text) {
     if (self) tern_ws_send_text(self, text);
 }
 
+/* A member's line, prefixed with its worker, to everyone. */
+static void chat_relay(demo_room *room, tern_ws *ws, const tern_ws_msg *m) {
+    if (m->type != TERN_WS_TEXT) return; /* text only */
+    size_t n = m->len < 200 ? m->len : 200;
+    char *out = malloc(n + 32);
+    if (!out) return;
+    int k = snprintf(out, 32, "w%d: ", tern_worker_id());
+    memcpy(out + k, m->data, n);
+    out[(size_t)k + n] = 0;
+    room_broadcast(room, ws, out); /* a line cut mid-character is refused (-EINVAL) */
+    free(out);
+}
+
+static void chat_message(tern_ws *ws, const tern_ws_msg *m, void *room) { chat_relay(room, ws, m); }
+static void chat_close(tern_ws *ws, void *room) { room_leave(room, ws); }
+
 static void chat(tern_ctx *ctx) {
     demo_room *room = &demo_app_of(ctx)->chat;
+    unsigned long stackless;
+    if (demo_query_uint(ctx, "stackless", 0, 0, 1, &stackless) < 0) return;
     /* compression without context takeover: a chat room holds many idle
      * members, and a compressor kept per member would cost ~256 KiB each */
     tern_ws_opts opts = {.max_message = 64u << 10, .ping_interval_ms = 30000, .permessage_deflate = 1,
@@ -85,19 +116,13 @@ static void chat(tern_ctx *ctx) {
     char line[256];
     snprintf(line, sizeof line, "* someone joined on worker %d", tern_worker_id());
     room_broadcast(room, ws, line);
-    tern_ws_msg m;
-    while (tern_ws_recv(ws, &m) == 0) {
-        if (m.type != TERN_WS_TEXT) continue;
-        /* text only: the room relays what it is sent, prefixed */
-        size_t n = m.len < 200 ? m.len : 200;
-        char *out = malloc(n + 32);
-        if (!out) continue;
-        int k = snprintf(out, 32, "w%d: ", tern_worker_id());
-        memcpy(out + k, m.data, n);
-        out[(size_t)k + n] = 0;
-        room_broadcast(room, ws, out); /* a line cut mid-character is refused (-EINVAL) */
-        free(out);
+    if (stackless) {
+        /* the handler returns; the room's messages arrive by callback */
+        if (tern_ws_on_message(ws, chat_message, chat_close, room) < 0) room_leave(room, ws);
+        return;
     }
+    tern_ws_msg m;
+    while (tern_ws_recv(ws, &m) == 0) chat_relay(room, ws, &m);
     room_leave(room, ws);
 }
 
@@ -140,6 +165,7 @@ static void sse(tern_ctx *ctx) {
 
 int demo_register_push(tern_server *s) {
     int r = tern_route(s, TERN_GET, "/ws", ws_echo);
+    if (r == 0) r = tern_route(s, TERN_GET, "/ws/callback", ws_echo_callback);
     if (r == 0) r = tern_route(s, TERN_GET, "/chat", chat);
     if (r == 0) r = tern_route(s, TERN_GET, "/sse", sse);
     return r;

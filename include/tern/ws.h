@@ -94,6 +94,23 @@ TERN_API int tern_ws_ping(tern_ws *ws, const void *data, size_t len);
  * queued and the owner's recv returns -EPIPE once the handshake is done. */
 TERN_API int tern_ws_close(tern_ws *ws, unsigned code, const char *reason);
 
+/* Callback mode: an idle WebSocket holding no coroutine stack. Called by
+ * the handler right after tern_ws_accept; the handler then returns, and
+ * the connection stays open in the worker's idle table like a keep-alive
+ * HTTP connection (a slot and the tern_ws: some hundred bytes). When a
+ * frame arrives (or another coroutine sends), a pooled coroutine runs
+ * on_message for each complete message: it may send, close and park like
+ * a handler; msg is valid until it returns. on_close(ws, user) runs once
+ * when the connection ends (from the worker's loop when it is closed while
+ * idle, e.g. at shutdown: it must not park); the tern_ws is freed after it
+ * returns, so whoever else sends to ws must stop before (a room leaves
+ * there). The idle ping is not done in this mode. 0, -EPERM (not the
+ * handler's coroutine), -EALREADY, -EINVAL (no on_message). */
+typedef void (*tern_ws_message_fn)(tern_ws *ws, const tern_ws_msg *msg, void *user);
+typedef void (*tern_ws_close_fn)(tern_ws *ws, void *user);
+TERN_API int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close,
+                                void *user);
+
 /* The peer's close code: 1005 when it sent none, 1006 when the connection
  * broke without a close frame, 0 while open. */
 TERN_API unsigned tern_ws_close_code(const tern_ws *ws);

@@ -74,6 +74,8 @@ struct tern_ctx {
     unsigned server_set : 1;          /* handler set its own Server header */
     unsigned date_set : 1;            /* handler set its own Date header */
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
+    unsigned upgraded : 1;            /* the connection goes to `upgrade` (a WebSocket in
+                                         callback mode) when the handler returns */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
     /* a protocol that took the connection over (WebSocket, ws.c): released

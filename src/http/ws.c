@@ -80,6 +80,21 @@ struct tern_ws {
     size_t out_bytes;
     uint64_t wait_token; /* the owner's current recv wait, 0 when not waiting */
     int senders_closed;
+    /* callback mode (tern_ws_on_message): no coroutine while idle */
+    int detached;            /* the handler handed the connection over */
+    int idle;                /* (under lock) back in the idle table: a send kicks */
+    int kick_posted;         /* (under lock) a kick is on its way to the worker */
+    int refs;                /* (under lock) the driver's 1 + kicks in flight */
+    int gone;                /* (under lock) the driver let go: free at refs 0 */
+    int close_notified;      /* on_close has run */
+    tern_ws_message_fn on_message;
+    tern_ws_close_fn on_close;
+    void *user;
+    void (*kick)(void *drv, int fd, tern_ws *ws);
+    void *kick_drv;
+    int kick_fd;
+    char *saved_in;          /* a partial frame kept while idle */
+    size_t saved_len;
 };
 
 /* ---- handshake -------------------------------------------------------------- */
@@ -216,6 +231,7 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     ws->sched = tern__sched_self;
     ws->owner = x->coro;
     ws->state = TERN__WS_OPEN;
+    ws->refs = 1;
     ws->last_rx_ns = tern_clock_ns();
     pthread_mutex_init(&ws->lock, NULL);
     ws->protocol = choose_protocol(ctx, ws->opts.protocols);
@@ -248,17 +264,43 @@ static void free_out(ws_out *o) {
     }
 }
 
+static void ws_free(tern_ws *ws) {
+    free_out(ws->out_head);
+    pthread_mutex_destroy(&ws->lock);
+    tern__ws_deflate_free(ws->deflate);
+    free(ws->saved_in);
+    free(ws->msg);
+    free(ws);
+}
+
+static void notify_close(tern_ws *ws) {
+    if (ws->close_notified || !ws->on_close) return;
+    ws->close_notified = 1;
+    ws->on_close(ws, ws->user);
+}
+
+/* The request ends (ctx released): in sequential mode the WebSocket ends
+ * with it; a handed-over one that never got going is closed here too. */
 static void ws_release(void *arg) {
     tern_ws *ws = arg;
     pthread_mutex_lock(&ws->lock);
     ws->senders_closed = 1;
-    free_out(ws->out_head);
-    ws->out_head = ws->out_tail = NULL;
     pthread_mutex_unlock(&ws->lock);
-    pthread_mutex_destroy(&ws->lock);
-    tern__ws_deflate_free(ws->deflate);
-    free(ws->msg);
-    free(ws);
+    ws->ctx = NULL;
+    if (ws->detached) notify_close(ws);
+    tern__ws_detached_close(ws);
+}
+
+void tern__ws_detached_close(tern_ws *ws) {
+    ws->state = TERN__WS_CLOSED;
+    if (!ws->peer_code) ws->peer_code = TERN__WS_CLOSE_ABNORMAL;
+    notify_close(ws);
+    pthread_mutex_lock(&ws->lock);
+    ws->senders_closed = 1;
+    ws->gone = 1;
+    int last = --ws->refs == 0;
+    pthread_mutex_unlock(&ws->lock);
+    if (last) ws_free(ws);
 }
 
 /* ---- input ------------------------------------------------------------------ */
@@ -326,6 +368,7 @@ static int ws_fill(tern_ws *ws, size_t need, uint64_t deadline_ns) {
         if (n > 0) return 0;
         if (n == 0) return -EPIPE;
         if (n != -EAGAIN) return (int)n;
+        if (ws->detached) return -EAGAIN; /* callback mode: the connection goes idle */
         int r = ws_park(ws, deadline_ns);
         if (r != 0) return r;
     }
@@ -340,7 +383,7 @@ static int ws_broken(tern_ws *ws, int r) {
     pthread_mutex_lock(&ws->lock);
     ws->senders_closed = 1;
     pthread_mutex_unlock(&ws->lock);
-    ws->ctx->stream_state = TERN__STREAM_BROKEN;
+    if (ws->ctx) ws->ctx->stream_state = TERN__STREAM_BROKEN;
     return r == -ECANCELED || r == -ETIMEDOUT ? r : -EPIPE;
 }
 
@@ -389,6 +432,22 @@ static int ws_flush_outbox(tern_ws *ws) {
     return r;
 }
 
+static void ws_free(tern_ws *ws);
+
+/* On the owner's worker: a message was queued while the connection idled. */
+static void ws_kick(void *arg) {
+    tern_ws *ws = arg;
+    pthread_mutex_lock(&ws->lock);
+    ws->kick_posted = 0;
+    int last = --ws->refs == 0, gone = ws->gone;
+    pthread_mutex_unlock(&ws->lock);
+    if (gone) {
+        if (last) ws_free(ws);
+        return;
+    }
+    ws->kick(ws->kick_drv, ws->kick_fd, ws);
+}
+
 /* Non-owner: queues a whole frame and wakes the owner if it waits. */
 static int ws_enqueue(tern_ws *ws, tern__ws_opcode op, const void *data, size_t len, int is_close) {
     ws_out *o = malloc(sizeof *o + len);
@@ -399,7 +458,7 @@ static int ws_enqueue(tern_ws *ws, tern__ws_opcode op, const void *data, size_t 
     o->next = NULL;
     pthread_mutex_lock(&ws->lock);
     int r = 0;
-    if (ws->senders_closed) r = -EPIPE;
+    if (ws->senders_closed || ws->gone) r = -EPIPE;
     else if (ws->out_bytes + o->len > ws->opts.max_queued && !is_close) r = -ENOBUFS;
     if (r < 0) {
         pthread_mutex_unlock(&ws->lock);
@@ -411,6 +470,15 @@ static int ws_enqueue(tern_ws *ws, tern__ws_opcode op, const void *data, size_t 
     ws->out_tail = o;
     ws->out_bytes += o->len;
     if (is_close) ws->senders_closed = 1;
+    if (ws->idle && !ws->kick_posted && ws->kick) {
+        /* no coroutine serves the connection: have its worker start one */
+        ws->kick_posted = 1;
+        ws->refs++;
+        if (tern__sched_remote_call(ws->sched, ws_kick, ws) < 0) {
+            ws->kick_posted = 0;
+            ws->refs--;
+        }
+    }
     if (ws->wait_token) {
         tern__sched_wake_from_any(ws->sched, ws->owner, ws->wait_token, WAKE_OUTBOX);
         ws->wait_token = 0;
@@ -617,7 +685,8 @@ static int ws_step(tern_ws *ws, tern_ws_msg *msg) {
         return r;
     }
     size_t need = p == TERN__WS_PARSE_OK ? f.header_len + (size_t)f.len : avail + 14;
-    r = ws_fill(ws, need, ws_deadline(ws));
+    r = ws_fill(ws, need, ws->detached ? 0 : ws_deadline(ws));
+    if (r == -EAGAIN) return r;
     if (r == -ETIMEDOUT) return ws_timeout(ws);
     if (r == 0 || r == WAKE_OUTBOX) return 0;
     return ws_broken(ws, r);
@@ -655,4 +724,106 @@ int tern_ws_close(tern_ws *ws, unsigned code, const char *reason) {
     while (tern_ws_recv(ws, &m) == 0) {
     }
     return 0;
+}
+
+/* ---- callback mode: no coroutine while idle ----------------------------------- */
+
+int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close, void *user) {
+    if (!on_message) return -EINVAL;
+    if (!is_owner(ws) || !ws->ctx) return -EPERM;
+    if (ws->detached) return -EALREADY;
+    ws->on_message = on_message;
+    ws->on_close = on_close;
+    ws->user = user;
+    ws->detached = 1;
+    ws->ctx->upgraded = 1; /* the exchange hands the connection to its driver */
+    return 0;
+}
+
+void tern__ws_set_driver(tern_ws *ws, void (*kick)(void *drv, int fd, tern_ws *ws), void *drv, int fd) {
+    ws->ctx = NULL; /* the request is over */
+    ws->kick = kick;
+    ws->kick_drv = drv;
+    ws->kick_fd = fd;
+}
+
+/* Keeps a partial frame while the connection idles, and gives back the
+ * input buffer (an idle connection holds none). */
+static void save_input(tern_ws *ws, tern__h1 *x) {
+    size_t avail = tern__h1_in_avail(x);
+    if (avail) {
+        ws->saved_in = malloc(avail);
+        if (ws->saved_in) memcpy(ws->saved_in, x->in + x->in_start, avail);
+        ws->saved_len = ws->saved_in ? avail : 0;
+    }
+    if (x->in_owned) free(x->in);
+    x->in = NULL;
+    x->in_owned = 0;
+    x->in_start = x->in_len = 0;
+    if (ws->msg_op == 0 && ws->msg) {
+        /* no message open: no reassembly buffer is kept while idle */
+        free(ws->msg);
+        ws->msg = NULL;
+        ws->msg_cap = ws->msg_len = 0;
+    }
+}
+
+static int restore_input(tern_ws *ws, tern__h1 *x) {
+    if (!ws->saved_in) return 0;
+    x->in = ws->saved_in;
+    x->in_start = 0;
+    x->in_len = x->in_cap = ws->saved_len;
+    x->in_owned = 1;
+    ws->saved_in = NULL;
+    ws->saved_len = 0;
+    return 0;
+}
+
+/* 1 when nothing is queued and the connection may go idle. */
+static int ws_go_idle(tern_ws *ws) {
+    if (ws_flush_outbox(ws) < 0) return -1;
+    pthread_mutex_lock(&ws->lock);
+    int empty = ws->out_head == NULL;
+    if (empty) ws->idle = 1;
+    pthread_mutex_unlock(&ws->lock);
+    return empty;
+}
+
+tern__ws_resume_result tern__ws_resume(tern_ws *ws, tern__h1 *x) {
+    ws->x = x;
+    ws->owner = x->coro;
+    ws->sched = tern__sched_self;
+    pthread_mutex_lock(&ws->lock);
+    ws->idle = 0;
+    pthread_mutex_unlock(&ws->lock);
+    restore_input(ws, x);
+    for (;;) {
+        if (ws->delivered) {
+            ws->delivered = 0;
+            ws->msg_len = 0;
+        }
+        tern_ws_msg m;
+        int r = ws->state == TERN__WS_CLOSED ? -EPIPE : ws_step(ws, &m);
+        if (r == 1) {
+            ws->on_message(ws, &m, ws->user);
+            continue;
+        }
+        if (r == 0) continue;
+        if (r == -EAGAIN) {
+            int idle = ws_go_idle(ws);
+            if (idle == 1) {
+                save_input(ws, x);
+                /* the pooled coroutine will serve others: it is not the
+                 * owner any more (is_owner would send through a dead x) */
+                ws->owner = NULL;
+                ws->x = NULL;
+                return TERN__WS_IDLE;
+            }
+            if (idle == 0) continue;
+        }
+        notify_close(ws);
+        ws->owner = NULL;
+        ws->x = NULL;
+        return TERN__WS_DONE;
+    }
 }

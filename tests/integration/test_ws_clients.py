@@ -49,9 +49,14 @@ def run_node(srv, body):
 
 
 def test_python_websockets_echo(srv):
-    out = run_python(srv, '''
+    for path in ("/ws", "/ws/callback"):
+        python_echo(srv, path)
+
+
+def python_echo(srv, path):
+    out = run_python(srv, "PATH = %r\n" % path + '''
 async def main():
-    async with websockets.connect("ws://127.0.0.1:%d/ws" % PORT, subprotocols=["echo"],
+    async with websockets.connect("ws://127.0.0.1:%d%s" % (PORT, PATH), subprotocols=["echo"],
                                   max_size=None) as ws:
         assert ws.subprotocol == "echo", ws.subprotocol
         # websockets offers permessage-deflate by default (RFC 7692): accepted
@@ -98,9 +103,14 @@ async def main():
 
 
 def test_python_websockets_chat_room(srv):
-    out = run_python(srv, '''
+    for query in ("", "?stackless=1"):
+        python_chat(srv, query)
+
+
+def python_chat(srv, query):
+    out = run_python(srv, "QUERY = %r\n" % query + '''
 async def main():
-    members = [await websockets.connect("ws://127.0.0.1:%d/chat" % PORT) for _ in range(6)]
+    members = [await websockets.connect("ws://127.0.0.1:%d/chat%s" % (PORT, QUERY)) for _ in range(6)]
     await asyncio.sleep(0.2)
     for m in members:  # drain the join notices
         while True:
@@ -146,7 +156,7 @@ def test_node_ws_many_connections(srv):
     out = run_node(srv, r'''
 const N = 200; let done = 0;
 for (let k = 0; k < N; k++) {
-  const ws = new WebSocket(`ws://127.0.0.1:${PORT}/ws`);
+  const ws = new WebSocket(`ws://127.0.0.1:${PORT}/ws${k % 2 ? '/callback' : ''}`);
   ws.on('open', () => ws.send(`msg ${k}`));
   ws.on('message', (d) => { if (d.toString() !== `msg ${k}`) process.exit(1); ws.close(); });
   ws.on('close', () => { if (++done === N) console.log('ok'); });

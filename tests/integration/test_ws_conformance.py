@@ -22,8 +22,16 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
+# Every test runs twice: against the sequential handlers (/ws, /chat: a coroutine parked
+# in tern_ws_recv) and against the same endpoints in callback mode (tern_ws_on_message:
+# no coroutine while idle). MODE maps a path to its callback-mode twin.
+MODE = {}
+CALLBACK_MODE = {"/ws": "/ws/callback", "/chat": "/chat?stackless=1"}
+
+
 class WS:
     def __init__(self, port, path="/ws", headers=None, timeout=5.0):
+        path = MODE.get(path, path)
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -500,17 +508,31 @@ def stats(srv):
 
 
 def test_client_gone_ends_the_handler(srv):
-    base = stats(srv)["in_flight"]
+    # sequential mode: 20 handlers parked in tern_ws_recv; callback mode: none
+    base = stats(srv)
     conns = [WS(srv.port) for _ in range(20)]
     for ws in conns:
         echo(ws, OP_TEXT, b"hi")
-    check(stats(srv)["in_flight"] >= base + 20, "20 WebSocket handlers in flight")
+    now = stats(srv)
+    check(now["active_connections"] >= base["active_connections"] + 20, "20 connections open")
+    if not MODE:
+        check(now["in_flight"] >= base["in_flight"] + 20, "20 WebSocket handlers in flight")
+    else:
+        check(now["in_flight"] <= base["in_flight"] + 1, "callback mode: no handler in flight")
     for ws in conns:
         ws.sock.close()  # no close frame: the read sees end of stream
+    # (each stats() is a connection of its own, whose close may still be on its way)
+    def settled(now):
+        return (now["in_flight"] <= base["in_flight"] + 1 and
+                now["active_connections"] <= base["active_connections"] + 2)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and stats(srv)["in_flight"] > base + 1:
+    now = stats(srv)
+    while time.monotonic() < deadline and not settled(now):
         time.sleep(0.05)
-    check(stats(srv)["in_flight"] <= base + 1, "handlers ended after the clients left")
+        now = stats(srv)
+    check(settled(now), "handlers ended and connections closed after the clients left: %r vs %r" % (
+        {k: now[k] for k in ("in_flight", "active_connections")},
+        {k: base[k] for k in ("in_flight", "active_connections")}))
 
 
 def test_chat_broadcast_across_workers(srv):
@@ -539,6 +561,21 @@ def test_chat_broadcast_across_workers(srv):
         m.send(OP_CLOSE, struct.pack("!H", 1000))
         m.expect_close(1000, "chat close")
 
+
+def _callback_variant(fn):
+    def run(srv):
+        MODE.update(CALLBACK_MODE)
+        try:
+            fn(srv)
+        finally:
+            MODE.clear()
+    return run
+
+
+# the idle ping is the sequential API's (tern_ws_opts.ping_interval_ms)
+for _name, _fn in list(globals().items()):
+    if _name.startswith("test_") and callable(_fn) and "idle_ping" not in _name:
+        globals()[_name + "__callback_mode"] = _callback_variant(_fn)
 
 if __name__ == "__main__":
     harness.main(globals())
