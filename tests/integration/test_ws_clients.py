@@ -167,6 +167,32 @@ for (let k = 0; k < N; k++) {
         check("ok" in out, out)
 
 
+def test_python_websockets_over_tls(srv):
+    """wss:// : the WebSocket runs over the TLS transport the same way (both modes)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="tern-wss-")
+    key, cert = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", key, "-out", cert],
+                       capture_output=True, timeout=60)
+    check(r.returncode == 0, r.stderr.decode()[-500:])
+    with harness.serving(srv.binary, ["--tls-cert", cert, "--tls-key", key]) as tls:
+        run_python(tls, "CA = %r\n" % cert + '''
+import ssl
+async def main():
+    ctx = ssl.create_default_context(cafile=CA)
+    for path in ("/ws", "/ws/callback"):
+        async with websockets.connect("wss://localhost:%d%s" % (PORT, path), ssl=ctx,
+                                      max_size=None) as ws:
+            for m in ["over TLS", "t" * 200000, b"\\x00" * 70000]:
+                await ws.send(m)
+                assert await ws.recv() == m
+        assert ws.close_code == 1000
+''')
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---- Server-Sent Events with curl -----------------------------------------------------
 
 def curl_sse(srv, query, headers=(), max_time=None):
