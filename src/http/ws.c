@@ -242,6 +242,12 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     ctx->close = 1;
     ctx->upgrade = ws;
     ctx->upgrade_release = ws_release;
+    if (!(*x->flags & TERN__H1_NODELAY)) {
+        /* messages are small writes that must leave at once (Nagle would
+         * hold an echo's last segment behind the client's delayed ACK) */
+        tern__transport_nodelay(&x->t);
+        *x->flags |= TERN__H1_NODELAY;
+    }
     char accept[29], ext[160];
     tern__ws_accept_key(key, strlen(key), accept);
     negotiate_deflate(ws, ctx, ext, sizeof ext);
