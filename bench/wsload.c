@@ -29,7 +29,7 @@ typedef struct conn {
     size_t in_got;  /* bytes of the echo read */
 } conn;
 
-static uint8_t *frame;   /* the masked request frame */
+static uint8_t *frame; /* the masked request frame */
 static size_t frame_len, echo_len;
 
 static double now_s(void) {
@@ -52,10 +52,11 @@ static int open_ws(const char *host, int port, const char *path) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, host);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 path, host);
     if (write(fd, req, (size_t)n) != n) die("write handshake");
     char buf[2048];
     size_t got = 0;
@@ -149,13 +150,28 @@ int main(int argc, char **argv) {
     int opt;
     while ((opt = getopt(argc, argv, "h:p:u:c:s:d:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'u': path = optarg; break;
-        case 'c': conns = atoi(optarg); break;
-        case 's': size = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'd': secs = atof(optarg); break;
-        default: fprintf(stderr, "usage: wsload -p PORT [-h HOST] [-u PATH] [-c N] [-s BYTES] [-d SECONDS]\n"); return 2;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'u':
+            path = optarg;
+            break;
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 's':
+            size = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            secs = atof(optarg);
+            break;
+        default:
+            fprintf(stderr,
+                    "usage: wsload -p PORT [-h HOST] [-u PATH] [-c N] [-s BYTES] [-d SECONDS]\n");
+            return 2;
         }
     }
     if (!port || conns < 1) return 2;
@@ -190,7 +206,8 @@ int main(int argc, char **argv) {
         }
     }
     double took = now_s() - start;
-    printf("connections=%d size=%zu seconds=%.1f messages=%llu msgs_per_s=%.0f MB_per_s=%.1f\n", conns, size,
-           took, (unsigned long long)done, (double)done / took, (double)done * (double)size * 2 / took / 1e6);
+    printf("connections=%d size=%zu seconds=%.1f messages=%llu msgs_per_s=%.0f MB_per_s=%.1f\n",
+           conns, size, took, (unsigned long long)done, (double)done / took,
+           (double)done * (double)size * 2 / took / 1e6);
     return 0;
 }

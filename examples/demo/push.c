@@ -15,8 +15,10 @@ static const char *const echo_protocols[] = {"echo", NULL};
 static void ws_echo(tern_ctx *ctx) {
     unsigned long ping_ms;
     if (demo_query_uint(ctx, "ping_ms", 30000, 10, 3600000, &ping_ms) < 0) return;
-    tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20,
-                         .ping_interval_ms = (unsigned)ping_ms, .permessage_deflate = 1};
+    tern_ws_opts opts = {.protocols = echo_protocols,
+                         .max_message = 16u << 20,
+                         .ping_interval_ms = (unsigned)ping_ms,
+                         .permessage_deflate = 1};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (!ws) return; /* not an upgrade: the 400/426 is set */
     tern_ws_msg m;
@@ -32,7 +34,8 @@ static void echo_message(tern_ws *ws, const tern_ws_msg *m, void *user) {
 }
 
 static void ws_echo_callback(tern_ctx *ctx) {
-    tern_ws_opts opts = {.protocols = echo_protocols, .max_message = 16u << 20, .permessage_deflate = 1};
+    tern_ws_opts opts = {
+        .protocols = echo_protocols, .max_message = 16u << 20, .permessage_deflate = 1};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (ws) tern_ws_on_message(ws, echo_message, NULL, NULL);
 }
@@ -96,8 +99,12 @@ static void chat_relay(demo_room *room, tern_ws *ws, const tern_ws_msg *m) {
     free(out);
 }
 
-static void chat_message(tern_ws *ws, const tern_ws_msg *m, void *room) { chat_relay(room, ws, m); }
-static void chat_close(tern_ws *ws, void *room) { room_leave(room, ws); }
+static void chat_message(tern_ws *ws, const tern_ws_msg *m, void *room) {
+    chat_relay(room, ws, m);
+}
+static void chat_close(tern_ws *ws, void *room) {
+    room_leave(room, ws);
+}
 
 static void chat(tern_ctx *ctx) {
     demo_room *room = &demo_app_of(ctx)->chat;
@@ -105,7 +112,9 @@ static void chat(tern_ctx *ctx) {
     if (demo_query_uint(ctx, "stackless", 0, 0, 1, &stackless) < 0) return;
     /* compression without context takeover: a chat room holds many idle
      * members, and a compressor kept per member would cost ~256 KiB each */
-    tern_ws_opts opts = {.max_message = 64u << 10, .ping_interval_ms = 30000, .permessage_deflate = 1,
+    tern_ws_opts opts = {.max_message = 64u << 10,
+                         .ping_interval_ms = 30000,
+                         .permessage_deflate = 1,
                          .deflate_no_context_takeover = 1};
     tern_ws *ws = tern_ws_accept(ctx, &opts);
     if (!ws) return;
@@ -151,11 +160,13 @@ static void sse(tern_ctx *ctx) {
         gmtime_r(&t, &tm);
         strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
         snprintf(id, sizeof id, "%lu", next);
-        snprintf(data, sizeof data,
-                 "{\"time\":\"%s\",\"requests\":%llu,\"active_connections\":%llu,\"in_flight\":%llu,"
-                 "\"rss_bytes\":%llu,\"rps\":%.1f}",
-                 now, (unsigned long long)st.total_requests, (unsigned long long)st.active_connections,
-                 (unsigned long long)st.in_flight, (unsigned long long)st.memory_rss_bytes, st.throughput_rps);
+        snprintf(
+            data, sizeof data,
+            "{\"time\":\"%s\",\"requests\":%llu,\"active_connections\":%llu,\"in_flight\":%llu,"
+            "\"rss_bytes\":%llu,\"rps\":%.1f}",
+            now, (unsigned long long)st.total_requests, (unsigned long long)st.active_connections,
+            (unsigned long long)st.in_flight, (unsigned long long)st.memory_rss_bytes,
+            st.throughput_rps);
         if (tern_sse_event(ctx, "clock", id, data) < 0) return;
         if (count && sent + 1 == count) return;
         /* -ECANCELED here is the client going away: the stream ends */

@@ -34,7 +34,7 @@ typedef struct tern_ctx tern_ctx;
 typedef struct tern_ws tern_ws;
 
 typedef enum tern_ws_type {
-    TERN_WS_TEXT = 1,   /* valid UTF-8 */
+    TERN_WS_TEXT = 1, /* valid UTF-8 */
     TERN_WS_BINARY = 2,
 } tern_ws_type;
 
@@ -42,12 +42,12 @@ typedef struct tern_ws_opts {
     /* subprotocols the server speaks, in preference order, NULL-terminated;
      * the first the client offers is chosen (tern_ws_protocol). NULL: none */
     const char *const *protocols;
-    size_t max_message;          /* reassembled message limit, default 1 MiB (1009) */
-    unsigned ping_interval_ms;   /* idle this long: send a ping; 0 = never (default) */
-    unsigned pong_timeout_ms;    /* no pong this long after a ping: drop the
-                                    connection; default ping_interval_ms */
-    size_t max_queued;           /* bytes queued by other coroutines before
-                                    their sends fail with -ENOBUFS, default 4 MiB */
+    size_t max_message;        /* reassembled message limit, default 1 MiB (1009) */
+    unsigned ping_interval_ms; /* idle this long: send a ping; 0 = never (default) */
+    unsigned pong_timeout_ms;  /* no pong this long after a ping: drop the
+                                  connection; default ping_interval_ms */
+    size_t max_queued;         /* bytes queued by other coroutines before
+                                  their sends fail with -ENOBUFS, default 4 MiB */
     /* permessage-deflate (RFC 7692, zlib) when the client offers it: */
     int permessage_deflate;          /* 1: accept it */
     int deflate_no_context_takeover; /* 1: compress every message on its own
@@ -58,7 +58,7 @@ typedef struct tern_ws_opts {
 
 typedef struct tern_ws_msg {
     tern_ws_type type;
-    const void *data;  /* valid until the next tern_ws_recv */
+    const void *data; /* valid until the next tern_ws_recv */
     size_t len;
 } tern_ws_msg;
 
@@ -108,8 +108,8 @@ TERN_API int tern_ws_close(tern_ws *ws, unsigned code, const char *reason);
  * handler's coroutine), -EALREADY, -EINVAL (no on_message). */
 typedef void (*tern_ws_message_fn)(tern_ws *ws, const tern_ws_msg *msg, void *user);
 typedef void (*tern_ws_close_fn)(tern_ws *ws, void *user);
-TERN_API int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close,
-                                void *user);
+TERN_API int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message,
+                                tern_ws_close_fn on_close, void *user);
 
 /* The peer's close code: 1005 when it sent none, 1006 when the connection
  * broke without a close frame, 0 while open. */

@@ -34,7 +34,9 @@ static int sse_write(tern_ctx *ctx, const char *p, size_t n) {
     return r;
 }
 
-static int has_newline(const char *s) { return s && strpbrk(s, "\r\n") != NULL; }
+static int has_newline(const char *s) {
+    return s && strpbrk(s, "\r\n") != NULL;
+}
 
 /* Appends "name: value\n" lines, one per line of value (LF, CRLF, CR). */
 static size_t put_lines(char *out, const char *name, const char *v) {
@@ -56,8 +58,8 @@ static size_t put_lines(char *out, const char *name, const char *v) {
 int tern_sse_event(tern_ctx *ctx, const char *event, const char *id, const char *data) {
     if (has_newline(event) || has_newline(id)) return -EINVAL;
     if (!data) data = "";
-    size_t n = (event ? put_lines(NULL, "event: ", event) : 0) + (id ? put_lines(NULL, "id: ", id) : 0) +
-               put_lines(NULL, "data: ", data) + 1;
+    size_t n = (event ? put_lines(NULL, "event: ", event) : 0) +
+               (id ? put_lines(NULL, "id: ", id) : 0) + put_lines(NULL, "data: ", data) + 1;
     char stack[EVENT_ON_STACK];
     char *buf = n <= sizeof stack ? stack : malloc(n);
     if (!buf) return -ENOMEM;
@@ -93,7 +95,9 @@ int tern_sse_comment(tern_ctx *ctx, const char *text) {
     return r;
 }
 
-void tern_sse_heartbeat(tern_ctx *ctx, unsigned ms) { ctx->sse_heartbeat_ms = ms; }
+void tern_sse_heartbeat(tern_ctx *ctx, unsigned ms) {
+    ctx->sse_heartbeat_ms = ms;
+}
 
 int tern_sse_wait(tern_ctx *ctx, uint64_t ms) {
     uint64_t end = tern_clock_ns() + ms * 1000000ull;
@@ -117,4 +121,6 @@ int tern_sse_wait(tern_ctx *ctx, uint64_t ms) {
     }
 }
 
-const char *tern_sse_last_event_id(const tern_ctx *ctx) { return tern_req_header(ctx, "Last-Event-ID"); }
+const char *tern_sse_last_event_id(const tern_ctx *ctx) {
+    return tern_req_header(ctx, "Last-Event-ID");
+}

@@ -64,12 +64,12 @@ struct tern_ws {
     /* the message being reassembled */
     uint8_t *msg;
     size_t msg_len, msg_cap;
-    uint8_t msg_op;    /* TEXT or BINARY while a message is open, else 0 */
-    int msg_compressed; /* its first frame had RSV1 (permessage-deflate) */
+    uint8_t msg_op;         /* TEXT or BINARY while a message is open, else 0 */
+    int msg_compressed;     /* its first frame had RSV1 (permessage-deflate) */
     const uint8_t *deliver; /* the complete message handed out */
     size_t deliver_len;
     tern__ws_deflate *deflate; /* negotiated permessage-deflate, or NULL */
-    int delivered;     /* msg was handed out: reset on the next recv */
+    int delivered;             /* msg was handed out: reset on the next recv */
     tern__utf8 utf8;
     /* keep-alive and closing deadlines */
     uint64_t last_rx_ns, ping_sent_ns, close_deadline_ns;
@@ -81,19 +81,19 @@ struct tern_ws {
     uint64_t wait_token; /* the owner's current recv wait, 0 when not waiting */
     int senders_closed;
     /* callback mode (tern_ws_on_message): no coroutine while idle */
-    int detached;            /* the handler handed the connection over */
-    int idle;                /* (under lock) back in the idle table: a send kicks */
-    int kick_posted;         /* (under lock) a kick is on its way to the worker */
-    int refs;                /* (under lock) the driver's 1 + kicks in flight */
-    int gone;                /* (under lock) the driver let go: free at refs 0 */
-    int close_notified;      /* on_close has run */
+    int detached;       /* the handler handed the connection over */
+    int idle;           /* (under lock) back in the idle table: a send kicks */
+    int kick_posted;    /* (under lock) a kick is on its way to the worker */
+    int refs;           /* (under lock) the driver's 1 + kicks in flight */
+    int gone;           /* (under lock) the driver let go: free at refs 0 */
+    int close_notified; /* on_close has run */
     tern_ws_message_fn on_message;
     tern_ws_close_fn on_close;
     void *user;
     void (*kick)(void *drv, int fd, tern_ws *ws);
     void *kick_drv;
     int kick_fd;
-    char *saved_in;          /* a partial frame kept while idle */
+    char *saved_in; /* a partial frame kept while idle */
     size_t saved_len;
 };
 
@@ -134,7 +134,8 @@ static int header_lists(const tern_ctx *ctx, const char *name, const char *token
     tern_str n, v;
     size_t nl = strlen(name);
     for (size_t i = 0; tern_req_header_at(ctx, i, &n, &v) == 0; i++)
-        if (n.len == nl && strncasecmp(n.ptr, name, nl) == 0 && tern__ws_list_has(v.ptr, v.len, token))
+        if (n.len == nl && strncasecmp(n.ptr, name, nl) == 0 &&
+            tern__ws_list_has(v.ptr, v.len, token))
             return 1;
     return 0;
 }
@@ -142,7 +143,8 @@ static int header_lists(const tern_ctx *ctx, const char *name, const char *token
 /* 0 when ctx is a valid opening handshake (§4.2.1), else the status. */
 static int check_upgrade(const tern_ctx *ctx, const char **key) {
     if (tern_req_method(ctx) != TERN_GET || tern_req_http_minor(ctx) < 1) return 400;
-    if (!header_lists(ctx, "Upgrade", "websocket") || !header_lists(ctx, "Connection", "upgrade")) return 400;
+    if (!header_lists(ctx, "Upgrade", "websocket") || !header_lists(ctx, "Connection", "upgrade"))
+        return 400;
     const char *version = tern_req_header(ctx, "Sec-WebSocket-Version");
     if (!version || strcmp(version, "13") != 0) return 426; /* §4.4: with the versions we speak */
     *key = tern_req_header(ctx, "Sec-WebSocket-Key");
@@ -167,7 +169,8 @@ static void negotiate_deflate(tern_ws *ws, const tern_ctx *ctx, char *ext, size_
     for (size_t i = 0; tern_req_header_at(ctx, i, &n, &v) == 0; i++) {
         if (n.len != 24 || strncasecmp(n.ptr, "Sec-WebSocket-Extensions", 24) != 0) continue;
         tern__ws_deflate_params p;
-        if (!tern__ws_deflate_negotiate(v.ptr, v.len, ws->opts.deflate_no_context_takeover, &p, ext, size))
+        if (!tern__ws_deflate_negotiate(v.ptr, v.len, ws->opts.deflate_no_context_takeover, &p, ext,
+                                        size))
             continue;
         ws->deflate = tern__ws_deflate_new(&p);
         if (!ws->deflate) ext[0] = 0; /* no memory for it: plain frames */
@@ -212,7 +215,8 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     const char *key = NULL;
     int status = check_upgrade(ctx, &key);
     if (status) {
-        tern__ctx_error(ctx, status, status == 426 ? "WebSocket version 13 only" : "not a WebSocket upgrade");
+        tern__ctx_error(ctx, status,
+                        status == 426 ? "WebSocket version 13 only" : "not a WebSocket upgrade");
         if (status == 426) tern_resp_set_header(ctx, "Sec-WebSocket-Version", "13");
         return NULL;
     }
@@ -259,8 +263,12 @@ tern_ws *tern_ws_accept(tern_ctx *ctx, const tern_ws_opts *opts) {
     return ws;
 }
 
-const char *tern_ws_protocol(const tern_ws *ws) { return ws->protocol; }
-unsigned tern_ws_close_code(const tern_ws *ws) { return ws->peer_code; }
+const char *tern_ws_protocol(const tern_ws *ws) {
+    return ws->protocol;
+}
+unsigned tern_ws_close_code(const tern_ws *ws) {
+    return ws->peer_code;
+}
 
 static void free_out(ws_out *o) {
     while (o) {
@@ -311,7 +319,9 @@ void tern__ws_detached_close(tern_ws *ws) {
 
 /* ---- input ------------------------------------------------------------------ */
 
-static int is_owner(const tern_ws *ws) { return tern__sched_self == ws->sched && ws->sched->current == ws->owner; }
+static int is_owner(const tern_ws *ws) {
+    return tern__sched_self == ws->sched && ws->sched->current == ws->owner;
+}
 
 /* Parks the owner until its socket is readable, the queue has work
  * (WAKE_OUTBOX) or the deadline: 0, WAKE_OUTBOX or a negative errno. */
@@ -394,7 +404,8 @@ static int ws_broken(tern_ws *ws, int r) {
 }
 
 /* Owner: writes one frame at once. */
-static int ws_write_rsv(tern_ws *ws, tern__ws_opcode op, uint8_t rsv, const void *data, size_t len) {
+static int ws_write_rsv(tern_ws *ws, tern__ws_opcode op, uint8_t rsv, const void *data,
+                        size_t len) {
     tern__h1 *x = ws->x;
     uint8_t *p = (uint8_t *)tern__h1_reserve(x, 10);
     if (!p) return -ENOMEM;
@@ -414,7 +425,8 @@ static int ws_write_message(tern_ws *ws, tern__ws_opcode op, const void *data, s
         return ws_write_frame(ws, op, data, len);
     const uint8_t *z;
     size_t zlen;
-    if (tern__ws_deflate_message(ws->deflate, data, len, &z, &zlen) < 0) return ws_write_frame(ws, op, data, len);
+    if (tern__ws_deflate_message(ws->deflate, data, len, &z, &zlen) < 0)
+        return ws_write_frame(ws, op, data, len);
     return ws_write_rsv(ws, op, TERN__WS_RSV1, z, zlen);
 }
 
@@ -464,15 +476,19 @@ static int ws_enqueue(tern_ws *ws, tern__ws_opcode op, const void *data, size_t 
     o->next = NULL;
     pthread_mutex_lock(&ws->lock);
     int r = 0;
-    if (ws->senders_closed || ws->gone) r = -EPIPE;
-    else if (ws->out_bytes + o->len > ws->opts.max_queued && !is_close) r = -ENOBUFS;
+    if (ws->senders_closed || ws->gone)
+        r = -EPIPE;
+    else if (ws->out_bytes + o->len > ws->opts.max_queued && !is_close)
+        r = -ENOBUFS;
     if (r < 0) {
         pthread_mutex_unlock(&ws->lock);
         free(o);
         return r;
     }
-    if (ws->out_tail) ws->out_tail->next = o;
-    else ws->out_head = o;
+    if (ws->out_tail)
+        ws->out_tail->next = o;
+    else
+        ws->out_head = o;
     ws->out_tail = o;
     ws->out_bytes += o->len;
     if (is_close) ws->senders_closed = 1;
@@ -509,10 +525,13 @@ int tern_ws_send(tern_ws *ws, tern_ws_type type, const void *data, size_t len) {
         tern__utf8_init(&u);
         if (tern__utf8_feed(&u, data, len) != TERN__UTF8_COMPLETE) return -EINVAL;
     }
-    return ws_send_frame(ws, type == TERN_WS_TEXT ? TERN__WS_OP_TEXT : TERN__WS_OP_BINARY, data, len);
+    return ws_send_frame(ws, type == TERN_WS_TEXT ? TERN__WS_OP_TEXT : TERN__WS_OP_BINARY, data,
+                         len);
 }
 
-int tern_ws_send_text(tern_ws *ws, const char *text) { return tern_ws_send(ws, TERN_WS_TEXT, text, strlen(text)); }
+int tern_ws_send_text(tern_ws *ws, const char *text) {
+    return tern_ws_send(ws, TERN_WS_TEXT, text, strlen(text));
+}
 int tern_ws_send_binary(tern_ws *ws, const void *data, size_t len) {
     return tern_ws_send(ws, TERN_WS_BINARY, data, len);
 }
@@ -548,10 +567,12 @@ static int on_close(tern_ws *ws, const uint8_t *p, size_t len) {
         if (!tern__ws_close_code_valid(code)) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL);
         tern__utf8 u;
         tern__utf8_init(&u);
-        if (tern__utf8_feed(&u, p + 2, len - 2) != TERN__UTF8_COMPLETE) return ws_fail(ws, TERN__WS_CLOSE_INVALID_DATA);
+        if (tern__utf8_feed(&u, p + 2, len - 2) != TERN__UTF8_COMPLETE)
+            return ws_fail(ws, TERN__WS_CLOSE_INVALID_DATA);
     }
     ws->peer_code = code;
-    if (ws->state == TERN__WS_OPEN) ws_write_frame(ws, TERN__WS_OP_CLOSE, p, len < 2 ? 0 : 2); /* echo the code */
+    if (ws->state == TERN__WS_OPEN)
+        ws_write_frame(ws, TERN__WS_OP_CLOSE, p, len < 2 ? 0 : 2); /* echo the code */
     ws->state = TERN__WS_CLOSED;
     pthread_mutex_lock(&ws->lock);
     ws->senders_closed = 1;
@@ -568,16 +589,19 @@ static int on_control(tern_ws *ws, uint8_t op, const uint8_t *p, size_t len) {
         /* §5.5.2: a pong with the same payload, unless we are closing */
         if (ws->state == TERN__WS_OPEN) return ws_write_frame(ws, TERN__WS_OP_PONG, p, len);
         return 0;
-    case TERN__WS_OP_PONG: ws->ping_outstanding = 0; return 0;
-    default: return on_close(ws, p, len);
+    case TERN__WS_OP_PONG:
+        ws->ping_outstanding = 0;
+        return 0;
+    default:
+        return on_close(ws, p, len);
     }
 }
 
 /* A whole compressed message: inflated (RFC 7692 §7.2.2) and, as text,
  * checked as UTF-8. 1, or < 0 after failing the connection. */
 static int on_compressed(tern_ws *ws) {
-    int r = tern__ws_inflate_message(ws->deflate, ws->msg, ws->msg_len, ws->opts.max_message, &ws->deliver,
-                                     &ws->deliver_len);
+    int r = tern__ws_inflate_message(ws->deflate, ws->msg, ws->msg_len, ws->opts.max_message,
+                                     &ws->deliver, &ws->deliver_len);
     if (r == -EMSGSIZE) return ws_fail(ws, TERN__WS_CLOSE_TOO_BIG);
     if (r == -ENOMEM) return ws_fail(ws, TERN__WS_CLOSE_INTERNAL);
     if (r < 0) return ws_fail(ws, TERN__WS_CLOSE_INVALID_DATA);
@@ -594,8 +618,11 @@ static int on_compressed(tern_ws *ws) {
  * message; 1 when the message is complete, 0 for more, or < 0. */
 static int on_data(tern_ws *ws, const tern__ws_frame *f, const uint8_t *p) {
     if (f->opcode == TERN__WS_OP_CONT) {
-        if (!ws->msg_op) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* nothing to continue (§5.4) */
-        if (f->rsv) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* RSV1 on the first frame only (RFC 7692 §6.1) */
+        if (!ws->msg_op)
+            return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* nothing to continue (§5.4) */
+        if (f->rsv)
+            return ws_fail(
+                ws, TERN__WS_CLOSE_PROTOCOL); /* RSV1 on the first frame only (RFC 7692 §6.1) */
     } else {
         if (ws->msg_op) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* a new message inside one */
         ws->msg_op = f->opcode;
@@ -636,7 +663,9 @@ static int on_frame(tern_ws *ws, const tern__ws_frame *f, tern_ws_msg *msg) {
     ws->last_rx_ns = tern_clock_ns();
     ws->ping_outstanding = 0; /* any traffic shows the peer is alive */
     if (f->opcode >= TERN__WS_OP_CLOSE) {
-        if (f->rsv) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL); /* never on control frames (RFC 7692 §6.1) */
+        if (f->rsv)
+            return ws_fail(ws,
+                           TERN__WS_CLOSE_PROTOCOL); /* never on control frames (RFC 7692 §6.1) */
         /* copied out before anything may park: the input may move then */
         uint8_t body[125];
         memcpy(body, p, len);
@@ -657,7 +686,8 @@ static int on_frame(tern_ws *ws, const tern__ws_frame *f, tern_ws_msg *msg) {
 static uint64_t ws_deadline(const tern_ws *ws) {
     if (ws->state == TERN__WS_CLOSE_SENT) return ws->close_deadline_ns;
     if (!ws->opts.ping_interval_ms) return 0;
-    if (ws->ping_outstanding) return ws->ping_sent_ns + (uint64_t)ws->opts.pong_timeout_ms * 1000000ull;
+    if (ws->ping_outstanding)
+        return ws->ping_sent_ns + (uint64_t)ws->opts.pong_timeout_ms * 1000000ull;
     return ws->last_rx_ns + (uint64_t)ws->opts.ping_interval_ms * 1000000ull;
 }
 
@@ -678,8 +708,8 @@ static int ws_step(tern_ws *ws, tern_ws_msg *msg) {
     tern__ws_frame f;
     size_t avail = tern__h1_in_avail(x);
     const uint8_t *in = avail ? (const uint8_t *)x->in + x->in_start : (const uint8_t *)"";
-    tern__ws_parse p =
-        tern__ws_frame_parse(in, avail, ws->deflate ? TERN__WS_RSV1 : 0, 1, ws->opts.max_message, &f);
+    tern__ws_parse p = tern__ws_frame_parse(in, avail, ws->deflate ? TERN__WS_RSV1 : 0, 1,
+                                            ws->opts.max_message, &f);
     if (p == TERN__WS_PARSE_PROTOCOL) return ws_fail(ws, TERN__WS_CLOSE_PROTOCOL);
     if (p == TERN__WS_PARSE_TOO_BIG) return ws_fail(ws, TERN__WS_CLOSE_TOO_BIG);
     if (p == TERN__WS_PARSE_OK && avail >= f.header_len + f.len) {
@@ -699,7 +729,7 @@ static int ws_step(tern_ws *ws, tern_ws_msg *msg) {
 }
 
 int tern_ws_recv(tern_ws *ws, tern_ws_msg *msg) {
-    if (!is_owner(ws)) return -EPERM;
+    if (!is_owner(ws) || ws->detached) return -EPERM;
     if (ws->delivered) {
         ws->delivered = 0;
         ws->msg_len = 0;
@@ -722,10 +752,12 @@ int tern_ws_close(tern_ws *ws, unsigned code, const char *reason) {
     if (!is_owner(ws)) return ws_enqueue(ws, TERN__WS_OP_CLOSE, body, rl + 2, 1);
     if (ws->state != TERN__WS_OPEN) return ws->state == TERN__WS_CLOSED ? 0 : -EALREADY;
     int r = ws_flush_outbox(ws);
-    if (r == 0 && ws->state == TERN__WS_OPEN) r = ws_write_frame(ws, TERN__WS_OP_CLOSE, body, rl + 2);
+    if (r == 0 && ws->state == TERN__WS_OPEN)
+        r = ws_write_frame(ws, TERN__WS_OP_CLOSE, body, rl + 2);
     if (r < 0) return r;
     ws->state = TERN__WS_CLOSE_SENT;
     ws->close_deadline_ns = tern_clock_ns() + CLOSE_WAIT_NS;
+    if (ws->detached) return 0; /* callback mode: the client's close arrives like a message */
     tern_ws_msg m;
     while (tern_ws_recv(ws, &m) == 0) {
     }
@@ -734,7 +766,8 @@ int tern_ws_close(tern_ws *ws, unsigned code, const char *reason) {
 
 /* ---- callback mode: no coroutine while idle ----------------------------------- */
 
-int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close, void *user) {
+int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close,
+                       void *user) {
     if (!on_message) return -EINVAL;
     if (!is_owner(ws) || !ws->ctx) return -EPERM;
     if (ws->detached) return -EALREADY;
@@ -746,7 +779,8 @@ int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close
     return 0;
 }
 
-void tern__ws_set_driver(tern_ws *ws, void (*kick)(void *drv, int fd, tern_ws *ws), void *drv, int fd) {
+void tern__ws_set_driver(tern_ws *ws, void (*kick)(void *drv, int fd, tern_ws *ws), void *drv,
+                         int fd) {
     ws->ctx = NULL; /* the request is over */
     ws->kick = kick;
     ws->kick_drv = drv;

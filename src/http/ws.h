@@ -36,7 +36,8 @@ typedef enum tern__ws_resume_result {
 
 /* Once, when the driver takes the connection: kick(drv, fd, ws) runs on
  * the owner's worker (from its loop) after a send to an idle connection. */
-void tern__ws_set_driver(tern_ws *ws, void (*kick)(void *drv, int fd, tern_ws *ws), void *drv, int fd);
+void tern__ws_set_driver(tern_ws *ws, void (*kick)(void *drv, int fd, tern_ws *ws), void *drv,
+                         int fd);
 /* Reads and handles what the socket has, running the callbacks. */
 tern__ws_resume_result tern__ws_resume(tern_ws *ws, struct tern__h1 *x);
 /* The driver lets go (closed or done): runs on_close if it has not run

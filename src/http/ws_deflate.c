@@ -61,8 +61,10 @@ static int offer_param(const char *s, size_t len, tern__ws_deflate_params *p, un
         *seen |= 1u << k;
         if (k < 2) {
             if (eq) return -1;
-            if (k == 0) p->server_no_context_takeover = 1;
-            else p->client_no_context_takeover = 1;
+            if (k == 0)
+                p->server_no_context_takeover = 1;
+            else
+                p->client_no_context_takeover = 1;
             return 0;
         }
         if (k == 2) {
@@ -107,10 +109,12 @@ int tern__ws_deflate_negotiate(const char *offers, size_t len, int want_no_takeo
         }
         if (offer(offers + s, i - s, p)) {
             if (want_no_takeover) p->server_no_context_takeover = 1;
-            int n = snprintf(resp, resp_size, "permessage-deflate%s%s", p->server_no_context_takeover ? "; server_no_context_takeover" : "",
+            int n = snprintf(resp, resp_size, "permessage-deflate%s%s",
+                             p->server_no_context_takeover ? "; server_no_context_takeover" : "",
                              p->client_no_context_takeover ? "; client_no_context_takeover" : "");
             if (p->server_max_window_bits < 15 && n > 0 && (size_t)n < resp_size)
-                snprintf(resp + n, resp_size - (size_t)n, "; server_max_window_bits=%d", p->server_max_window_bits);
+                snprintf(resp + n, resp_size - (size_t)n, "; server_max_window_bits=%d",
+                         p->server_max_window_bits);
             return 1;
         }
         i++;
@@ -150,8 +154,8 @@ int tern__ws_deflate_message(tern__ws_deflate *d, const void *in, size_t len, co
                              size_t *out_len) {
     if (!d->def_ready) {
         memset(&d->def, 0, sizeof d->def);
-        if (deflateInit2(&d->def, DEFLATE_LEVEL, Z_DEFLATED, -d->p.server_max_window_bits, DEFLATE_MEM_LEVEL,
-                         Z_DEFAULT_STRATEGY) != Z_OK)
+        if (deflateInit2(&d->def, DEFLATE_LEVEL, Z_DEFLATED, -d->p.server_max_window_bits,
+                         DEFLATE_MEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
             return -ENOMEM;
         d->def_ready = 1;
     }
@@ -178,8 +182,8 @@ int tern__ws_deflate_message(tern__ws_deflate *d, const void *in, size_t len, co
     return 0;
 }
 
-int tern__ws_inflate_message(tern__ws_deflate *d, const void *in, size_t len, size_t max, const uint8_t **out,
-                             size_t *out_len) {
+int tern__ws_inflate_message(tern__ws_deflate *d, const void *in, size_t len, size_t max,
+                             const uint8_t **out, size_t *out_len) {
     if (!d->inf_ready) {
         memset(&d->inf, 0, sizeof d->inf);
         if (inflateInit2(&d->inf, -15) != Z_OK) return -ENOMEM;

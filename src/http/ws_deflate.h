@@ -36,7 +36,7 @@ int tern__ws_deflate_message(tern__ws_deflate *d, const void *in, size_t len, co
 /* Decompresses one message into a buffer of the stream's own (valid until
  * the next call): 0, -EMSGSIZE (more than max bytes), -EINVAL (corrupt
  * data), -ENOMEM. */
-int tern__ws_inflate_message(tern__ws_deflate *d, const void *in, size_t len, size_t max, const uint8_t **out,
-                             size_t *out_len);
+int tern__ws_inflate_message(tern__ws_deflate *d, const void *in, size_t len, size_t max,
+                             const uint8_t **out, size_t *out_len);
 
 #endif

@@ -7,8 +7,8 @@ static int opcode_known(uint8_t op) {
     return op <= TERN__WS_OP_BINARY || (op >= TERN__WS_OP_CLOSE && op <= TERN__WS_OP_PONG);
 }
 
-tern__ws_parse tern__ws_frame_parse(const uint8_t *p, size_t n, uint8_t rsv_allowed, int require_mask,
-                                    uint64_t max_payload, tern__ws_frame *f) {
+tern__ws_parse tern__ws_frame_parse(const uint8_t *p, size_t n, uint8_t rsv_allowed,
+                                    int require_mask, uint64_t max_payload, tern__ws_frame *f) {
     if (n < 2) return TERN__WS_PARSE_INCOMPLETE;
     f->fin = (uint8_t)(p[0] >> 7);
     f->rsv = p[0] & 0x70;
@@ -29,7 +29,8 @@ tern__ws_parse tern__ws_frame_parse(const uint8_t *p, size_t n, uint8_t rsv_allo
         if (n < 10) return TERN__WS_PARSE_INCOMPLETE;
         len = 0;
         for (int i = 2; i < 10; i++) len = len << 8 | p[i];
-        if (len >> 63) return TERN__WS_PARSE_PROTOCOL; /* §5.2: the most significant bit MUST be 0 */
+        if (len >> 63)
+            return TERN__WS_PARSE_PROTOCOL; /* §5.2: the most significant bit MUST be 0 */
         h = 10;
     }
     if (len > max_payload) return TERN__WS_PARSE_TOO_BIG;
@@ -81,11 +82,21 @@ size_t tern__ws_frame_header(uint8_t *out, int fin, uint8_t rsv, tern__ws_opcode
 int tern__ws_close_code_valid(unsigned code) {
     if (code >= 3000 && code <= 4999) return 1; /* libraries and applications (§7.4.2) */
     switch (code) {
-    case 1000: case 1001: case 1002: case 1003:
-    case 1007: case 1008: case 1009: case 1010: case 1011:
-    case 1012: case 1013: case 1014: /* IANA-registered since the RFC */
+    case 1000:
+    case 1001:
+    case 1002:
+    case 1003:
+    case 1007:
+    case 1008:
+    case 1009:
+    case 1010:
+    case 1011:
+    case 1012:
+    case 1013:
+    case 1014: /* IANA-registered since the RFC */
         return 1;
-    default: return 0; /* 1004-1006 and 1015 must never be sent; the rest are unassigned */
+    default:
+        return 0; /* 1004-1006 and 1015 must never be sent; the rest are unassigned */
     }
 }
 
@@ -95,14 +106,22 @@ int tern__ws_close_code_valid(unsigned code) {
 static int utf8_lead(tern__utf8 *u, uint8_t b) {
     u->lo = 0x80;
     u->hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) u->need = 1;
-    else if (b == 0xE0) u->need = 2, u->lo = 0xA0;
-    else if (b == 0xED) u->need = 2, u->hi = 0x9F;
-    else if (b >= 0xE1 && b <= 0xEF) u->need = 2;
-    else if (b == 0xF0) u->need = 3, u->lo = 0x90;
-    else if (b >= 0xF1 && b <= 0xF3) u->need = 3;
-    else if (b == 0xF4) u->need = 3, u->hi = 0x8F;
-    else return -1; /* 80-C1 and F5-FF never start a character */
+    if (b >= 0xC2 && b <= 0xDF)
+        u->need = 1;
+    else if (b == 0xE0)
+        u->need = 2, u->lo = 0xA0;
+    else if (b == 0xED)
+        u->need = 2, u->hi = 0x9F;
+    else if (b >= 0xE1 && b <= 0xEF)
+        u->need = 2;
+    else if (b == 0xF0)
+        u->need = 3, u->lo = 0x90;
+    else if (b >= 0xF1 && b <= 0xF3)
+        u->need = 3;
+    else if (b == 0xF4)
+        u->need = 3, u->hi = 0x8F;
+    else
+        return -1; /* 80-C1 and F5-FF never start a character */
     return 0;
 }
 

@@ -27,8 +27,8 @@ enum tern__ws_close_code {
     TERN__WS_CLOSE_GOING_AWAY = 1001,
     TERN__WS_CLOSE_PROTOCOL = 1002,
     TERN__WS_CLOSE_UNSUPPORTED = 1003,
-    TERN__WS_CLOSE_NO_STATUS = 1005,   /* never on the wire */
-    TERN__WS_CLOSE_ABNORMAL = 1006,    /* never on the wire */
+    TERN__WS_CLOSE_NO_STATUS = 1005, /* never on the wire */
+    TERN__WS_CLOSE_ABNORMAL = 1006,  /* never on the wire */
     TERN__WS_CLOSE_INVALID_DATA = 1007,
     TERN__WS_CLOSE_POLICY = 1008,
     TERN__WS_CLOSE_TOO_BIG = 1009,
@@ -37,12 +37,12 @@ enum tern__ws_close_code {
 
 typedef struct tern__ws_frame {
     uint8_t fin;
-    uint8_t rsv;        /* the RSV bits as they are in byte 0 */
+    uint8_t rsv; /* the RSV bits as they are in byte 0 */
     uint8_t opcode;
     uint8_t masked;
     uint8_t mask[4];
-    uint64_t len;       /* payload length */
-    size_t header_len;  /* 2..14 bytes */
+    uint64_t len;      /* payload length */
+    size_t header_len; /* 2..14 bytes */
 } tern__ws_frame;
 
 /* The parser's verdict on a frame header. */
@@ -58,8 +58,8 @@ typedef enum tern__ws_parse {
  * a client must be masked (§5.1), from a server must not. Refuses reserved
  * opcodes, fragmented or long (> 125) control frames (§5.5) and a 64-bit
  * length with its top bit set (§5.2). Only the header is looked at. */
-tern__ws_parse tern__ws_frame_parse(const uint8_t *p, size_t n, uint8_t rsv_allowed, int require_mask,
-                                    uint64_t max_payload, tern__ws_frame *f);
+tern__ws_parse tern__ws_frame_parse(const uint8_t *p, size_t n, uint8_t rsv_allowed,
+                                    int require_mask, uint64_t max_payload, tern__ws_frame *f);
 
 /* XORs p[0..n) with the mask, as payload bytes starting at offset `pos`
  * of the frame (§5.3). */
@@ -85,7 +85,9 @@ typedef enum tern__utf8_result {
     TERN__UTF8_INVALID,  /* can never become valid */
 } tern__utf8_result;
 
-static inline void tern__utf8_init(tern__utf8 *u) { u->need = 0, u->lo = 0x80, u->hi = 0xBF; }
+static inline void tern__utf8_init(tern__utf8 *u) {
+    u->need = 0, u->lo = 0x80, u->hi = 0xBF;
+}
 tern__utf8_result tern__utf8_feed(tern__utf8 *u, const uint8_t *p, size_t n);
 
 #endif

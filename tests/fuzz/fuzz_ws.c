@@ -42,14 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t off = 0;
     while (off < n) {
         tern__ws_frame f;
-        tern__ws_parse p = tern__ws_frame_parse(buf + off, n - off, rsv_allowed, require_mask, max, &f);
+        tern__ws_parse p =
+            tern__ws_frame_parse(buf + off, n - off, rsv_allowed, require_mask, max, &f);
         if (p != TERN__WS_PARSE_OK) break;
         check(f.header_len >= 2 && f.header_len <= 14 && f.header_len <= n - off);
         check(f.len <= max);
         /* shorter prefixes of the header: incomplete, never OK */
         for (size_t k = 0; k < f.header_len; k++) {
             tern__ws_frame g;
-            tern__ws_parse q = tern__ws_frame_parse(buf + off, k, rsv_allowed, require_mask, max, &g);
+            tern__ws_parse q =
+                tern__ws_frame_parse(buf + off, k, rsv_allowed, require_mask, max, &g);
             check(q == TERN__WS_PARSE_INCOMPLETE);
         }
         uint8_t h[10];

@@ -41,7 +41,8 @@ static void test_parse_lengths(void) {
     tern__ws_unmask(payload, 5, f.mask, 0);
     CHECK_MEM(payload, 5, "Hello");
     /* every prefix of the header is incomplete, never an over-read */
-    for (size_t n = 0; n < 6; n++) CHECK_INT(parse(hello, n, 1, 1000, &f), TERN__WS_PARSE_INCOMPLETE);
+    for (size_t n = 0; n < 6; n++)
+        CHECK_INT(parse(hello, n, 1, 1000, &f), TERN__WS_PARSE_INCOMPLETE);
     /* 16-bit and 64-bit lengths (§5.2) */
     const uint8_t l16[] = {0x82, 0xFE, 0x01, 0x00, 1, 2, 3, 4};
     CHECK_INT(parse(l16, sizeof l16, 1, 1 << 20, &f), TERN__WS_PARSE_OK);
@@ -60,19 +61,22 @@ static void test_parse_refusals(void) {
     tern__ws_frame f;
     const uint8_t unmasked[] = {0x81, 0x00};
     CHECK_INT(parse(unmasked, 2, 1, 100, &f), TERN__WS_PARSE_PROTOCOL); /* §5.1 */
-    CHECK_INT(parse(unmasked, 2, 0, 100, &f), TERN__WS_PARSE_OK);      /* a client reading a server */
-    for (unsigned rsv = 1; rsv < 8; rsv++) {                           /* §5.2 RSV1-3 */
+    CHECK_INT(parse(unmasked, 2, 0, 100, &f), TERN__WS_PARSE_OK); /* a client reading a server */
+    for (unsigned rsv = 1; rsv < 8; rsv++) {                      /* §5.2 RSV1-3 */
         const uint8_t b[] = {(uint8_t)(0x81 | rsv << 4), 0x80, 0, 0, 0, 0};
         CHECK_INT(parse(b, sizeof b, 1, 100, &f), TERN__WS_PARSE_PROTOCOL);
     }
     const uint8_t rsv1[] = {0xC1, 0x80, 0, 0, 0, 0};
-    CHECK_INT(tern__ws_frame_parse(rsv1, sizeof rsv1, TERN__WS_RSV1, 1, 100, &f), TERN__WS_PARSE_OK);
+    CHECK_INT(tern__ws_frame_parse(rsv1, sizeof rsv1, TERN__WS_RSV1, 1, 100, &f),
+              TERN__WS_PARSE_OK);
     for (unsigned op = 0; op < 16; op++) { /* §5.2 reserved opcodes */
         const uint8_t b[] = {(uint8_t)(0x80 | op), 0x80, 0, 0, 0, 0};
         int reserved = (op >= 3 && op <= 7) || op >= 11;
-        CHECK_INT(parse(b, sizeof b, 1, 100, &f), reserved ? TERN__WS_PARSE_PROTOCOL : TERN__WS_PARSE_OK);
+        CHECK_INT(parse(b, sizeof b, 1, 100, &f),
+                  reserved ? TERN__WS_PARSE_PROTOCOL : TERN__WS_PARSE_OK);
     }
-    const uint8_t frag_ping[] = {0x09, 0x80, 0, 0, 0, 0}; /* §5.5: control frames are not fragmented */
+    const uint8_t frag_ping[] = {0x09, 0x80, 0,
+                                 0,    0,    0}; /* §5.5: control frames are not fragmented */
     CHECK_INT(parse(frag_ping, sizeof frag_ping, 1, 100, &f), TERN__WS_PARSE_PROTOCOL);
     const uint8_t long_ping[] = {0x89, 0xFE, 0, 126, 0, 0, 0, 0}; /* §5.5: <= 125 bytes */
     CHECK_INT(parse(long_ping, sizeof long_ping, 1, 1000, &f), TERN__WS_PARSE_PROTOCOL);
@@ -108,7 +112,8 @@ static void test_close_codes(void) {
     unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999};
     unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) CHECK(tern__ws_close_code_valid(ok[i]));
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(!tern__ws_close_code_valid(bad[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!tern__ws_close_code_valid(bad[i]));
 }
 
 /* The verdict for the whole string, every 2-way split and byte by byte. */
@@ -124,7 +129,8 @@ static tern__utf8_result utf8_all_ways(const char *s, size_t n) {
     }
     tern__utf8_init(&u);
     tern__utf8_result r = TERN__UTF8_COMPLETE;
-    for (size_t i = 0; i < n && r != TERN__UTF8_INVALID; i++) r = tern__utf8_feed(&u, (const uint8_t *)s + i, 1);
+    for (size_t i = 0; i < n && r != TERN__UTF8_INVALID; i++)
+        r = tern__utf8_feed(&u, (const uint8_t *)s + i, 1);
     CHECK_INT(r, whole);
     return whole;
 }
@@ -133,22 +139,27 @@ static tern__utf8_result utf8_all_ways(const char *s, size_t n) {
 
 static void test_utf8(void) {
     UTF8("", TERN__UTF8_COMPLETE);
-    UTF8("Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1-UTF-8!!", TERN__UTF8_COMPLETE);
+    UTF8("Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1-UTF-8!!",
+         TERN__UTF8_COMPLETE);
     UTF8("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5", TERN__UTF8_COMPLETE); /* Autobahn 6.2 */
     UTF8("\xf0\x9f\x98\x80 and ASCII long enough for the fast path", TERN__UTF8_COMPLETE);
-    UTF8("\xf4\x8f\xbf\xbf", TERN__UTF8_COMPLETE);  /* U+10FFFF */
-    UTF8("\xef\xbf\xbf", TERN__UTF8_COMPLETE);      /* U+FFFF is valid UTF-8 */
-    UTF8("\xce\xba\xe1\xbd", TERN__UTF8_PARTIAL);   /* cut inside a character */
-    UTF8("\xf4\x90\x80\x80", TERN__UTF8_INVALID);   /* > U+10FFFF */
-    UTF8("\xed\xa0\x80", TERN__UTF8_INVALID);       /* surrogate U+D800 */
-    UTF8("\xc0\xaf", TERN__UTF8_INVALID);           /* overlong '/' */
-    UTF8("\xe0\x80\xaf", TERN__UTF8_INVALID);       /* overlong, 3 bytes */
-    UTF8("\xf0\x80\x80\xaf", TERN__UTF8_INVALID);   /* overlong, 4 bytes */
-    UTF8("\x80", TERN__UTF8_INVALID);               /* lone continuation */
+    UTF8("\xf4\x8f\xbf\xbf", TERN__UTF8_COMPLETE); /* U+10FFFF */
+    UTF8("\xef\xbf\xbf", TERN__UTF8_COMPLETE);     /* U+FFFF is valid UTF-8 */
+    UTF8("\xce\xba\xe1\xbd", TERN__UTF8_PARTIAL);  /* cut inside a character */
+    UTF8("\xf4\x90\x80\x80", TERN__UTF8_INVALID);  /* > U+10FFFF */
+    UTF8("\xed\xa0\x80", TERN__UTF8_INVALID);      /* surrogate U+D800 */
+    UTF8("\xc0\xaf", TERN__UTF8_INVALID);          /* overlong '/' */
+    UTF8("\xe0\x80\xaf", TERN__UTF8_INVALID);      /* overlong, 3 bytes */
+    UTF8("\xf0\x80\x80\xaf", TERN__UTF8_INVALID);  /* overlong, 4 bytes */
+    UTF8("\x80", TERN__UTF8_INVALID);              /* lone continuation */
     UTF8("\xfe", TERN__UTF8_INVALID);
     UTF8("\xff", TERN__UTF8_INVALID);
-    UTF8("\xc2" "A", TERN__UTF8_INVALID);           /* lead without continuation */
-    UTF8("abcdefgh\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited", TERN__UTF8_INVALID);
+    UTF8("\xc2"
+         "A",
+         TERN__UTF8_INVALID); /* lead without continuation */
+    UTF8("abcdefgh\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+         "edited",
+         TERN__UTF8_INVALID);
 }
 
 static void test_handshake_helpers(void) {
@@ -177,16 +188,22 @@ static void test_deflate_negotiation(void) {
     CHECK_STR(resp, "permessage-deflate");
     CHECK(tern__ws_deflate_negotiate(a, sizeof a - 1, 1, &p, resp, sizeof resp));
     CHECK_STR(resp, "permessage-deflate; server_no_context_takeover");
-    const char b[] = "permessage-deflate; server_max_window_bits=8, permessage-deflate;client_no_context_takeover;"
+    const char b[] = "permessage-deflate; server_max_window_bits=8, "
+                     "permessage-deflate;client_no_context_takeover;"
                      " server_max_window_bits=\"12\"";
     CHECK(tern__ws_deflate_negotiate(b, sizeof b - 1, 0, &p, resp, sizeof resp));
     CHECK_STR(resp, "permessage-deflate; client_no_context_takeover; server_max_window_bits=12");
     CHECK_INT(p.server_max_window_bits, 12);
-    const char *refused[] = {"permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-                             "permessage-deflate; server_no_context_takeover=1", "permessage-deflate; x=1",
-                             "permessage-deflate; client_max_window_bits=16", "x-webkit-deflate-frame", ""};
+    const char *refused[] = {
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; x=1",
+        "permessage-deflate; client_max_window_bits=16",
+        "x-webkit-deflate-frame",
+        ""};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        CHECK(!tern__ws_deflate_negotiate(refused[i], strlen(refused[i]), 0, &p, resp, sizeof resp));
+        CHECK(
+            !tern__ws_deflate_negotiate(refused[i], strlen(refused[i]), 0, &p, resp, sizeof resp));
 }
 
 static void test_deflate_roundtrip(void) {
@@ -221,7 +238,8 @@ static void test_deflate_roundtrip(void) {
     }
     CHECK_INT(tern__ws_deflate_message(d, "", 0, &z, &zn), 0);
     CHECK(zn >= 1);
-    CHECK_INT(tern__ws_inflate_message(d, (const uint8_t *)"\xff\xff\xff", 3, 100, &out, &n), -EINVAL);
+    CHECK_INT(tern__ws_inflate_message(d, (const uint8_t *)"\xff\xff\xff", 3, 100, &out, &n),
+              -EINVAL);
     tern__ws_deflate_free(d);
 }
 
