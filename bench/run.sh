@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 tls"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 tls ws"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
 # Scenario 8 (tern's /memory, RSS per parked task):  MEM_TASKS="1000 100000"
@@ -35,7 +35,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 tls}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 tls ws}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
@@ -766,6 +766,11 @@ has 7 && micro_scenario
 # per idle TLS connection); SCENARIOS="tls" runs it alone
 if has tls; then
     TERN_BIN=$TERN_BIN ANCHORS=$ANCHORS ROUNDS=$ROUNDS DURATION=$DURATION bench/tls.sh | tee "$OUT/tls.txt"
+fi
+# WebSocket echo against Node's ws (bench/ws.sh: msg/s and CPU per message, 64 B
+# and 16 KiB over 1,000 connections); SCENARIOS="ws" runs it alone
+if has ws; then
+    bench/ws.sh "$(dirname "$TERN_BIN")" | tee "$OUT/ws.txt"
 fi
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
