@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   ROUNDS=3  DURATION=5s  CONC_DURATION=10s  WARMUP=1s  IDLE_CONNS=10000
-#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 alog tls static pg json"  TERN_BIN=build/tern-demo
+#   CONC_CONNS=5000  SCENARIOS="1 2 3 4 5 6 7 8 9 10 alog tls static pg json ws"  TERN_BIN=build/tern-demo
 #   TERN_PORT=18080  ANCHORS=../shared/anchors  EXTRA="h2o tokio" (also run
 #   these in scenarios 1-4; h2o is then asked for "/", its only file)
 # Scenario alog (tern only): scenario 1's load on tern with and without
@@ -37,7 +37,7 @@ CONC_DURATION=${CONC_DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
-SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls static pg json}
+SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls static pg json ws}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {

@@ -349,6 +349,8 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/form.h>    /* urlencoded forms, multipart uploads */
 #include <tern/cookie.h>  /* Cookie, Set-Cookie, signed cookies */
 #include <tern/testing.h> /* run requests through a server without sockets */
+#include <tern/ws.h>      /* WebSocket (RFC 6455) */
+#include <tern/sse.h>     /* Server-Sent Events */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool),
  * <tern/pg.h> (PostgreSQL through libpq, asynchronously) */

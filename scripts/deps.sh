@@ -30,6 +30,8 @@ fi
 if [ "$what" = test ]; then
   have promtool || need="$need prometheus"
   have testssl || need="$need testssl.sh"
+  # WebSocket clients for the tests: Python's websockets (loads in /usr/bin/python3)
+  pkg_missing python3-websockets && need="$need python3-websockets"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
@@ -44,4 +46,13 @@ if [ -n "$need" ]; then
   [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+# Node's ws client for the WebSocket tests (and the bench's reference server), into
+# .deps/node (git-ignored), only where npm exists
+if { [ "$what" = test ] || [ "$what" = bench ]; } && have npm; then
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  if [ ! -d "$root/.deps/node/node_modules/ws" ]; then
+    mkdir -p "$root/.deps/node"
+    npm install --no-save --no-audit --no-fund --silent --prefix "$root/.deps/node" ws >/dev/null
+  fi
 fi

@@ -67,6 +67,15 @@ int demo_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned 
 int demo_query_uint(tern_ctx *ctx, const char *name, unsigned long def, unsigned long lo,
                     unsigned long hi, unsigned long *out);
 
+/* push.c: the /chat room, shared by every worker. Members are WebSocket
+ * connections; sending to one from another worker only queues (never
+ * parks), so the lock is never held across a park. */
+typedef struct demo_room {
+    pthread_mutex_t lock;
+    tern_ws **members;
+    size_t n, cap;
+} demo_room;
+
 typedef struct demo_app {
     /* options, fixed before the server runs */
     const char *upstream_url; /* --upstream URL for /real (NULL: our own /plaintext) */
@@ -97,6 +106,7 @@ typedef struct demo_app {
      * back under `lock` before freeing what it points to. */
     pthread_mutex_t lock;
     demo_worker **worker_states; /* [workers] */
+    demo_room chat;              /* push.c: /chat */
 } demo_app;
 
 /* The app of the server a request belongs to. */
@@ -116,6 +126,7 @@ void demo_pg_cleanup(tern_server *s);
 int demo_register_api(tern_server *s, unsigned rate); /* api.c: the /api/ group (middleware) */
 void demo_api_cleanup(void);
 int demo_register_data(tern_server *s);       /* data.c: /form, /upload, /session */
+int demo_register_push(tern_server *s);       /* push.c: /ws, /chat, /sse */
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

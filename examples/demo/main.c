@@ -218,6 +218,18 @@ static void usage(FILE *f) {
             "  POST /form                  urlencoded form fields echoed as JSON\n"
             "  POST /upload                multipart/form-data streamed: files' names, sizes, SHA-256\n"
             "  GET /session                a visit counter in a signed cookie\n"
+            "  GET /ws?ping_ms=N           WebSocket echo (subprotocol \"echo\" offered); pings\n"
+            "                              after N ms idle, 10-3600000 (default 30000)\n"
+            "  GET /ws/callback            the same echo in callback mode (tern_ws_on_message): no\n"
+            "                              coroutine stack while the connection is idle\n"
+            "  GET /chat?stackless=N       WebSocket chat room shared by all workers; N 0-1: 1 runs\n"
+            "                              members in callback mode (default 0: sequential)\n"
+            "  GET /sse?count=N            Server-Sent Events: a clock and live /stats figures; N\n"
+            "                              events then the end, 0-1000000 (default 0: until the\n"
+            "                              client leaves); /sse?interval_ms=N: one every N ms,\n"
+            "                              10-60000 (default 1000); /sse?heartbeat_ms=N: \": ping\"\n"
+            "                              after N ms quiet, 10-600000 (default 15000);\n"
+            "                              Last-Event-ID resumes the count\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -299,7 +311,7 @@ int main(int argc, char **argv) {
     unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
     int reuse_port = 0, compression = 1, static_offload = 0;
     const char *static_dir = NULL;
-    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER, .chat = {.lock = PTHREAD_MUTEX_INITIALIZER}};
     tern_config cfg;
     tern_config_init(&cfg);
     int opt;
@@ -470,7 +482,7 @@ int main(int argc, char **argv) {
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
                                       demo_register_pool, demo_register_admission, demo_register_pg,
-                                      demo_register_data};
+                                      demo_register_data, demo_register_push};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);

@@ -41,6 +41,8 @@ int tern__ctx_defer(tern_ctx *ctx, void (*fn)(void *arg), void *arg) {
 }
 
 void tern__ctx_release(tern_ctx *ctx) {
+    if (ctx->upgrade_release) ctx->upgrade_release(ctx->upgrade);
+    ctx->upgrade_release = NULL;
     for (struct tern__ctx_defer *d = ctx->defers; d; d = d->next) d->fn(d->arg);
     ctx->defers = NULL;
     if (__builtin_expect(ctx->resp_file, 0) || __builtin_expect(ctx->stream_encoded, 0)) release_owned(ctx);

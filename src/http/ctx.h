@@ -83,9 +83,17 @@ struct tern_ctx {
     unsigned stream_chunked : 1;      /* streamed body uses chunked coding */
     unsigned resp_file : 1;           /* the body is resp_file_fd's bytes (sendfile) */
     unsigned stream_encoded : 1;      /* stream_enc compresses the streamed body */
+    unsigned upgraded : 1;            /* the connection goes to `upgrade` (a WebSocket in
+                                         callback mode) when the handler returns */
     tern__stream_state stream_state;
     uint64_t stream_left;             /* Content-Length bytes still to stream */
     uint64_t stream_sent;             /* body bytes streamed (the access log's) */
+    /* a protocol that took the connection over (WebSocket, ws.c): released
+     * with the request, once its handler returned */
+    void (*upgrade_release)(void *upgrade);
+    void *upgrade;
+    unsigned sse_heartbeat_ms;        /* tern_sse_heartbeat */
+    uint64_t sse_last_write_ns;       /* last SSE output (heartbeat clock) */
     tern__resp_header resp_inline[TERN_CTX_INLINE_HEADERS];
     /* past the part tern__ctx_init clears: valid only under their flag */
     int resp_file_fd;                 /* resp_file: owned, closed at release */

@@ -41,6 +41,7 @@ typedef enum h1_step {
     STEP_NEXT,  /* answered; the connection stays open */
     STEP_CLOSE, /* answered; close after flushing (lingering) */
     STEP_ABORT, /* the connection broke: close at once */
+    STEP_UPGRADE, /* handed over (x->upgraded): leave the connection as it is */
 } h1_step;
 
 int tern__h1_scratch_init(tern__h1_scratch *s, unsigned max_headers) {
@@ -75,6 +76,7 @@ void tern__h1_init(tern__h1 *x, const tern__h1_config *cfg, const tern__h1_hooks
     x->scratch = scratch;
     x->coro = coro;
     x->requests = NULL;
+    x->upgraded = NULL;
     x->in_handler = x->lost = x->in_owned = x->writing = x->client_gone = 0;
     x->in = NULL;
     x->in_start = x->in_len = x->in_cap = 0;
@@ -280,6 +282,12 @@ static h1_step serve_request(tern__h1 *x, tern__http_request *req, size_t head_l
         if (!status) x->hooks->dispatch(x->drv, x, &ctx);
     }
     h1_step step = finish(x, &ctx, status);
+    if (ctx.upgraded && step != STEP_ABORT) {
+        /* the connection stays open for the protocol the handler switched to */
+        x->upgraded = ctx.upgrade;
+        ctx.upgrade_release = NULL;
+        step = STEP_UPGRADE;
+    }
     if (x->hooks->completed) x->hooks->completed(x->drv, x, &ctx, step == STEP_ABORT);
     tern__ctx_release(&ctx);
     if (body.heap) free(body.heap);
@@ -387,6 +395,7 @@ tern__h1_outcome tern__h1_serve(tern__h1 *x) {
             continue;
         }
         h1_step step = serve_one(x);
+        if (step == STEP_UPGRADE) return TERN__H1_UPGRADED;
         /* the peer half-closed inside a request: it still reads, and the
          * answers to its complete requests before it are owed */
         if (step == STEP_ABORT && (*x->flags & TERN__T_PEER_EOF)) return linger_close(x, 1);

@@ -102,6 +102,9 @@ typedef struct tern__h1_hooks {
 typedef enum tern__h1_outcome {
     TERN__H1_IDLE,   /* input used up, everything answered: keep alive */
     TERN__H1_CLOSED, /* done with the connection (lingering close included) */
+    TERN__H1_UPGRADED, /* a handler handed the connection to another protocol
+                          (x->upgraded: a WebSocket in callback mode, ws.h);
+                          input after the handshake is still in x */
 } tern__h1_outcome;
 
 /* One connection's exchange, on its serving coroutine's stack. */
@@ -114,6 +117,7 @@ struct tern__h1 {
     tern__h1_scratch *scratch;
     tern_coro *coro;
     uint32_t *requests;            /* the driver's per-connection count, or NULL */
+    void *upgraded;                /* TERN__H1_UPGRADED: what took the connection */
     unsigned in_handler : 1;       /* a handler runs: a hangup cancels it (driver) */
     unsigned lost : 1;             /* out of memory while parking: close */
     unsigned in_owned : 1;         /* `in` is our malloc'd buffer, not the scratch */

@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "http/ws.h"
 #include "rt/sched.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -54,6 +56,12 @@ static void conn_close(tern__worker *w, tern__conn *c) {
     if (w->tls && w->tls[c->fd]) {
         tern__tls_close(w->tls[c->fd]);
         w->tls[c->fd] = NULL;
+    }
+    if (c->flags & TERN__CONN_UPGRADED) {
+        tern_ws *ws = w->upgraded[c->fd];
+        w->upgraded[c->fd] = NULL;
+        c->flags &= ~(uint32_t)TERN__CONN_UPGRADED;
+        tern__ws_detached_close(ws);
     }
     close(c->fd); /* also removes it from the epoll set */
     c->flags = 0;
@@ -256,6 +264,38 @@ static void *tls_start(tern__worker *w, tern__conn *c, tern__conn_busy *b) {
     return ssl;
 }
 
+/* ---- WebSockets in callback mode: idle without a coroutine ----------------- */
+
+/* A message was queued for an idle WebSocket: serve it as if bytes came. */
+static void conn_kick(void *drv, int fd, tern_ws *ws) {
+    tern__worker *w = drv;
+    tern__conn *c = &w->conns[fd];
+    if (!(c->flags & TERN__CONN_OPEN) || !(c->flags & TERN__CONN_UPGRADED) || w->upgraded[fd] != ws || c->busy)
+        return;
+    start_serving(w, c);
+}
+
+/* The exchange handed the connection to a WebSocket (first time), or the
+ * idle WebSocket has input or queued output: run it until it idles. */
+static tern__h1_outcome serve_upgraded(tern__worker *w, tern__conn *c, tern__h1 *x) {
+    if (!(c->flags & TERN__CONN_UPGRADED)) {
+        tern_ws *ws = x->upgraded;
+        if (!w->upgraded) {
+            void *m = mmap(NULL, w->conn_slots * sizeof(void *), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (m == MAP_FAILED) {
+                tern__ws_detached_close(ws);
+                return TERN__H1_CLOSED;
+            }
+            w->upgraded = m;
+        }
+        w->upgraded[c->fd] = ws;
+        c->flags |= TERN__CONN_UPGRADED;
+        tern__ws_set_driver(ws, conn_kick, w, c->fd);
+    }
+    return tern__ws_resume(w->upgraded[c->fd], x) == TERN__WS_IDLE ? TERN__H1_IDLE : TERN__H1_CLOSED;
+}
+
 static void conn_main(void *arg) {
     tern__conn *c = arg;
     tern__worker *w = tern__worker_self;
@@ -284,7 +324,8 @@ static void conn_main(void *arg) {
     tern__sched_set_park_hook(b.x.coro, tern__h1_park_hook, &b.x);
     c->busy = &b;
 
-    tern__h1_outcome out = tern__h1_serve(&b.x);
+    tern__h1_outcome out = (c->flags & TERN__CONN_UPGRADED) ? TERN__H1_UPGRADED : tern__h1_serve(&b.x);
+    if (out == TERN__H1_UPGRADED) out = serve_upgraded(w, c, &b.x);
 
     tern__sched_set_park_hook(b.x.coro, NULL, NULL);
     tern__h1_release(&b.x);
@@ -295,5 +336,6 @@ static void conn_main(void *arg) {
     }
     c->busy = NULL;
     unsigned ka = w->server->cfg.keepalive_timeout_ms;
-    if (ka) queue_append(w, c, tern__worker_ms(w) + ka);
+    /* an open WebSocket is not idle HTTP: no keep-alive expiry */
+    if (ka && !(c->flags & TERN__CONN_UPGRADED)) queue_append(w, c, tern__worker_ms(w) + ka);
 }

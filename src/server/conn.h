@@ -30,6 +30,7 @@ static_assert(sizeof(tern__conn) == 32, "tern__conn must stay 32 bytes");
 enum tern__conn_flag {
     TERN__CONN_OPEN = 1u << 16,
     TERN__CONN_IN_QUEUE = 1u << 17, /* on the idle queue */
+    TERN__CONN_UPGRADED = 1u << 18, /* a WebSocket in callback mode (worker.upgraded[fd]) */
 };
 
 /* A busy connection: its exchange and what the worker's event handler

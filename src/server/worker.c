@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/ws.h"
 #include "rt/overflow.h"
 #include "server/access_log.h"
 #include "server/metrics.h"
@@ -121,6 +122,7 @@ void tern__worker_destroy(tern__worker *w) {
         for (size_t fd = 0; fd < w->conn_slots; fd++) {
             if (!(w->conns[fd].flags & TERN__CONN_OPEN)) continue;
             if (w->tls && w->tls[fd]) tern__tls_close(w->tls[fd]);
+            if (w->upgraded && w->upgraded[fd]) tern__ws_detached_close(w->upgraded[fd]);
             close((int)fd);
         }
         munmap(w->conns, w->conn_slots * sizeof(tern__conn));
@@ -128,6 +130,8 @@ void tern__worker_destroy(tern__worker *w) {
     if (w->tls) munmap(w->tls, w->conn_slots * sizeof(void *));
     if (w->peers) munmap(w->peers, w->conn_slots * sizeof(tern__peer_text));
     w->peers = NULL;
+    if (w->upgraded) munmap(w->upgraded, w->conn_slots * sizeof(void *));
+    w->upgraded = NULL;
     w->tls = NULL;
     w->conns = NULL;
     tern__h1_scratch_destroy(&w->scratch);

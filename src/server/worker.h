@@ -37,6 +37,9 @@ typedef struct tern__worker {
      * 32-byte slot stays as it is); NULL when the server has no TLS */
     void **tls;
     unsigned tls_handshakes;     /* in progress here (cap: max_handshakes) */
+    /* WebSockets in callback mode by fd (TERN__CONN_UPGRADED), a side table
+     * like tls, mapped at the first one */
+    void **upgraded;
     int accept_held;             /* accept waits for handshakes to finish */
     uint32_t open_conns;
     uint32_t in_flight;         /* requests inside handlers */
