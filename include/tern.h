@@ -315,6 +315,7 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/sync.h>    /* sem, mutex, wait group, channel, offload */
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
+#include <tern/health.h>  /* /healthz, /readyz, readiness checks, drain delay */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

@@ -177,6 +177,8 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /healthz                alive: every worker's loop turned within 1 s, else 503\n"
+            "  GET /readyz                 ready: not draining, not shedding, checks pass, else 503\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -343,6 +345,9 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
     tern_route(s, TERN_GET, "/tls/peer", tls_peer);
+    tern_route(s, TERN_GET, "/healthz", tern_healthz_handler);
+    tern_route_with(s, TERN_GET, "/readyz", tern_readyz_handler,
+                    &(tern_route_opts){.timeout_ms = 3000});
     for (int i = 0; i < ncerts; i++) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);

@@ -22,6 +22,7 @@
 
 #include "rt/offload.h"
 #include "http/ctx.h"
+#include "server/health.h"
 #include "server/tls_config.h"
 #include "server/worker.h"
 
@@ -100,6 +101,7 @@ void tern_server_free(tern_server *s) {
     }
     free(s->host);
     tern__tls_config_free(s);
+    tern__health_free(s);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -333,6 +335,28 @@ static int bind_listeners(tern_server *s) {
     return 0;
 }
 
+/* A stop was asked for: /readyz turns 503 now, and the listeners stay open
+ * for drain_delay_ms so a load balancer polling /readyz stops sending before
+ * they close. Another stop signal (or tern_server_stop) cuts the delay. */
+static void begin_drain(tern_server *s, int sfd) {
+    atomic_store_explicit(&s->draining, 1, memory_order_release);
+    char buf[16];
+    while (read(s->stop_pipe[0], buf, sizeof buf) > 0) {
+    }
+    if (!s->drain_delay_ms) return;
+    fprintf(stderr, "tern: draining: not ready; accepting for %u ms more\n", s->drain_delay_ms);
+    uint64_t end = tern_clock_ns() + (uint64_t)s->drain_delay_ms * 1000000ull;
+    for (uint64_t now; (now = tern_clock_ns()) < end;) {
+        struct pollfd pfd[2] = {{.fd = s->stop_pipe[0], .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        int n = poll(pfd, sfd >= 0 ? 2 : 1, (int)((end - now + 999999) / 1000000));
+        if (n < 0 && errno != EINTR) return;
+        if (pfd[0].revents & POLLIN) return;
+        struct signalfd_siginfo si;
+        if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP)
+            return;
+    }
+}
+
 void tern_server_stop(tern_server *s) {
     atomic_store(&s->stop, 1);
     char c = 1;
@@ -413,6 +437,7 @@ int tern_server_run(tern_server *s) {
         if (pfd[1].revents & POLLIN) break;
     }
 
+    if (r == 0) begin_drain(s, sfd);
     for (int i = 0; i < s->nworkers && s->workers; i++) {
         atomic_store_explicit(&s->workers[i].stopping, 1, memory_order_release);
         if (s->workers[i].notify_fd >= 0) tern__worker_notify(&s->workers[i]);

@@ -14,6 +14,7 @@
 
 struct tern__worker;
 struct tern__tls_config;
+struct tern__health_check;
 
 /* What the router maps a route to: the handler and its admission limits. */
 typedef struct tern__route_entry {
@@ -48,6 +49,10 @@ struct tern_server {
     int signals_blocked;
     sigset_t old_sigmask;
     struct tern__tls_config *tls;  /* tern_server_add_cert (tls_config.c), or NULL */
+    /* health.c */
+    struct tern__health_check *health_checks; /* /readyz, in registration order */
+    atomic_int draining;        /* a stop signal came: /readyz says 503 */
+    unsigned drain_delay_ms;    /* keep accepting this long after it */
 };
 
 /* The listeners speak TLS. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "rt/overflow.h"
+#include "server/health.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tls_config.h"
@@ -40,6 +41,7 @@ static void tick_fire(tern__timer *t) {
     uint64_t lag = now > t->deadline_ns ? now - t->deadline_ns : 0;
     tern__metrics_loop_lag(w->metrics, lag);
     tern__admission_lag(&w->admission, lag, now);
+    tern__health_tick(w, now);
     tern__wheel_add(&w->sched.wheel, t, now + TICK_NS);
 }
 
@@ -232,6 +234,7 @@ static void *worker_main(void *arg) {
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
     tern__wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
+    tern__health_tick(w, tern_clock_ns());
     if (w->server->worker_start) w->local = w->server->worker_start(w->server, w->id);
     accept_all(w); /* connections that queued before the loop started */
 

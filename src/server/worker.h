@@ -54,6 +54,7 @@ typedef struct tern__worker {
     struct tern__metrics *metrics;
     tern__admission admission;
     tern__timer tick;            /* every 10 ms: measures loop lag */
+    _Atomic uint64_t last_tick_ns; /* when it last fired: /healthz reads it */
     void *local;                /* tern_worker_local: the start hook's result */
 } tern__worker;
 
