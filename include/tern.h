@@ -316,6 +316,7 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/metrics.h> /* stats, /stats and /metrics handlers */
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
 #include <tern/health.h>  /* /healthz, /readyz, readiness checks, drain delay */
+#include <tern/config.h>  /* config files, tern_config by key, SIGHUP reload */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

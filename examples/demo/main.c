@@ -1,16 +1,18 @@
 /* tern-demo: every feature of tern behind one command (`make run`).
  * Endpoints are listed in README.md and by --help. */
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tern.h>
 
 #include "demo.h"
+#include "options.h"
 
 /* groups not built into this binary are skipped (weak references) */
 #pragma weak demo_register_runtime
@@ -157,6 +159,16 @@ static void usage(FILE *f) {
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
             "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
             "                 requests, %d-%d MiB (default %d; see below)\n"
+            "  --config FILE  read options from FILE first ('key = value' lines, keys are\n"
+            "                 these flags without '--'; flags given here win)\n"
+            "  --log-file FILE  append stderr to FILE; SIGHUP reopens it\n"
+            "  --drain-delay MS  after SIGTERM, keep serving this long with /readyz at 503\n"
+            "                 before closing the listeners (default 0)\n"
+            "  --backlog N, --max-request-head BYTES, --max-target BYTES, --max-headers N,\n"
+            "  --max-body BYTES, --stack-size BYTES, --min-body-rate BYTES/S,\n"
+            "  --adaptive-target US, --adaptive-interval MS, --max-handshakes N: see README\n"
+            "SIGHUP re-reads --config and the flags, applies the limits and timeouts that\n"
+            "can change at run time, reopens --log-file and reloads the certificates.\n"
             "\n"
             "endpoints (numeric parameters: decimal digits only, else 400):\n"
             "  GET /, /plaintext, /json    hello world\n"
@@ -220,112 +232,62 @@ static void worker_stop(tern_server *s, int id, void *local) {
     free(w);
 }
 
-int main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'h'}, {"port", required_argument, NULL, 'p'},
-        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'H'},
-        {"reuse-port", no_argument, NULL, 'r'},   {"upstream", required_argument, NULL, 'u'},
-        {"db", required_argument, NULL, 'd'},
-        {"header-timeout", required_argument, NULL, 1000},
-        {"body-timeout", required_argument, NULL, 1001},
-        {"keepalive-timeout", required_argument, NULL, 1002},
-        {"write-timeout", required_argument, NULL, 1003},
-        {"drain-timeout", required_argument, NULL, 1004},
-        {"max-connections", required_argument, NULL, 1005},
-        {"max-in-flight", required_argument, NULL, 1006},
-        {"budget-mb", required_argument, NULL, 'b'},
-        {"tls-cert", required_argument, NULL, 2000},
-        {"tls-key", required_argument, NULL, 2001},
-        {"tls-client-ca", required_argument, NULL, 2002},
-        {"handshake-timeout", required_argument, NULL, 2003},
-        {"upstream-ca", required_argument, NULL, 2004},
-        {NULL, 0, NULL, 0}};
-    const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
-    int ncerts = 0, nkeys = 0;
-    const char *host = "0.0.0.0";
-    unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
-    int reuse_port = 0;
-    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    tern_config cfg;
-    tern_config_init(&cfg);
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p':
-            if (demo_parse_uint(optarg, 0, 65535, &port) < 0) {
-                fprintf(stderr, "tern-demo: bad --port '%s' (0-65535)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (demo_parse_uint(optarg, 1, 1024, &workers) < 0) {
-                fprintf(stderr, "tern-demo: bad --workers '%s' (1-1024)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'H': usage(stdout); return 0;
-        case 'r': reuse_port = 1; break;
-        case 'u': app.upstream_url = optarg; break;
-        case 'd': app.db_opt = optarg; break;
-        case 'b':
-            if (demo_parse_uint(optarg, DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, &budget_mb) < 0) {
-                fprintf(stderr, "tern-demo: bad --budget-mb '%s' (%d-%d)\n", optarg,
-                        DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX);
-                return 2;
-            }
-            break;
-        case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
-            unsigned long v;
-            if (demo_parse_uint(optarg, 0, 86400000, &v) < 0) {
-                fprintf(stderr, "tern-demo: bad value '%s' for --%s\n", optarg, opts[opt - 1000 + 7].name);
-                return 2;
-            }
-            unsigned *fields[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
-                                  &cfg.keepalive_timeout_ms, &cfg.write_timeout_ms,
-                                  &cfg.drain_timeout_ms, &cfg.max_connections, &cfg.max_in_flight};
-            *fields[opt - 1000] = (unsigned)v;
-            break;
-        }
-        case 2000:
-        case 2001:
-            if ((opt == 2000 ? ncerts : nkeys) >= 16) {
-                fprintf(stderr, "tern-demo: at most 16 --tls-cert/--tls-key pairs\n");
-                return 2;
-            }
-            if (opt == 2000)
-                tls_certs[ncerts++] = optarg;
-            else
-                tls_keys[nkeys++] = optarg;
-            break;
-        case 2002: tls_client_ca = optarg; break;
-        case 2003: {
-            unsigned long v;
-            if (demo_parse_uint(optarg, 1, 86400000, &v) < 0) {
-                fprintf(stderr, "tern-demo: bad --handshake-timeout '%s' (1-86400000)\n", optarg);
-                return 2;
-            }
-            cfg.handshake_timeout_ms = (unsigned)v;
-            break;
-        }
-        case 2004: app.upstream_ca = optarg; break;
-        default:
-            fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "tern-demo: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
+/* --log-file: stderr (tern's own messages and the demo's) goes to FILE,
+ * opened for appending; SIGHUP reopens it, so logrotate can move it away. */
+static int open_log(const char *path) {
+    if (!path) return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    int r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
 
-    if (ncerts != nkeys || (tls_client_ca && !ncerts)) {
-        fprintf(stderr, "tern-demo: --tls-cert and --tls-key come in pairs (and --tls-client-ca needs them)\n");
+typedef struct demo_reload {
+    int argc;
+    char **argv;
+    demo_opts *running; /* what the server started with */
+} demo_reload;
+
+/* SIGHUP: the configuration file and flags read again; the limits and
+ * timeouts that can change are applied, the rest reported as needing a
+ * restart; the log file reopened. */
+static void reload(tern_server *s, void *arg) {
+    demo_reload *rl = arg;
+    demo_opts fresh;
+    if (demo_opts_load(&fresh, rl->argc, rl->argv, NULL) != 0) {
+        fprintf(stderr, "tern-demo: reload: configuration kept (errors above)\n");
+        demo_opts_free(&fresh);
+        return;
+    }
+    const char *log = fresh.log_file ? fresh.log_file : rl->running->log_file;
+    int r = open_log(log);
+    if (log) fprintf(stderr, "tern-demo: reload: log file %s %s\n", log, r < 0 ? "kept (cannot open)" : "reopened");
+    int n = tern_server_reconfigure(s, &fresh.cfg);
+    fprintf(stderr, "tern-demo: reload: %d setting%s changed\n", n, n == 1 ? "" : "s");
+    demo_opts_free(&fresh);
+}
+
+int main(int argc, char **argv) {
+    static demo_opts o; /* static: what it holds stays reachable until exit */
+    int lr = demo_opts_load(&o, argc, argv, usage);
+    if (lr) {
+        demo_opts_free(&o);
+        return lr == 1 ? 0 : 2;
+    }
+    if (open_log(o.log_file) < 0) {
+        fprintf(stderr, "tern-demo: cannot open --log-file %s: %s\n", o.log_file, strerror(errno));
+        demo_opts_free(&o);
         return 2;
     }
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER, .upstream_url = o.upstream_url,
+                    .upstream_ca = o.upstream_ca, .db_opt = o.db};
+    tern_config cfg = o.cfg;
+    const char *host = o.host, *tls_client_ca = o.tls_client_ca;
+    const char *const *tls_certs = o.tls_certs, *const *tls_keys = o.tls_keys;
+    int ncerts = o.ncerts;
+    unsigned long port = cfg.port, budget_mb = o.budget_mb;
+    demo_reload rl = {.argc = argc, .argv = argv, .running = &o};
     demo_budget_init(&app.budget, (long)budget_mb * 1024, DEMO_CPU_BUDGET_MIB);
     tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
@@ -333,8 +295,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     tern_server_set_address(s, host, (uint16_t)port);
-    if (workers) tern_server_set_workers(s, (int)workers);
-    tern_server_set_shared_port(s, reuse_port);
+    tern_server_set_drain_delay(s, o.drain_delay_ms);
+    tern_server_on_reload(s, reload, &rl);
     tern_server_set_data(s, &app);
     tern_server_on_worker(s, worker_start, worker_stop);
     tern_route(s, TERN_GET, "/", plaintext);
@@ -395,6 +357,7 @@ int main(int argc, char **argv) {
     if (demo_pool_cleanup) demo_pool_cleanup(s);
     tern_server_free(s);
     free(app.worker_states);
+    demo_opts_free(&o);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));
         return 1;

@@ -335,6 +335,17 @@ static int bind_listeners(tern_server *s) {
     return 0;
 }
 
+/* SIGHUP: the program's hook first (configuration, log file: it may call
+ * tern_server_reconfigure), then the certificates; each step logged. */
+static void reload(tern_server *s) {
+    fprintf(stderr, "tern: SIGHUP: reloading\n");
+    if (s->reload_fn) s->reload_fn(s, s->reload_arg);
+    if (tern__server_tls(s)) {
+        int rr = tern_server_reload_certs(s);
+        fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+    }
+}
+
 /* A stop was asked for: /readyz turns 503 now, and the listeners stay open
  * for drain_delay_ms so a load balancer polling /readyz stops sending before
  * they close. Another stop signal (or tern_server_stop) cuts the delay. */
@@ -392,10 +403,11 @@ int tern_server_run(tern_server *s) {
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
     sigaddset(&stopsigs, SIGTERM);
-    if (tern__server_tls(s)) {
-        /* SIGHUP reloads the certificates of a TLS server (and keeps its
-         * default meaning, termination, for a plain one); blocked before
-         * the workers start, so they inherit the mask */
+    if (tern__server_tls(s) || s->reload_fn) {
+        /* SIGHUP reloads (the program's hook, then the certificates of a
+         * TLS server) and keeps its default meaning, termination, for a
+         * server with neither; blocked before the workers start, so they
+         * inherit the mask */
         sigset_t hup;
         sigemptyset(&hup);
         sigaddset(&hup, SIGHUP);
@@ -430,8 +442,7 @@ int tern_server_run(tern_server *s) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == sizeof si) {
                 if (si.ssi_signo != SIGHUP) break;
-                int rr = tern_server_reload_certs(s);
-                fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+                reload(s);
             }
         }
         if (pfd[1].revents & POLLIN) break;

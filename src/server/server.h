@@ -53,6 +53,9 @@ struct tern_server {
     struct tern__health_check *health_checks; /* /readyz, in registration order */
     atomic_int draining;        /* a stop signal came: /readyz says 503 */
     unsigned drain_delay_ms;    /* keep accepting this long after it */
+    /* config.c: SIGHUP */
+    void (*reload_fn)(struct tern_server *s, void *arg);
+    void *reload_arg;
 };
 
 /* The listeners speak TLS. */

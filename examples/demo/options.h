@@ -1,0 +1,33 @@
+/* The demo's options: one table for the command line and the --config file,
+ * so every flag can also come from the file (and SIGHUP re-reads both). */
+#ifndef DEMO_OPTIONS_H
+#define DEMO_OPTIONS_H
+
+#include <stddef.h>
+
+#include <tern.h>
+
+#define DEMO_MAX_CERTS 16
+
+typedef struct demo_string demo_string;
+
+typedef struct demo_opts {
+    tern_config cfg; /* the library's keys (tern_config_set) */
+    const char *host;
+    const char *tls_certs[DEMO_MAX_CERTS], *tls_keys[DEMO_MAX_CERTS];
+    int ncerts, nkeys;
+    const char *tls_client_ca, *upstream_url, *upstream_ca, *db, *log_file, *config;
+    unsigned long budget_mb;
+    unsigned drain_delay_ms;
+    demo_string *owned; /* copies of values read from the file */
+} demo_opts;
+
+/* Defaults, then the --config file (if any), then the other flags: the
+ * command line wins. 0 to run, 1 after printing --help, 2 after reporting
+ * an error on stderr. */
+int demo_opts_load(demo_opts *o, int argc, char **argv, void (*usage)(FILE *));
+/* One setting by its long option name (a tern_config_fn). */
+int demo_opts_set(void *o, const char *key, const char *value, char *err, size_t errlen);
+void demo_opts_free(demo_opts *o);
+
+#endif
