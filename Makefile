@@ -5,6 +5,9 @@ TEST_BUILD ?= build-test
 TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 ARGS       ?=
+# the demo refuses to serve as root unless told to (--user, --allow-root):
+# the development targets tell it to
+export TERN_ALLOW_ROOT ?= 1
 
 .PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan
 

@@ -317,6 +317,7 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/tls.h>     /* HTTPS: certificates, SNI, mTLS, reload */
 #include <tern/health.h>  /* /healthz, /readyz, readiness checks, drain delay */
 #include <tern/config.h>  /* config files, tern_config by key, SIGHUP reload */
+#include <tern/listen.h>  /* Unix and inherited sockets, sd_notify, privileges */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool) */
 #endif

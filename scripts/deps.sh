@@ -22,6 +22,8 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
 fi
 if [ "$what" = test ]; then
   have promtool || need="$need prometheus"
+  # test_service: socket activation (systemd-socket-activate, no init needed)
+  have systemd-socket-activate || need="$need systemd"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"

@@ -13,6 +13,7 @@
 
 #include "demo.h"
 #include "options.h"
+#include "service.h"
 
 /* groups not built into this binary are skipped (weak references) */
 #pragma weak demo_register_runtime
@@ -167,6 +168,11 @@ static void usage(FILE *f) {
             "  --backlog N, --max-request-head BYTES, --max-target BYTES, --max-headers N,\n"
             "  --max-body BYTES, --stack-size BYTES, --min-body-rate BYTES/S,\n"
             "  --adaptive-target US, --adaptive-interval MS, --max-handshakes N: see README\n"
+            "  --unix PATH    also listen on a Unix socket; --unix-mode 0660, --unix-owner\n"
+            "                 USER[:GROUP]; --tcp false: no TCP port (systemd sockets are used\n"
+            "                 when LISTEN_FDS is set)\n"
+            "  --user USER    drop to USER after binding; as root the demo refuses to serve\n"
+            "                 without --user or --allow-root (TERN_ALLOW_ROOT=1)\n"
             "SIGHUP re-reads --config and the flags, applies the limits and timeouts that\n"
             "can change at run time, reopens --log-file and reloads the certificates.\n"
             "\n"
@@ -295,6 +301,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     tern_server_set_address(s, host, (uint16_t)port);
+    int inherited = demo_listen_setup(s, &o);
+    if (inherited < 0) {
+        tern_server_free(s);
+        return 1;
+    }
     tern_server_set_drain_delay(s, o.drain_delay_ms);
     tern_server_on_reload(s, reload, &rl);
     tern_server_set_data(s, &app);
@@ -342,6 +353,11 @@ int main(int argc, char **argv) {
         tern_server_free(s);
         return 1;
     }
+    if (demo_drop_privileges(&o) < 0) {
+        if (demo_pool_cleanup) demo_pool_cleanup(s);
+        tern_server_free(s);
+        return 2;
+    }
     app.port = tern_server_port(s);
     app.workers = tern_server_workers(s);
     app.worker_states = calloc((size_t)app.workers, sizeof *app.worker_states);
@@ -350,9 +366,7 @@ int main(int argc, char **argv) {
         tern_server_free(s);
         return 1;
     }
-    printf("tern-demo listening on %s://%s:%u (%d workers)\n", ncerts ? "https" : "http", host, tern_server_port(s),
-           tern_server_workers(s));
-    fflush(stdout);
+    demo_print_listening(s, &o, ncerts > 0, inherited);
     r = tern_server_run(s);
     if (demo_pool_cleanup) demo_pool_cleanup(s);
     tern_server_free(s);

@@ -37,6 +37,9 @@ static const struct {
     {"write-timeout", required_argument, LIB},   {"drain-timeout", required_argument, LIB},
     {"adaptive-target", required_argument, LIB}, {"adaptive-interval", required_argument, LIB},
     {"handshake-timeout", required_argument, LIB}, {"max-handshakes", required_argument, LIB},
+    {"unix", required_argument, DEMO_OWN},       {"unix-mode", required_argument, DEMO_OWN},
+    {"unix-owner", required_argument, DEMO_OWN}, {"tcp", required_argument, DEMO_OWN},
+    {"user", required_argument, DEMO_OWN},       {"allow-root", no_argument, DEMO_OWN},
 };
 #define DEMO_NOPTIONS (sizeof demo_options / sizeof demo_options[0])
 #define OPT_HELP 999
@@ -69,6 +72,42 @@ static int add_pem(demo_opts *o, const char **list, int *n, const char *v, char 
     return 0;
 }
 
+static int set_switch(const char *v, int *out, char *err, size_t errlen) {
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+            *out = strcmp(v, yes[i]) == 0;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "bad value '%s' (true or false)", v);
+    return -EINVAL;
+}
+
+/* Octal permission bits, as chmod takes them: 0660, 660, 0777 at most. */
+static int set_mode(const char *v, int *out, char *err, size_t errlen) {
+    char *end;
+    long m = strtol(v, &end, 8);
+    if (!*v || *end || m < 0 || m > 0777 || strspn(v, "01234567") != strlen(v)) {
+        snprintf(err, errlen, "bad value '%s' (octal 0-0777)", v);
+        return -EINVAL;
+    }
+    *out = (int)m;
+    return 0;
+}
+
+/* The keys of listening like a service (listen.h). */
+static int set_service(demo_opts *o, const char *key, const char *v, char *err, size_t errlen) {
+    if (strcmp(key, "unix") == 0) o->unix_path = v;
+    else if (strcmp(key, "unix-owner") == 0) o->unix_owner = v;
+    else if (strcmp(key, "user") == 0) o->user = v;
+    else if (strcmp(key, "unix-mode") == 0) return set_mode(v, &o->unix_mode, err, errlen);
+    else if (strcmp(key, "tcp") == 0) return set_switch(v, &o->tcp, err, errlen);
+    else if (strcmp(key, "allow-root") == 0) return set_switch(v, &o->allow_root, err, errlen);
+    else return 1;
+    return 0;
+}
+
 int demo_opts_set(void *arg, const char *key, const char *value, char *err, size_t errlen) {
     demo_opts *o = arg;
     const char *v = keep(o, value);
@@ -91,7 +130,7 @@ int demo_opts_set(void *arg, const char *key, const char *value, char *err, size
     } else if (strcmp(key, "config") == 0) {
         snprintf(err, errlen, "only on the command line");
         r = -EINVAL;
-    } else
+    } else if ((r = set_service(o, key, v, err, errlen)) == 1)
         r = tern_config_set(&o->cfg, key, value, err, errlen);
     return r;
 }
@@ -101,6 +140,10 @@ static void defaults(demo_opts *o) {
     tern_config_init(&o->cfg);
     o->host = "0.0.0.0";
     o->budget_mb = DEMO_BUDGET_MB_DEFAULT;
+    o->unix_mode = -1;
+    o->tcp = 1;
+    const char *allow = getenv("TERN_ALLOW_ROOT");
+    o->allow_root = allow && strcmp(allow, "1") == 0;
 }
 
 /* --config FILE or --config=FILE, found before the other flags are read so

@@ -19,6 +19,10 @@ typedef struct demo_opts {
     const char *tls_client_ca, *upstream_url, *upstream_ca, *db, *log_file, *config;
     unsigned long budget_mb;
     unsigned drain_delay_ms;
+    const char *unix_path, *unix_owner, *user; /* --unix, --unix-owner USER[:GROUP], --user */
+    int unix_mode;   /* --unix-mode, octal; -1: the umask's */
+    int tcp;         /* --tcp false: only --unix / systemd sockets */
+    int allow_root;  /* --allow-root (default: $TERN_ALLOW_ROOT=1) */
     demo_string *owned; /* copies of values read from the file */
 } demo_opts;
 

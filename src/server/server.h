@@ -53,6 +53,14 @@ struct tern_server {
     struct tern__health_check *health_checks; /* /readyz, in registration order */
     atomic_int draining;        /* a stop signal came: /readyz says 503 */
     unsigned drain_delay_ms;    /* keep accepting this long after it */
+    /* listen.c: Unix and inherited sockets, one each, watched by every worker */
+#define TERN__MAX_SHARED 16
+    struct {
+        int fd;
+        char *unix_path; /* removed at free; NULL for an adopted socket */
+    } shared[TERN__MAX_SHARED];
+    int nshared;
+    int no_tcp;                 /* tern_server_set_tcp(s, 0) */
     /* config.c: SIGHUP */
     void (*reload_fn)(struct tern_server *s, void *arg);
     void *reload_arg;

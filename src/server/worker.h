@@ -21,6 +21,7 @@ enum {
     TERN_EV_CONN = 0,     /* tern__conn * */
     TERN_EV_LISTENER = 1, /* the worker's listener */
     TERN_EV_NOTIFY = 2,   /* the worker's eventfd (stop, drain) */
+    TERN_EV_SHARED_LISTENER = 3, /* index into server->shared, shifted by 3 */
 };
 
 typedef struct tern__worker {

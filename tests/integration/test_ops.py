@@ -191,5 +191,11 @@ def test_readme_lists_every_option(binary):
         check_eq((p.returncode, p.stderr), (0, b""), "'%s = %s' from a file" % (name, default))
 
 
+def test_contrib_config_loads(binary):
+    path = os.path.join(harness.REPO, "contrib", "systemd", "tern-demo.conf")
+    p = subprocess.run([binary, "--config", path, "--help"], capture_output=True, timeout=10)
+    check_eq((p.returncode, p.stderr), (0, b""), "contrib/systemd/tern-demo.conf")
+
+
 if __name__ == "__main__":
     harness.main(globals(), needs_server=False)
