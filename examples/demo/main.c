@@ -1,7 +1,9 @@
 /* tern-demo: every feature of tern behind one command (`make run`).
  * Endpoints are listed in README.md and by --help. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -139,6 +141,37 @@ static void tls_peer(tern_ctx *ctx) {
     tern_resp_text(ctx, 200, subject ? subject : "none");
 }
 
+/* GET /whoami: the client as handlers see it (behind trusted proxies, the
+ * real one) and the socket's own peer. */
+static const char *addr_text(tern_ctx *ctx, const struct sockaddr_storage *ss) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    } else if (ss->ss_family == AF_UNIX) {
+        return "unix";
+    }
+    return tern_sprintf(ctx, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+static void whoami(tern_ctx *ctx) {
+    struct sockaddr_storage client, sock;
+    socklen_t cl, sl;
+    if (tern_req_peer(ctx, &client, &cl) < 0 || tern_req_socket_peer(ctx, &sock, &sl) < 0) {
+        tern_resp_text(ctx, 500, "no peer\n");
+        return;
+    }
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx, "{\"client\":\"%s\",\"socket_peer\":\"%s\"}\n", addr_text(ctx, &client),
+                     addr_text(ctx, &sock));
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-demo [--host ADDR] [--port PORT] [--workers N] [options]\n"
@@ -173,6 +206,10 @@ static void usage(FILE *f) {
             "                 when LISTEN_FDS is set)\n"
             "  --user USER    drop to USER after binding; as root the demo refuses to serve\n"
             "                 without --user or --allow-root (TERN_ALLOW_ROOT=1)\n"
+            "  --trusted-proxies LIST  proxies whose Forwarded / X-Forwarded-For (and PROXY\n"
+            "                 header) are believed: addresses, CIDR blocks, \"unix\"\n"
+            "  --proxy-protocol  every connection starts with a PROXY v1/v2 header from a\n"
+            "                 trusted proxy, else it is closed\n"
             "SIGHUP re-reads --config and the flags, applies the limits and timeouts that\n"
             "can change at run time, reopens --log-file and reloads the certificates.\n"
             "\n"
@@ -195,6 +232,7 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /whoami                 the client address handlers see, and the socket's peer\n"
             "  GET /healthz                alive: every worker's loop turned within 1 s, else 503\n"
             "  GET /readyz                 ready: not draining, not shedding, checks pass, else 503\n"
             "\n"
@@ -318,6 +356,7 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
     tern_route(s, TERN_GET, "/tls/peer", tls_peer);
+    tern_route(s, TERN_GET, "/whoami", whoami);
     tern_route(s, TERN_GET, "/healthz", tern_healthz_handler);
     tern_route_with(s, TERN_GET, "/readyz", tern_readyz_handler,
                     &(tern_route_opts){.timeout_ms = 3000});

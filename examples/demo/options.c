@@ -40,6 +40,7 @@ static const struct {
     {"unix", required_argument, DEMO_OWN},       {"unix-mode", required_argument, DEMO_OWN},
     {"unix-owner", required_argument, DEMO_OWN}, {"tcp", required_argument, DEMO_OWN},
     {"user", required_argument, DEMO_OWN},       {"allow-root", no_argument, DEMO_OWN},
+    {"proxy-protocol", no_argument, DEMO_OWN},   {"trusted-proxies", required_argument, DEMO_OWN},
 };
 #define DEMO_NOPTIONS (sizeof demo_options / sizeof demo_options[0])
 #define OPT_HELP 999
@@ -104,6 +105,18 @@ static int set_service(demo_opts *o, const char *key, const char *v, char *err, 
     else if (strcmp(key, "unix-mode") == 0) return set_mode(v, &o->unix_mode, err, errlen);
     else if (strcmp(key, "tcp") == 0) return set_switch(v, &o->tcp, err, errlen);
     else if (strcmp(key, "allow-root") == 0) return set_switch(v, &o->allow_root, err, errlen);
+    else if (strcmp(key, "proxy-protocol") == 0) return set_switch(v, &o->proxy_protocol, err, errlen);
+    else if (strcmp(key, "trusted-proxies") == 0) {
+        /* checked here, so a bad list is an error naming its line */
+        tern_server *probe = tern_server_new();
+        int r = probe ? tern_server_trust_proxies(probe, v) : -ENOMEM;
+        tern_server_free(probe);
+        if (r < 0) {
+            snprintf(err, errlen, "bad value '%s' (addresses, CIDR blocks, \"unix\")", v);
+            return -EINVAL;
+        }
+        o->trusted_proxies = v;
+    }
     else return 1;
     return 0;
 }

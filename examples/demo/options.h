@@ -22,6 +22,8 @@ typedef struct demo_opts {
     const char *unix_path, *unix_owner, *user; /* --unix, --unix-owner USER[:GROUP], --user */
     int unix_mode;   /* --unix-mode, octal; -1: the umask's */
     int tcp;         /* --tcp false: only --unix / systemd sockets */
+    const char *trusted_proxies; /* --trusted-proxies LIST */
+    int proxy_protocol;          /* --proxy-protocol */
     int allow_root;  /* --allow-root (default: $TERN_ALLOW_ROOT=1) */
     demo_string *owned; /* copies of values read from the file */
 } demo_opts;

@@ -60,6 +60,14 @@ int demo_listen_setup(tern_server *s, const demo_opts *o) {
             return -1;
         }
     }
+    if (o->trusted_proxies) tern_server_trust_proxies(s, o->trusted_proxies);
+    if (o->proxy_protocol) {
+        if (!o->trusted_proxies) {
+            fprintf(stderr, "tern-demo: --proxy-protocol needs --trusted-proxies\n");
+            return -1;
+        }
+        tern_server_set_proxy_protocol(s, 1);
+    }
     /* socket activation: the unit's sockets are the listeners */
     if (n > 0 || !o->tcp) tern_server_set_tcp(s, 0);
     return n;

@@ -80,6 +80,9 @@ typedef struct tern__h1_hooks {
     /* The client went away while its request was handled (nginx's 499):
      * counted instead of `responded`, never as the handler's 5xx. */
     void (*abandoned)(void *drv, uint64_t duration_ns);
+    /* The client's address for tern_req_peer (behind a proxy, the real
+     * one); NULL: the socket's peer. 0 or -errno. */
+    int (*peer)(void *drv, const tern_ctx *ctx, int fd, struct sockaddr_storage *addr, socklen_t *len);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */

@@ -10,6 +10,7 @@
 #include "rt/sched.h"
 #include "server/conn.h"
 #include "server/metrics.h"
+#include "server/proxy.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -175,4 +176,5 @@ const tern__h1_hooks tern__dispatch_hooks = {
     .responded = responded,
     .rejected = rejected,
     .abandoned = abandoned,
+    .peer = tern__proxy_peer,
 };

@@ -16,6 +16,13 @@ struct tern__worker;
 struct tern__tls_config;
 struct tern__health_check;
 
+/* A trusted proxy's address block. */
+typedef struct tern__cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned bits;
+    unsigned char addr[16];
+} tern__cidr;
+
 /* What the router maps a route to: the handler and its admission limits. */
 typedef struct tern__route_entry {
     tern_handler handler;
@@ -61,6 +68,12 @@ struct tern_server {
     } shared[TERN__MAX_SHARED];
     int nshared;
     int no_tcp;                 /* tern_server_set_tcp(s, 0) */
+    /* proxy.c: trusted proxies and the PROXY protocol */
+#define TERN__MAX_TRUSTED 64
+    tern__cidr trusted[TERN__MAX_TRUSTED];
+    int ntrusted;
+    int trust_unix;             /* "unix": Unix socket peers are proxies */
+    int proxy_protocol;         /* every connection starts with a PROXY header */
     /* config.c: SIGHUP */
     void (*reload_fn)(struct tern_server *s, void *arg);
     void *reload_arg;

@@ -16,6 +16,7 @@
 #include "rt/overflow.h"
 #include "server/health.h"
 #include "server/listen.h"
+#include "server/proxy.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tls_config.h"
@@ -103,6 +104,14 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
             return -ENOMEM;
         }
     }
+    if (s->proxy_protocol) {
+        w->client = mmap(NULL, slots * sizeof *w->client, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (w->client == MAP_FAILED) {
+            w->client = NULL;
+            return -ENOMEM;
+        }
+    }
     if (tern__h1_scratch_init(&w->scratch, s->cfg.max_headers) < 0) return -ENOMEM;
     __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -120,6 +129,8 @@ void tern__worker_destroy(tern__worker *w) {
         munmap(w->conns, w->conn_slots * sizeof(tern__conn));
     }
     if (w->tls) munmap(w->tls, w->conn_slots * sizeof(void *));
+    if (w->client) munmap(w->client, w->conn_slots * sizeof *w->client);
+    w->client = NULL;
     w->tls = NULL;
     w->conns = NULL;
     tern__h1_scratch_destroy(&w->scratch);

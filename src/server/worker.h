@@ -37,6 +37,9 @@ typedef struct tern__worker {
     /* TLS: each connection's SSL * by fd (a side table, like conns, so the
      * 32-byte slot stays as it is); NULL when the server has no TLS */
     void **tls;
+    /* PROXY protocol: each connection's client address by fd (proxy.h),
+     * NULL unless the server requires PROXY headers */
+    struct tern__client_addr *client;
     unsigned tls_handshakes;     /* in progress here (cap: max_handshakes) */
     int accept_held;             /* accept waits for handshakes to finish */
     uint32_t open_conns;
