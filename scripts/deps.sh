@@ -24,6 +24,10 @@ if [ "$what" = test ]; then
   have promtool || need="$need prometheus"
   # test_service: socket activation (systemd-socket-activate, no init needed)
   have systemd-socket-activate || need="$need systemd"
+  # test_proxy: HAProxy (send-proxy-v2) and nginx (stream proxy_protocol, XFF) in front
+  have haproxy || need="$need haproxy"
+  have nginx || need="$need nginx-light"
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need="$need libnginx-mod-stream"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
