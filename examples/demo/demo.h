@@ -97,6 +97,7 @@ int demo_register_runtime(tern_server *s);    /* runtime.c: /memory, /event-loop
 int demo_register_metrics(tern_server *s);    /* metrics.c: /stats, /metrics */
 int demo_register_pool(tern_server *s);       /* pool.c: /pool, /real */
 int demo_register_admission(tern_server *s);  /* admission.c: /backpressure, /adaptive */
+int demo_register_dashboard(tern_server *s);  /* dashboard.c: /dashboard, /dashboard/events */
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

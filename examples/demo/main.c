@@ -22,6 +22,7 @@
 #pragma weak demo_register_metrics
 #pragma weak demo_register_pool
 #pragma weak demo_register_admission
+#pragma weak demo_register_dashboard
 #pragma weak demo_pool_worker_init
 #pragma weak demo_pool_worker_fini
 #pragma weak demo_pool_cleanup
@@ -232,6 +233,8 @@ static void usage(FILE *f) {
             "                              (default), 1 at once\n"
             "  GET /stats, /metrics        JSON and Prometheus figures\n"
             "  GET /tls/peer               the verified client certificate's subject (mTLS)\n"
+            "  GET /dashboard              live charts of the /stats figures (one page, no CDN)\n"
+            "  GET /dashboard/events       the same figures as Server-Sent Events, once a second\n"
             "  GET /whoami                 the client address handlers see, and the socket's peer\n"
             "  GET /healthz                alive: every worker's loop turned within 1 s, else 503\n"
             "  GET /readyz                 ready: not draining, not shedding, checks pass, else 503\n"
@@ -373,7 +376,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
-                                      demo_register_pool, demo_register_admission};
+                                      demo_register_pool, demo_register_admission,
+                                      demo_register_dashboard};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);
