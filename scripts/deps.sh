@@ -4,6 +4,7 @@
 set -e
 what=${1:-build}
 need=""
+optional="" # large, and only one test needs it: a failed install makes that test skip
 have() { command -v "$1" >/dev/null 2>&1; }
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 have cmake || need="$need cmake"
@@ -28,6 +29,10 @@ if [ "$what" = test ]; then
   have haproxy || need="$need haproxy"
   have nginx || need="$need nginx-light"
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need="$need libnginx-mod-stream"
+  # test_dashboard: headless Chromium driven by playwright-core (npm, below)
+  have chromium || optional="chromium"
+  have node || need="$need nodejs"
+  have npm || need="$need npm"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
@@ -39,4 +44,22 @@ if [ -n "$need" ]; then
   [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+if [ -n "$optional" ]; then
+  echo "tern: installing $optional" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  [ -n "$need" ] || $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $optional >/dev/null ||
+    echo "tern: cannot install $optional: test_dashboard will skip" >&2
+fi
+if [ "$what" = test ]; then
+  # playwright-core for test_dashboard, outside the repository (the test
+  # looks in $TERN_NPM_DIR); Debian's chromium is the browser it drives
+  npm_dir=${TERN_NPM_DIR:-$HOME/.cache/tern/npm}
+  if [ ! -d "$npm_dir/node_modules/playwright-core" ]; then
+    mkdir -p "$npm_dir"
+    (cd "$npm_dir" && npm install --no-audit --no-fund --silent playwright-core@1.48.2 >/dev/null 2>&1) ||
+      echo "tern: cannot install playwright-core: test_dashboard will skip" >&2
+  fi
 fi

@@ -55,7 +55,7 @@ static void events(tern_ctx *ctx) {
 static const char page[] =
     "<!doctype html>\n<html lang=en><head><meta charset=utf-8>\n"
     "<meta name=viewport content='width=device-width,initial-scale=1'>\n"
-    "<title>tern dashboard</title>\n<style>\n"
+    "<title>tern dashboard</title>\n<link rel=icon href='data:,'>\n<style>\n"
     "body{font:14px system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}\n"
     "h1{font-size:18px;margin:0 0 12px}#state{font-weight:normal;color:#666;font-size:13px}\n"
     ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px}\n"
@@ -97,7 +97,7 @@ static const char page[] =
     "    s.forEach((v, i) => { const x = w - (s.length - 1 - i) * w / (N - 1), y = h - v / max * h;"
     " i ? g.lineTo(x, y) : g.moveTo(x, y); }); g.stroke(); });\n"
     "}\n"
-    "function fmt(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }\n"
+    "function fmt(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3); }\n"
     "function set(id, text) { document.getElementById(id).textContent = text; }\n"
     "let last = null, updates = 0;\n"
     "function update(d) {\n"
@@ -129,7 +129,7 @@ static void dashboard(tern_ctx *ctx) {
     tern_resp_set_header(ctx, "Content-Type", "text/html; charset=utf-8");
     /* only this page's own script and styles; no other origin */
     tern_resp_set_header(ctx, "Content-Security-Policy",
-                         "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+                         "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:");
     tern_resp_set_body_static(ctx, page, sizeof page - 1);
 }
 
