@@ -9,7 +9,7 @@ ARGS       ?=
 # the development targets tell it to
 export TERN_ALLOW_ROOT ?= 1
 
-.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan
+.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan cluster-test
 
 all:
 	@scripts/deps.sh build
@@ -31,6 +31,12 @@ bench: all
 	bench/run.sh
 
 # 10 minutes of mixed load on the release build; figures go to bench/RESULTS.md
+# three instances behind nginx and HAProxy, rolling restarts and a fourth
+# added under wrk load, zero failed requests (docs/DEPLOY.md); about 30 s
+cluster-test: all
+	@scripts/deps.sh cluster
+	python3 tests/cluster/cluster_test.py --binary $(BUILD)/tern-demo
+
 soak: all
 	@scripts/deps.sh bench
 	python3 bench/soak.py --binary $(BUILD)/tern-demo --minutes $${SOAK_MINUTES:-10}

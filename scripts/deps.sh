@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what building and testing tern needs on a fresh Debian machine,
-# only when missing. Usage: scripts/deps.sh [build|test|bench]
+# only when missing. Usage: scripts/deps.sh [build|test|bench|cluster]
 set -e
 what=${1:-build}
 need=""
@@ -33,6 +33,12 @@ if [ "$what" = test ]; then
   have chromium || optional="chromium"
   have node || need="$need nodejs"
   have npm || need="$need npm"
+fi
+if [ "$what" = cluster ]; then
+  have python3 || need="$need python3"
+  have wrk || need="$need wrk"
+  have nginx || need="$need nginx-light"
+  have haproxy || need="$need haproxy"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
