@@ -409,6 +409,27 @@ static void begin_drain(tern_server *s, int sfd) {
     }
 }
 
+/* The main thread while the workers serve: signals (stop, SIGHUP), the
+ * stop pipe and the systemd watchdog. Returns when a stop was asked for. */
+static void wait_for_stop(tern_server *s, int sfd) {
+    (void)tern_sd_notify("READY=1");
+    uint64_t watchdog_ns = tern__sd_watchdog_ns();
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
+        if (watchdog_ns) watchdog_ping(s);
+        int n = poll(pfd, sfd >= 0 ? 2 : 1, watchdog_ns ? (int)(watchdog_ns / 1000000ull) + 1 : -1);
+        if (n < 0 && errno != EINTR) return;
+        if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo != SIGHUP) return;
+                reload(s);
+            }
+        }
+        if (pfd[1].revents & POLLIN) return;
+    }
+}
+
 void tern_server_stop(tern_server *s) {
     atomic_store(&s->stop, 1);
     char c = 1;
@@ -475,23 +496,7 @@ int tern_server_run(tern_server *s) {
         if (r == 0) started++;
     }
 
-    if (r == 0) (void)tern_sd_notify("READY=1");
-    uint64_t watchdog_ns = tern__sd_watchdog_ns();
-    while (r == 0 && !atomic_load(&s->stop)) {
-        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
-        if (watchdog_ns) watchdog_ping(s);
-        int n = poll(pfd, sfd >= 0 ? 2 : 1, watchdog_ns ? (int)(watchdog_ns / 1000000ull) + 1 : -1);
-        if (n < 0 && errno != EINTR) break;
-        if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == sizeof si) {
-                if (si.ssi_signo != SIGHUP) break;
-                reload(s);
-            }
-        }
-        if (pfd[1].revents & POLLIN) break;
-    }
-
+    if (r == 0) wait_for_stop(s, sfd);
     if (r == 0) begin_drain(s, sfd);
     for (int i = 0; i < s->nworkers && s->workers; i++) {
         atomic_store_explicit(&s->workers[i].stopping, 1, memory_order_release);
