@@ -35,9 +35,13 @@ static int send_figures(tern_ctx *ctx, tern_server *s, uint64_t seq) {
 }
 
 /* One figure line per interval until the client leaves or the server
- * drains (a stream must not hold the drain up to its deadline). */
+ * drains (a stream must not hold the drain up to its deadline). A client
+ * that does not ask for an event stream (EventSource sends
+ * "Accept: text/event-stream"; curl does not) gets one event: a snapshot. */
 static void events(tern_ctx *ctx) {
     tern_server *s = tern_ctx_server(ctx);
+    const char *accept = tern_req_header(ctx, "Accept");
+    int snapshot = !accept || !strstr(accept, "text/event-stream");
     tern_resp_set_header(ctx, "Content-Type", "text/event-stream");
     tern_resp_set_header(ctx, "Cache-Control", "no-store");
     if (tern_resp_stream_start(ctx, -1) < 0) return;
@@ -45,6 +49,7 @@ static void events(tern_ctx *ctx) {
     if (tern_resp_stream_write(ctx, hello, sizeof hello - 1) < 0) return;
     for (uint64_t seq = 1; !tern_server_draining(s); seq++) {
         if (send_figures(ctx, s, seq) < 0) return;
+        if (snapshot) break;
         if (tern_sleep(EVENT_INTERVAL_MS) < 0) return; /* cancelled: the client went away */
     }
     tern_resp_stream_end(ctx);

@@ -87,9 +87,9 @@ static int set_switch(const char *v, int *out, char *err, size_t errlen) {
 
 /* Octal permission bits, as chmod takes them: 0660, 660, 0777 at most. */
 static int set_mode(const char *v, int *out, char *err, size_t errlen) {
-    char *end;
-    long m = strtol(v, &end, 8);
-    if (!*v || *end || m < 0 || m > 0777 || strspn(v, "01234567") != strlen(v)) {
+    long m = 0;
+    for (const char *p = v; *p >= '0' && *p <= '7' && m <= 0777; p++) m = m * 8 + (*p - '0');
+    if (!*v || strlen(v) > 4 || m > 0777 || strspn(v, "01234567") != strlen(v)) {
         snprintf(err, errlen, "bad value '%s' (octal 0-0777)", v);
         return -EINVAL;
     }

@@ -10,6 +10,7 @@
 
 #include <tern.h>
 
+#include "demo.h"
 #include "options.h"
 #include "service.h"
 
@@ -22,20 +23,17 @@ static int parse_owner(const char *spec, uid_t *uid, gid_t *gid) {
     if (group) *group++ = 0;
     *uid = (uid_t)-1;
     *gid = (gid_t)-1;
+    unsigned long n;
     if (*buf) {
         struct passwd *pw = getpwnam(buf);
-        char *end;
-        long n = strtol(buf, &end, 10);
         if (pw) *uid = pw->pw_uid;
-        else if (!*end && n >= 0) *uid = (uid_t)n;
+        else if (demo_parse_uint(buf, 0, 0x7fffffff, &n) == 0) *uid = (uid_t)n;
         else return -ENOENT;
     }
     if (group && *group) {
         struct group *gr = getgrnam(group);
-        char *end;
-        long n = strtol(group, &end, 10);
         if (gr) *gid = gr->gr_gid;
-        else if (!*end && n >= 0) *gid = (gid_t)n;
+        else if (demo_parse_uint(group, 0, 0x7fffffff, &n) == 0) *gid = (gid_t)n;
         else return -ENOENT;
     }
     return 0;
