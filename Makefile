@@ -5,8 +5,11 @@ TEST_BUILD ?= build-test
 TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 ARGS       ?=
+# the demo refuses to serve as root unless told to (--user, --allow-root):
+# the development targets tell it to
+export TERN_ALLOW_ROOT ?= 1
 
-.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan
+.PHONY: all run test bench soak install clean deps format format-check leakcheck test-aarch64 tsan cluster-test
 
 all:
 	@scripts/deps.sh build
@@ -29,6 +32,12 @@ bench: all
 	bench/run.sh
 
 # 10 minutes of mixed load on the release build; figures go to bench/RESULTS.md
+# three instances behind nginx and HAProxy, rolling restarts and a fourth
+# added under wrk load, zero failed requests (docs/DEPLOY.md); about 30 s
+cluster-test: all
+	@scripts/deps.sh cluster
+	python3 tests/cluster/cluster_test.py --binary $(BUILD)/tern-demo
+
 soak: all
 	@scripts/deps.sh bench
 	python3 bench/soak.py --binary $(BUILD)/tern-demo --minutes $${SOAK_MINUTES:-10}

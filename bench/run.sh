@@ -39,6 +39,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 CONC_CONNS=${CONC_CONNS:-5000}
 SCENARIOS=${SCENARIOS:-1 2 3 4 5 6 7 8 9 10 alog tls static pg json ws}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
+export TERN_ALLOW_ROOT=${TERN_ALLOW_ROOT:-1} # the demo refuses root otherwise
 TERN_PORT=${TERN_PORT:-18080}
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" 2>/dev/null && pwd) || {
     echo "bench: anchors not found at ${ANCHORS:-../shared/anchors} (set ANCHORS)" >&2

@@ -19,6 +19,7 @@ DURATION=${DURATION:-5s}
 IDLE_TLS_CONNS=${IDLE_TLS_CONNS:-5000}
 KEY=${KEY:-ec}
 TERN_BIN=${TERN_BIN:-build/tern-demo}
+export TERN_ALLOW_ROOT=${TERN_ALLOW_ROOT:-1} # the demo refuses root otherwise
 TERN_PORT=${TERN_TLS_PORT:-18444}
 NGINX_PORT=18443
 ANCHORS=$(cd "${ANCHORS:-../shared/anchors}" && pwd) || exit 1

@@ -227,7 +227,9 @@ TERN_API tern_str tern_req_body(const tern_ctx *ctx);
  * same code serves both. */
 TERN_API ssize_t tern_req_body_read(tern_ctx *ctx, void *buf, size_t len);
 TERN_API int tern_req_http_minor(const tern_ctx *ctx);            /* 0 for HTTP/1.0, 1 for 1.1 */
-/* Peer address; returns 0 or -errno. */
+/* The client's address: the socket's peer, or behind trusted proxies the
+ * real client (PROXY protocol, Forwarded, X-Forwarded-For: <tern/proxy.h>;
+ * tern_req_socket_peer gives the proxy). Returns 0 or -errno. */
 TERN_API int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len);
 /* The worker index this request runs on. */
 TERN_API int tern_worker_id(void);
@@ -351,6 +353,10 @@ TERN_API uint64_t tern_clock_ns(void);
 #include <tern/testing.h> /* run requests through a server without sockets */
 #include <tern/ws.h>      /* WebSocket (RFC 6455) */
 #include <tern/sse.h>     /* Server-Sent Events */
+#include <tern/health.h>  /* /healthz, /readyz, readiness checks, drain delay */
+#include <tern/config.h>  /* config files, tern_config by key, SIGHUP reload */
+#include <tern/listen.h>  /* Unix and inherited sockets, sd_notify, privileges */
+#include <tern/proxy.h>   /* PROXY protocol, Forwarded, X-Forwarded-For */
 /* and, included on their own: <tern/pool.h> (bounded async resource pool),
  * <tern/client.h> (outbound HTTP/1.1 client with a keep-alive pool),
  * <tern/pg.h> (PostgreSQL through libpq, asynchronously) */

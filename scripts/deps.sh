@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what building and testing tern needs on a fresh Debian machine,
-# only when missing. Usage: scripts/deps.sh [build|test|bench]
+# only when missing. Usage: scripts/deps.sh [build|test|bench|cluster]
 set -e
 what=${1:-build}
 need=""
+optional="" # large, and only one test needs it: a failed install makes that test skip
 have() { command -v "$1" >/dev/null 2>&1; }
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 have cmake || need="$need cmake"
@@ -32,6 +33,22 @@ if [ "$what" = test ]; then
   have testssl || need="$need testssl.sh"
   # WebSocket clients for the tests: Python's websockets (loads in /usr/bin/python3)
   pkg_missing python3-websockets && need="$need python3-websockets"
+  # test_service: socket activation (systemd-socket-activate, no init needed)
+  have systemd-socket-activate || need="$need systemd"
+  # test_proxy: HAProxy (send-proxy-v2) and nginx (stream proxy_protocol, XFF) in front
+  have haproxy || need="$need haproxy"
+  have nginx || need="$need nginx-light"
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need="$need libnginx-mod-stream"
+  # test_dashboard: headless Chromium driven by playwright-core (npm, below)
+  have chromium || optional="chromium"
+  have node || need="$need nodejs"
+  have npm || need="$need npm"
+fi
+if [ "$what" = cluster ]; then
+  have python3 || need="$need python3"
+  have wrk || need="$need wrk"
+  have nginx || need="$need nginx-light"
+  have haproxy || need="$need haproxy"
 fi
 if [ "$what" = bench ]; then
   have wrk || need="$need wrk"
@@ -54,5 +71,23 @@ if { [ "$what" = test ] || [ "$what" = bench ]; } && have npm; then
   if [ ! -d "$root/.deps/node/node_modules/ws" ]; then
     mkdir -p "$root/.deps/node"
     npm install --no-save --no-audit --no-fund --silent --prefix "$root/.deps/node" ws >/dev/null
+  fi
+fi
+if [ -n "$optional" ]; then
+  echo "tern: installing $optional" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  [ -n "$need" ] || $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $optional >/dev/null ||
+    echo "tern: cannot install $optional: test_dashboard will skip" >&2
+fi
+if [ "$what" = test ]; then
+  # playwright-core for test_dashboard, outside the repository (the test
+  # looks in $TERN_NPM_DIR); Debian's chromium is the browser it drives
+  npm_dir=${TERN_NPM_DIR:-$HOME/.cache/tern/npm}
+  if [ ! -d "$npm_dir/node_modules/playwright-core" ]; then
+    mkdir -p "$npm_dir"
+    (cd "$npm_dir" && npm install --no-audit --no-fund --silent playwright-core@1.48.2 >/dev/null 2>&1) ||
+      echo "tern: cannot install playwright-core: test_dashboard will skip" >&2
   fi
 fi

@@ -50,6 +50,8 @@ foreach(py ${TERN_INTEGRATION_TESTS})
   add_test(NAME integration_${name}
     COMMAND ${PYTHON3} ${py} --binary ${binary})
   set_tests_properties(integration_${name} PROPERTIES TIMEOUT 600 LABELS integration RUN_SERIAL TRUE)
+  # the demo refuses to serve as root unless told to; tests run as root in CI
+  set_property(TEST integration_${name} APPEND PROPERTY ENVIRONMENT TERN_ALLOW_ROOT=1)
 endforeach()
 
 # README examples compile

@@ -127,6 +127,7 @@ int demo_register_api(tern_server *s, unsigned rate); /* api.c: the /api/ group 
 void demo_api_cleanup(void);
 int demo_register_data(tern_server *s);       /* data.c: /form, /upload, /session */
 int demo_register_push(tern_server *s);       /* push.c: /ws, /chat, /sse */
+int demo_register_dashboard(tern_server *s);  /* dashboard.c: /dashboard, /dashboard/events */
 
 /* pool.c's share of a worker's state: made on the worker's thread before
  * it serves, freed there after its last request (0 or -errno). */

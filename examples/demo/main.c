@@ -1,26 +1,32 @@
 /* tern-demo: every feature of tern behind one command (`make run`).
  * Endpoints are listed in README.md and by --help. */
 #include <errno.h>
-#include <getopt.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tern.h>
 
 #include "demo.h"
+#include "options.h"
+#include "service.h"
 
 /* groups not built into this binary are skipped (weak references) */
 #pragma weak demo_register_runtime
 #pragma weak demo_register_metrics
 #pragma weak demo_register_pool
 #pragma weak demo_register_admission
-#pragma weak demo_register_data
+#pragma weak demo_register_dashboard
 #pragma weak demo_pool_worker_init
 #pragma weak demo_pool_worker_fini
 #pragma weak demo_pool_cleanup
+#pragma weak demo_register_data
 #pragma weak demo_register_pg
 #pragma weak demo_pg_cleanup
 
@@ -146,6 +152,37 @@ static void tls_peer(tern_ctx *ctx) {
     tern_resp_text(ctx, 200, subject ? subject : "none");
 }
 
+/* GET /whoami: the client as handlers see it (behind trusted proxies, the
+ * real one) and the socket's own peer. */
+static const char *addr_text(tern_ctx *ctx, const struct sockaddr_storage *ss) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    } else if (ss->ss_family == AF_UNIX) {
+        return "unix";
+    }
+    return tern_sprintf(ctx, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+static void whoami(tern_ctx *ctx) {
+    struct sockaddr_storage client, sock;
+    socklen_t cl, sl;
+    if (tern_req_peer(ctx, &client, &cl) < 0 || tern_req_socket_peer(ctx, &sock, &sl) < 0) {
+        tern_resp_text(ctx, 500, "no peer\n");
+        return;
+    }
+    tern_resp_set_header(ctx, "Content-Type", "application/json");
+    tern_resp_printf(ctx, "{\"client\":\"%s\",\"socket_peer\":\"%s\"}\n", addr_text(ctx, &client),
+                     addr_text(ctx, &sock));
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern-demo [--host ADDR] [--port PORT] [--workers N] [options]\n"
@@ -165,6 +202,25 @@ static void usage(FILE *f) {
             "  --handshake-timeout MS  whole TLS handshake (default 10000); SIGHUP reloads\n"
             "                 the certificate files\n"
             "  --upstream-ca FILE  CA file to verify an https:// --upstream (default: system)\n"
+            "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
+            "                 requests, %d-%d MiB (default %d; see below)\n"
+            "  --config FILE  read options from FILE first ('key = value' lines, keys are\n"
+            "                 these flags without '--'; flags given here win)\n"
+            "  --log-file FILE  append stderr to FILE; SIGHUP reopens it\n"
+            "  --drain-delay MS  after SIGTERM, keep serving this long with /readyz at 503\n"
+            "                 before closing the listeners (default 0)\n"
+            "  --backlog N, --max-request-head BYTES, --max-target BYTES, --max-headers N,\n"
+            "  --max-body BYTES, --stack-size BYTES, --min-body-rate BYTES/S,\n"
+            "  --adaptive-target US, --adaptive-interval MS, --max-handshakes N: see README\n"
+            "  --unix PATH    also listen on a Unix socket; --unix-mode 0660, --unix-owner\n"
+            "                 USER[:GROUP]; --tcp false: no TCP port (systemd sockets are used\n"
+            "                 when LISTEN_FDS is set)\n"
+            "  --user USER    drop to USER after binding; as root the demo refuses to serve\n"
+            "                 without --user or --allow-root (TERN_ALLOW_ROOT=1)\n"
+            "  --trusted-proxies LIST  proxies whose Forwarded / X-Forwarded-For (and PROXY\n"
+            "                 header) are believed: addresses, CIDR blocks, \"unix\"\n"
+            "  --proxy-protocol  every connection starts with a PROXY v1/v2 header from a\n"
+            "                 trusted proxy, else it is closed\n"
             "  --pg DSN       PostgreSQL (libpq connection string) for /db, /queries, /updates,\n"
             "                 /fortunes; an empty database gets the TechEmpower tables\n"
             "  --pg-pool N    PostgreSQL connections in all, 1-1024 (default 4): each worker\n"
@@ -179,16 +235,15 @@ static void usage(FILE *f) {
             "                 network file systems; a cached open costs ~1 us inline)\n"
             "  --no-compression  send responses uncompressed (default: gzip or br as the\n"
             "                 client accepts, for text and JSON of 1 KiB and more)\n"
-            "  --budget-mb N  memory the demo's work in flight may hold, summed over all\n"
-            "                 requests, %d-%d MiB (default %d; see below)\n"
+            "SIGHUP re-reads --config and the flags, applies the limits and timeouts that\n"
+            "can change at run time, reopens --log-file and reloads the certificates.\n"
             "\n"
             "endpoints (numeric parameters: decimal digits only, else 400):\n"
             "  GET /, /plaintext, /json    hello world\n"
             "  GET /concurrent             three sleeps (10, 5, 3 ms) in one request\n"
             "  POST /echo                  the request body back\n"
             "  GET /users/:id              {\"id\":\"<id>\"}\n"
-            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1); &text=1 labels it\n"
-            "                              text/plain (compressed when the client accepts it)\n"
+            "  GET /stream?mb=N            N MiB streamed, N 0-1024 (default 1)\n"
             "  GET /memory?tasks=N         N parked tasks and their RSS, N 1-100000 (default 1000)\n"
             "  GET /event-loop?mb=N        CPU, IO and mixed tasks and the loop lag; N MiB hashed,\n"
             "                              1-256 (default 20)\n"
@@ -230,6 +285,11 @@ static void usage(FILE *f) {
             "                              10-60000 (default 1000); /sse?heartbeat_ms=N: \": ping\"\n"
             "                              after N ms quiet, 10-600000 (default 15000);\n"
             "                              Last-Event-ID resumes the count\n"
+            "  GET /dashboard              live charts of the /stats figures (one page, no CDN)\n"
+            "  GET /dashboard/events       the same figures as Server-Sent Events, once a second\n"
+            "  GET /whoami                 the client address handlers see, and the socket's peer\n"
+            "  GET /healthz                alive: every worker's loop turned within 1 s, else 503\n"
+            "  GET /readyz                 ready: not draining, not shedding, checks pass, else 503\n"
             "\n"
             "budget: what all requests together hold in flight; a request that would pass it\n"
             "gets 503 + Retry-After: 1. Memory (--budget-mb): 4 KiB per task or parked handler\n"
@@ -271,153 +331,63 @@ static void worker_stop(tern_server *s, int id, void *local) {
     free(w);
 }
 
-int main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'h'}, {"port", required_argument, NULL, 'p'},
-        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'H'},
-        {"reuse-port", no_argument, NULL, 'r'},   {"upstream", required_argument, NULL, 'u'},
-        {"db", required_argument, NULL, 'd'},
-        {"header-timeout", required_argument, NULL, 1000},
-        {"body-timeout", required_argument, NULL, 1001},
-        {"keepalive-timeout", required_argument, NULL, 1002},
-        {"write-timeout", required_argument, NULL, 1003},
-        {"drain-timeout", required_argument, NULL, 1004},
-        {"max-connections", required_argument, NULL, 1005},
-        {"max-in-flight", required_argument, NULL, 1006},
-        {"budget-mb", required_argument, NULL, 'b'},
-        {"tls-cert", required_argument, NULL, 2000},
-        {"tls-key", required_argument, NULL, 2001},
-        {"tls-client-ca", required_argument, NULL, 2002},
-        {"handshake-timeout", required_argument, NULL, 2003},
-        {"upstream-ca", required_argument, NULL, 2004},
-        {"pg", required_argument, NULL, 3000},
-        {"pg-pool", required_argument, NULL, 3001},
-        {"pg-shared-pool", no_argument, NULL, 3002},
-        {"access-log", required_argument, NULL, 3100},
-        {"access-log-format", required_argument, NULL, 3101},
-        {"api-rate", required_argument, NULL, 3102},
-        {"no-api", no_argument, NULL, 3103},
-        {"static", required_argument, NULL, 2005},
-        {"no-compression", no_argument, NULL, 2006},
-        {"static-offload", no_argument, NULL, 2007},
-        {NULL, 0, NULL, 0}};
-    const char *access_log = NULL;
-    tern_access_log_format access_format = TERN_ACCESS_LOG_COMBINED;
-    unsigned long api_rate = 100;
-    int api = 1;
-    const char *tls_certs[16], *tls_keys[16], *tls_client_ca = NULL;
-    int ncerts = 0, nkeys = 0;
-    const char *host = "0.0.0.0";
-    unsigned long port = 8080, workers = 0, budget_mb = DEMO_BUDGET_MB_DEFAULT;
-    int reuse_port = 0, compression = 1, static_offload = 0;
-    const char *static_dir = NULL;
-    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER, .chat = {.lock = PTHREAD_MUTEX_INITIALIZER}};
-    tern_config cfg;
-    tern_config_init(&cfg);
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p':
-            if (demo_parse_uint(optarg, 0, 65535, &port) < 0) {
-                fprintf(stderr, "tern-demo: bad --port '%s' (0-65535)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (demo_parse_uint(optarg, 1, 1024, &workers) < 0) {
-                fprintf(stderr, "tern-demo: bad --workers '%s' (1-1024)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'H': usage(stdout); return 0;
-        case 'r': reuse_port = 1; break;
-        case 'u': app.upstream_url = optarg; break;
-        case 'd': app.db_opt = optarg; break;
-        case 'b':
-            if (demo_parse_uint(optarg, DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX, &budget_mb) < 0) {
-                fprintf(stderr, "tern-demo: bad --budget-mb '%s' (%d-%d)\n", optarg,
-                        DEMO_BUDGET_MB_MIN, DEMO_BUDGET_MB_MAX);
-                return 2;
-            }
-            break;
-        case 1000: case 1001: case 1002: case 1003: case 1004: case 1005: case 1006: {
-            unsigned long v;
-            if (demo_parse_uint(optarg, 0, 86400000, &v) < 0) {
-                fprintf(stderr, "tern-demo: bad value '%s' for --%s\n", optarg, opts[opt - 1000 + 7].name);
-                return 2;
-            }
-            unsigned *fields[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
-                                  &cfg.keepalive_timeout_ms, &cfg.write_timeout_ms,
-                                  &cfg.drain_timeout_ms, &cfg.max_connections, &cfg.max_in_flight};
-            *fields[opt - 1000] = (unsigned)v;
-            break;
-        }
-        case 2000:
-        case 2001:
-            if ((opt == 2000 ? ncerts : nkeys) >= 16) {
-                fprintf(stderr, "tern-demo: at most 16 --tls-cert/--tls-key pairs\n");
-                return 2;
-            }
-            if (opt == 2000)
-                tls_certs[ncerts++] = optarg;
-            else
-                tls_keys[nkeys++] = optarg;
-            break;
-        case 2002: tls_client_ca = optarg; break;
-        case 2003: {
-            unsigned long v;
-            if (demo_parse_uint(optarg, 1, 86400000, &v) < 0) {
-                fprintf(stderr, "tern-demo: bad --handshake-timeout '%s' (1-86400000)\n", optarg);
-                return 2;
-            }
-            cfg.handshake_timeout_ms = (unsigned)v;
-            break;
-        }
-        case 2004: app.upstream_ca = optarg; break;
-        case 3000: app.pg_dsn = optarg; break;
-        case 3001:
-            if (demo_parse_uint(optarg, 1, 1024, &app.pg_pool) < 0) {
-                fprintf(stderr, "tern-demo: bad --pg-pool '%s' (1-1024)\n", optarg);
-                return 2;
-            }
-            break;
-        case 3002: app.pg_shared_pool = 1; break;
-        case 3100: access_log = optarg; break;
-        case 3101:
-            if (strcmp(optarg, "combined") != 0 && strcmp(optarg, "json") != 0) {
-                fprintf(stderr, "tern-demo: bad --access-log-format '%s' (combined or json)\n", optarg);
-                return 2;
-            }
-            access_format = optarg[0] == 'j' ? TERN_ACCESS_LOG_JSON : TERN_ACCESS_LOG_COMBINED;
-            break;
-        case 3102:
-            if (demo_parse_uint(optarg, 1, 1000000, &api_rate) < 0) {
-                fprintf(stderr, "tern-demo: bad --api-rate '%s' (1-1000000)\n", optarg);
-                return 2;
-            }
-            break;
-        case 3103: api = 0; break;
-        case 2005: static_dir = optarg; break;
-        case 2006: compression = 0; break;
-        case 2007: static_offload = 1; break;
-        default:
-            fprintf(stderr, "tern-demo: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "tern-demo: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
+/* --log-file: stderr (tern's own messages and the demo's) goes to FILE,
+ * opened for appending; SIGHUP reopens it, so logrotate can move it away. */
+static int open_log(const char *path) {
+    if (!path) return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    int r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
 
-    if (ncerts != nkeys || (tls_client_ca && !ncerts)) {
-        fprintf(stderr, "tern-demo: --tls-cert and --tls-key come in pairs (and --tls-client-ca needs them)\n");
+typedef struct demo_reload {
+    int argc;
+    char **argv;
+    demo_opts *running; /* what the server started with */
+} demo_reload;
+
+/* SIGHUP: the configuration file and flags read again; the limits and
+ * timeouts that can change are applied, the rest reported as needing a
+ * restart; the log file reopened. */
+static void reload(tern_server *s, void *arg) {
+    demo_reload *rl = arg;
+    demo_opts fresh;
+    if (demo_opts_load(&fresh, rl->argc, rl->argv, NULL) != 0) {
+        fprintf(stderr, "tern-demo: reload: configuration kept (errors above)\n");
+        demo_opts_free(&fresh);
+        return;
+    }
+    const char *log = fresh.log_file ? fresh.log_file : rl->running->log_file;
+    int r = open_log(log);
+    if (log) fprintf(stderr, "tern-demo: reload: log file %s %s\n", log, r < 0 ? "kept (cannot open)" : "reopened");
+    int n = tern_server_reconfigure(s, &fresh.cfg);
+    fprintf(stderr, "tern-demo: reload: %d setting%s changed\n", n, n == 1 ? "" : "s");
+    demo_opts_free(&fresh);
+}
+
+int main(int argc, char **argv) {
+    static demo_opts o; /* static: what it holds stays reachable until exit */
+    int lr = demo_opts_load(&o, argc, argv, usage);
+    if (lr) {
+        demo_opts_free(&o);
+        return lr == 1 ? 0 : 2;
+    }
+    if (open_log(o.log_file) < 0) {
+        fprintf(stderr, "tern-demo: cannot open --log-file %s: %s\n", o.log_file, strerror(errno));
+        demo_opts_free(&o);
         return 2;
     }
+    demo_app app = {.lock = PTHREAD_MUTEX_INITIALIZER, .chat = {.lock = PTHREAD_MUTEX_INITIALIZER},
+                    .upstream_url = o.upstream_url, .upstream_ca = o.upstream_ca, .db_opt = o.db,
+                    .pg_dsn = o.pg_dsn, .pg_pool = o.pg_pool, .pg_shared_pool = o.pg_shared_pool};
+    tern_config cfg = o.cfg;
+    const char *host = o.host, *tls_client_ca = o.tls_client_ca;
+    const char *const *tls_certs = o.tls_certs, *const *tls_keys = o.tls_keys;
+    int ncerts = o.ncerts;
+    unsigned long port = cfg.port, budget_mb = o.budget_mb;
+    demo_reload rl = {.argc = argc, .argv = argv, .running = &o};
     demo_budget_init(&app.budget, (long)budget_mb * 1024, DEMO_CPU_BUDGET_MIB);
     tern_server *s = tern_server_new_config(&cfg);
     if (!s) {
@@ -425,11 +395,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     tern_server_set_address(s, host, (uint16_t)port);
-    if (workers) tern_server_set_workers(s, (int)workers);
-    tern_server_set_shared_port(s, reuse_port);
+    int inherited = demo_listen_setup(s, &o);
+    if (inherited < 0) {
+        tern_server_free(s);
+        return 1;
+    }
+    tern_server_set_drain_delay(s, o.drain_delay_ms);
+    tern_server_on_reload(s, reload, &rl);
     tern_server_set_data(s, &app);
     tern_server_on_worker(s, worker_start, worker_stop);
-    int r;
     tern_route(s, TERN_GET, "/", plaintext);
     tern_route(s, TERN_GET, "/plaintext", plaintext);
     tern_route(s, TERN_GET, "/json", json);
@@ -438,18 +412,23 @@ int main(int argc, char **argv) {
     tern_route(s, TERN_GET, "/users/:id", user);
     tern_route(s, TERN_GET, "/stream", stream);
     tern_route(s, TERN_GET, "/tls/peer", tls_peer);
-    if (static_dir) {
+    tern_route(s, TERN_GET, "/whoami", whoami);
+    tern_route(s, TERN_GET, "/healthz", tern_healthz_handler);
+    tern_route_with(s, TERN_GET, "/readyz", tern_readyz_handler,
+                    &(tern_route_opts){.timeout_ms = 3000});
+    int r;
+    if (o.static_dir) {
         tern_static_opts so;
         tern_static_opts_init(&so);
-        so.offload_open = static_offload;
-        int sr = tern_static_with(s, "/static/", static_dir, &so);
+        so.offload_open = o.static_offload;
+        int sr = tern_static_with(s, "/static/", o.static_dir, &so);
         if (sr < 0) {
-            fprintf(stderr, "tern-demo: cannot serve --static %s: %s\n", static_dir, strerror(-sr));
+            fprintf(stderr, "tern-demo: cannot serve --static %s: %s\n", o.static_dir, strerror(-sr));
             tern_server_free(s);
             return 1;
         }
     }
-    if (compression) {
+    if (!o.no_compression) {
         tern_compression_opts co;
         tern_compression_opts_init(&co);
         tern_server_set_compression(s, &co);
@@ -458,23 +437,20 @@ int main(int argc, char **argv) {
         if (tern_server_add_cert(s, tls_certs[i], tls_keys[i]) < 0) {
             fprintf(stderr, "tern-demo: cannot use --tls-cert %s --tls-key %s\n", tls_certs[i], tls_keys[i]);
             tern_server_free(s);
-            demo_api_cleanup();
             return 1;
         }
     }
     if (tls_client_ca && tern_server_set_client_ca(s, tls_client_ca) < 0) {
         fprintf(stderr, "tern-demo: cannot use --tls-client-ca %s\n", tls_client_ca);
         tern_server_free(s);
-        demo_api_cleanup();
         return 1;
     }
-    if (access_log && (r = tern_server_access_log(s, access_log, access_format)) < 0) {
-        fprintf(stderr, "tern-demo: cannot open --access-log %s: %s\n", access_log, strerror(-r));
+    if (o.access_log && (r = tern_server_access_log(s, o.access_log, o.access_format)) < 0) {
+        fprintf(stderr, "tern-demo: cannot open --access-log %s: %s\n", o.access_log, strerror(-r));
         tern_server_free(s);
-        demo_api_cleanup();
         return 1;
     }
-    if (api && (r = demo_register_api(s, (unsigned)api_rate)) < 0) {
+    if (!o.no_api && (r = demo_register_api(s, (unsigned)o.api_rate)) < 0) {
         fprintf(stderr, "tern-demo: cannot set up /api/: %s\n", strerror(-r));
         tern_server_free(s);
         demo_api_cleanup();
@@ -482,7 +458,7 @@ int main(int argc, char **argv) {
     }
     int (*groups[])(tern_server *) = {demo_register_runtime, demo_register_metrics,
                                       demo_register_pool, demo_register_admission, demo_register_pg,
-                                      demo_register_data, demo_register_push};
+                                      demo_register_data, demo_register_push, demo_register_dashboard};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         if (!groups[i]) continue;
         int g = groups[i](s);
@@ -505,24 +481,29 @@ int main(int argc, char **argv) {
         demo_api_cleanup();
         return 1;
     }
+    if (demo_drop_privileges(&o) < 0) {
+        if (demo_pool_cleanup) demo_pool_cleanup(s);
+        if (demo_pg_cleanup) demo_pg_cleanup(s);
+        tern_server_free(s);
+        demo_api_cleanup();
+        return 2;
+    }
     app.port = tern_server_port(s);
     app.workers = tern_server_workers(s);
     app.worker_states = calloc((size_t)app.workers, sizeof *app.worker_states);
     if (!app.worker_states) {
         fprintf(stderr, "tern-demo: out of memory\n");
         tern_server_free(s);
-        demo_api_cleanup();
         return 1;
     }
-    printf("tern-demo listening on %s://%s:%u (%d workers)\n", ncerts ? "https" : "http", host, tern_server_port(s),
-           tern_server_workers(s));
-    fflush(stdout);
+    demo_print_listening(s, &o, ncerts > 0, inherited);
     r = tern_server_run(s);
     if (demo_pool_cleanup) demo_pool_cleanup(s);
     if (demo_pg_cleanup) demo_pg_cleanup(s);
     tern_server_free(s);
     demo_api_cleanup();
     free(app.worker_states);
+    demo_opts_free(&o);
     if (r < 0) {
         fprintf(stderr, "tern-demo: %s\n", strerror(-r));
         return 1;

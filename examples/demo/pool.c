@@ -690,6 +690,19 @@ void demo_pool_cleanup(tern_server *s) {
     if (app->file_path[0]) unlink(app->file_path);
 }
 
+/* /readyz: this worker's pool can lend a database connection within a
+ * second (a busy pool that lends nothing in that time is not ready). */
+static int db_ready(void *arg) {
+    (void)arg;
+    tern_pool *p = db_pool();
+    if (!p) return -ENODEV;
+    void *v;
+    int r = tern_pool_acquire(p, 1000, &v);
+    if (r < 0) return r;
+    tern_pool_release(p, v);
+    return 0;
+}
+
 int demo_register_pool(tern_server *s) {
     demo_app *app = tern_server_data(s);
     pid_t pid = getpid();
@@ -724,6 +737,8 @@ int demo_register_pool(tern_server *s) {
     r = tern_metrics_register_source(s, "sqlite", sqlite_source, app);
     if (r < 0 && r != -EEXIST) return r;
     r = tern_metrics_register_source(s, "upstream", upstream_source, app);
+    if (r < 0 && r != -EEXIST) return r;
+    r = tern_health_add_check(s, "db", db_ready, NULL);
     if (r < 0 && r != -EEXIST) return r;
     r = tern_route(s, TERN_GET, "/pool", pool_handler);
     if (r < 0) return r;

@@ -168,10 +168,17 @@ const char *tern_req_param(const tern_ctx *ctx, const char *name) {
     return NULL;
 }
 
-int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
+int tern_req_socket_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
     *len = sizeof *addr;
     if (!ctx->exchange) return -ENOTCONN;
     return getpeername(ctx->exchange->t.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
+}
+
+int tern_req_peer(const tern_ctx *ctx, struct sockaddr_storage *addr, socklen_t *len) {
+    if (!ctx->exchange) return -ENOTCONN;
+    const tern__h1 *x = ctx->exchange;
+    if (x->hooks->peer) return x->hooks->peer(x->drv, ctx, x->t.fd, addr, len);
+    return tern_req_socket_peer(ctx, addr, len);
 }
 
 const char *tern_req_tls_peer_subject(tern_ctx *ctx) {

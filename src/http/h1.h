@@ -96,6 +96,9 @@ typedef struct tern__h1_hooks {
      * (tern_req_body_read); asked with the head parsed and the path set,
      * before any body byte is read. */
     int (*streams_body)(void *drv, tern_ctx *ctx);
+    /* The client's address for tern_req_peer (behind a proxy, the real
+     * one); NULL: the socket's peer. 0 or -errno. */
+    int (*peer)(void *drv, const tern_ctx *ctx, int fd, struct sockaddr_storage *addr, socklen_t *len);
 } tern__h1_hooks;
 
 /* What tern__h1_serve left behind. */

@@ -13,6 +13,7 @@
 #include "http/ws.h"
 #include "rt/sched.h"
 #include "server/metrics.h"
+#include "server/proxy.h"
 #include "server/server.h"
 #include "server/tls_config.h"
 #include "server/worker.h"
@@ -108,6 +109,7 @@ static void conn_register(tern__worker *w, int fd, int now) {
         atomic_fetch_sub_explicit(&w->server->open_conns, 1, memory_order_relaxed);
         return;
     }
+    if (w->client) w->client[fd].state = TERN__CLIENT_UNREAD;
     __atomic_store_n(&w->open_conns, w->open_conns + 1, __ATOMIC_RELAXED);
     tern__metrics_conn_opened(w->metrics);
     if (w->server->conn_open) w->server->conn_open(w->server, fd, w->server->conn_arg);
@@ -302,6 +304,17 @@ static void conn_main(void *arg) {
     tern__conn_busy b;
     b.conn = c;
     b.wait = 0;
+    if (w->client && w->client[c->fd].state == TERN__CLIENT_UNREAD) {
+        /* the PROXY header comes first, before TLS and HTTP */
+        b.x.in_handler = 0;
+        b.x.coro = w->sched.current;
+        c->busy = &b;
+        tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
+        if (tern__proxy_read(w, c->fd, &b.x.t) < 0) {
+            conn_close(w, c);
+            return;
+        }
+    }
     if (w->tls) {
         void *ssl = w->tls[c->fd];
         if (!ssl) {

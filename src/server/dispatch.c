@@ -11,6 +11,7 @@
 #include "server/access_log.h"
 #include "server/conn.h"
 #include "server/metrics.h"
+#include "server/proxy.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -229,6 +230,7 @@ const tern__h1_hooks tern__dispatch_hooks = {
     .responded = responded,
     .rejected = rejected,
     .abandoned = abandoned,
+    .peer = tern__proxy_peer,
 };
 
 /* The same with the access log's line after each answer (access_log.c). */

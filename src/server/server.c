@@ -23,6 +23,8 @@
 #include "rt/offload.h"
 #include "http/ctx.h"
 #include "server/access_log.h"
+#include "server/health.h"
+#include "server/listen.h"
 #include "server/tls_config.h"
 #include "server/worker.h"
 
@@ -105,6 +107,8 @@ void tern_server_free(tern_server *s) {
     tern__mw_free(s);
     tern__access_log_free(s->alog);
     tern__static_free_all(s);
+    tern__health_free(s);
+    tern__listen_close_shared(s);
     if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     free(s);
@@ -216,6 +220,15 @@ static int resolve_workers(const tern_server *s);
 static int bind_listeners(tern_server *s);
 int tern_server_workers(const tern_server *s) { return s->bound ? s->nworkers : resolve_workers(s); }
 
+/* "::" means IPv6 and IPv4 whatever net.ipv6.bindv6only says (IPv4
+ * clients appear as ::ffff:a.b.c.d); a specific address is that one only. */
+static void set_dual_stack(int fd, const struct addrinfo *ai) {
+    if (ai->ai_family != AF_INET6) return;
+    const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+    int v6only = memcmp(&sa->sin6_addr, &in6addr_any, sizeof in6addr_any) != 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+}
+
 static int open_listener(const struct addrinfo *ai, int backlog) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) return -errno;
@@ -232,6 +245,7 @@ static int open_listener(const struct addrinfo *ai, int backlog) {
      * nothing costs the server nothing (seconds before the kernel gives up) */
     int defer = 10;
     setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+    set_dual_stack(fd, ai);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
         int e = errno;
         close(fd);
@@ -259,6 +273,8 @@ static void block_signals(tern_server *s) {
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGPIPE);
+    /* a SIGHUP right after the program announced itself must not kill it */
+    if (s->reload_fn || tern__server_tls(s)) sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, &s->old_sigmask);
     s->signals_blocked = 1;
 }
@@ -310,7 +326,7 @@ int tern_server_bind(tern_server *s) {
     if (s->bound) return 0;
     int vr = validate_config(&s->cfg);
     if (vr < 0) return vr;
-    if (!s->cfg.shared_port && s->cfg.port != 0) {
+    if (!s->cfg.shared_port && s->cfg.port != 0 && !s->no_tcp) {
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *res = NULL;
@@ -327,8 +343,21 @@ int tern_server_bind(tern_server *s) {
     return br;
 }
 
+/* Only Unix and adopted sockets: the workers share those (listen.c). */
+static int bind_shared_only(tern_server *s, int n) {
+    if (!s->nshared) return -EDESTADDRREQ;
+    s->listen_fds = malloc((size_t)n * sizeof(int));
+    if (!s->listen_fds) return -ENOMEM;
+    for (int i = 0; i < n; i++) s->listen_fds[i] = -1;
+    s->nworkers = n;
+    s->port = tern__listen_shared_port(s);
+    s->bound = 1;
+    return 0;
+}
+
 static int bind_listeners(tern_server *s) {
     int n = resolve_workers(s);
+    if (s->no_tcp) return bind_shared_only(s, n);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -374,6 +403,76 @@ static int bind_listeners(tern_server *s) {
     return 0;
 }
 
+/* The systemd watchdog hears from us only while every worker's loop turns
+ * (what /healthz checks): a stuck worker gets the service restarted. */
+static void watchdog_ping(tern_server *s) {
+    uint64_t now = tern_clock_ns(), stall = (uint64_t)TERN_HEALTH_STALL_MS * 1000000ull;
+    for (int i = 0; i < s->nworkers; i++) {
+        uint64_t t = atomic_load_explicit(&s->workers[i].last_tick_ns, memory_order_relaxed);
+        if (t && now > t && now - t > stall) return;
+    }
+    (void)tern_sd_notify("WATCHDOG=1");
+}
+
+/* SIGHUP: the program's hook first (configuration, log file: it may call
+ * tern_server_reconfigure), then the certificates; each step logged. */
+static void reload(tern_server *s) {
+    fprintf(stderr, "tern: SIGHUP: reloading\n");
+    tern__sd_notify_reloading();
+    if (s->reload_fn) s->reload_fn(s, s->reload_arg);
+    if (tern__server_tls(s)) {
+        int rr = tern_server_reload_certs(s);
+        fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
+    }
+    if (s->alog && tern_server_reopen_access_log(s) < 0)
+        fprintf(stderr, "tern: SIGHUP: cannot reopen the access log; writing to the old file\n");
+    (void)tern_sd_notify("READY=1");
+}
+
+/* A stop was asked for: /readyz turns 503 now, and the listeners stay open
+ * for drain_delay_ms so a load balancer polling /readyz stops sending before
+ * they close. Another stop signal (or tern_server_stop) cuts the delay. */
+static void begin_drain(tern_server *s, int sfd) {
+    atomic_store_explicit(&s->draining, 1, memory_order_release);
+    (void)tern_sd_notify("STOPPING=1");
+    char buf[16];
+    while (read(s->stop_pipe[0], buf, sizeof buf) > 0) {
+    }
+    if (!s->drain_delay_ms) return;
+    fprintf(stderr, "tern: draining: not ready; accepting for %u ms more\n", s->drain_delay_ms);
+    uint64_t end = tern_clock_ns() + (uint64_t)s->drain_delay_ms * 1000000ull;
+    for (uint64_t now; (now = tern_clock_ns()) < end;) {
+        struct pollfd pfd[2] = {{.fd = s->stop_pipe[0], .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        int n = poll(pfd, sfd >= 0 ? 2 : 1, (int)((end - now + 999999) / 1000000));
+        if (n < 0 && errno != EINTR) return;
+        if (pfd[0].revents & POLLIN) return;
+        struct signalfd_siginfo si;
+        if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP)
+            return;
+    }
+}
+
+/* The main thread while the workers serve: signals (stop, SIGHUP), the
+ * stop pipe and the systemd watchdog. Returns when a stop was asked for. */
+static void wait_for_stop(tern_server *s, int sfd) {
+    (void)tern_sd_notify("READY=1");
+    uint64_t watchdog_ns = tern__sd_watchdog_ns();
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
+        if (watchdog_ns) watchdog_ping(s);
+        int n = poll(pfd, sfd >= 0 ? 2 : 1, watchdog_ns ? (int)(watchdog_ns / 1000000ull) + 1 : -1);
+        if (n < 0 && errno != EINTR) return;
+        if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo != SIGHUP) return;
+                reload(s);
+            }
+        }
+        if (pfd[1].revents & POLLIN) return;
+    }
+}
+
 void tern_server_stop(tern_server *s) {
     atomic_store(&s->stop, 1);
     char c = 1;
@@ -415,10 +514,11 @@ int tern_server_run(tern_server *s) {
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
     sigaddset(&stopsigs, SIGTERM);
-    if (tern__server_tls(s) || s->alog) {
-        /* SIGHUP reloads the certificates of a TLS server and reopens the
-         * access log (and keeps its default meaning, termination, for a
-         * server with neither); blocked before the workers start, so they
+    if (tern__server_tls(s) || s->alog || s->reload_fn) {
+        /* SIGHUP reloads (the program's hook, then the certificates of a
+         * TLS server, then the access log reopened) and keeps its default
+         * meaning, termination, for a server with none of them; blocked
+         * before the workers start, so they
          * inherit the mask */
         sigset_t hup;
         sigemptyset(&hup);
@@ -446,25 +546,8 @@ int tern_server_run(tern_server *s) {
         if (r == 0) started++;
     }
 
-    while (r == 0 && !atomic_load(&s->stop)) {
-        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
-        int n = poll(pfd, sfd >= 0 ? 2 : 1, -1);
-        if (n < 0 && errno != EINTR) break;
-        if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == sizeof si) {
-                if (si.ssi_signo != SIGHUP) break;
-                if (tern__server_tls(s)) {
-                    int rr = tern_server_reload_certs(s);
-                    fprintf(stderr, "tern: SIGHUP: certificates %s\n", rr == 0 ? "reloaded" : "kept (reload failed)");
-                }
-                if (s->alog && tern_server_reopen_access_log(s) < 0)
-                    fprintf(stderr, "tern: SIGHUP: cannot reopen the access log; writing to the old file\n");
-            }
-        }
-        if (pfd[1].revents & POLLIN) break;
-    }
-
+    if (r == 0) wait_for_stop(s, sfd);
+    if (r == 0) begin_drain(s, sfd);
     for (int i = 0; i < s->nworkers && s->workers; i++) {
         atomic_store_explicit(&s->workers[i].stopping, 1, memory_order_release);
         if (s->workers[i].notify_fd >= 0) tern__worker_notify(&s->workers[i]);
@@ -482,6 +565,7 @@ int tern_server_run(tern_server *s) {
     free(s->workers);
     s->workers = NULL;
     close_listeners(s);
+    tern__listen_close_shared(s);
     if (sfd >= 0) {
         /* a second signal during the drain is already answered by this
          * drain: consume it so restoring the mask does not kill us */

@@ -18,6 +18,14 @@ struct tern__worker;
 struct tern__tls_config;
 struct tern__mw_chain;
 struct tern__access_log;
+struct tern__health_check;
+
+/* A trusted proxy's address block. */
+typedef struct tern__cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned bits;
+    unsigned char addr[16];
+} tern__cidr;
 
 /* What the router maps a route to: the handler and its admission limits. */
 typedef struct tern__route_entry {
@@ -67,6 +75,27 @@ struct tern_server {
     struct tern__access_log *alog;
     struct tern__compress_config *compress; /* tern_server_set_compression, or NULL */
     struct tern__static_mount *statics;     /* tern_static (static.c), freed with s */
+    /* health.c */
+    struct tern__health_check *health_checks; /* /readyz, in registration order */
+    atomic_int draining;        /* a stop signal came: /readyz says 503 */
+    unsigned drain_delay_ms;    /* keep accepting this long after it */
+    /* listen.c: Unix and inherited sockets, one each, watched by every worker */
+#define TERN__MAX_SHARED 16
+    struct {
+        int fd;
+        char *unix_path; /* removed at free; NULL for an adopted socket */
+    } shared[TERN__MAX_SHARED];
+    int nshared;
+    int no_tcp;                 /* tern_server_set_tcp(s, 0) */
+    /* proxy.c: trusted proxies and the PROXY protocol */
+#define TERN__MAX_TRUSTED 64
+    tern__cidr trusted[TERN__MAX_TRUSTED];
+    int ntrusted;
+    int trust_unix;             /* "unix": Unix socket peers are proxies */
+    int proxy_protocol;         /* every connection starts with a PROXY header */
+    /* config.c: SIGHUP */
+    void (*reload_fn)(struct tern_server *s, void *arg);
+    void *reload_arg;
 };
 
 /* Frees what tern_static and tern_server_set_compression attached to s. */

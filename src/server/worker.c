@@ -16,6 +16,9 @@
 #include "http/ws.h"
 #include "rt/overflow.h"
 #include "server/access_log.h"
+#include "server/health.h"
+#include "server/listen.h"
+#include "server/proxy.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tls_config.h"
@@ -42,6 +45,7 @@ static void tick_fire(tern__timer *t) {
     uint64_t lag = now > t->deadline_ns ? now - t->deadline_ns : 0;
     tern__metrics_loop_lag(w->metrics, lag);
     tern__admission_lag(&w->admission, lag, now);
+    tern__health_tick(w, now);
     tern__wheel_add(&w->sched.wheel, t, now + TICK_NS);
 }
 
@@ -110,6 +114,14 @@ int tern__worker_init(tern__worker *w, tern_server *s, int id) {
             return -ENOMEM;
         }
     }
+    if (s->proxy_protocol) {
+        w->client = mmap(NULL, slots * sizeof *w->client, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (w->client == MAP_FAILED) {
+            w->client = NULL;
+            return -ENOMEM;
+        }
+    }
     if (tern__h1_scratch_init(&w->scratch, s->cfg.max_headers) < 0) return -ENOMEM;
     __atomic_store_n(&w->metrics, tern__metrics_new(), __ATOMIC_RELEASE); /* /stats reads it from other workers */
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -132,6 +144,8 @@ void tern__worker_destroy(tern__worker *w) {
     w->peers = NULL;
     if (w->upgraded) munmap(w->upgraded, w->conn_slots * sizeof(void *));
     w->upgraded = NULL;
+    if (w->client) munmap(w->client, w->conn_slots * sizeof *w->client);
+    w->client = NULL;
     w->tls = NULL;
     w->conns = NULL;
     tern__h1_scratch_destroy(&w->scratch);
@@ -153,16 +167,21 @@ static void pause_accept(tern__worker *w) {
     tern__wheel_add(&w->sched.wheel, &w->accept_retry, w->sched.now_ns + ACCEPT_RETRY_NS);
 }
 
-static void accept_all(tern__worker *w) {
+enum tern__accept_outcome {
+    TERN__ACCEPT_EMPTY, /* the listener's queue is empty: try the next */
+    TERN__ACCEPT_STOP,  /* paused or held: accept nothing more now */
+};
+
+static enum tern__accept_outcome accept_from(tern__worker *w, int lfd) {
     tern_server *s = w->server;
     unsigned limit = s->cfg.max_connections;
-    while (w->listen_fd >= 0 && !w->draining) {
+    for (;;) {
         if (w->tls && w->tls_handshakes >= s->cfg.max_handshakes && s->cfg.max_handshakes) {
             /* a handshake flood waits in the kernel's backlog instead of
              * taking this worker's CPU from established connections; the
              * loop accepts again when handshakes finish */
             w->accept_held = 1;
-            return;
+            return TERN__ACCEPT_STOP;
         }
         /* reserve the slot first: two workers checking a shared count and
          * then accepting could both take the last one */
@@ -172,26 +191,34 @@ static void accept_all(tern__worker *w) {
             /* at the limit: leave connections in the kernel's backlog (the
              * client waits) rather than accept and drop them */
             pause_accept(w);
-            return;
+            return TERN__ACCEPT_STOP;
         }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
-        int fd = accept4(w->listen_fd, w->peers ? (struct sockaddr *)&peer : NULL, w->peers ? &peer_len : NULL,
+        int fd = accept4(lfd, w->peers ? (struct sockaddr *)&peer : NULL, w->peers ? &peer_len : NULL,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
             atomic_fetch_sub_explicit(&s->open_conns, 1, memory_order_relaxed);
-            if (e == EAGAIN) return;
             if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
                 pause_accept(w);
-                return;
+                return TERN__ACCEPT_STOP;
             }
-            return;
+            return TERN__ACCEPT_EMPTY; /* EAGAIN, or an error of this listener */
         }
         if (w->peers && (size_t)fd < w->conn_slots) tern__peer_text_set(&w->peers[fd], &peer);
         tern__conn_accepted(w, fd);
     }
+}
+
+/* The worker's own listener, then the shared ones (listen.c). */
+static void accept_all(tern__worker *w) {
+    if (w->draining) return;
+    if (w->listen_fd >= 0 && accept_from(w, w->listen_fd) == TERN__ACCEPT_STOP) return;
+    tern_server *s = w->server;
+    for (int i = 0; i < s->nshared; i++)
+        if (accept_from(w, s->shared[i].fd) == TERN__ACCEPT_STOP) return;
 }
 
 static void accept_retry_fire(tern__timer *t) {
@@ -214,6 +241,7 @@ static void on_event(tern__sched *s, uint64_t data, uint32_t events) {
         tern__conn_event(w, (tern__conn *)(uintptr_t)data, events);
         break;
     case TERN_EV_LISTENER:
+    case TERN_EV_SHARED_LISTENER:
         if (!w->listen_paused) accept_all(w);
         break;
     case TERN_EV_NOTIFY: {
@@ -230,6 +258,7 @@ static void start_drain(tern__worker *w) {
      * the listener closes: take them first, they get Connection: close */
     if (!w->listen_paused) accept_all(w);
     w->draining = 1;
+    tern__listen_watch(w, 0); /* the server closes them once every worker is done */
     if (w->listen_fd >= 0) {
         close(w->listen_fd);
         w->listen_fd = -1;
@@ -247,11 +276,13 @@ static void *worker_main(void *arg) {
     (void)tern__overflow_thread_start();
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
                              .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_LISTENER};
-    epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
+    if (w->listen_fd >= 0) epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->listen_fd, &ev);
+    tern__listen_watch(w, 1);
     ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)w | TERN_EV_NOTIFY};
     epoll_ctl(w->sched.epfd, EPOLL_CTL_ADD, w->notify_fd, &ev);
     tern__wheel_add(&w->sched.wheel, &w->tick, tern_clock_ns() + TICK_NS);
     if (w->server->alog) (void)tern__access_log_worker_start(w); /* no buffer: no lines */
+    tern__health_tick(w, tern_clock_ns());
     if (w->server->worker_start) w->local = w->server->worker_start(w->server, w->id);
     accept_all(w); /* connections that queued before the loop started */
 

@@ -21,6 +21,7 @@ enum {
     TERN_EV_CONN = 0,     /* tern__conn * */
     TERN_EV_LISTENER = 1, /* the worker's listener */
     TERN_EV_NOTIFY = 2,   /* the worker's eventfd (stop, drain) */
+    TERN_EV_SHARED_LISTENER = 3, /* index into server->shared, shifted by 3 */
 };
 
 typedef struct tern__worker {
@@ -36,6 +37,9 @@ typedef struct tern__worker {
     /* TLS: each connection's SSL * by fd (a side table, like conns, so the
      * 32-byte slot stays as it is); NULL when the server has no TLS */
     void **tls;
+    /* PROXY protocol: each connection's client address by fd (proxy.h),
+     * NULL unless the server requires PROXY headers */
+    struct tern__client_addr *client;
     unsigned tls_handshakes;     /* in progress here (cap: max_handshakes) */
     /* WebSockets in callback mode by fd (TERN__CONN_UPGRADED), a side table
      * like tls, mapped at the first one */
@@ -57,6 +61,7 @@ typedef struct tern__worker {
     struct tern__metrics *metrics;
     tern__admission admission;
     tern__timer tick;            /* every 10 ms: measures loop lag */
+    _Atomic uint64_t last_tick_ns; /* when it last fired: /healthz reads it */
     void *local;                /* tern_worker_local: the start hook's result */
     void *alog;                 /* the access log's buffer (access_log.c), or NULL */
     struct tern__peer_text *peers; /* by fd, with the access log: each connection's peer
