@@ -766,13 +766,13 @@ int tern_ws_close(tern_ws *ws, unsigned code, const char *reason) {
 
 /* ---- callback mode: no coroutine while idle ----------------------------------- */
 
-int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close,
+int tern_ws_on_message(tern_ws *ws, tern_ws_message_fn on_message, tern_ws_close_fn on_close_fn,
                        void *user) {
     if (!on_message) return -EINVAL;
     if (!is_owner(ws) || !ws->ctx) return -EPERM;
     if (ws->detached) return -EALREADY;
     ws->on_message = on_message;
-    ws->on_close = on_close;
+    ws->on_close = on_close_fn;
     ws->user = user;
     ws->detached = 1;
     ws->ctx->upgraded = 1; /* the exchange hands the connection to its driver */

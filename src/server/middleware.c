@@ -101,6 +101,8 @@ void tern__mw_free(tern_server *s) {
 
 /* "/api/" holds "/api/x" and "/api" itself. */
 static int group_matches(const tern__mw_group *g, const char *path, size_t path_len) {
+    /* most paths differ from a group's prefix at their second byte */
+    if (g->prefix_len > 1 && path_len > 1 && path[1] != g->prefix[1]) return 0;
     if (path_len >= g->prefix_len) return memcmp(path, g->prefix, g->prefix_len) == 0;
     return g->prefix_len > 1 && g->prefix[g->prefix_len - 1] == '/' &&
            path_len == g->prefix_len - 1 && memcmp(path, g->prefix, path_len) == 0;
@@ -123,7 +125,16 @@ int tern_next_call(tern_next *next) {
 }
 
 void tern__mw_run(tern__worker *w, tern__h1 *x, tern_ctx *ctx) {
-    tern_next first = {.w = w, .x = x, .ctx = ctx};
+    /* a path outside every group (and no global middleware) goes straight
+     * to routing: registering an /api/ group costs /plaintext one compare */
+    const struct tern__mw_chain *c = w->server->mw;
+    size_t g = 0;
+    while (g < c->n && !(c->groups[g].n && group_matches(&c->groups[g], ctx->path, ctx->path_len))) g++;
+    if (g == c->n) {
+        tern__dispatch_route(w, x, ctx);
+        return;
+    }
+    tern_next first = {.w = w, .x = x, .ctx = ctx, .group = g};
     tern_next_call(&first);
 }
 
