@@ -1,5 +1,13 @@
 #include "server/admission.h"
 
+#include <time.h>
+
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* where the limit starts; it only matters once the worker is congested,
  * and by then it has followed the concurrency that ran in budget */
 #define LIMIT_INITIAL 4
@@ -11,6 +19,11 @@
 #define MIN_REFRESH_INTERVALS 50
 /* congestion needs the handlers to have kept the worker this busy */
 #define BUSY_PERCENT 75
+
+void tern__admission_use_thread_cpu(tern__admission *a) {
+    a->cpu_clock = thread_cpu_ns;
+    a->cpu_mark_ns = thread_cpu_ns();
+}
 
 void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns) {
     *a = (tern__admission){.target_ns = target_ns,
@@ -52,7 +65,12 @@ static void limit_update(tern__admission *a, uint64_t elapsed_ns) {
     if (a->lat_count) {
         uint64_t avg = a->lat_sum_ns / a->lat_count;
         a->last_avg_latency_ns = avg;
-        int busy = a->run_sum_ns * 100 >= elapsed_ns * BUSY_PERCENT;
+        uint64_t used = a->run_sum_ns;
+        if (a->cpu_clock) {
+            uint64_t now = a->cpu_clock();
+            if (now - a->cpu_mark_ns > used) used = now - a->cpu_mark_ns;
+        }
+        int busy = used * 100 >= elapsed_ns * BUSY_PERCENT;
         if (busy && a->min_latency_ns != UINT64_MAX && avg > 2 * a->min_latency_ns) {
             limit_cut(a, avg);
             a->congested = 1;
@@ -82,6 +100,7 @@ static void limit_update(tern__admission *a, uint64_t elapsed_ns) {
     }
     a->lat_sum_ns = a->lat_count = 0;
     a->run_sum_ns = 0;
+    if (a->cpu_clock) a->cpu_mark_ns = a->cpu_clock();
     a->peak_running = a->running;
 }
 

@@ -61,11 +61,18 @@ typedef struct tern__admission {
     uint64_t next_min_ns;        /* smallest of the current refresh window */
     unsigned min_age;
     uint64_t lat_sum_ns, lat_count;
-    uint64_t run_sum_ns;         /* handlers' running time this interval */
+    uint64_t run_sum_ns;         /* finished handlers' running time this interval */
+    /* the worker thread's CPU clock (NULL in unit tests): busy is the CPU the
+     * thread used over the interval, running handlers that have not finished
+     * too (500 interleaved requests finish few per interval) */
+    uint64_t (*cpu_clock)(void);
+    uint64_t cpu_mark_ns;
     uint64_t last_avg_latency_ns;
 } tern__admission;
 
 void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);
+/* From the worker thread that owns a: busy is measured on its CPU clock. */
+void tern__admission_use_thread_cpu(tern__admission *a);
 /* Closes intervals that ended by now_ns (call at least once per loop pass). */
 void tern__admission_tick(tern__admission *a, uint64_t now_ns);
 void tern__admission_lag(tern__admission *a, uint64_t lag_ns, uint64_t now_ns);

@@ -271,6 +271,7 @@ static void *worker_main(void *arg) {
     tern__worker *w = arg;
     tern__sched_self = &w->sched;
     tern__worker_self = w;
+    tern__admission_use_thread_cpu(&w->admission);
     /* a handler that overflows its stack is reported by route, not a silent
      * SIGSEGV; needs this thread's alternate signal stack */
     (void)tern__overflow_thread_start();
