@@ -151,6 +151,14 @@ void tern__admission_tick(tern__admission *a, uint64_t now_ns) {
 void tern__admission_lag(tern__admission *a, uint64_t lag_ns, uint64_t now_ns) {
     tern__admission_tick(a, now_ns);
     if (lag_ns > a->max_lag_ns) a->max_lag_ns = lag_ns;
+    if (!a->cpu_clock) return;
+    uint64_t cpu = a->cpu_clock();
+    if (a->tick_wall_ns && now_ns > a->tick_wall_ns) {
+        int hot = (cpu - a->tick_cpu_ns) * 100 >= (now_ns - a->tick_wall_ns) * BUSY_PERCENT;
+        a->hot_ticks = hot ? a->hot_ticks + 1 : 0;
+    }
+    a->tick_cpu_ns = cpu;
+    a->tick_wall_ns = now_ns;
 }
 
 int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns, unsigned in_flight,
@@ -159,7 +167,15 @@ int tern__admission_check(tern__admission *a, uint64_t delay_ns, uint64_t now_ns
     if (delay_ns < a->min_delay_ns) a->min_delay_ns = delay_ns;
     a->samples++;
     uint64_t allowed = a->overloaded ? a->target_ns : a->interval_ns;
-    int shed = delay_ns > allowed || ((a->congested || a->overloaded) && a->running >= a->limit);
+    /* congested by an interval's evidence: the measured limit; only hot for
+     * two ticks (a cold overload, no evidence yet): slow start's limit */
+    unsigned limit = a->limit;
+    int congested = a->congested || a->overloaded;
+    if (!congested && a->hot_ticks >= 2) {
+        congested = 1;
+        if (limit > LIMIT_INITIAL) limit = LIMIT_INITIAL;
+    }
+    int shed = delay_ns > allowed || (congested && a->running >= limit);
     /* near the in-flight ceiling while overloaded: keep headroom */
     if (!shed && a->overloaded && max_in_flight && in_flight * 10 >= max_in_flight * 9) shed = 1;
     if (shed) {

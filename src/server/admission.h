@@ -67,6 +67,11 @@ typedef struct tern__admission {
      * too (500 interleaved requests finish few per interval) */
     uint64_t (*cpu_clock)(void);
     uint64_t cpu_mark_ns;
+    /* the short horizon (the 10 ms loop tick): a worker saturated for two
+     * ticks in a row is congested now, before an interval's evidence, so a
+     * cold overload admits ~20 ms of backlog, not 100 ms or more */
+    uint64_t tick_cpu_ns, tick_wall_ns;
+    unsigned hot_ticks;
     uint64_t last_avg_latency_ns;
 } tern__admission;
 
