@@ -884,17 +884,9 @@ out:
  * general parser, from the state the call started in, and abort unless
  * both agree on everything. Benchmarks and release builds do not: -D
  * TERN_PARSE_CHECK_FAST=0/1 overrides. */
+#include "rt/sanitizers.h"
 #ifndef TERN_PARSE_CHECK_FAST
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_PARSE_CHECK_FAST 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_PARSE_CHECK_FAST 1
-#endif
-#endif
-#endif
-#ifndef TERN_PARSE_CHECK_FAST
-#define TERN_PARSE_CHECK_FAST 0
+#define TERN_PARSE_CHECK_FAST TERN_ASAN
 #endif
 
 #if TERN_PARSE_CHECK_FAST

@@ -41,16 +41,7 @@
 #define TERN_CORO_SAVE_FPU 0
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_ASAN 1
-#endif
-#endif
-#ifndef TERN_ASAN
-#define TERN_ASAN 0
-#endif
+#include "rt/sanitizers.h"
 #if TERN_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

@@ -33,16 +33,7 @@ typedef void (*tern__coro_fn)(void *arg);
 
 /* ThreadSanitizer build (make tsan): the scheduler tells TSan about every
  * switch (its fiber API), or it would see one thread's stack jump around. */
-#if defined(__SANITIZE_THREAD__)
-#define TERN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TERN_TSAN 1
-#endif
-#endif
-#ifndef TERN_TSAN
-#define TERN_TSAN 0
-#endif
+#include "rt/sanitizers.h"
 
 struct tern_coro {
     void *sp; /* saved stack pointer while switched out */

@@ -18,16 +18,7 @@
 
 #include "rt/sched.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TERN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TERN_ASAN 1
-#endif
-#endif
-#ifndef TERN_ASAN
-#define TERN_ASAN 0
-#endif
+#include "rt/sanitizers.h"
 
 /* Room for the handler and write(2); MINSIGSTKSZ grows with the CPU's
  * vector state (AVX-512 frames are ~3.5 KiB). Only touched pages are

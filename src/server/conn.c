@@ -331,7 +331,7 @@ static void conn_main(void *arg) {
     } else {
         tern__transport_socket(&b.x.t, c->fd, &c->flags, conn_wait, &b);
     }
-    tern__h1_init(&b.x, &w->server->h1, w->server->alog ? &tern__dispatch_hooks_logged : &tern__dispatch_hooks, w,
+    tern__h1_init(&b.x, &w->server->h1, &w->server->hooks, w,
                   &w->scratch, w->sched.current);
     b.x.requests = &c->requests;
     tern__sched_set_park_hook(b.x.coro, tern__h1_park_hook, &b.x);

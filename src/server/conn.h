@@ -60,7 +60,9 @@ void tern__conn_drain(struct tern__worker *w);
 void tern__conn_cancel_all(struct tern__worker *w);
 
 /* The exchange's hooks into the server (dispatch.c). */
+/* The server's hooks (dispatch.c); tern_server_run copies them into the
+ * server and adds the access log's `completed` when there is one, so one
+ * table is the source of every variant. */
 extern const tern__h1_hooks tern__dispatch_hooks;
-extern const tern__h1_hooks tern__dispatch_hooks_logged; /* with the access log */
 
 #endif

@@ -233,12 +233,3 @@ const tern__h1_hooks tern__dispatch_hooks = {
     .peer = tern__proxy_peer,
 };
 
-/* The same with the access log's line after each answer (access_log.c). */
-const tern__h1_hooks tern__dispatch_hooks_logged = {
-    .dispatch = dispatch,
-    .streams_body = streams_body,
-    .responded = responded,
-    .rejected = rejected,
-    .abandoned = abandoned,
-    .completed = tern__access_log_completed,
-};

@@ -483,6 +483,8 @@ void tern_server_stop(tern_server *s) {
 int tern_server_run(tern_server *s) {
     int r = tern_server_bind(s);
     if (r < 0) return r;
+    s->hooks = tern__dispatch_hooks;
+    if (s->alog) s->hooks.completed = tern__access_log_completed;
     s->h1 = (tern__h1_config){
         .limits = {.max_head = s->cfg.max_request_head, .max_target = s->cfg.max_target,
                    .max_headers = s->cfg.max_headers},

@@ -48,6 +48,7 @@ struct tern_server {
     char *host;
     tern__router *router;
     tern__h1_config h1;         /* what the HTTP/1.1 exchange needs of cfg */
+    tern__h1_hooks hooks;       /* tern__dispatch_hooks, + the access log's */
     int nworkers;
     struct tern__worker *workers;
     int *listen_fds;            /* one per worker, bound by tern_server_bind */

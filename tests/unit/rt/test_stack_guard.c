@@ -18,28 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+#include "rt/sanitizers.h"
+#define UNDER_ASAN TERN_ASAN
 /* ThreadSanitizer (make tsan) takes the re-raised SIGSEGV over and exits
  * with its own status after tern's message */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#define UNDER_TSAN TERN_TSAN
 
 #define STACK_64K (64 * 1024)
 #define LABEL "the handler of GET /test/overflow"
