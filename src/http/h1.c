@@ -238,6 +238,8 @@ static int serve_streamed(tern__h1 *x, const tern__http_request *req, size_t hea
     /* what the handler left unread must go before the next request */
     if (tern__body_stream_finish(&bs) < 0) ctx.close = 1;
     *step = finish(x, &ctx, 0);
+    /* uploads get their access-log line like every other request */
+    if (x->hooks->completed) x->hooks->completed(x->drv, x, &ctx, *step == STEP_ABORT);
     tern__ctx_release(&ctx);
     return 0;
 }

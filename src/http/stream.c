@@ -46,6 +46,8 @@ int tern_resp_stream_start(tern_ctx *ctx, int64_t content_length) {
     ctx->stream_left = framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : UINT64_MAX;
     /* compressed: the announced length still bounds what the handler writes */
     if (ctx->stream_encoded && announced >= 0) ctx->stream_left = (uint64_t)announced;
+    /* HEAD, 1xx, 204 and 304 carry no body: nothing is owed, whatever was announced */
+    if (ctx->method == TERN_HEAD || !tern__status_has_body(ctx->status)) ctx->stream_left = 0;
     ctx->resp_body_len = 0;
     int r = tern__h1_send_head(x, ctx, framing, framing == TERN__FRAME_LENGTH ? (uint64_t)content_length : 0);
     if (r == 0) r = tern__h1_flush(x);
@@ -120,8 +122,7 @@ int tern_resp_stream_end(tern_ctx *ctx) {
         if (!p) return -ENOMEM;
         memcpy(p, "0\r\n\r\n", 5);
         tern__h1_commit(ctx->exchange, 5);
-    } else if (!ctx->stream_chunked && ctx->stream_left && ctx->stream_left != UINT64_MAX &&
-               ctx->method != TERN_HEAD) {
+    } else if (!ctx->stream_chunked && ctx->stream_left && ctx->stream_left != UINT64_MAX) {
         /* fewer bytes than announced: the client can only learn it from a close */
         ctx->close = 1;
         return -EPIPE;

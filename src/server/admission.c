@@ -64,7 +64,6 @@ static void limit_update(tern__admission *a, uint64_t elapsed_ns) {
     int calm = 1;
     if (a->lat_count) {
         uint64_t avg = a->lat_sum_ns / a->lat_count;
-        a->last_avg_latency_ns = avg;
         uint64_t used = a->run_sum_ns;
         if (a->cpu_clock) {
             uint64_t now = a->cpu_clock();
@@ -78,8 +77,6 @@ static void limit_update(tern__admission *a, uint64_t elapsed_ns) {
         } else {
             limit_grow(a, avg);
         }
-    } else {
-        a->last_avg_latency_ns = 0;
     }
     if (a->overloaded) {
         a->congested = 1;

@@ -72,7 +72,6 @@ typedef struct tern__admission {
      * cold overload admits ~20 ms of backlog, not 100 ms or more */
     uint64_t tick_cpu_ns, tick_wall_ns;
     unsigned hot_ticks;
-    uint64_t last_avg_latency_ns;
 } tern__admission;
 
 void tern__admission_init(tern__admission *a, uint64_t target_ns, uint64_t interval_ns, uint64_t now_ns);

@@ -39,6 +39,14 @@ class TestFailure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here for a reason outside the project
+    (no IPv6, not root, an optional browser that could not be installed).
+    A tool scripts/deps.sh installs is no reason: its absence is a failure.
+    A file with a skip and no failure exits 77, which ctest reports as
+    skipped (SKIP_RETURN_CODE), not passed."""
+
+
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
@@ -494,6 +502,7 @@ def main(namespace, server_args=None, needs_server=True, before_start=None):
     if args.pattern:
         tests = [(n, f) for n, f in tests if args.pattern in n]
     failed = []
+    skipped = []
     srv = None
     t_file = time.monotonic()
     if needs_server:
@@ -514,6 +523,9 @@ def main(namespace, server_args=None, needs_server=True, before_start=None):
             try:
                 fn(srv) if needs_server else fn(args.binary)
                 print("PASS %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
+            except Skip as e:
+                skipped.append(name)
+                print("SKIP %s: %s" % (name, e), flush=True)
             except Exception as e:
                 failed.append(name)
                 tb = traceback.format_exc().rstrip().splitlines()
@@ -538,7 +550,9 @@ def main(namespace, server_args=None, needs_server=True, before_start=None):
         if srv is not None:
             srv.cleanup()
     total = len(tests) + (1 if srv is not None else 0)
-    print("%d/%d passed in %.1fs%s" % (total - len(failed), total, time.monotonic() - t_file,
-                                      "" if not failed else "; FAILED: " + ", ".join(failed)),
+    print("%d/%d passed in %.1fs%s%s" % (total - len(failed) - len(skipped), total,
+                                        time.monotonic() - t_file,
+                                        "" if not skipped else "; SKIPPED: " + ", ".join(skipped),
+                                        "" if not failed else "; FAILED: " + ", ".join(failed)),
           flush=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed else 77 if skipped else 0)

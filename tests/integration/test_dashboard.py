@@ -48,8 +48,7 @@ def load(port, stop, count):
 def test_dashboard_in_chromium(srv):
     why = tools_missing()
     if why:
-        print("SKIP test_dashboard_in_chromium: " + why)
-        return
+        raise harness.Skip(why)
     shot = os.path.join(os.path.dirname(srv.binary), "dashboard.png")
     stop, count = threading.Event(), [0]
     threads = [threading.Thread(target=load, args=(srv.port, stop, count)) for _ in range(2)]

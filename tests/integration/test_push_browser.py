@@ -20,8 +20,7 @@ from test_dashboard import CHROMIUM, HERE, NPM_DIR, tools_missing  # noqa: E402
 def test_ws_and_sse_in_chromium(srv):
     why = tools_missing()
     if why:
-        print("SKIP test_ws_and_sse_in_chromium: " + why)
-        return
+        raise harness.Skip(why)
     data_dir = tempfile.mkdtemp(prefix="tern-chromium-")
     try:
         env = dict(os.environ, NODE_PATH=os.path.join(NPM_DIR, "node_modules"), CHROMIUM=CHROMIUM)

@@ -105,8 +105,7 @@ def have_ipv6():
 
 def test_ipv6_and_dual_stack(binary):
     if not have_ipv6():
-        print("SKIP test_ipv6_and_dual_stack: no IPv6 on this machine")
-        return
+        raise harness.Skip("no IPv6 on this machine")
     for host, v4 in (("::", True), ("::1", False)):
         srv = Server(binary, ["--port", "0", "--workers", "1", "--host", host]).start()
         try:
@@ -199,8 +198,7 @@ def test_systemd_socket_activation_and_notify(binary):
 
 def test_user_drops_privileges(binary):
     if os.geteuid() != 0:
-        print("SKIP test_user_drops_privileges: needs root")
-        return
+        raise harness.Skip("needs root")
     user = pwd.getpwnam("nobody")
     # bind a port only root may bind, then serve as nobody
     for port in range(800, 900):
@@ -232,8 +230,7 @@ def test_user_drops_privileges(binary):
 
 def test_refuses_root_unless_told(binary):
     if os.geteuid() != 0:
-        print("SKIP test_refuses_root_unless_told: needs root")
-        return
+        raise harness.Skip("needs root")
     env = env_with()
     env.pop("TERN_ALLOW_ROOT", None)
     p = subprocess.run([binary, "--port", "0", "--host", "127.0.0.1"], capture_output=True,

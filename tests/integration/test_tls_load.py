@@ -54,9 +54,7 @@ const port = process.argv[2];
 
 def test_node_undici_over_https(binary):
     node = shutil.which("node")
-    if not node:
-        print("    SKIP: node is not installed")
-        return
+    check(node, "node missing (scripts/deps.sh test installs nodejs)")
     make_cert()
     script = os.path.join(TMP, "client.js")
     with open(script, "w") as f:

@@ -20,9 +20,7 @@ EXPECTED_FOR_TEST_CERT = {"cert_chain_of_trust", "cert_revocation"}
 
 def test_testssl_no_high_findings(binary):
     testssl = shutil.which("testssl") or shutil.which("testssl.sh")
-    if not testssl:
-        print("    SKIP: testssl.sh is not installed (scripts/deps.sh test installs it)")
-        return
+    check(testssl, "testssl.sh missing (scripts/deps.sh test installs it)")
     tmp = tempfile.mkdtemp(prefix="tern-testssl-")
     cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
     r = subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "365", "-subj",

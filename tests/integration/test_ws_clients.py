@@ -37,9 +37,8 @@ def run_python(srv, body):
 
 def run_node(srv, body):
     node = shutil.which("node")
-    if not node or not os.path.isdir(os.path.join(NODE_MODULES, "ws")):
-        print("SKIP node ws client: node or %s/ws missing (scripts/deps.sh test)" % NODE_MODULES)
-        return None
+    check(node and os.path.isdir(os.path.join(NODE_MODULES, "ws")),
+          "node or %s/ws missing (scripts/deps.sh test installs them)" % NODE_MODULES)
     script = "const WebSocket = require('ws'); const PORT = %d;\n%s" % (srv.port, body)
     env = dict(os.environ, NODE_PATH=NODE_MODULES)
     r = subprocess.run([node, "-e", script], capture_output=True, timeout=60, env=env)
@@ -148,8 +147,7 @@ ws.on('pong', (d) => { ws.close(4000, 'done'); });
 ws.on('close', (code) => { if (code !== 4000) { console.error('code', code); process.exit(1); } console.log('ok'); });
 ws.on('error', (e) => { console.error(e); process.exit(1); });
 ''')
-    if out is not None:
-        check("ok" in out, out)
+    check("ok" in out, out)
 
 
 def test_node_ws_many_connections(srv):
@@ -163,8 +161,7 @@ for (let k = 0; k < N; k++) {
   ws.on('error', (e) => { console.error(e); process.exit(1); });
 }
 ''')
-    if out is not None:
-        check("ok" in out, out)
+    check("ok" in out, out)
 
 
 def test_python_websockets_over_tls(srv):
